@@ -1,0 +1,51 @@
+"""Persistent state of the bot in SQLite, behind the typed methods of Storage."""
+
+from bot.storage.database import DEFAULT_CACHE_SIZE, Storage, word_key
+from bot.storage.errors import (
+    ClonedVoiceExistsError,
+    MigrationError,
+    PronunciationLimitError,
+    SchemaVersionError,
+    StorageClosedError,
+    StorageError,
+)
+from bot.storage.migrations import LATEST_VERSION
+from bot.storage.models import (
+    GUILD_SETTING_NAMES,
+    GUILD_SETTING_TYPES,
+    MAX_PRONUNCIATIONS,
+    MAX_SPOKEN_LENGTH,
+    MAX_WORD_LENGTH,
+    MEMBER_PREFERENCE_NAMES,
+    MEMBER_PREFERENCE_TYPES,
+    ClonedVoice,
+    GuildSettings,
+    MemberPreferences,
+    Pronunciation,
+    Usage,
+)
+
+__all__ = [
+    "DEFAULT_CACHE_SIZE",
+    "GUILD_SETTING_NAMES",
+    "GUILD_SETTING_TYPES",
+    "LATEST_VERSION",
+    "MAX_PRONUNCIATIONS",
+    "MAX_SPOKEN_LENGTH",
+    "MAX_WORD_LENGTH",
+    "MEMBER_PREFERENCE_NAMES",
+    "MEMBER_PREFERENCE_TYPES",
+    "ClonedVoice",
+    "ClonedVoiceExistsError",
+    "GuildSettings",
+    "MemberPreferences",
+    "MigrationError",
+    "Pronunciation",
+    "PronunciationLimitError",
+    "SchemaVersionError",
+    "Storage",
+    "StorageClosedError",
+    "StorageError",
+    "Usage",
+    "word_key",
+]

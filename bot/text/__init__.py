@@ -1,0 +1,59 @@
+"""Pure text functions: readout cleaning, chunking for the request limit, prosody forms, pronunciations."""
+
+from bot.text.chunking import MAX_REQUEST_CHARS, split_text
+from bot.text.cleaning import (
+    NO_NAMES,
+    TRUNCATION_SUFFIX,
+    CallbackResolver,
+    MentionResolver,
+    clean_message,
+    format_timestamp,
+    is_speakable,
+    said_prefix,
+    truncate,
+    with_said_prefix,
+)
+from bot.text.pronunciation import matching_entries, occurs_as_word
+from bot.text.prosody import (
+    PITCH_RANGE,
+    PITCH_WORDS,
+    RATE_RANGE,
+    RATE_WORDS,
+    VOLUME_RANGE,
+    VOLUME_WORDS,
+    ProsodyError,
+    ProsodyKind,
+    normalize_pitch,
+    normalize_prosody,
+    normalize_rate,
+    normalize_volume,
+)
+
+__all__ = [
+    "MAX_REQUEST_CHARS",
+    "NO_NAMES",
+    "PITCH_RANGE",
+    "PITCH_WORDS",
+    "RATE_RANGE",
+    "RATE_WORDS",
+    "TRUNCATION_SUFFIX",
+    "VOLUME_RANGE",
+    "VOLUME_WORDS",
+    "CallbackResolver",
+    "MentionResolver",
+    "ProsodyError",
+    "ProsodyKind",
+    "clean_message",
+    "format_timestamp",
+    "is_speakable",
+    "matching_entries",
+    "normalize_pitch",
+    "normalize_prosody",
+    "normalize_rate",
+    "normalize_volume",
+    "occurs_as_word",
+    "said_prefix",
+    "split_text",
+    "truncate",
+    "with_said_prefix",
+]

@@ -1,0 +1,105 @@
+"""The bot's configuration: environment variables, also read from `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://unmixr.com/api/v1"
+
+# Where an operator gets each required value; shown when it is missing.
+WHERE_TO_GET = {
+    "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
+    "UNMIXR_API_KEY": "https://app.unmixr.com/manage-api-keys/",
+}
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot, read from the environment and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+        populate_by_name=True,
+    )
+
+    discord_token: SecretStr = Field(validation_alias="DISCORD_TOKEN")
+    unmixr_api_key: SecretStr = Field(validation_alias="UNMIXR_API_KEY")
+    unmixr_base_url: str = Field(DEFAULT_BASE_URL, validation_alias="UNMIXR_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    database_path: Path = Field(Path("data/bot.sqlite3"), validation_alias="DATABASE_PATH")
+    audio_cache_dir: Path = Field(Path("data/audio-cache"), validation_alias="AUDIO_CACHE_DIR")
+    audio_cache_max_mb: int = Field(512, ge=0, validation_alias="AUDIO_CACHE_MAX_MB")
+    default_voice_id: str | None = Field(None, validation_alias="DEFAULT_VOICE_ID")
+    dev_guild_id: int | None = Field(None, validation_alias="DEV_GUILD_ID")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    voice_alone_seconds: float = Field(60, ge=0, validation_alias="VOICE_ALONE_SECONDS")
+    voice_idle_seconds: float = Field(600, ge=0, validation_alias="VOICE_IDLE_SECONDS")
+    readout_skip_prefix: str = Field("!", validation_alias="READOUT_SKIP_PREFIX")
+    unmixr_max_concurrency: int = Field(8, ge=1, le=64, validation_alias="UNMIXR_MAX_CONCURRENCY")
+    # Development only: point discord.py at a local Discord stand-in (see README).
+    discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
+    discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
+
+    @field_validator("openai_api_key", "default_voice_id", "dev_guild_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `.env.example` leaves optional values empty; an empty string means "not set".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("unmixr_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def audio_cache_max_bytes(self) -> int:
+        """The audio cache's size limit in bytes."""
+        return self.audio_cache_max_mb * 1024 * 1024
+
+
+class SettingsError(Exception):
+    """The configuration is incomplete or invalid; the message says what to fix."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One readable message naming every missing or invalid variable (never its value)."""
+    missing: list[str] = []
+    invalid: list[str] = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "?"
+        if item["type"] == "missing":
+            where = WHERE_TO_GET.get(name)
+            missing.append(f"{name} (get it from {where})" if where else name)
+        else:
+            invalid.append(f"{name}: {item['msg']}")
+    parts: list[str] = []
+    if missing:
+        parts.append("Missing required settings: " + "; ".join(missing) + ".")
+    if invalid:
+        parts.append("Invalid settings: " + "; ".join(invalid) + ".")
+    parts.append("Set them in the environment or in a .env file (see .env.example).")
+    return " ".join(parts)

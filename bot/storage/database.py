@@ -1,0 +1,513 @@
+"""The bot's SQLite storage: one aiosqlite connection behind typed methods, with a write-through cache."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Generic, Self, TypeVar
+
+import aiosqlite
+
+from bot.storage.errors import ClonedVoiceExistsError, PronunciationLimitError, StorageClosedError
+from bot.storage.migrations import apply_migrations
+from bot.storage.models import (
+    GUILD_SETTING_NAMES,
+    GUILD_SETTING_TYPES,
+    MAX_PRONUNCIATIONS,
+    MAX_SPOKEN_LENGTH,
+    MAX_WORD_LENGTH,
+    MEMBER_PREFERENCE_NAMES,
+    MEMBER_PREFERENCE_TYPES,
+    ClonedVoice,
+    GuildSettings,
+    MemberPreferences,
+    Pronunciation,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_SIZE: Final[int] = 20_000
+MEMORY: Final[str] = ":memory:"
+
+# Column names below come only from the constant whitelists in models.py, never from callers, so
+# building these statements once at import is safe; every value is bound as a parameter.
+_GUILD_COLUMNS: Final[str] = ", ".join(GUILD_SETTING_NAMES)
+_SELECT_GUILD_SETTINGS: Final[str] = f"SELECT {_GUILD_COLUMNS} FROM guild_settings WHERE guild_id = ?"  # noqa: S608
+_SET_GUILD_SETTING: Final[dict[str, str]] = {
+    name: (
+        f"INSERT INTO guild_settings (guild_id, {name}) VALUES (?, ?) "  # noqa: S608
+        f"ON CONFLICT (guild_id) DO UPDATE SET {name} = excluded.{name}"
+    )
+    for name in GUILD_SETTING_NAMES
+}
+_MEMBER_COLUMNS: Final[str] = ", ".join(MEMBER_PREFERENCE_NAMES)
+_SELECT_MEMBER_PREFERENCES: Final[str] = (
+    f"SELECT {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ? AND user_id = ?"  # noqa: S608
+)
+_SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
+    name: (
+        f"INSERT INTO member_preferences (guild_id, user_id, {name}) VALUES (?, ?, ?) "  # noqa: S608
+        f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {name} = excluded.{name}"
+    )
+    for name in MEMBER_PREFERENCE_NAMES
+}
+_RECORD_USAGE: Final[str] = (
+    "INSERT INTO usage (guild_id, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits) "
+    "VALUES (?, ?, ?, ?, ?, 1, ?) "
+    "ON CONFLICT (guild_id, day) DO UPDATE SET "
+    "characters = characters + excluded.characters, "
+    "credits_prebuilt = credits_prebuilt + excluded.credits_prebuilt, "
+    "credits_cloned = credits_cloned + excluded.credits_cloned, "
+    "requests = requests + 1, "
+    "cache_hits = cache_hits + excluded.cache_hits"
+)
+_SUM_USAGE: Final[str] = (
+    "SELECT COALESCE(SUM(characters), 0), COALESCE(SUM(credits_prebuilt), 0), "
+    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0) "
+    "FROM usage WHERE guild_id = ? AND day >= ? AND day < ?"
+)
+_CLONED_VOICE_COLUMNS: Final[str] = "voice_id, guild_id, name, description, created_by, created_at"
+
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+
+
+class _BoundedCache(Generic[_Key, _Value]):
+    """A least-recently-used map, so a bot in many servers keeps only the active ones in memory."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[_Key, _Value] = OrderedDict()
+
+    def get(self, key: _Key) -> _Value | None:
+        """Return the cached value, or None when it is not cached."""
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: _Key, value: _Value) -> None:
+        """Cache a value, dropping the least recently used entry when full."""
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def discard(self, key: _Key) -> None:
+        """Forget a value, so the next read loads it from the database."""
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def word_key(word: str) -> str:
+    """Return the case-insensitive key under which a pronunciation's word is stored."""
+    return word.strip().casefold()
+
+
+def _check_type(name: str, value: object, expected: type) -> None:
+    # bool is an int subclass, so it is told apart explicitly in both directions.
+    if value is None:
+        return
+    if expected is bool:
+        valid = isinstance(value, bool)
+    elif expected is int:
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        valid = isinstance(value, expected)
+    if not valid:
+        raise TypeError(f"{name} must be {expected.__name__} or None, not {type(value).__name__}")
+
+
+def _change(name: str, value: object) -> dict[str, Any]:
+    # The name was checked against the whitelist and the value against its type before this.
+    return {name: value}
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("datetimes given to storage must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    # Fixed width so that the text sorts in time order.
+    return _utc(moment).isoformat(timespec="microseconds")
+
+
+class Storage:
+    """The bot's persistent state: server settings, member preferences, pronunciations, clones, usage."""
+
+    def __init__(self, connection: aiosqlite.Connection, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        """Wrap an open, migrated connection; use Storage.open instead."""
+        self._connection: aiosqlite.Connection | None = connection
+        # One connection runs one statement at a time; the lock keeps a multi-statement transaction
+        # from interleaving with another coroutine's statements, and cache loads from racing writes.
+        self._lock = asyncio.Lock()
+        self._guild_settings: _BoundedCache[int, GuildSettings] = _BoundedCache(cache_size)
+        self._member_preferences: _BoundedCache[tuple[int, int], MemberPreferences] = _BoundedCache(
+            cache_size
+        )
+        self._pronunciations: _BoundedCache[int, tuple[Pronunciation, ...]] = _BoundedCache(cache_size)
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, cache_size: int = DEFAULT_CACHE_SIZE) -> Self:
+        """Open (creating it and its folder if needed) and migrate the database at path."""
+        location = os.fspath(path)
+        if location != MEMORY:
+            await asyncio.to_thread(Path(location).parent.mkdir, parents=True, exist_ok=True)
+        # isolation_level=None: transactions are begun and ended explicitly, never implicitly.
+        connection = await aiosqlite.connect(location, isolation_level=None)
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            # Safe from corruption in WAL mode; only the last commits may be lost on power failure.
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await apply_migrations(connection)
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection, cache_size=cache_size)
+
+    async def close(self) -> None:
+        """Close the connection; the storage cannot be used afterwards."""
+        async with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await connection.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        if self._connection is None:
+            raise StorageClosedError
+        return self._connection
+
+    async def _fetchone(self, sql: str, parameters: tuple[Any, ...]) -> Any:
+        async with self._db.execute(sql, parameters) as cursor:
+            return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        async with self._db.execute(sql, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def _transaction(self, forget: Callable[[], None]) -> AsyncIterator[aiosqlite.Connection]:
+        # On any failure (cancellation included) the cached entry is dropped rather than trusted, since
+        # the database may or may not hold the write; the next read reloads it.
+        async with self._lock:
+            connection = self._db
+            try:
+                await connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                await connection.commit()
+            except BaseException:
+                forget()
+                # Not guarded by in_transaction: a cancelled BEGIN or COMMIT may still be queued on the
+                # connection's thread, and the rollback runs after it there (a no-op without a transaction).
+                await connection.rollback()
+                raise
+
+    # Server settings
+
+    async def _load_guild_settings(self, guild_id: int) -> GuildSettings:
+        row = await self._fetchone(_SELECT_GUILD_SETTINGS, (guild_id,))
+        if row is None:
+            return GuildSettings(guild_id=guild_id)
+        values = dict(zip(GUILD_SETTING_NAMES, row, strict=True))
+        if values["xsaid"] is not None:
+            values["xsaid"] = bool(values["xsaid"])
+        return GuildSettings(guild_id=guild_id, **values)
+
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings:
+        """Return the server's own settings (all None when it has set nothing)."""
+        cached = self._guild_settings.get(guild_id)
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._guild_settings.get(guild_id)
+            if cached is None:
+                cached = await self._load_guild_settings(guild_id)
+                self._guild_settings.put(guild_id, cached)
+            return cached
+
+    async def set_guild_setting(self, guild_id: int, name: str, value: str | int | bool | None) -> Any:
+        """Set one server setting (None clears it) and return its old value."""
+        if name not in _SET_GUILD_SETTING:
+            raise ValueError(f"unknown server setting {name!r}; known: {', '.join(GUILD_SETTING_NAMES)}")
+        _check_type(name, value, GUILD_SETTING_TYPES[name])
+        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
+            old = await self._load_guild_settings(guild_id)
+            await connection.execute(_SET_GUILD_SETTING[name], (guild_id, value))
+            self._guild_settings.put(guild_id, dataclasses.replace(old, **_change(name, value)))
+        return getattr(old, name)
+
+    async def reset_guild_settings(self, guild_id: int) -> GuildSettings:
+        """Clear every server setting (pronunciations stay) and return the settings as they were."""
+        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
+            old = await self._load_guild_settings(guild_id)
+            await connection.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            self._guild_settings.put(guild_id, GuildSettings(guild_id=guild_id))
+        return old
+
+    async def clear_channel(self, guild_id: int, channel_id: int) -> bool:
+        """Clear the readout channel if it is channel_id, and return whether it was."""
+        return await self._clear_if_equal(guild_id, "readout_channel_id", channel_id)
+
+    async def clear_role(self, guild_id: int, role_id: int) -> bool:
+        """Clear the ignored role if it is role_id, and return whether it was."""
+        return await self._clear_if_equal(guild_id, "ignore_role_id", role_id)
+
+    async def _clear_if_equal(self, guild_id: int, name: str, value: int) -> bool:
+        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
+            old = await self._load_guild_settings(guild_id)
+            if getattr(old, name) != value:
+                self._guild_settings.put(guild_id, old)
+                return False
+            await connection.execute(_SET_GUILD_SETTING[name], (guild_id, None))
+            self._guild_settings.put(guild_id, dataclasses.replace(old, **_change(name, None)))
+        return True
+
+    # Member preferences
+
+    async def _load_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
+        row = await self._fetchone(_SELECT_MEMBER_PREFERENCES, (guild_id, user_id))
+        if row is None:
+            return MemberPreferences(guild_id=guild_id, user_id=user_id)
+        return MemberPreferences(
+            guild_id=guild_id, user_id=user_id, **dict(zip(MEMBER_PREFERENCE_NAMES, row, strict=True))
+        )
+
+    async def get_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
+        """Return the member's own preferences in the server (all None when none are set)."""
+        key = (guild_id, user_id)
+        cached = self._member_preferences.get(key)
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._member_preferences.get(key)
+            if cached is None:
+                cached = await self._load_member_preferences(guild_id, user_id)
+                self._member_preferences.put(key, cached)
+            return cached
+
+    async def set_member_preference(self, guild_id: int, user_id: int, name: str, value: str | None) -> Any:
+        """Set one member preference (None clears it) and return its old value."""
+        if name not in _SET_MEMBER_PREFERENCE:
+            raise ValueError(f"unknown preference {name!r}; known: {', '.join(MEMBER_PREFERENCE_NAMES)}")
+        _check_type(name, value, MEMBER_PREFERENCE_TYPES[name])
+        key = (guild_id, user_id)
+        async with self._transaction(lambda: self._member_preferences.discard(key)) as connection:
+            old = await self._load_member_preferences(guild_id, user_id)
+            await connection.execute(_SET_MEMBER_PREFERENCE[name], (guild_id, user_id, value))
+            self._member_preferences.put(key, dataclasses.replace(old, **_change(name, value)))
+        return getattr(old, name)
+
+    async def reset_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
+        """Clear every preference of the member in the server and return them as they were."""
+        key = (guild_id, user_id)
+        async with self._transaction(lambda: self._member_preferences.discard(key)) as connection:
+            old = await self._load_member_preferences(guild_id, user_id)
+            await connection.execute(
+                "DELETE FROM member_preferences WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            self._member_preferences.put(key, MemberPreferences(guild_id=guild_id, user_id=user_id))
+        return old
+
+    # Pronunciations
+
+    async def _load_pronunciations(self, guild_id: int) -> tuple[Pronunciation, ...]:
+        rows = await self._fetchall(
+            "SELECT word, spoken FROM pronunciations WHERE guild_id = ? ORDER BY word_key, word",
+            (guild_id,),
+        )
+        return tuple(Pronunciation(word=word, spoken=spoken) for word, spoken in rows)
+
+    async def list_pronunciations(self, guild_id: int) -> list[Pronunciation]:
+        """Return the server's pronunciation dictionary, ordered by word (case-insensitive)."""
+        cached = self._pronunciations.get(guild_id)
+        if cached is None:
+            async with self._lock:
+                cached = self._pronunciations.get(guild_id)
+                if cached is None:
+                    cached = await self._load_pronunciations(guild_id)
+                    self._pronunciations.put(guild_id, cached)
+        return list(cached)
+
+    async def add_pronunciation(
+        self, guild_id: int, word: str, spoken: str, created_by: int, *, at: datetime | None = None
+    ) -> Pronunciation | None:
+        """Add or replace the word's entry (blanks trimmed) and return the replaced one, if any."""
+        word, spoken = word.strip(), spoken.strip()
+        if not word or len(word) > MAX_WORD_LENGTH:
+            raise ValueError(f"the word must have 1 to {MAX_WORD_LENGTH} characters")
+        if not spoken or len(spoken) > MAX_SPOKEN_LENGTH:
+            raise ValueError(f"the spoken form must have 1 to {MAX_SPOKEN_LENGTH} characters")
+        created_at = _timestamp(at or datetime.now(UTC))
+        key = word_key(word)
+        async with self._transaction(lambda: self._pronunciations.discard(guild_id)) as connection:
+            row = await self._fetchone(
+                "SELECT word, spoken FROM pronunciations WHERE guild_id = ? AND word_key = ?", (guild_id, key)
+            )
+            if row is None:
+                (count,) = await self._fetchone(
+                    "SELECT COUNT(*) FROM pronunciations WHERE guild_id = ?", (guild_id,)
+                )
+                if count >= MAX_PRONUNCIATIONS:
+                    raise PronunciationLimitError(MAX_PRONUNCIATIONS)
+            await connection.execute(
+                "INSERT INTO pronunciations (guild_id, word_key, word, spoken, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (guild_id, word_key) DO UPDATE SET "
+                "word = excluded.word, spoken = excluded.spoken, "
+                "created_by = excluded.created_by, created_at = excluded.created_at",
+                (guild_id, key, word, spoken, created_by, created_at),
+            )
+            self._pronunciations.put(guild_id, await self._load_pronunciations(guild_id))
+        return None if row is None else Pronunciation(word=row[0], spoken=row[1])
+
+    async def remove_pronunciation(self, guild_id: int, word: str) -> Pronunciation | None:
+        """Remove the word's entry (case-insensitive) and return it, or None if there was none."""
+        key = word_key(word)
+        async with self._transaction(lambda: self._pronunciations.discard(guild_id)):
+            row = await self._fetchone(
+                "DELETE FROM pronunciations WHERE guild_id = ? AND word_key = ? RETURNING word, spoken",
+                (guild_id, key),
+            )
+            if row is not None:
+                self._pronunciations.put(guild_id, await self._load_pronunciations(guild_id))
+        return None if row is None else Pronunciation(word=row[0], spoken=row[1])
+
+    # Cloned voices
+
+    @staticmethod
+    def _cloned_voice(row: Any) -> ClonedVoice:
+        voice_id, guild_id, name, description, created_by, created_at = row
+        return ClonedVoice(
+            voice_id=voice_id,
+            guild_id=guild_id,
+            name=name,
+            description=description,
+            created_by=created_by,
+            created_at=datetime.fromisoformat(created_at),
+        )
+
+    async def add_cloned_voice(
+        self,
+        voice_id: str,
+        guild_id: int,
+        name: str,
+        description: str | None,
+        created_by: int,
+        created_at: datetime | None = None,
+    ) -> ClonedVoice:
+        """Record a voice cloned by the server and return the record; a known voice_id raises."""
+        moment = _utc(created_at or datetime.now(UTC))
+        async with self._transaction(lambda: None) as connection:
+            try:
+                await connection.execute(
+                    f"INSERT INTO cloned_voices ({_CLONED_VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    (voice_id, guild_id, name, description, created_by, _timestamp(moment)),
+                )
+            except aiosqlite.IntegrityError as error:
+                raise ClonedVoiceExistsError(voice_id) from error
+        return ClonedVoice(
+            voice_id=voice_id,
+            guild_id=guild_id,
+            name=name,
+            description=description,
+            created_by=created_by,
+            created_at=moment,
+        )
+
+    async def list_cloned_voices(self, guild_id: int) -> list[ClonedVoice]:
+        """Return the voices cloned by the server, oldest first."""
+        async with self._lock:
+            rows = await self._fetchall(
+                f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices "  # noqa: S608
+                "WHERE guild_id = ? ORDER BY created_at, voice_id",
+                (guild_id,),
+            )
+        return [self._cloned_voice(row) for row in rows]
+
+    async def get_cloned_voice(self, voice_id: str) -> ClonedVoice | None:
+        """Return the cloned voice with this id (whichever server made it), or None."""
+        async with self._lock:
+            row = await self._fetchone(
+                f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices WHERE voice_id = ?",  # noqa: S608
+                (voice_id,),
+            )
+        return None if row is None else self._cloned_voice(row)
+
+    async def remove_cloned_voice(self, voice_id: str) -> ClonedVoice | None:
+        """Forget a cloned voice (when Unmixr no longer has it) and return it, or None if unknown."""
+        async with self._transaction(lambda: None):
+            row = await self._fetchone(
+                f"DELETE FROM cloned_voices WHERE voice_id = ? RETURNING {_CLONED_VOICE_COLUMNS}",  # noqa: S608
+                (voice_id,),
+            )
+        return None if row is None else self._cloned_voice(row)
+
+    # Usage
+
+    async def record_usage(
+        self,
+        guild_id: int,
+        *,
+        characters: int,
+        credits_prebuilt: int,
+        credits_cloned: int,
+        cache_hit: bool,
+        at: datetime | None = None,
+    ) -> None:
+        """Add one request to the server's usage for the UTC day of at (now by default)."""
+        if min(characters, credits_prebuilt, credits_cloned) < 0:
+            raise ValueError("usage amounts cannot be negative")
+        day = _utc(at or datetime.now(UTC)).date().isoformat()
+        parameters = (guild_id, day, characters, credits_prebuilt, credits_cloned, int(cache_hit))
+        # One statement is its own atomic transaction; the lock keeps it out of another's transaction.
+        async with self._lock:
+            await self._db.execute(_RECORD_USAGE, parameters)
+
+    async def _sum_usage(self, guild_id: int, start: date, end: date) -> Usage:
+        async with self._lock:
+            row = await self._fetchone(_SUM_USAGE, (guild_id, start.isoformat(), end.isoformat()))
+        characters, credits_prebuilt, credits_cloned, requests, cache_hits = row
+        return Usage(
+            characters=characters,
+            credits_prebuilt=credits_prebuilt,
+            credits_cloned=credits_cloned,
+            requests=requests,
+            cache_hits=cache_hits,
+        )
+
+    async def usage_for_day(self, guild_id: int, day: date) -> Usage:
+        """Return what the server used on one UTC day."""
+        return await self._sum_usage(guild_id, day, day + timedelta(days=1))
+
+    async def usage_for_month(self, guild_id: int, year: int, month: int) -> Usage:
+        """Return what the server used in one UTC calendar month."""
+        start = date(year, month, 1)
+        end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+        return await self._sum_usage(guild_id, start, end)

@@ -1,0 +1,50 @@
+"""Errors raised by the storage layer."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every storage error."""
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a newer version of the bot than this one."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"The database has schema version {found}, but this bot only knows up to version {supported}: "
+            "upgrade the bot, or point DATABASE_PATH at another file."
+        )
+
+
+class MigrationError(StorageError):
+    """A migration failed; the database was left at the version before it."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        super().__init__(f"Database migration {version} failed; the database was left unchanged by it.")
+
+
+class PronunciationLimitError(StorageError):
+    """The server's pronunciation dictionary is full."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"The pronunciation dictionary already holds the maximum of {limit} entries.")
+
+
+class ClonedVoiceExistsError(StorageError):
+    """A cloned voice with this id is already recorded."""
+
+    def __init__(self, voice_id: str) -> None:
+        self.voice_id = voice_id
+        super().__init__(f"A cloned voice with id {voice_id} is already recorded.")
+
+
+class StorageClosedError(StorageError):
+    """The storage was used after it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__("The storage is closed.")
