@@ -1,0 +1,477 @@
+"""Payload builders, constants and validation rules for the local Discord stand-in."""
+
+from __future__ import annotations
+
+import itertools
+import mimetypes
+import re
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+DISCORD_EPOCH_MS = 1420070400000
+
+# Permission bits (https://discord.com/developers/docs/topics/permissions).
+CREATE_INSTANT_INVITE = 1 << 0
+KICK_MEMBERS = 1 << 1
+BAN_MEMBERS = 1 << 2
+ADMINISTRATOR = 1 << 3
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
+ADD_REACTIONS = 1 << 6
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+MANAGE_MESSAGES = 1 << 13
+EMBED_LINKS = 1 << 14
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
+USE_EXTERNAL_EMOJIS = 1 << 18
+CONNECT = 1 << 20
+SPEAK = 1 << 21
+MUTE_MEMBERS = 1 << 22
+DEAFEN_MEMBERS = 1 << 23
+MOVE_MEMBERS = 1 << 24
+USE_VAD = 1 << 25
+CHANGE_NICKNAME = 1 << 26
+MANAGE_ROLES = 1 << 28
+USE_APPLICATION_COMMANDS = 1 << 31
+SEND_MESSAGES_IN_THREADS = 1 << 38
+ALL_PERMISSIONS = (1 << 53) - 1
+
+DEFAULT_EVERYONE_PERMISSIONS = (
+    CREATE_INSTANT_INVITE
+    | ADD_REACTIONS
+    | VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | USE_EXTERNAL_EMOJIS
+    | CONNECT
+    | SPEAK
+    | USE_VAD
+    | CHANGE_NICKNAME
+    | USE_APPLICATION_COMMANDS
+    | SEND_MESSAGES_IN_THREADS
+)
+DEFAULT_BOT_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_VAD
+)
+
+# Gateway intents.
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_VOICE_STATES = 1 << 7
+INTENT_GUILD_PRESENCES = 1 << 8
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_MESSAGE_CONTENT = 1 << 15
+
+# Application flags that tell whether a privileged intent is switched on in the developer portal.
+APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED = 1 << 15
+APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 19
+
+# Message flags.
+FLAG_SUPPRESS_EMBEDS = 1 << 2
+FLAG_EPHEMERAL = 1 << 6
+FLAG_LOADING = 1 << 7
+FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
+FLAG_COMPONENTS_V2 = 1 << 15
+
+# Channel types.
+CHANNEL_TEXT = 0
+CHANNEL_VOICE = 2
+
+# Application command option types.
+OPTION_SUB_COMMAND = 1
+OPTION_SUB_COMMAND_GROUP = 2
+OPTION_STRING = 3
+OPTION_INTEGER = 4
+OPTION_BOOLEAN = 5
+OPTION_USER = 6
+OPTION_CHANNEL = 7
+OPTION_ROLE = 8
+OPTION_MENTIONABLE = 9
+OPTION_NUMBER = 10
+OPTION_ATTACHMENT = 11
+
+# Gateway event name -> the intent it needs (events not listed are always sent).
+EVENT_INTENTS = {
+    "GUILD_UPDATE": INTENT_GUILDS,
+    "GUILD_DELETE": INTENT_GUILDS,
+    "GUILD_ROLE_CREATE": INTENT_GUILDS,
+    "GUILD_ROLE_UPDATE": INTENT_GUILDS,
+    "GUILD_ROLE_DELETE": INTENT_GUILDS,
+    "CHANNEL_CREATE": INTENT_GUILDS,
+    "CHANNEL_UPDATE": INTENT_GUILDS,
+    "CHANNEL_DELETE": INTENT_GUILDS,
+    "GUILD_MEMBER_ADD": INTENT_GUILD_MEMBERS,
+    "GUILD_MEMBER_UPDATE": INTENT_GUILD_MEMBERS,
+    "GUILD_MEMBER_REMOVE": INTENT_GUILD_MEMBERS,
+    "VOICE_STATE_UPDATE": INTENT_GUILD_VOICE_STATES,
+    "MESSAGE_CREATE": INTENT_GUILD_MESSAGES,
+    "MESSAGE_UPDATE": INTENT_GUILD_MESSAGES,
+    "MESSAGE_DELETE": INTENT_GUILD_MESSAGES,
+}
+
+USER_MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
+COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
+
+
+class SnowflakeFactory:
+    """Makes unique, increasing snowflakes whose timestamp part differs by one millisecond each."""
+
+    def __init__(self, worker: int = 0) -> None:
+        self._base = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        self._counter = itertools.count(1)
+        # Factories with different workers never collide (bits 17-21 of the snowflake).
+        self._worker = (worker & 0x1F) << 17
+
+    def next(self) -> int:
+        """Return a new snowflake (consecutive ones of a factory land on consecutive shards)."""
+        number = next(self._counter)
+        return ((self._base + number) << 22) | self._worker | (number & 0xFFF)
+
+
+def iso_now() -> str:
+    """Return the current time in Discord's ISO 8601 form."""
+    return datetime.now(UTC).isoformat()
+
+
+def guess_content_type(filename: str) -> str:
+    """Guess a MIME type from a file name, as Discord does for uploads."""
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or "application/octet-stream"
+
+
+def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    """Build a Discord user object."""
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": None if bot else name,
+        "avatar": None,
+        "bot": bot,
+        "system": False,
+        "public_flags": 0,
+        "flags": 0,
+    }
+
+
+def text_channel_payload(channel_id: int, guild_id: int, name: str, position: int) -> dict[str, Any]:
+    """Build a guild text channel object."""
+    return {
+        "id": str(channel_id),
+        "type": CHANNEL_TEXT,
+        "guild_id": str(guild_id),
+        "name": name,
+        "position": position,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "topic": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "parent_id": None,
+        "flags": 0,
+    }
+
+
+def voice_channel_payload(channel_id: int, guild_id: int, name: str, position: int, user_limit: int) -> dict[str, Any]:
+    """Build a guild voice channel object."""
+    return {
+        "id": str(channel_id),
+        "type": CHANNEL_VOICE,
+        "guild_id": str(guild_id),
+        "name": name,
+        "position": position,
+        "permission_overwrites": [],
+        "bitrate": 64000,
+        "user_limit": user_limit,
+        "rtc_region": None,
+        "video_quality_mode": 1,
+        "nsfw": False,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "parent_id": None,
+        "flags": 0,
+    }
+
+
+def role_payload(
+    role_id: int, name: str, permissions: int, position: int, *, bot_id: int | None = None
+) -> dict[str, Any]:
+    """Build a role object (a bot's managed role when bot_id is given)."""
+    role: dict[str, Any] = {
+        "id": str(role_id),
+        "name": name,
+        "permissions": str(permissions),
+        "position": position,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
+        "managed": bot_id is not None,
+        "mentionable": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "flags": 0,
+    }
+    if bot_id is not None:
+        role["tags"] = {"bot_id": str(bot_id)}
+    return role
+
+
+def attachment_payload(
+    attachment_id: int, filename: str, size: int, url: str, content_type: str, *, ephemeral: bool = False
+) -> dict[str, Any]:
+    """Build an attachment object served from the stand-in's CDN."""
+    return {
+        "id": str(attachment_id),
+        "filename": filename,
+        "size": size,
+        "url": url,
+        "proxy_url": url,
+        "content_type": content_type,
+        "ephemeral": ephemeral,
+    }
+
+
+def apply_overwrites(
+    base: int, overwrites: Iterable[dict[str, Any]], *, guild_id: int, role_ids: Iterable[int], member_id: int
+) -> int:
+    """Apply a channel's permission overwrites to base permissions, in Discord's order."""
+    by_id = {int(overwrite["id"]): overwrite for overwrite in overwrites}
+    everyone = by_id.get(guild_id)
+    if everyone is not None:
+        base = (base & ~int(everyone["deny"])) | int(everyone["allow"])
+    allow = deny = 0
+    for role_id in role_ids:
+        overwrite = by_id.get(role_id)
+        if overwrite is not None and overwrite["type"] == 0:
+            allow |= int(overwrite["allow"])
+            deny |= int(overwrite["deny"])
+    base = (base & ~deny) | allow
+    member = by_id.get(member_id)
+    if member is not None and member["type"] == 1:
+        base = (base & ~int(member["deny"])) | int(member["allow"])
+    return base
+
+
+def _error(errors: dict[str, Any], path: str, code: str, message: str) -> None:
+    errors[path] = {"_errors": [{"code": code, "message": message}]}
+
+
+def _too_long(errors: dict[str, Any], path: str, value: Any, limit: int) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        _error(errors, path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def validate_message(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Check a message body against Discord's limits; return the errors in Discord's nested form."""
+    errors: dict[str, Any] = {}
+    _too_long(errors, f"{prefix}content", data.get("content"), 2000)
+    embeds = data.get("embeds") or []
+    if len(embeds) > 10:
+        _error(errors, f"{prefix}embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    total = 0
+    for index, embed in enumerate(embeds):
+        path = f"{prefix}embeds.{index}."
+        for key, limit in (("title", 256), ("description", 4096)):
+            _too_long(errors, path + key, embed.get(key), limit)
+            total += len(embed.get(key) or "")
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            _error(errors, path + "fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        for field_index, field in enumerate(fields):
+            _too_long(errors, f"{path}fields.{field_index}.name", field.get("name"), 256)
+            _too_long(errors, f"{path}fields.{field_index}.value", field.get("value"), 1024)
+            if not field.get("name") or not field.get("value"):
+                _error(errors, f"{path}fields.{field_index}", "BASE_TYPE_REQUIRED", "This field is required")
+            total += len(field.get("name") or "") + len(field.get("value") or "")
+        footer = (embed.get("footer") or {}).get("text")
+        author = (embed.get("author") or {}).get("name")
+        _too_long(errors, path + "footer.text", footer, 2048)
+        _too_long(errors, path + "author.name", author, 256)
+        total += len(footer or "") + len(author or "")
+    if total > 6000:
+        _error(errors, f"{prefix}embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+    flags = data.get("flags") or 0
+    if not flags & FLAG_COMPONENTS_V2:
+        _validate_components(errors, data.get("components") or [], f"{prefix}components")
+    return errors
+
+
+def _validate_components(errors: dict[str, Any], rows: list[dict[str, Any]], path: str) -> None:
+    if len(rows) > 5:
+        _error(errors, path, "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    for row_index, row in enumerate(rows):
+        row_path = f"{path}.{row_index}"
+        if row.get("type") != 1:
+            _error(errors, row_path, "COMPONENT_LAYOUT_INVALID", "Top-level components must be action rows")
+            continue
+        items = row.get("components") or []
+        selects = [item for item in items if item.get("type") in (3, 5, 6, 7, 8)]
+        if not items or len(items) > 5 or (selects and len(items) > 1):
+            _error(
+                errors,
+                row_path,
+                "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                "The specified component exceeds the width",
+            )
+        for item_index, item in enumerate(items):
+            item_path = f"{row_path}.components.{item_index}"
+            _too_long(errors, item_path + ".custom_id", item.get("custom_id"), 100)
+            _too_long(errors, item_path + ".label", item.get("label"), 80)
+            _too_long(errors, item_path + ".placeholder", item.get("placeholder"), 150)
+            if item.get("type") == 2 and item.get("style") != 5 and not item.get("custom_id"):
+                _error(errors, item_path + ".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+            if item.get("type") == 3:
+                options = item.get("options") or []
+                if not 1 <= len(options) <= 25:
+                    _error(errors, item_path + ".options", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25")
+                for option_index, option in enumerate(options):
+                    _too_long(errors, f"{item_path}.options.{option_index}.label", option.get("label"), 100)
+                    _too_long(errors, f"{item_path}.options.{option_index}.value", option.get("value"), 100)
+                    _too_long(
+                        errors,
+                        f"{item_path}.options.{option_index}.description",
+                        option.get("description"),
+                        100,
+                    )
+
+
+def validate_choices(choices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Check autocomplete choices against Discord's limits."""
+    errors: dict[str, Any] = {}
+    if len(choices) > 25:
+        _error(errors, "data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    for index, choice in enumerate(choices):
+        name = choice.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            _error(
+                errors,
+                f"data.choices.{index}.name",
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )
+        _too_long(errors, f"data.choices.{index}.value", choice.get("value"), 100)
+    return errors
+
+
+def _command_text_length(command: dict[str, Any]) -> int:
+    total = len(command.get("name") or "") + len(command.get("description") or "")
+    for option in command.get("options") or []:
+        total += _command_text_length(option)
+        for choice in option.get("choices") or []:
+            total += len(str(choice.get("name"))) + len(str(choice.get("value")))
+    return total
+
+
+def _validate_options(errors: dict[str, Any], options: list[dict[str, Any]], path: str, depth: int) -> None:
+    if len(options) > 25:
+        _error(errors, path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    names = [option.get("name") for option in options]
+    if len(set(names)) != len(names):
+        _error(errors, path, "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option names must be unique")
+    kinds = {option.get("type") in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP) for option in options}
+    if len(kinds) > 1:
+        _error(errors, path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Sub-commands cannot mix with options")
+    seen_optional = False
+    for index, option in enumerate(options):
+        option_path = f"{path}.{index}"
+        name = option.get("name") or ""
+        if not COMMAND_NAME.match(name) or name != name.lower():
+            _error(errors, option_path + ".name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+        description = option.get("description") or ""
+        if not 1 <= len(description) <= 100:
+            _error(
+                errors,
+                option_path + ".description",
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )
+        option_type = option.get("type")
+        if option_type in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP):
+            allowed_depth = 0 if option_type == OPTION_SUB_COMMAND_GROUP else 1
+            if depth > allowed_depth:
+                _error(errors, option_path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Nesting is too deep")
+            children = option.get("options") or []
+            if option_type == OPTION_SUB_COMMAND_GROUP and any(
+                child.get("type") != OPTION_SUB_COMMAND for child in children
+            ):
+                _error(
+                    errors,
+                    option_path,
+                    "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                    "Groups hold sub-commands",
+                )
+            _validate_options(errors, children, option_path + ".options", depth + 1)
+            continue
+        if option.get("required"):
+            if seen_optional:
+                _error(
+                    errors,
+                    option_path + ".required",
+                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                    "Required options must be placed before non-required options",
+                )
+        else:
+            seen_optional = True
+        choices = option.get("choices") or []
+        if len(choices) > 25:
+            _error(errors, option_path + ".choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        if choices and option.get("autocomplete"):
+            _error(
+                errors,
+                option_path + ".autocomplete",
+                "APPLICATION_COMMAND_AUTOCOMPLETE_INVALID",
+                "Autocomplete cannot be set with choices",
+            )
+        for choice_index, choice in enumerate(choices):
+            _too_long(errors, f"{option_path}.choices.{choice_index}.name", choice.get("name"), 100)
+            _too_long(errors, f"{option_path}.choices.{choice_index}.value", choice.get("value"), 100)
+        for key, low, high in (("min_length", 0, 6000), ("max_length", 1, 6000)):
+            value = option.get(key)
+            if value is not None and not low <= value <= high:
+                _error(errors, f"{option_path}.{key}", "NUMBER_TYPE_MAX", f"Must be between {low} and {high}.")
+
+
+def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
+    """Check a bulk command overwrite against Discord's rules."""
+    errors: dict[str, Any] = {}
+    seen: set[tuple[str, int]] = set()
+    chat_input = 0
+    for index, command in enumerate(commands):
+        path = str(index)
+        command_type = command.get("type", 1)
+        name = command.get("name") or ""
+        key = (name, command_type)
+        if key in seen:
+            _error(
+                errors,
+                path + ".name",
+                "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                f"Duplicate command name {name!r}",
+            )
+        seen.add(key)
+        if command_type == 1:
+            chat_input += 1
+            if not COMMAND_NAME.match(name) or name != name.lower():
+                _error(errors, path + ".name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+            if not 1 <= len(command.get("description") or "") <= 100:
+                _error(
+                    errors,
+                    path + ".description",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
+            _validate_options(errors, command.get("options") or [], path + ".options", 0)
+        elif not 1 <= len(name) <= 32:
+            _error(errors, path + ".name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+        if _command_text_length(command) > 8000:
+            _error(errors, path, "APPLICATION_COMMAND_TOO_LARGE", "Command exceeds maximum size (8000)")
+    if chat_input > 100:
+        _error(errors, "_", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer chat input commands.")
+    return errors

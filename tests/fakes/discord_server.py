@@ -1,0 +1,2431 @@
+"""A local Discord stand-in (REST, gateway and interactions) that the real discord.py talks to in tests.
+
+Start a `FakeDiscord`, point discord.py at it with `use_fake_discord(fake)` (or set `Route.BASE` and
+`DiscordWebSocket.DEFAULT_GATEWAY` yourself), run the bot, then drive it with `slash`, `click`,
+`post_message`, `move_member`... and assert on what it recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+import logging
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes import discord_payloads as p
+
+_log = logging.getLogger(__name__)
+
+ChannelRef = dict[str, Any] | int | str
+VoiceConnectCallback = Callable[[int, int, str, str], Awaitable[None] | None]
+VoiceDisconnectCallback = Callable[[int], Awaitable[None] | None]
+
+_PRIVATE_MESSAGE_KEYS = ("payload", "files")
+_REPLAY_BUFFER = 1000
+_QUIET_PERIOD = 0.3
+_POLL = 0.05
+
+
+class ChannelOption(NamedTuple):
+    """A channel passed as a slash-command option value (resolved into data.resolved.channels)."""
+
+    id: int
+
+
+class RoleOption(NamedTuple):
+    """A role passed as a slash-command option value (resolved into data.resolved.roles)."""
+
+    id: int
+
+
+class UserOption(NamedTuple):
+    """A user or member passed as a slash-command option value (resolved into users and members)."""
+
+    id: int
+
+
+@dataclass
+class Response:
+    """One answer the bot gave to an interaction, as the stand-in received it."""
+
+    kind: str  # callback, edit_original, delete_original, followup, edit_followup, delete_followup
+    type: int | None  # the callback type for kind "callback"
+    json: Any
+    files: list[tuple[str, bytes]]
+    at: float
+    status: int = 200
+    message_id: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class _RequestRecord(NamedTuple):
+    method: str
+    path: str
+    json: Any
+
+
+class RecordedRequest(_RequestRecord):
+    """A REST request: unpacks as (method, path, json); also has query, files and status."""
+
+    query: dict[str, str]
+    files: list[tuple[str, bytes]]
+    status: int
+
+
+@dataclass
+class _Upload:
+    index: int
+    filename: str
+    data: bytes
+
+
+class _DiscordError(Exception):
+    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def _invalid_form(errors: dict[str, Any]) -> _DiscordError:
+    return _DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+def _json_response(data: Any, status: int = 200) -> web.Response:
+    # discord.py compares the Content-Type with "application/json" for equality: no charset suffix.
+    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
+
+
+def _ref_id(value: Any) -> int:
+    if isinstance(value, dict):
+        return int(value["id"])
+    if hasattr(value, "id"):
+        return int(value.id)
+    return int(value)
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy({key: value for key, value in message.items() if key not in _PRIVATE_MESSAGE_KEYS})
+
+
+def iter_components(components: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Yield every component of a message, nested ones included."""
+    for component in components:
+        yield component
+        yield from iter_components(component.get("components") or [])
+        accessory = component.get("accessory")
+        if isinstance(accessory, dict):
+            yield accessory
+
+
+def find_component(message: dict[str, Any], custom_id: str) -> dict[str, Any] | None:
+    """Return the component of a message with this custom_id, if any."""
+    for component in iter_components(message.get("components") or []):
+        if component.get("custom_id") == custom_id:
+            return component
+    return None
+
+
+class FakeMember:
+    """A guild member as the stand-in knows it."""
+
+    def __init__(
+        self,
+        guild: FakeGuild,
+        user: dict[str, Any],
+        *,
+        roles: Sequence[int] = (),
+        nick: str | None = None,
+        permissions: int | None = None,
+    ) -> None:
+        self.guild = guild
+        self.user = user
+        self.roles: list[int] = list(roles)
+        self.nick = nick
+        self.explicit_permissions = permissions
+        self.joined_at = p.iso_now()
+
+    @property
+    def id(self) -> int:
+        """The member's user id."""
+        return int(self.user["id"])
+
+    @property
+    def name(self) -> str:
+        """The member's display name."""
+        return self.nick or self.user.get("global_name") or self.user["username"]
+
+    @property
+    def permissions(self) -> int:
+        """The permission integer put in interactions: the explicit value, else computed from roles."""
+        if self.explicit_permissions is not None:
+            return self.explicit_permissions
+        return self.guild.compute_permissions(self.id, self.roles)
+
+    def permissions_in(self, channel_id: int | None) -> int:
+        """The member's permissions in a channel (overwrites applied), or the explicit value."""
+        if self.explicit_permissions is not None:
+            return self.explicit_permissions
+        return self.guild.compute_permissions(self.id, self.roles, channel_id)
+
+    def payload(self, *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
+        """Build the guild member object."""
+        data: dict[str, Any] = {
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "roles": [str(role_id) for role_id in self.roles],
+            "joined_at": self.joined_at,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = copy.deepcopy(self.user)
+        if permissions is not None:
+            data["permissions"] = str(permissions)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<FakeMember id={self.id} name={self.name!r}>"
+
+
+class FakeGuild:
+    """A guild: channels, roles, members and voice states, all keyed by integer id."""
+
+    def __init__(self, fake: FakeDiscord, *, guild_id: int, name: str, owner_id: int) -> None:
+        self._fake = fake
+        self.id = guild_id
+        self.name = name
+        self.owner_id = owner_id
+        self.channels: dict[int, dict[str, Any]] = {}
+        self.roles: dict[int, dict[str, Any]] = {}
+        self.members: dict[int, FakeMember] = {}
+        self.voice_states: dict[int, dict[str, Any]] = {}
+        self.roles[guild_id] = p.role_payload(guild_id, "@everyone", p.DEFAULT_EVERYONE_PERMISSIONS, 0)
+        bot_id = int(fake.bot_user["id"])
+        role_id = fake.snowflakes.next()
+        self.bot_role_id = role_id
+        self.roles[role_id] = p.role_payload(
+            role_id, fake.bot_user["username"], p.DEFAULT_BOT_PERMISSIONS, 1, bot_id=bot_id
+        )
+        self.members[bot_id] = FakeMember(self, fake.bot_user, roles=[role_id])
+
+    @property
+    def everyone_role(self) -> dict[str, Any]:
+        """The @everyone role (its id is the guild id)."""
+        return self.roles[self.id]
+
+    @property
+    def bot_member(self) -> FakeMember:
+        """The bot's own member."""
+        return self.members[int(self._fake.bot_user["id"])]
+
+    @property
+    def bot_permissions(self) -> int:
+        """The permissions of the bot's managed role."""
+        return int(self.roles[self.bot_role_id]["permissions"])
+
+    @bot_permissions.setter
+    def bot_permissions(self, value: int) -> None:
+        self.roles[self.bot_role_id]["permissions"] = str(value)
+
+    @property
+    def shard_id(self) -> int:
+        """The shard this guild belongs to."""
+        return (self.id >> 22) % self._fake.shard_count
+
+    def add_text_channel(self, name: str) -> dict[str, Any]:
+        """Add a text channel and return its (live) channel object."""
+        channel_id = self._fake.snowflakes.next()
+        channel = p.text_channel_payload(channel_id, self.id, name, len(self.channels))
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_voice_channel(self, name: str, *, user_limit: int = 0) -> dict[str, Any]:
+        """Add a voice channel and return its (live) channel object."""
+        channel_id = self._fake.snowflakes.next()
+        channel = p.voice_channel_payload(channel_id, self.id, name, len(self.channels), user_limit)
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_role(self, name: str, *, permissions: int = 0) -> dict[str, Any]:
+        """Add a role and return its (live) role object."""
+        role_id = self._fake.snowflakes.next()
+        role = p.role_payload(role_id, name, permissions, len(self.roles))
+        self.roles[role_id] = role
+        return role
+
+    def add_member(
+        self,
+        name: str,
+        *,
+        user_id: int | None = None,
+        roles: Sequence[dict[str, Any] | int] = (),
+        permissions: int | None = None,
+        bot: bool = False,
+        nick: str | None = None,
+    ) -> FakeMember:
+        """Add a member; permissions, when given, is the exact integer sent in interactions."""
+        member_id = user_id if user_id is not None else self._fake.snowflakes.next()
+        user = self._fake.users.get(member_id) or p.user_payload(member_id, name, bot=bot)
+        self._fake.users[member_id] = user
+        member = FakeMember(self, user, roles=[_ref_id(role) for role in roles], nick=nick, permissions=permissions)
+        self.members[member_id] = member
+        return member
+
+    def set_permission_overwrite(
+        self, channel_id: ChannelRef, *, role_or_member_id: int | dict[str, Any] | FakeMember, allow: int, deny: int
+    ) -> None:
+        """Set (replace) a channel's overwrite for a role or a member; dispatch it with update_channel."""
+        channel = self.channels[_ref_id(channel_id)]
+        target_id = _ref_id(role_or_member_id)
+        overwrite_type = 0 if target_id in self.roles else 1
+        overwrites = [item for item in channel["permission_overwrites"] if int(item["id"]) != target_id]
+        overwrites.append({"id": str(target_id), "type": overwrite_type, "allow": str(allow), "deny": str(deny)})
+        channel["permission_overwrites"] = overwrites
+
+    def compute_permissions(self, member_id: int, role_ids: Sequence[int], channel_id: int | None = None) -> int:
+        """Compute a member's permissions the way Discord does (owner, administrator, overwrites)."""
+        if member_id == self.owner_id:
+            return p.ALL_PERMISSIONS
+        base = int(self.everyone_role["permissions"])
+        for role_id in role_ids:
+            role = self.roles.get(role_id)
+            if role is not None:
+                base |= int(role["permissions"])
+        if base & p.ADMINISTRATOR:
+            return p.ALL_PERMISSIONS
+        if channel_id is not None:
+            channel = self.channels.get(channel_id)
+            if channel is not None:
+                base = p.apply_overwrites(
+                    base,
+                    channel["permission_overwrites"],
+                    guild_id=self.id,
+                    role_ids=role_ids,
+                    member_id=member_id,
+                )
+            if not base & p.VIEW_CHANNEL:
+                return 0
+        return base
+
+    def member(self, ref: FakeMember | dict[str, Any] | int) -> FakeMember:
+        """Return the member for a FakeMember, a user dict or an id."""
+        if isinstance(ref, FakeMember):
+            return ref
+        return self.members[_ref_id(ref)]
+
+    def voice_state_payload(self, user_id: int, *, with_guild: bool = True) -> dict[str, Any]:
+        """Build the voice state object of a member (channel_id null when not in voice)."""
+        state = self.voice_states.get(user_id)
+        data: dict[str, Any] = {
+            "user_id": str(user_id),
+            "channel_id": None,
+            "session_id": secrets.token_hex(16),
+            "deaf": False,
+            "mute": False,
+            "self_deaf": False,
+            "self_mute": False,
+            "self_stream": False,
+            "self_video": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+        }
+        if state is not None:
+            data.update(state)
+        if with_guild:
+            data["guild_id"] = str(self.id)
+            member = self.members.get(user_id)
+            if member is not None:
+                data["member"] = member.payload()
+        return data
+
+    def create_payload(self, intents: int) -> dict[str, Any]:
+        """Build GUILD_CREATE for a session with these intents."""
+        bot_id = int(self._fake.bot_user["id"])
+        if intents & p.INTENT_GUILD_PRESENCES:
+            shown = list(self.members.values())
+        else:
+            # Without the presences intent Discord only sends the bot itself and members in voice.
+            shown = [m for m in self.members.values() if m.id == bot_id or m.id in self.voice_states]
+        voice_states = []
+        if intents & p.INTENT_GUILD_VOICE_STATES:
+            voice_states = [self.voice_state_payload(user_id, with_guild=False) for user_id in self.voice_states]
+        channels = []
+        for channel in self.channels.values():
+            listed = copy.deepcopy(channel)
+            listed.pop("guild_id", None)
+            channels.append(listed)
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": str(self.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": self.bot_member.joined_at,
+            "large": len(self.members) > 250,
+            "unavailable": False,
+            "member_count": len(self.members),
+            "roles": copy.deepcopy(list(self.roles.values())),
+            "emojis": [],
+            "stickers": [],
+            "channels": channels,
+            "threads": [],
+            "members": [member.payload() for member in shown],
+            "voice_states": voice_states,
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def __repr__(self) -> str:
+        return f"<FakeGuild id={self.id} name={self.name!r}>"
+
+
+class FakeInteraction:
+    """An interaction the stand-in dispatched, with every answer the bot gave to it."""
+
+    def __init__(self, fake: FakeDiscord, payload: dict[str, Any], guild: FakeGuild, member: FakeMember) -> None:
+        self._fake = fake
+        self.payload = payload
+        self.id = int(payload["id"])
+        self.token: str = payload["token"]
+        self.type: int = payload["type"]
+        self.guild = guild
+        self.member = member
+        self.channel_id = int(payload["channel_id"])
+        self.attachment_size_limit: int = payload["attachment_size_limit"]
+        self.created_at = time.monotonic()
+        self.responses: list[Response] = []
+        self.callback_type: int | None = None
+        self.original_id: int | None = None
+        self.original_loading = False
+        self.message_ids: list[int] = []
+
+    @property
+    def acknowledged_at(self) -> float | None:
+        """When (time.monotonic()) the first accepted callback arrived."""
+        for response in self.responses:
+            if response.kind == "callback" and response.status < 300:
+                return response.at
+        return None
+
+    @property
+    def component_message_id(self) -> int | None:
+        """The id of the message whose component was used (component interactions only)."""
+        message = self.payload.get("message")
+        return int(message["id"]) if message else None
+
+    async def wait_for(self, predicate: Callable[[Response], bool] | None = None, *, timeout: float = 10.0) -> Response:
+        """Return the first response (matching the predicate), waiting for it as needed."""
+
+        def found() -> Response | None:
+            return next((r for r in self.responses if predicate is None or predicate(r)), None)
+
+        await self._fake.wait_until(lambda: found() is not None, timeout=timeout, what=f"a response to {self}")
+        result = found()
+        assert result is not None
+        return result
+
+    async def wait_final(self, timeout: float = 10.0) -> Response:
+        """Return the last response once an answer exists and no response came for 0.3 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            accepted = [r for r in self.responses if r.status < 300]
+            now = time.monotonic()
+            if any(_is_answer(r) for r in accepted):
+                quiet = now - self.responses[-1].at
+                if quiet >= _QUIET_PERIOD:
+                    return accepted[-1]
+                await asyncio.sleep(min(_QUIET_PERIOD - quiet, _POLL) + 0.001)
+            elif now >= deadline:
+                summary = [(r.kind, r.type, r.status) for r in self.responses]
+                raise TimeoutError(f"{self} got no final answer within {timeout}s; responses so far: {summary}")
+            else:
+                await asyncio.sleep(_POLL)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The current state of every message this interaction created or used, deleted ones left out."""
+        result = []
+        for message_id in self.message_ids:
+            if message_id in self._fake.messages and message_id not in self._fake.deleted_message_ids:
+                result.append(_public(self._fake.messages[message_id]))
+        return result
+
+    def final_message(self) -> dict[str, Any] | None:
+        """The current state of the message of the last accepted answer carrying a message."""
+        for response in reversed(self.responses):
+            if response.status < 300 and response.message_id is not None and _is_answer(response):
+                stored = self._fake.messages.get(response.message_id)
+                return _public(stored) if stored is not None else None
+        return None
+
+    def _final(self) -> dict[str, Any]:
+        message = self.final_message()
+        if message is None:
+            raise AssertionError(f"{self} has no answer with a message; responses: {self.responses}")
+        return message
+
+    def content(self) -> str:
+        """The content of the final answer."""
+        return self._final()["content"]
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the final answer is ephemeral."""
+        return bool(self._final()["flags"] & p.FLAG_EPHEMERAL)
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """The (filename, bytes) of the final answer's attachments."""
+        return self._fake.files_of(self._final())
+
+    def embeds(self) -> list[dict[str, Any]]:
+        """The embeds of the final answer."""
+        return self._final()["embeds"]
+
+    def components(self) -> list[dict[str, Any]]:
+        """The components of the final answer."""
+        return self._final()["components"]
+
+    def choices(self) -> list[dict[str, Any]]:
+        """The autocomplete choices of the accepted type 8 callback."""
+        for response in self.responses:
+            if response.kind == "callback" and response.type == 8 and response.status < 300:
+                return response.json["data"]["choices"]
+        raise AssertionError(f"{self} has no accepted autocomplete answer; responses: {self.responses}")
+
+    def __repr__(self) -> str:
+        return f"<FakeInteraction id={self.id} type={self.type} name={self.payload['data'].get('name')!r}>"
+
+
+def _is_answer(response: Response) -> bool:
+    if response.kind in ("followup", "edit_original", "edit_followup"):
+        return True
+    return response.kind == "callback" and response.type in (4, 7, 8, 9)
+
+
+class _GatewayConnection:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.session: _GatewaySession | None = None
+        self.lock = asyncio.Lock()
+
+    async def send(self, frame: str) -> None:
+        async with self.lock:
+            if not self.ws.closed:
+                with suppress(ConnectionError, RuntimeError):
+                    await self.ws.send_str(frame)
+
+
+@dataclass
+class _GatewaySession:
+    session_id: str
+    shard_id: int
+    shard_count: int
+    intents: int
+    sequence: int = 0
+    buffer: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=_REPLAY_BUFFER))
+    connection: _GatewayConnection | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def frame(self, event: str, data: Any) -> str:
+        self.sequence += 1
+        frame = json.dumps({"op": 0, "t": event, "s": self.sequence, "d": data})
+        self.buffer.append((self.sequence, frame))
+        return frame
+
+
+class FakeDiscord:
+    """The Discord stand-in: one aiohttp server for REST (/api/v10), the gateway (/gateway) and a CDN (/cdn)."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "test-discord-token",
+        message_content_allowed: bool = True,
+        members_intent_allowed: bool = True,
+        shard_count: int = 1,
+        bot_name: str = "Unmixr",
+        heartbeat_interval_ms: int = 41250,
+        callback_deadline: float | None = None,
+        upload_limit: int = 10 * 1024 * 1024,
+    ) -> None:
+        self.token = token
+        self.message_content_allowed = message_content_allowed
+        self.members_intent_allowed = members_intent_allowed
+        self.shard_count = shard_count
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.callback_deadline = callback_deadline
+        self.upload_limit = upload_limit
+        self.voice_endpoint: str | None = None
+        self.snowflakes = p.SnowflakeFactory()
+        self._guild_ids = p.SnowflakeFactory(worker=1)
+        self.application_id = self.snowflakes.next()
+        self.bot_user = p.user_payload(self.application_id, bot_name, bot=True)
+        self.owner_user = p.user_payload(self.snowflakes.next(), "app-owner")
+        self.users: dict[int, dict[str, Any]] = {self.application_id: self.bot_user}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.commands: dict[int | str, list[dict[str, Any]]] = {"global": []}
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.deleted_message_ids: set[int] = set()
+        self.channel_messages: dict[int, list[dict[str, Any]]] = {}
+        self.requests: list[RecordedRequest] = []
+        self.unknown_routes: list[tuple[str, str]] = []
+        self.gateway_log: list[dict[str, Any]] = []
+        self.close_codes: list[tuple[int, int]] = []  # (shard_id, code) of closes the stand-in sent
+        self.identify_counts: dict[int, int] = {}
+        self.resume_counts: dict[int, int] = {}
+        self.voice_rejections: list[dict[str, Any]] = []
+        self.interactions: dict[int, FakeInteraction] = {}
+        self.ready: dict[int, asyncio.Event] = {shard: asyncio.Event() for shard in range(shard_count)}
+        self._interactions_by_token: dict[str, FakeInteraction] = {}
+        self._message_viewers: dict[int, int] = {}  # ephemeral message id -> the only user who sees it
+        self._files: dict[int, tuple[str, bytes, str]] = {}
+        self._sessions: dict[str, _GatewaySession] = {}
+        self._shard_sessions: dict[int, _GatewaySession] = {}
+        self._connections: set[_GatewayConnection] = set()
+        self._voice_connect_callbacks: list[VoiceConnectCallback] = []
+        self._voice_disconnect_callbacks: list[VoiceDisconnectCallback] = []
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._routes = self._route_table()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Start serving on host:port (port 0 picks a free one)."""
+        app = web.Application(client_max_size=512 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway_handler)
+        app.router.add_get("/cdn/attachments/{attachment_id}/{filename}", self._cdn_handler)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest_handler)
+        app.router.add_route("*", "/{tail:.*}", self._unknown_handler)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self._host = host
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Close every gateway connection and stop the server."""
+        for connection in list(self._connections):
+            with suppress(Exception):
+                await connection.ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def origin(self) -> str:
+        """The server's origin, e.g. http://127.0.0.1:PORT."""
+        if self._port is None:
+            raise RuntimeError("FakeDiscord is not started")
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        """The value for discord.http.Route.BASE."""
+        return f"{self.origin}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """The value for DiscordWebSocket.DEFAULT_GATEWAY (also sent as url by GET /gateway/bot)."""
+        return f"ws://{self._host}:{self._port}/gateway"
+
+    # ---------------------------------------------------------------- world building
+
+    def add_guild(
+        self, *, name: str = "Test Server", guild_id: int | None = None, owner_id: int | None = None
+    ) -> FakeGuild:
+        """Add a guild (with @everyone, the bot's managed role and the bot's member)."""
+        # Guild ids come from their own factory so that consecutive guilds land on consecutive shards.
+        guild_id = guild_id if guild_id is not None else self._guild_ids.next()
+        owner_id = owner_id if owner_id is not None else int(self.owner_user["id"])
+        guild = FakeGuild(self, guild_id=guild_id, name=name, owner_id=owner_id)
+        self.guilds[guild_id] = guild
+        self.commands.setdefault(guild_id, [])
+        return guild
+
+    def on_voice_connect(self, callback: VoiceConnectCallback) -> None:
+        """Call callback(guild_id, channel_id, session_id, token) whenever the bot joins a voice channel."""
+        self._voice_connect_callbacks.append(callback)
+
+    def on_voice_disconnect(self, callback: VoiceDisconnectCallback) -> None:
+        """Call callback(guild_id) whenever the bot leaves voice (op 4 with channel_id null)."""
+        self._voice_disconnect_callbacks.append(callback)
+
+    def files_of(self, message: dict[str, Any]) -> list[tuple[str, bytes]]:
+        """The (filename, bytes) of a message's attachments, read from the stand-in's CDN."""
+        result = []
+        for attachment in message.get("attachments") or []:
+            stored = self._files.get(int(attachment["id"]))
+            if stored is not None:
+                result.append((stored[0], stored[1]))
+        return result
+
+    def message(self, message_id: int) -> dict[str, Any]:
+        """The current state of a stored message."""
+        return _public(self.messages[message_id])
+
+    # ---------------------------------------------------------------- waiting
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "") -> None:
+        """Wait until predicate() is true (checked on every change and every 50 ms)."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"FakeDiscord: timed out after {timeout}s waiting for {what or predicate}")
+            async with self._changed:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, _POLL))
+
+    async def wait_until_connected(self, timeout: float = 10.0) -> None:
+        """Wait until every shard got READY and its GUILD_CREATEs."""
+        await self.wait_until(
+            lambda: all(event.is_set() for event in self.ready.values()), timeout=timeout, what="all shards"
+        )
+
+    # ---------------------------------------------------------------- gateway
+
+    def _shard_for(self, guild_id: int, shard_count: int | None = None) -> int:
+        return (guild_id >> 22) % (shard_count or self.shard_count)
+
+    def session_for(self, shard_id: int) -> _GatewaySession | None:
+        """The current gateway session of a shard."""
+        return self._shard_sessions.get(shard_id)
+
+    async def _gateway_handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        connection = _GatewayConnection(ws)
+        self._connections.add(connection)
+        try:
+            hello = {"op": 10, "s": None, "t": None, "d": {"heartbeat_interval": self.heartbeat_interval_ms}}
+            await connection.send(json.dumps(hello))
+            async for message in ws:
+                if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    await self._on_gateway_payload(connection, json.loads(message.data))
+        finally:
+            self._connections.discard(connection)
+            session = connection.session
+            if session is not None and session.connection is connection:
+                session.connection = None
+            await self._notify()
+        return ws
+
+    async def _close_connection(
+        self, connection: _GatewayConnection, code: int, reason: str, *, shard_id: int | None = None
+    ) -> None:
+        if shard_id is None:
+            shard_id = connection.session.shard_id if connection.session else -1
+        self.close_codes.append((shard_id, code))
+        _log.info("FakeDiscord gateway: closing shard %s with %s (%s)", shard_id, code, reason)
+        await connection.ws.close(code=code, message=reason.encode())
+
+    async def _on_gateway_payload(self, connection: _GatewayConnection, payload: dict[str, Any]) -> None:
+        op = payload.get("op")
+        data: Any = payload.get("d")
+        logged = copy.deepcopy(data)
+        if isinstance(logged, dict) and "token" in logged:
+            logged["token"] = "<redacted>"
+        session = connection.session
+        self.gateway_log.append({"shard_id": session.shard_id if session else None, "op": op, "d": logged})
+        if op == 1:
+            await connection.send(json.dumps({"op": 11, "s": None, "t": None, "d": None}))
+        elif op == 2:
+            await self._identify(connection, data)
+        elif op == 6:
+            await self._resume(connection, data)
+        elif op == 4:
+            await self._voice_state(connection, data)
+        elif op == 8:
+            await self._request_members(connection, data)
+        elif op != 3:
+            _log.warning("FakeDiscord gateway: unhandled op %s", op)
+        await self._notify()
+
+    async def _identify(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
+        if connection.session is not None:
+            await self._close_connection(connection, 4005, "Already authenticated.")
+            return
+        sharded = "shard" in data
+        shard_id, shard_count = data.get("shard") or (0, 1)
+        if data.get("token") != self.token:
+            await self._close_connection(connection, 4004, "Authentication failed.", shard_id=shard_id)
+            return
+        if sharded and (shard_count != self.shard_count or not 0 <= shard_id < shard_count):
+            await self._close_connection(connection, 4010, "Invalid shard.", shard_id=shard_id)
+            return
+        intents = int(data.get("intents", 0))
+        privileged_denied = (intents & p.INTENT_MESSAGE_CONTENT and not self.message_content_allowed) or (
+            intents & p.INTENT_GUILD_MEMBERS and not self.members_intent_allowed
+        )
+        if privileged_denied:
+            await self._close_connection(connection, 4014, "Disallowed intent(s).", shard_id=shard_id)
+            return
+        session = _GatewaySession(
+            session_id=secrets.token_hex(16), shard_id=shard_id, shard_count=shard_count, intents=intents
+        )
+        self._sessions[session.session_id] = session
+        self._shard_sessions[shard_id] = session
+        session.connection = connection
+        connection.session = session
+        self.identify_counts[shard_id] = self.identify_counts.get(shard_id, 0) + 1
+        guilds = [g for g in self.guilds.values() if not sharded or self._shard_for(g.id, shard_count) == shard_id]
+        ready = {
+            "v": 10,
+            "user": {**copy.deepcopy(self.bot_user), "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "session_id": session.session_id,
+            "resume_gateway_url": self.gateway_url,
+            "shard": [shard_id, shard_count],
+            "application": {"id": str(self.application_id), "flags": self._application_flags()},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+        }
+        async with session.lock:
+            await connection.send(session.frame("READY", ready))
+            for guild in guilds:
+                await connection.send(session.frame("GUILD_CREATE", guild.create_payload(intents)))
+        for shard in range(self.shard_count) if not sharded else (shard_id,):
+            self.ready.setdefault(shard, asyncio.Event()).set()
+
+    async def _resume(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
+        session = self._sessions.get(data.get("session_id", ""))
+        last = data.get("seq") or 0
+        buffered = [seq for seq, _ in session.buffer] if session else []
+        replayable = session is not None and (not buffered or buffered[0] <= last + 1)
+        if session is None or data.get("token") != self.token or not replayable:
+            await connection.send(json.dumps({"op": 9, "s": None, "t": None, "d": False}))
+            return
+        async with session.lock:
+            old = session.connection
+            session.connection = connection
+            connection.session = session
+            if old is not None and old is not connection:
+                await old.ws.close(code=4000)
+            for seq, frame in list(session.buffer):
+                if seq > last:
+                    await connection.send(frame)
+            await connection.send(session.frame("RESUMED", {}))
+        self.resume_counts[session.shard_id] = self.resume_counts.get(session.shard_id, 0) + 1
+
+    async def _voice_state(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
+        session = connection.session
+        guild = self.guilds.get(int(data["guild_id"]))
+        if session is None or guild is None:
+            _log.warning("FakeDiscord gateway: op 4 for an unknown guild or before IDENTIFY: %s", data)
+            return
+        bot_id = int(self.bot_user["id"])
+        channel_id = int(data["channel_id"]) if data.get("channel_id") is not None else None
+        if channel_id is not None:
+            channel = guild.channels.get(channel_id)
+            permissions = guild.bot_member.permissions_in(channel_id)
+            occupants = [s for uid, s in guild.voice_states.items() if s["channel_id"] == str(channel_id)]
+            reason = None
+            if channel is None or channel["type"] != p.CHANNEL_VOICE:
+                reason = "not a voice channel"
+            elif not permissions & p.CONNECT:
+                reason = "missing CONNECT"
+            elif (
+                channel["user_limit"]
+                and len(occupants) >= channel["user_limit"]
+                and not permissions & p.MOVE_MEMBERS
+                and guild.voice_states.get(bot_id, {}).get("channel_id") != str(channel_id)
+            ):
+                reason = "channel full"
+            if reason is not None:
+                # Discord answers nothing at all: the client's connect() times out.
+                self.voice_rejections.append({"guild_id": guild.id, "channel_id": channel_id, "reason": reason})
+                _log.info("FakeDiscord gateway: ignoring voice join (%s)", reason)
+                return
+            guild.voice_states[bot_id] = {
+                "channel_id": str(channel_id),
+                "session_id": session.session_id,
+                "self_mute": bool(data.get("self_mute")),
+                "self_deaf": bool(data.get("self_deaf")),
+            }
+        else:
+            guild.voice_states.pop(bot_id, None)
+        state = guild.voice_state_payload(bot_id)
+        state["session_id"] = session.session_id
+        await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
+        if channel_id is None:
+            for disconnect_callback in self._voice_disconnect_callbacks:
+                await _maybe_await(disconnect_callback(guild.id))
+            return
+        token = secrets.token_hex(8)
+        for connect_callback in self._voice_connect_callbacks:
+            await _maybe_await(connect_callback(guild.id, channel_id, session.session_id, token))
+        if self.voice_endpoint is not None:
+            server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice_endpoint}
+            await self._send_dispatch(session, "VOICE_SERVER_UPDATE", server)
+
+    async def _request_members(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
+        session = connection.session
+        guild_ids = data["guild_id"] if isinstance(data["guild_id"], list) else [data["guild_id"]]
+        for raw_guild_id in guild_ids:
+            guild = self.guilds.get(int(raw_guild_id))
+            if guild is None or session is None:
+                continue
+            members = list(guild.members.values())
+            wanted = [int(user_id) for user_id in data.get("user_ids") or []]
+            if wanted:
+                members = [m for m in members if m.id in wanted]
+            query = (data.get("query") or "").lower()
+            if query:
+                members = [m for m in members if m.name.lower().startswith(query)]
+            if data.get("limit"):
+                members = members[: data["limit"]]
+            chunk: dict[str, Any] = {
+                "guild_id": str(guild.id),
+                "members": [m.payload() for m in members],
+                "chunk_index": 0,
+                "chunk_count": 1,
+                "not_found": [str(user_id) for user_id in wanted if user_id not in guild.members],
+            }
+            if data.get("nonce"):
+                chunk["nonce"] = data["nonce"]
+            await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
+
+    def _application_flags(self) -> int:
+        flags = 0
+        if self.message_content_allowed:
+            flags |= p.APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED
+        if self.members_intent_allowed:
+            flags |= p.APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED
+        return flags
+
+    async def _send_dispatch(self, session: _GatewaySession, event: str, data: Any) -> None:
+        async with session.lock:
+            frame = session.frame(event, data)
+            connection = session.connection
+            if connection is not None:
+                # A frame lost to a closing socket stays in the buffer and is replayed on RESUME.
+                await connection.send(frame)
+        await self._notify()
+
+    def _require_session(self, shard_id: int) -> _GatewaySession:
+        session = self._shard_sessions.get(shard_id)
+        if session is None:
+            raise RuntimeError(f"shard {shard_id} has no gateway session: await wait_until_connected() first")
+        return session
+
+    async def dispatch(self, event: str, data: dict[str, Any], *, shard_id: int = 0) -> None:
+        """Send any dispatch event to a shard as is (buffered for replay while it is disconnected)."""
+        await self._send_dispatch(self._require_session(shard_id), event, data)
+
+    async def _dispatch_guild_event(self, guild: FakeGuild, event: str, data: dict[str, Any]) -> None:
+        session = self._require_session(guild.shard_id)
+        needed = p.EVENT_INTENTS.get(event)
+        if needed is not None and not session.intents & needed:
+            return
+        if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not session.intents & p.INTENT_MESSAGE_CONTENT:
+            data = _without_content(data, int(self.bot_user["id"]))
+        await self._send_dispatch(session, event, data)
+
+    async def disconnect_gateway(self, code: int = 4000, *, shard_id: int = 0) -> None:
+        """Close a shard's websocket with this code (the client then resumes, or not, by the code)."""
+        session = self._require_session(shard_id)
+        connection = session.connection
+        if connection is None:
+            raise RuntimeError(f"shard {shard_id} is not connected")
+        await self._close_connection(connection, code, "closed by the test")
+
+    async def request_reconnect(self, *, shard_id: int = 0) -> None:
+        """Send op 7 RECONNECT to a shard (the client resumes at resume_gateway_url)."""
+        connection = self._require_session(shard_id).connection
+        if connection is not None:
+            await connection.send(json.dumps({"op": 7, "s": None, "t": None, "d": None}))
+
+    async def invalidate_session(self, *, shard_id: int = 0, resumable: bool = False) -> None:
+        """Send op 9 INVALID_SESSION to a shard (discord.py re-identifies after a 5 s sleep)."""
+        session = self._require_session(shard_id)
+        if not resumable:
+            self._sessions.pop(session.session_id, None)
+        if session.connection is not None:
+            await session.connection.send(json.dumps({"op": 9, "s": None, "t": None, "d": resumable}))
+
+    # ---------------------------------------------------------------- guild events
+
+    async def move_member(self, guild: FakeGuild, member_id: int | FakeMember, channel_id: ChannelRef | None) -> None:
+        """Move a member into a voice channel (or out of voice with None) and dispatch VOICE_STATE_UPDATE."""
+        member = guild.member(member_id)
+        if channel_id is None:
+            guild.voice_states.pop(member.id, None)
+            state = guild.voice_state_payload(member.id)
+        else:
+            previous = guild.voice_states.get(member.id, {})
+            session_id = previous.get("session_id") or secrets.token_hex(16)
+            if member.id == int(self.bot_user["id"]):
+                session_id = self._require_session(guild.shard_id).session_id
+            guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
+            state = guild.voice_state_payload(member.id)
+        await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
+
+    async def delete_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
+        """Delete a channel and dispatch CHANNEL_DELETE."""
+        channel = guild.channels.pop(_ref_id(channel_id))
+        await self._dispatch_guild_event(guild, "CHANNEL_DELETE", copy.deepcopy(channel))
+
+    async def delete_role(self, guild: FakeGuild, role_id: int | dict[str, Any]) -> None:
+        """Delete a role (and take it from members) and dispatch GUILD_ROLE_DELETE."""
+        role_id = _ref_id(role_id)
+        guild.roles.pop(role_id)
+        for member in guild.members.values():
+            if role_id in member.roles:
+                member.roles.remove(role_id)
+        await self._dispatch_guild_event(
+            guild, "GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role_id)}
+        )
+
+    async def announce_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
+        """Dispatch CHANNEL_CREATE for a channel added after the bot connected."""
+        await self._dispatch_guild_event(guild, "CHANNEL_CREATE", copy.deepcopy(guild.channels[_ref_id(channel_id)]))
+
+    async def update_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
+        """Dispatch CHANNEL_UPDATE with the channel's current state (e.g. after set_permission_overwrite)."""
+        await self._dispatch_guild_event(guild, "CHANNEL_UPDATE", copy.deepcopy(guild.channels[_ref_id(channel_id)]))
+
+    async def announce_role(self, guild: FakeGuild, role_id: int | dict[str, Any], *, created: bool = False) -> None:
+        """Dispatch GUILD_ROLE_UPDATE (or GUILD_ROLE_CREATE) with the role's current state."""
+        role = copy.deepcopy(guild.roles[_ref_id(role_id)])
+        event = "GUILD_ROLE_CREATE" if created else "GUILD_ROLE_UPDATE"
+        await self._dispatch_guild_event(guild, event, {"guild_id": str(guild.id), "role": role})
+
+    async def announce_member(self, guild: FakeGuild, member: FakeMember, *, update: bool = False) -> None:
+        """Dispatch GUILD_MEMBER_ADD (or GUILD_MEMBER_UPDATE) for a member (needs the members intent)."""
+        event = "GUILD_MEMBER_UPDATE" if update else "GUILD_MEMBER_ADD"
+        await self._dispatch_guild_event(guild, event, {**member.payload(), "guild_id": str(guild.id)})
+
+    async def post_message(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        author: FakeMember | dict[str, Any],
+        content: str,
+        *,
+        webhook_id: int | None = None,
+        mentions: Sequence[FakeMember | dict[str, Any] | int] = (),
+        mention_roles: Sequence[dict[str, Any] | int] = (),
+        attachments: Sequence[tuple[str, bytes, str]] = (),
+    ) -> dict[str, Any]:
+        """A user (or webhook) posts a message: dispatch MESSAGE_CREATE and return the message."""
+        channel_id = _ref_id(channel)
+        if channel_id not in guild.channels:
+            raise ValueError(f"channel {channel_id} is not in {guild}")
+        member: FakeMember | None = None
+        if webhook_id is not None:
+            name = author.name if isinstance(author, FakeMember) else author.get("username", "webhook")
+            author_user = {
+                "id": str(webhook_id),
+                "username": name,
+                "discriminator": "0000",
+                "avatar": None,
+                "bot": True,
+            }
+        elif isinstance(author, FakeMember):
+            member = author
+            author_user = copy.deepcopy(author.user)
+        else:
+            author_user = copy.deepcopy(author)
+            member = guild.members.get(int(author["id"]))
+        message_id = self.snowflakes.next()
+        stored_attachments = [
+            self._store_file(filename, data, content_type) for filename, data, content_type in attachments
+        ]
+        user_ids = [_ref_id(m) for m in mentions] + [int(found) for found in p.USER_MENTION.findall(content)]
+        role_ids = [_ref_id(r) for r in mention_roles] + [int(found) for found in p.ROLE_MENTION.findall(content)]
+        message = self._message_object(
+            message_id=message_id,
+            guild=guild,
+            channel_id=channel_id,
+            author=author_user,
+            content=content,
+            embeds=[],
+            components=[],
+            attachments=stored_attachments,
+            flags=0,
+            mentions=self._mention_users(guild, user_ids),
+            mention_roles=[str(role_id) for role_id in dict.fromkeys(role_ids) if role_id in guild.roles],
+            mention_everyone="@everyone" in content or "@here" in content,
+        )
+        if webhook_id is not None:
+            message["webhook_id"] = str(webhook_id)
+        self.messages[message_id] = message
+        event = _public(message)
+        if member is not None:
+            event["member"] = member.payload(with_user=False)
+        await self._dispatch_guild_event(guild, "MESSAGE_CREATE", event)
+        return _public(message)
+
+    def _mention_users(self, guild: FakeGuild, user_ids: Sequence[int]) -> list[dict[str, Any]]:
+        result = []
+        for user_id in dict.fromkeys(user_ids):
+            member = guild.members.get(user_id)
+            user = member.user if member else self.users.get(user_id)
+            if user is None:
+                continue
+            entry = copy.deepcopy(user)
+            if member is not None:
+                entry["member"] = member.payload(with_user=False)
+            result.append(entry)
+        return result
+
+    # ---------------------------------------------------------------- interactions
+
+    def _find_command(self, guild: FakeGuild, name: str, command_type: int) -> tuple[dict[str, Any] | None, bool]:
+        for command in self.commands.get(guild.id, []):
+            if command["name"] == name and command.get("type", 1) == command_type:
+                return command, True
+        for command in self.commands.get("global", []):
+            if command["name"] == name and command.get("type", 1) == command_type:
+                return command, False
+        return None, False
+
+    def _new_interaction(
+        self,
+        *,
+        interaction_type: int,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member: FakeMember | dict[str, Any] | int,
+        data: dict[str, Any],
+        locale: str = "en-US",
+        attachment_size_limit: int | None = None,
+        permissions: int | None = None,
+        message: dict[str, Any] | None = None,
+    ) -> FakeInteraction:
+        channel_id = _ref_id(channel)
+        channel_data = guild.channels.get(channel_id)
+        if channel_data is None:
+            raise ValueError(f"channel {channel_id} is not in {guild}")
+        fake_member = guild.member(member)
+        member_permissions = permissions if permissions is not None else fake_member.permissions_in(channel_id)
+        interaction_id = self.snowflakes.next()
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": interaction_type,
+            "data": data,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "channel_id": str(channel_id),
+            "channel": {**copy.deepcopy(channel_data), "permissions": str(member_permissions)},
+            "member": fake_member.payload(permissions=member_permissions),
+            "token": f"itok.{interaction_id}.{secrets.token_urlsafe(24)}",
+            "version": 1,
+            "app_permissions": str(guild.bot_member.permissions_in(channel_id)),
+            "locale": locale,
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "attachment_size_limit": attachment_size_limit if attachment_size_limit is not None else self.upload_limit,
+        }
+        if message is not None:
+            payload["message"] = message
+        interaction = FakeInteraction(self, payload, guild, fake_member)
+        self.interactions[interaction_id] = interaction
+        self._interactions_by_token[interaction.token] = interaction
+        return interaction
+
+    async def _send_interaction(self, interaction: FakeInteraction) -> FakeInteraction:
+        interaction.created_at = time.monotonic()
+        await self._send_dispatch(
+            self._require_session(interaction.guild.shard_id), "INTERACTION_CREATE", interaction.payload
+        )
+        return interaction
+
+    async def slash(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member: FakeMember | dict[str, Any] | int,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+        group: str | None = None,
+        attachments: dict[str, tuple[str, bytes, str]] | None = None,
+        locale: str = "en-US",
+        attachment_size_limit: int = 10 * 1024 * 1024,
+        permissions: int | None = None,
+        client_checks: bool = True,
+    ) -> FakeInteraction:
+        """A member runs a slash command; option types come from the synced command when there is one."""
+        data = self._command_data(
+            guild,
+            channel,
+            member,
+            name,
+            options or {},
+            subcommand=subcommand,
+            group=group,
+            attachments=attachments or {},
+            focused=None,
+            client_checks=client_checks,
+            permissions=permissions,
+        )
+        interaction = self._new_interaction(
+            interaction_type=2,
+            guild=guild,
+            channel=channel,
+            member=member,
+            data=data,
+            locale=locale,
+            attachment_size_limit=attachment_size_limit,
+            permissions=permissions,
+        )
+        return await self._send_interaction(interaction)
+
+    async def autocomplete(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member: FakeMember | dict[str, Any] | int,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        subcommand: str | None = None,
+        group: str | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A member types in an autocompleted option (type 4, the focused option marked)."""
+        data = self._command_data(
+            guild,
+            channel,
+            member,
+            name,
+            options,
+            subcommand=subcommand,
+            group=group,
+            attachments={},
+            focused=focused,
+            client_checks=False,
+            permissions=None,
+        )
+        interaction = self._new_interaction(
+            interaction_type=4, guild=guild, channel=channel, member=member, data=data, locale=locale
+        )
+        return await self._send_interaction(interaction)
+
+    def _command_data(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member_ref: FakeMember | dict[str, Any] | int,
+        name: str,
+        options: dict[str, Any],
+        *,
+        subcommand: str | None,
+        group: str | None,
+        attachments: dict[str, tuple[str, bytes, str]],
+        focused: str | None,
+        client_checks: bool,
+        permissions: int | None,
+    ) -> dict[str, Any]:
+        if group is not None and subcommand is None:
+            raise ValueError("a group needs a subcommand")
+        command, guild_scoped = self._find_command(guild, name, 1)
+        specs: list[dict[str, Any]] | None = None
+        if command is not None:
+            specs = command.get("options") or []
+            for level_name, level_type in ((group, p.OPTION_SUB_COMMAND_GROUP), (subcommand, p.OPTION_SUB_COMMAND)):
+                if level_name is None:
+                    continue
+                level = next((o for o in specs if o["name"] == level_name and o["type"] == level_type), None)
+                if level is None:
+                    raise ValueError(f"/{name} has no {'group' if level_type == 2 else 'subcommand'} {level_name!r}")
+                specs = level.get("options") or []
+        else:
+            _log.warning("FakeDiscord: /%s was never synced; inferring option types from the values", name)
+        member = guild.member(member_ref)
+        channel_id = _ref_id(channel)
+        resolved: dict[str, dict[str, Any]] = {}
+        built = []
+        values = dict(options)
+        for option_name, value in values.items():
+            spec = None
+            if specs is not None:
+                spec = next((o for o in specs if o["name"] == option_name), None)
+                if spec is None:
+                    raise ValueError(f"/{name} has no option {option_name!r}")
+            is_focused = option_name == focused
+            built.append(
+                self._encode_option(
+                    guild,
+                    channel_id,
+                    member,
+                    option_name,
+                    value,
+                    spec,
+                    resolved,
+                    is_focused,
+                    client_checks,
+                    permissions,
+                )
+            )
+        for option_name, (filename, content, content_type) in attachments.items():
+            if specs is not None and not any(o["name"] == option_name and o["type"] == 11 for o in specs):
+                raise ValueError(f"/{name} has no attachment option {option_name!r}")
+            stored = self._store_file(filename, content, content_type, ephemeral=True)
+            resolved.setdefault("attachments", {})[stored["id"]] = stored
+            built.append({"name": option_name, "type": p.OPTION_ATTACHMENT, "value": stored["id"]})
+        if focused is not None:
+            if focused not in values:
+                raise ValueError(f"the focused option {focused!r} needs a value in options")
+            spec = next((o for o in specs or [] if o["name"] == focused), None)
+            if spec is not None and not spec.get("autocomplete"):
+                raise ValueError(f"option {focused!r} of /{name} does not autocomplete")
+        if specs is not None and client_checks and focused is None:
+            given = set(values) | set(attachments)
+            missing = [o["name"] for o in specs if o.get("required") and o["name"] not in given]
+            if missing:
+                raise ValueError(f"/{name} needs its required options {missing} (Discord would not send it)")
+        if subcommand is not None:
+            built = [{"name": subcommand, "type": p.OPTION_SUB_COMMAND, "options": built}]
+        if group is not None:
+            built = [{"name": group, "type": p.OPTION_SUB_COMMAND_GROUP, "options": built}]
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(self.snowflakes.next()),
+            "name": name,
+            "type": 1,
+            "options": built,
+        }
+        if resolved:
+            data["resolved"] = resolved
+        if guild_scoped or command is None:
+            # With guild_id, discord.py looks in the guild's commands first, then the global ones.
+            data["guild_id"] = str(guild.id)
+        return data
+
+    def _encode_option(
+        self,
+        guild: FakeGuild,
+        channel_id: int,
+        member: FakeMember,
+        name: str,
+        value: Any,
+        spec: dict[str, Any] | None,
+        resolved: dict[str, dict[str, Any]],
+        focused: bool,
+        client_checks: bool,
+        permissions: int | None,
+    ) -> dict[str, Any]:
+        option_type = spec["type"] if spec is not None else _infer_option_type(value)
+        option: dict[str, Any] = {"name": name, "type": option_type}
+        if focused:
+            option["focused"] = True
+            option["value"] = value if isinstance(value, str) else str(value)
+            return option
+        if option_type == p.OPTION_STRING:
+            option["value"] = str(value)
+        elif option_type == p.OPTION_INTEGER:
+            option["value"] = int(value)
+        elif option_type == p.OPTION_NUMBER:
+            option["value"] = float(value)
+        elif option_type == p.OPTION_BOOLEAN:
+            option["value"] = bool(value)
+        elif option_type == p.OPTION_CHANNEL:
+            target = guild.channels[_ref_id(value)]
+            allowed = spec.get("channel_types") if spec else None
+            if client_checks and allowed and target["type"] not in allowed:
+                raise ValueError(f"option {name!r} only takes channel types {allowed}")
+            viewer_permissions = member.permissions_in(int(target["id"])) if permissions is None else permissions
+            resolved.setdefault("channels", {})[target["id"]] = {
+                **copy.deepcopy(target),
+                "permissions": str(viewer_permissions),
+            }
+            option["value"] = target["id"]
+        elif option_type == p.OPTION_ROLE or (option_type == p.OPTION_MENTIONABLE and _ref_id(value) in guild.roles):
+            role = guild.roles[_ref_id(value)]
+            resolved.setdefault("roles", {})[role["id"]] = copy.deepcopy(role)
+            option["value"] = role["id"]
+        elif option_type in (p.OPTION_USER, p.OPTION_MENTIONABLE):
+            target_member = guild.members.get(_ref_id(value))
+            user_id = _ref_id(value)
+            user = target_member.user if target_member else self.users.get(user_id)
+            if user is None:
+                raise ValueError(f"unknown user {user_id} for option {name!r}")
+            resolved.setdefault("users", {})[str(user_id)] = copy.deepcopy(user)
+            if target_member is not None:
+                resolved.setdefault("members", {})[str(user_id)] = target_member.payload(
+                    with_user=False, permissions=target_member.permissions_in(channel_id)
+                )
+            option["value"] = str(user_id)
+        else:
+            raise ValueError(f"option {name!r} of type {option_type}: pass attachments with attachments=")
+        if client_checks and spec is not None:
+            _check_option_value(name, option["value"], spec)
+        return option
+
+    async def click(
+        self,
+        message: dict[str, Any],
+        custom_id: str,
+        member: FakeMember | dict[str, Any] | int,
+        *,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        component_type: int = 2,
+        values: list[str] | None = None,
+        client_checks: bool = True,
+    ) -> FakeInteraction:
+        """A member presses a button (type 2) or picks in a select (type 3 with values) on a message."""
+        message_id = int(message["id"])
+        current = _public(self.messages[message_id]) if message_id in self.messages else copy.deepcopy(message)
+        fake_member = guild.member(member)
+        if client_checks:
+            component = find_component(current, custom_id)
+            if component is None:
+                raise ValueError(f"message {message_id} has no component {custom_id!r}")
+            if component.get("disabled"):
+                raise ValueError(f"component {custom_id!r} is disabled")
+            if component.get("type") != component_type:
+                raise ValueError(f"component {custom_id!r} has type {component.get('type')}, not {component_type}")
+            viewer = self._message_viewers.get(message_id)
+            if viewer is not None and viewer != fake_member.id:
+                raise ValueError(f"message {message_id} is ephemeral: only user {viewer} sees it")
+            if message_id in self.deleted_message_ids:
+                raise ValueError(f"message {message_id} was deleted")
+            if component_type == 3:
+                offered = [option["value"] for option in component.get("options") or []]
+                low, high = component.get("min_values", 1), component.get("max_values", 1)
+                if not low <= len(values or []) <= high or any(v not in offered for v in values or []):
+                    raise ValueError(f"select {custom_id!r} takes {low}-{high} of {offered}, not {values}")
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+        if values is not None:
+            data["values"] = list(values)
+        interaction = self._new_interaction(
+            interaction_type=3, guild=guild, channel=channel, member=fake_member, data=data, message=current
+        )
+        return await self._send_interaction(interaction)
+
+    async def message_command(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member: FakeMember | dict[str, Any] | int,
+        name: str,
+        target_message: dict[str, Any],
+    ) -> FakeInteraction:
+        """A member uses a message context menu command on a message."""
+        target_id = int(target_message["id"])
+        target = _public(self.messages[target_id]) if target_id in self.messages else copy.deepcopy(target_message)
+        command, guild_scoped = self._find_command(guild, name, 3)
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(self.snowflakes.next()),
+            "name": name,
+            "type": 3,
+            "target_id": str(target_id),
+            "resolved": {"messages": {str(target_id): target}},
+        }
+        if guild_scoped or command is None:
+            data["guild_id"] = str(guild.id)
+        interaction = self._new_interaction(interaction_type=2, guild=guild, channel=channel, member=member, data=data)
+        return await self._send_interaction(interaction)
+
+    async def user_command(
+        self,
+        guild: FakeGuild,
+        channel: ChannelRef,
+        member: FakeMember | dict[str, Any] | int,
+        name: str,
+        target: FakeMember,
+    ) -> FakeInteraction:
+        """A member uses a user context menu command on another member."""
+        command, guild_scoped = self._find_command(guild, name, 2)
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(self.snowflakes.next()),
+            "name": name,
+            "type": 2,
+            "target_id": str(target.id),
+            "resolved": {
+                "users": {str(target.id): copy.deepcopy(target.user)},
+                "members": {str(target.id): target.payload(with_user=False, permissions=target.permissions)},
+            },
+        }
+        if guild_scoped or command is None:
+            data["guild_id"] = str(guild.id)
+        interaction = self._new_interaction(interaction_type=2, guild=guild, channel=channel, member=member, data=data)
+        return await self._send_interaction(interaction)
+
+    # ---------------------------------------------------------------- HTTP plumbing
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.StreamResponse]], bool]]:
+        app = r"(?P<application_id>\d+)"
+        routes: list[tuple[str, str, Callable[..., Awaitable[web.StreamResponse]], bool]] = [
+            ("GET", r"/users/@me", self._get_me, True),
+            ("GET", r"/users/(?P<user_id>\d+)", self._get_user, True),
+            ("GET", r"/oauth2/applications/@me", self._get_application, True),
+            ("GET", r"/applications/@me", self._get_application, True),
+            ("GET", r"/gateway/bot", self._get_gateway_bot, True),
+            ("GET", r"/gateway", self._get_gateway, False),
+            ("GET", rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands", self._get_commands, True),
+            ("PUT", rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands", self._put_commands, True),
+            ("POST", rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands", self._post_command, True),
+            (
+                "GET",
+                rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands/(?P<command_id>\d+)",
+                self._get_command,
+                True,
+            ),
+            (
+                "PATCH",
+                rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands/(?P<command_id>\d+)",
+                self._patch_command,
+                True,
+            ),
+            (
+                "DELETE",
+                rf"/applications/{app}(?:/guilds/(?P<guild_id>\d+))?/commands/(?P<command_id>\d+)",
+                self._delete_command,
+                True,
+            ),
+            ("POST", r"/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback", self._callback, False),
+            ("POST", rf"/webhooks/{app}/(?P<token>[^/]+)", self._followup, False),
+            (
+                "GET",
+                rf"/webhooks/{app}/(?P<token>[^/]+)/messages/(?P<message_id>@original|\d+)",
+                self._get_webhook_message,
+                False,
+            ),
+            (
+                "PATCH",
+                rf"/webhooks/{app}/(?P<token>[^/]+)/messages/(?P<message_id>@original|\d+)",
+                self._edit_webhook_message,
+                False,
+            ),
+            (
+                "DELETE",
+                rf"/webhooks/{app}/(?P<token>[^/]+)/messages/(?P<message_id>@original|\d+)",
+                self._delete_webhook_message,
+                False,
+            ),
+            ("GET", r"/channels/(?P<channel_id>\d+)", self._get_channel, True),
+            ("GET", r"/channels/(?P<channel_id>\d+)/messages", self._get_channel_messages, True),
+            ("POST", r"/channels/(?P<channel_id>\d+)/messages", self._post_channel_message, True),
+            ("GET", r"/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)", self._get_channel_message, True),
+            (
+                "PATCH",
+                r"/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)",
+                self._edit_channel_message,
+                True,
+            ),
+            (
+                "DELETE",
+                r"/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)",
+                self._delete_channel_message,
+                True,
+            ),
+            ("POST", r"/channels/(?P<channel_id>\d+)/typing", self._typing, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)", self._get_guild, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/channels", self._get_guild_channels, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/roles", self._get_guild_roles, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/members", self._get_guild_members, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._get_guild_member, True),
+        ]
+        return [(method, re.compile(pattern + "$"), handler, auth) for method, pattern, handler, auth in routes]
+
+    async def _read_body(self, request: web.Request) -> tuple[Any, list[_Upload]]:
+        uploads: list[_Upload] = []
+        if request.content_type.startswith("multipart/"):
+            body: Any = None
+            reader = await request.multipart()
+            position = 0
+            async for part in reader:
+                if not isinstance(part, aiohttp.BodyPartReader):
+                    continue
+                if part.name == "payload_json":
+                    body = json.loads(await part.text())
+                else:
+                    match = re.fullmatch(r"files\[(\d+)\]", part.name or "")
+                    index = int(match.group(1)) if match else position
+                    uploads.append(_Upload(index, part.filename or f"file{index}", bytes(await part.read())))
+                    position += 1
+            return body, uploads
+        raw = await request.read()
+        if not raw:
+            return None, uploads
+        try:
+            return json.loads(raw), uploads
+        except ValueError:
+            return raw.decode(errors="replace"), uploads
+
+    async def _rest_handler(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body, uploads = await self._read_body(request)
+        record = RecordedRequest(request.method, path, body)
+        record.query = dict(request.query)
+        record.files = [(upload.filename, upload.data) for upload in uploads]
+        record.status = 0
+        self.requests.append(record)
+        try:
+            response = await self._route(request, path, body, uploads)
+        except _DiscordError as error:
+            response = _json_response(error.body(), error.status)
+        except Exception:
+            _log.exception("FakeDiscord: the stand-in failed on %s %s", request.method, path)
+            # Not a 5xx: discord.py retries those with multi-second sleeps.
+            response = _json_response({"message": "FakeDiscord internal error (see log)", "code": 0}, 400)
+        record.status = response.status
+        await self._notify()
+        return response
+
+    async def _route(self, request: web.Request, path: str, body: Any, uploads: list[_Upload]) -> web.StreamResponse:
+        for method, pattern, handler, auth in self._routes:
+            match = pattern.match(path)
+            if match is None or method != request.method:
+                continue
+            if auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                raise _DiscordError(401, 0, "401: Unauthorized")
+            return await handler(request=request, body=body, uploads=uploads, **match.groupdict())
+        self.unknown_routes.append((request.method, path))
+        _log.warning("FakeDiscord: NO ROUTE for %s %s: add it to the stand-in", request.method, path)
+        raise _DiscordError(404, 0, "Unknown route")
+
+    async def _unknown_handler(self, request: web.Request) -> web.StreamResponse:
+        self.unknown_routes.append((request.method, request.path))
+        _log.warning("FakeDiscord: NO ROUTE for %s %s", request.method, request.path)
+        return _json_response({"message": "Unknown route", "code": 0}, 404)
+
+    async def _cdn_handler(self, request: web.Request) -> web.StreamResponse:
+        stored = self._files.get(int(request.match_info["attachment_id"]))
+        if stored is None or stored[0] != request.match_info["filename"]:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=stored[1], headers={"Content-Type": stored[2]})
+
+    # ---------------------------------------------------------------- REST: identity and gateway
+
+    async def _get_me(self, **_: Any) -> web.StreamResponse:
+        return _json_response({**self.bot_user, "verified": True, "mfa_enabled": False})
+
+    async def _get_user(self, *, user_id: str, **_: Any) -> web.StreamResponse:
+        user = self.users.get(int(user_id))
+        if user is None:
+            raise _DiscordError(404, 10013, "Unknown User")
+        return _json_response(user)
+
+    async def _get_application(self, **_: Any) -> web.StreamResponse:
+        return _json_response(
+            {
+                "id": str(self.application_id),
+                "name": self.bot_user["username"],
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "type": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "owner": self.owner_user,
+                "team": None,
+                "flags": self._application_flags(),
+                "interactions_endpoint_url": None,
+                "redirect_uris": [],
+                "approximate_guild_count": len(self.guilds),
+                "bot": self.bot_user,
+            }
+        )
+
+    async def _get_gateway_bot(self, **_: Any) -> web.StreamResponse:
+        return _json_response(
+            {
+                "url": self.gateway_url,
+                "shards": self.shard_count,
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+            }
+        )
+
+    async def _get_gateway(self, **_: Any) -> web.StreamResponse:
+        return _json_response({"url": self.gateway_url})
+
+    # ---------------------------------------------------------------- REST: commands
+
+    def _command_scope(self, application_id: str, guild_id: str | None) -> int | str:
+        if int(application_id) != self.application_id:
+            raise _DiscordError(403, 50001, "Missing Access")
+        if guild_id is None:
+            return "global"
+        if int(guild_id) not in self.guilds:
+            raise _DiscordError(403, 50001, "Missing Access")
+        return int(guild_id)
+
+    def _stored_command(self, scope: int | str, payload: dict[str, Any], existing_id: str | None) -> dict[str, Any]:
+        command = _normalise_command(copy.deepcopy(payload))
+        command["id"] = existing_id or str(self.snowflakes.next())
+        command["application_id"] = str(self.application_id)
+        command["version"] = str(self.snowflakes.next())
+        if scope != "global":
+            command["guild_id"] = str(scope)
+        return command
+
+    async def _get_commands(self, *, application_id: str, guild_id: str | None, **_: Any) -> web.StreamResponse:
+        return _json_response(self.commands.get(self._command_scope(application_id, guild_id), []))
+
+    async def _put_commands(
+        self, *, application_id: str, guild_id: str | None, body: Any, **_: Any
+    ) -> web.StreamResponse:
+        scope = self._command_scope(application_id, guild_id)
+        if not isinstance(body, list):
+            raise _invalid_form({"_": {"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be a list"}]}})
+        errors = p.validate_commands(body)
+        if errors:
+            raise _invalid_form(errors)
+        old = {(c["name"], c.get("type", 1)): c["id"] for c in self.commands.get(scope, [])}
+        self.commands[scope] = [
+            self._stored_command(scope, item, old.get((item["name"], item.get("type", 1)))) for item in body
+        ]
+        return _json_response(self.commands[scope])
+
+    async def _post_command(
+        self, *, application_id: str, guild_id: str | None, body: Any, **_: Any
+    ) -> web.StreamResponse:
+        scope = self._command_scope(application_id, guild_id)
+        errors = p.validate_commands([body])
+        if errors:
+            raise _invalid_form(errors)
+        current = self.commands.setdefault(scope, [])
+        key = (body["name"], body.get("type", 1))
+        existing = next((c for c in current if (c["name"], c.get("type", 1)) == key), None)
+        command = self._stored_command(scope, body, existing["id"] if existing else None)
+        if existing is not None:
+            current[current.index(existing)] = command
+        else:
+            current.append(command)
+        return _json_response(command, 200 if existing else 201)
+
+    def _command_by_id(self, scope: int | str, command_id: str) -> dict[str, Any]:
+        for command in self.commands.get(scope, []):
+            if command["id"] == command_id:
+                return command
+        raise _DiscordError(404, 10063, "Unknown application command")
+
+    async def _get_command(
+        self, *, application_id: str, guild_id: str | None, command_id: str, **_: Any
+    ) -> web.StreamResponse:
+        return _json_response(self._command_by_id(self._command_scope(application_id, guild_id), command_id))
+
+    async def _patch_command(
+        self, *, application_id: str, guild_id: str | None, command_id: str, body: Any, **_: Any
+    ) -> web.StreamResponse:
+        scope = self._command_scope(application_id, guild_id)
+        command = self._command_by_id(scope, command_id)
+        merged = {**command, **body}
+        errors = p.validate_commands([merged])
+        if errors:
+            raise _invalid_form(errors)
+        command.update(_normalise_command(merged))
+        return _json_response(command)
+
+    async def _delete_command(
+        self, *, application_id: str, guild_id: str | None, command_id: str, **_: Any
+    ) -> web.StreamResponse:
+        scope = self._command_scope(application_id, guild_id)
+        command = self._command_by_id(scope, command_id)
+        self.commands[scope].remove(command)
+        return web.Response(status=204)
+
+    # ---------------------------------------------------------------- messages
+
+    def _store_file(
+        self, filename: str, data: bytes, content_type: str | None, *, ephemeral: bool = False
+    ) -> dict[str, Any]:
+        attachment_id = self.snowflakes.next()
+        content_type = content_type or p.guess_content_type(filename)
+        self._files[attachment_id] = (filename, data, content_type)
+        url = f"{self.origin}/cdn/attachments/{attachment_id}/{filename}"
+        return p.attachment_payload(attachment_id, filename, len(data), url, content_type, ephemeral=ephemeral)
+
+    def _message_object(
+        self,
+        *,
+        message_id: int,
+        guild: FakeGuild,
+        channel_id: int,
+        author: dict[str, Any],
+        content: str,
+        embeds: list[dict[str, Any]],
+        components: list[dict[str, Any]],
+        attachments: list[dict[str, Any]],
+        flags: int,
+        mentions: list[dict[str, Any]],
+        mention_roles: list[str],
+        mention_everyone: bool,
+        message_type: int = 0,
+    ) -> dict[str, Any]:
+        return {
+            "id": str(message_id),
+            "type": message_type,
+            "channel_id": str(channel_id),
+            "guild_id": str(guild.id),
+            "author": author,
+            "content": content,
+            "timestamp": p.iso_now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": mention_everyone,
+            "mentions": mentions,
+            "mention_roles": mention_roles,
+            "attachments": attachments,
+            "embeds": embeds,
+            "components": components,
+            "reactions": [],
+            "pinned": False,
+            "flags": flags,
+        }
+
+    def _check_uploads(self, uploads: list[_Upload], limit: int) -> None:
+        for upload in uploads:
+            if len(upload.data) > limit:
+                raise _DiscordError(413, 40005, "Request entity too large")
+
+    def _attachments_from(
+        self,
+        body: dict[str, Any],
+        uploads: list[_Upload],
+        existing: list[dict[str, Any]],
+        *,
+        ephemeral: bool,
+    ) -> list[dict[str, Any]]:
+        by_index = {upload.index: upload for upload in uploads}
+        used: set[int] = set()
+        existing_by_id = {attachment["id"]: attachment for attachment in existing}
+        if "attachments" not in body:
+            result = list(existing)
+        else:
+            result = []
+            for entry in body.get("attachments") or []:
+                entry_id = str(entry.get("id"))
+                if entry_id in existing_by_id:
+                    result.append(existing_by_id[entry_id])
+                elif entry_id.isdigit() and int(entry_id) in by_index:
+                    upload = by_index[int(entry_id)]
+                    used.add(upload.index)
+                    stored = self._store_file(
+                        entry.get("filename") or upload.filename, upload.data, None, ephemeral=ephemeral
+                    )
+                    if entry.get("description"):
+                        stored["description"] = entry["description"]
+                    result.append(stored)
+        for upload in uploads:
+            if upload.index not in used:
+                result.append(self._store_file(upload.filename, upload.data, None, ephemeral=ephemeral))
+        return result
+
+    def _resolve_mentions(self, guild: FakeGuild, content: str, allowed: dict[str, Any] | None) -> dict[str, Any]:
+        parse = allowed.get("parse", []) if allowed is not None else ["users", "roles", "everyone"]
+        allowed_users = {int(u) for u in (allowed or {}).get("users", [])}
+        allowed_roles = {int(r) for r in (allowed or {}).get("roles", [])}
+        users = [int(u) for u in p.USER_MENTION.findall(content)]
+        roles = [int(r) for r in p.ROLE_MENTION.findall(content)]
+        pinged_users = [u for u in users if "users" in parse or u in allowed_users]
+        pinged_roles = [r for r in roles if ("roles" in parse or r in allowed_roles) and r in guild.roles]
+        return {
+            "mentions": self._mention_users(guild, pinged_users),
+            "mention_roles": [str(r) for r in dict.fromkeys(pinged_roles)],
+            "mention_everyone": "everyone" in parse and ("@everyone" in content or "@here" in content),
+        }
+
+    def _create_message(
+        self,
+        *,
+        guild: FakeGuild,
+        channel_id: int,
+        body: dict[str, Any],
+        uploads: list[_Upload],
+        flags: int,
+        message_type: int = 0,
+        interaction: FakeInteraction | None = None,
+    ) -> dict[str, Any]:
+        errors = p.validate_message(body)
+        if errors:
+            raise _invalid_form(errors)
+        content = body.get("content") or ""
+        embeds = body.get("embeds") or []
+        components = body.get("components") or []
+        if not (content or embeds or uploads or components or body.get("sticker_ids") or body.get("poll")) and not (
+            flags & p.FLAG_LOADING
+        ):
+            raise _DiscordError(400, 50006, "Cannot send an empty message")
+        ephemeral = bool(flags & p.FLAG_EPHEMERAL)
+        message_id = self.snowflakes.next()
+        message = self._message_object(
+            message_id=message_id,
+            guild=guild,
+            channel_id=channel_id,
+            author=copy.deepcopy(self.bot_user),
+            content=content,
+            embeds=embeds,
+            components=components,
+            attachments=self._attachments_from(body, uploads, [], ephemeral=ephemeral),
+            flags=flags,
+            message_type=message_type,
+            **self._resolve_mentions(guild, content, body.get("allowed_mentions")),
+        )
+        message["payload"] = body
+        message["files"] = self.files_of(message)
+        if interaction is not None:
+            message["webhook_id"] = str(self.application_id)
+            message["application_id"] = str(self.application_id)
+            message["interaction_metadata"] = {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": copy.deepcopy(interaction.member.user),
+                "authorizing_integration_owners": {"0": str(guild.id)},
+            }
+            if ephemeral:
+                self._message_viewers[message_id] = interaction.member.id
+        self.messages[message_id] = message
+        return message
+
+    def _edit_message(self, message: dict[str, Any], body: dict[str, Any], uploads: list[_Upload]) -> None:
+        errors = p.validate_message(body)
+        if errors:
+            raise _invalid_form(errors)
+        guild = self.guilds[int(message["guild_id"])]
+        ephemeral = bool(message["flags"] & p.FLAG_EPHEMERAL)
+        content = message["content"]
+        if "content" in body:
+            content = body["content"] or ""
+        embeds = (body.get("embeds") or []) if "embeds" in body else message["embeds"]
+        components = (body.get("components") or []) if "components" in body else message["components"]
+        attachments = self._attachments_from(body, uploads, message["attachments"], ephemeral=ephemeral)
+        if not (content or embeds or attachments or components):
+            raise _DiscordError(400, 50006, "Cannot send an empty message")
+        message["content"] = content
+        message["embeds"] = embeds
+        message["components"] = components
+        message["attachments"] = attachments
+        if "allowed_mentions" in body or "content" in body:
+            message.update(self._resolve_mentions(guild, content, body.get("allowed_mentions")))
+        kept_flags = p.FLAG_EPHEMERAL | p.FLAG_COMPONENTS_V2
+        new_flags = (body.get("flags") or 0) & (p.FLAG_SUPPRESS_EMBEDS | p.FLAG_COMPONENTS_V2)
+        message["flags"] = (message["flags"] & kept_flags) | new_flags
+        message["edited_timestamp"] = p.iso_now()
+        message["payload"] = body
+        message["files"] = self.files_of(message)
+
+    async def _announce(self, event: str, message: dict[str, Any]) -> None:
+        if message["flags"] & p.FLAG_EPHEMERAL:
+            return
+        guild = self.guilds[int(message["guild_id"])]
+        if guild.shard_id not in self._shard_sessions:
+            return
+        if event == "MESSAGE_DELETE":
+            data = {"id": message["id"], "channel_id": message["channel_id"], "guild_id": message["guild_id"]}
+        else:
+            data = _public(message)
+            data["member"] = guild.bot_member.payload(with_user=False)
+        await self._dispatch_guild_event(guild, event, data)
+
+    def _find_channel(self, channel_id: int) -> tuple[FakeGuild, dict[str, Any]]:
+        for guild in self.guilds.values():
+            channel = guild.channels.get(channel_id)
+            if channel is not None:
+                return guild, channel
+        raise _DiscordError(404, 10003, "Unknown Channel")
+
+    def _channel_message(self, channel_id: int, message_id: int) -> dict[str, Any]:
+        message = self.messages.get(message_id)
+        if (
+            message is None
+            or message_id in self.deleted_message_ids
+            or int(message["channel_id"]) != channel_id
+            or message["flags"] & p.FLAG_EPHEMERAL
+        ):
+            raise _DiscordError(404, 10008, "Unknown Message")
+        return message
+
+    async def _get_channel(self, *, channel_id: str, **_: Any) -> web.StreamResponse:
+        _guild, channel = self._find_channel(int(channel_id))
+        return _json_response(channel)
+
+    async def _get_channel_messages(self, *, request: web.Request, channel_id: str, **_: Any) -> web.StreamResponse:
+        self._find_channel(int(channel_id))
+        limit = int(request.query.get("limit", "50"))
+        found = [
+            _public(message)
+            for message_id, message in self.messages.items()
+            if int(message["channel_id"]) == int(channel_id)
+            and message_id not in self.deleted_message_ids
+            and not message["flags"] & p.FLAG_EPHEMERAL
+        ]
+        return _json_response(list(reversed(found))[:limit])
+
+    async def _post_channel_message(
+        self, *, channel_id: str, body: Any, uploads: list[_Upload], **_: Any
+    ) -> web.StreamResponse:
+        guild, _channel = self._find_channel(int(channel_id))
+        permissions = guild.bot_member.permissions_in(int(channel_id))
+        needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads else 0)
+        if permissions & needed != needed:
+            raise _DiscordError(403, 50013, "Missing Permissions")
+        self._check_uploads(uploads, self.upload_limit)
+        body = body if isinstance(body, dict) else {}
+        flags = (body.get("flags") or 0) & (
+            p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
+        )
+        message = self._create_message(guild=guild, channel_id=int(channel_id), body=body, uploads=uploads, flags=flags)
+        self.channel_messages.setdefault(int(channel_id), []).append(message)
+        await self._announce("MESSAGE_CREATE", message)
+        return _json_response(_public(message))
+
+    async def _get_channel_message(self, *, channel_id: str, message_id: str, **_: Any) -> web.StreamResponse:
+        return _json_response(_public(self._channel_message(int(channel_id), int(message_id))))
+
+    async def _edit_channel_message(
+        self, *, channel_id: str, message_id: str, body: Any, uploads: list[_Upload], **_: Any
+    ) -> web.StreamResponse:
+        message = self._channel_message(int(channel_id), int(message_id))
+        if message["author"]["id"] != self.bot_user["id"]:
+            raise _DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        self._check_uploads(uploads, self.upload_limit)
+        self._edit_message(message, body if isinstance(body, dict) else {}, uploads)
+        await self._announce("MESSAGE_UPDATE", message)
+        return _json_response(_public(message))
+
+    async def _delete_channel_message(self, *, channel_id: str, message_id: str, **_: Any) -> web.StreamResponse:
+        message = self._channel_message(int(channel_id), int(message_id))
+        guild = self.guilds[int(message["guild_id"])]
+        if message["author"]["id"] != self.bot_user["id"]:
+            if not guild.bot_member.permissions_in(int(channel_id)) & p.MANAGE_MESSAGES:
+                raise _DiscordError(403, 50013, "Missing Permissions")
+        self._delete(message)
+        await self._announce("MESSAGE_DELETE", message)
+        return web.Response(status=204)
+
+    def _delete(self, message: dict[str, Any]) -> None:
+        message_id = int(message["id"])
+        self.deleted_message_ids.add(message_id)
+        sent = self.channel_messages.get(int(message["channel_id"]), [])
+        if message in sent:
+            sent.remove(message)
+
+    async def _typing(self, **_: Any) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    # ---------------------------------------------------------------- REST: guilds
+
+    def _guild(self, guild_id: str) -> FakeGuild:
+        guild = self.guilds.get(int(guild_id))
+        if guild is None:
+            raise _DiscordError(404, 10004, "Unknown Guild")
+        return guild
+
+    async def _get_guild(self, *, guild_id: str, **_: Any) -> web.StreamResponse:
+        data = self._guild(guild_id).create_payload(0)
+        for key in ("channels", "members", "voice_states", "threads", "presences", "joined_at", "large"):
+            data.pop(key, None)
+        return _json_response(data)
+
+    async def _get_guild_channels(self, *, guild_id: str, **_: Any) -> web.StreamResponse:
+        return _json_response(list(self._guild(guild_id).channels.values()))
+
+    async def _get_guild_roles(self, *, guild_id: str, **_: Any) -> web.StreamResponse:
+        return _json_response(list(self._guild(guild_id).roles.values()))
+
+    async def _get_guild_members(self, *, request: web.Request, guild_id: str, **_: Any) -> web.StreamResponse:
+        limit = int(request.query.get("limit", "1"))
+        members = list(self._guild(guild_id).members.values())[:limit]
+        return _json_response([member.payload() for member in members])
+
+    async def _get_guild_member(self, *, guild_id: str, user_id: str, **_: Any) -> web.StreamResponse:
+        member = self._guild(guild_id).members.get(int(user_id))
+        if member is None:
+            raise _DiscordError(404, 10007, "Unknown Member")
+        return _json_response(member.payload())
+
+    # ---------------------------------------------------------------- REST: interaction responses
+
+    def _interaction_for_token(self, token: str, application_id: str | None = None) -> FakeInteraction:
+        interaction = self._interactions_by_token.get(token)
+        if interaction is None or (application_id is not None and int(application_id) != self.application_id):
+            raise _DiscordError(404, 10015, "Unknown Webhook")
+        return interaction
+
+    async def _record(self, interaction: FakeInteraction, response: Response) -> None:
+        interaction.responses.append(response)
+        await self._notify()
+
+    async def _callback(
+        self, *, interaction_id: str, token: str, body: Any, uploads: list[_Upload], **_: Any
+    ) -> web.StreamResponse:
+        interaction = self._interactions_by_token.get(token)
+        if interaction is None or interaction.id != int(interaction_id):
+            raise _DiscordError(404, 10062, "Unknown interaction")
+        body = body if isinstance(body, dict) else {}
+        callback_type = body.get("type")
+        response = Response(
+            kind="callback",
+            type=callback_type,
+            json=body,
+            files=[(u.filename, u.data) for u in uploads],
+            at=time.monotonic(),
+        )
+        try:
+            answer = await self._apply_callback(interaction, callback_type, body.get("data") or {}, uploads, response)
+        except _DiscordError as error:
+            response.status, response.error = error.status, error.body()
+            await self._record(interaction, response)
+            raise
+        await self._record(interaction, response)
+        return answer
+
+    async def _apply_callback(
+        self,
+        interaction: FakeInteraction,
+        callback_type: Any,
+        data: dict[str, Any],
+        uploads: list[_Upload],
+        response: Response,
+    ) -> web.StreamResponse:
+        age = time.monotonic() - interaction.created_at
+        if self.callback_deadline is not None and age > self.callback_deadline:
+            raise _DiscordError(404, 10062, "Unknown interaction")
+        if interaction.callback_type is not None:
+            raise _DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9), 4: (8,), 5: (4, 5, 6, 7)}[interaction.type]
+        if callback_type not in allowed:
+            raise _invalid_form(
+                {"type": {"_errors": [{"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid type"}]}}
+            )
+        guild = interaction.guild
+        message: dict[str, Any] | None = None
+        if callback_type in (4, 5, 7):
+            self._check_uploads(uploads, interaction.attachment_size_limit)
+        if callback_type == 4:
+            flags = (data.get("flags") or 0) & (
+                p.FLAG_EPHEMERAL | p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
+            )
+            message = self._create_message(
+                guild=guild,
+                channel_id=interaction.channel_id,
+                body=data,
+                uploads=uploads,
+                flags=flags,
+                message_type=_response_message_type(interaction),
+                interaction=interaction,
+            )
+            interaction.original_id = int(message["id"])
+            await self._announce("MESSAGE_CREATE", message)
+        elif callback_type == 5:
+            flags = ((data.get("flags") or 0) & p.FLAG_EPHEMERAL) | p.FLAG_LOADING
+            message = self._create_message(
+                guild=guild,
+                channel_id=interaction.channel_id,
+                body={},
+                uploads=[],
+                flags=flags,
+                message_type=_response_message_type(interaction),
+                interaction=interaction,
+            )
+            interaction.original_id = int(message["id"])
+            interaction.original_loading = True
+            await self._announce("MESSAGE_CREATE", message)
+        elif callback_type in (6, 7):
+            component_message_id = interaction.component_message_id
+            if component_message_id is None:
+                raise _DiscordError(400, 50035, "This interaction has no message")
+            stored = self.messages.get(component_message_id)
+            if stored is None:
+                stored = copy.deepcopy(interaction.payload["message"])
+                stored.setdefault("guild_id", str(guild.id))
+                stored.setdefault("flags", 0)
+                self.messages[component_message_id] = stored
+            interaction.original_id = component_message_id
+            if callback_type == 7:
+                self._edit_message(stored, data, uploads)
+                message = stored
+                await self._announce("MESSAGE_UPDATE", stored)
+        elif callback_type == 8:
+            errors = p.validate_choices(data.get("choices") or [])
+            if errors:
+                raise _invalid_form(errors)
+        elif callback_type == 9:
+            if not data.get("custom_id") or not data.get("title"):
+                raise _invalid_form({"data": {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "Required"}]}})
+        interaction.callback_type = callback_type
+        if interaction.original_id is not None and interaction.original_id not in interaction.message_ids:
+            interaction.message_ids.insert(0, interaction.original_id)
+        response.message_id = int(message["id"]) if message is not None else interaction.original_id
+        if callback_type == 8:
+            return web.Response(status=204)
+        result: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "response_message_id": str(interaction.original_id) if interaction.original_id else None,
+                "response_message_loading": callback_type == 5,
+                "response_message_ephemeral": bool(message and message["flags"] & p.FLAG_EPHEMERAL),
+            },
+            "resource": {"type": callback_type},
+        }
+        if message is not None:
+            result["resource"]["message"] = _public(message)
+        return _json_response(result)
+
+    def _interaction_message(self, interaction: FakeInteraction, message_id: str) -> dict[str, Any]:
+        if interaction.callback_type is None:
+            raise _DiscordError(404, 10015, "Unknown Webhook")
+        target = interaction.original_id if message_id == "@original" else int(message_id)
+        if target is None or target not in interaction.message_ids or target in self.deleted_message_ids:
+            raise _DiscordError(404, 10008, "Unknown Message")
+        return self.messages[target]
+
+    async def _followup(
+        self, *, request: web.Request, application_id: str, token: str, body: Any, uploads: list[_Upload], **_: Any
+    ) -> web.StreamResponse:
+        interaction = self._interaction_for_token(token, application_id)
+        body = body if isinstance(body, dict) else {}
+        response = Response(
+            kind="followup", type=None, json=body, files=[(u.filename, u.data) for u in uploads], at=time.monotonic()
+        )
+        try:
+            if interaction.callback_type is None or interaction.callback_type == 8:
+                raise _DiscordError(404, 10015, "Unknown Webhook")
+            self._check_uploads(uploads, interaction.attachment_size_limit)
+            original = self.messages.get(interaction.original_id) if interaction.original_id else None
+            if (
+                interaction.callback_type == 5
+                and interaction.original_loading
+                and original is not None
+                and interaction.original_id not in self.deleted_message_ids
+            ):
+                # Discord: the first follow-up after a deferred reply resolves the "thinking" message,
+                # keeping the defer's ephemeral flag whatever the follow-up asks for.
+                self._edit_message(original, body, uploads)
+                original["flags"] &= ~p.FLAG_LOADING
+                interaction.original_loading = False
+                message = original
+                await self._announce("MESSAGE_UPDATE", message)
+            else:
+                flags = (body.get("flags") or 0) & (
+                    p.FLAG_EPHEMERAL | p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
+                )
+                message = self._create_message(
+                    guild=interaction.guild,
+                    channel_id=interaction.channel_id,
+                    body=body,
+                    uploads=uploads,
+                    flags=flags,
+                    interaction=interaction,
+                )
+                interaction.message_ids.append(int(message["id"]))
+                await self._announce("MESSAGE_CREATE", message)
+        except _DiscordError as error:
+            response.status, response.error = error.status, error.body()
+            await self._record(interaction, response)
+            raise
+        response.message_id = int(message["id"])
+        await self._record(interaction, response)
+        if request.query.get("wait", "").lower() in ("1", "true"):
+            return _json_response(_public(message))
+        return web.Response(status=204)
+
+    async def _get_webhook_message(
+        self, *, application_id: str, token: str, message_id: str, **_: Any
+    ) -> web.StreamResponse:
+        interaction = self._interaction_for_token(token, application_id)
+        return _json_response(_public(self._interaction_message(interaction, message_id)))
+
+    async def _edit_webhook_message(
+        self, *, application_id: str, token: str, message_id: str, body: Any, uploads: list[_Upload], **_: Any
+    ) -> web.StreamResponse:
+        interaction = self._interaction_for_token(token, application_id)
+        body = body if isinstance(body, dict) else {}
+        original = message_id == "@original" or int(message_id) == interaction.original_id
+        response = Response(
+            kind="edit_original" if original else "edit_followup",
+            type=None,
+            json=body,
+            files=[(u.filename, u.data) for u in uploads],
+            at=time.monotonic(),
+        )
+        try:
+            message = self._interaction_message(interaction, message_id)
+            self._check_uploads(uploads, interaction.attachment_size_limit)
+            self._edit_message(message, body, uploads)
+            if original and interaction.original_loading:
+                message["flags"] &= ~p.FLAG_LOADING
+                interaction.original_loading = False
+        except _DiscordError as error:
+            response.status, response.error = error.status, error.body()
+            await self._record(interaction, response)
+            raise
+        response.message_id = int(message["id"])
+        await self._record(interaction, response)
+        await self._announce("MESSAGE_UPDATE", message)
+        return _json_response(_public(message))
+
+    async def _delete_webhook_message(
+        self, *, application_id: str, token: str, message_id: str, **_: Any
+    ) -> web.StreamResponse:
+        interaction = self._interaction_for_token(token, application_id)
+        original = message_id == "@original" or int(message_id) == interaction.original_id
+        response = Response(
+            kind="delete_original" if original else "delete_followup",
+            type=None,
+            json=None,
+            files=[],
+            at=time.monotonic(),
+        )
+        try:
+            message = self._interaction_message(interaction, message_id)
+        except _DiscordError as error:
+            response.status, response.error = error.status, error.body()
+            await self._record(interaction, response)
+            raise
+        self._delete(message)
+        if original:
+            interaction.original_loading = False
+        response.message_id = int(message["id"])
+        await self._record(interaction, response)
+        await self._announce("MESSAGE_DELETE", message)
+        return web.Response(status=204)
+
+
+def _response_message_type(interaction: FakeInteraction) -> int:
+    if interaction.type == 2:
+        return 23 if interaction.payload["data"].get("type", 1) != 1 else 20
+    return 0
+
+
+def _infer_option_type(value: Any) -> int:
+    if isinstance(value, ChannelOption):
+        return p.OPTION_CHANNEL
+    if isinstance(value, RoleOption):
+        return p.OPTION_ROLE
+    if isinstance(value, UserOption | FakeMember):
+        return p.OPTION_USER
+    if isinstance(value, bool):
+        return p.OPTION_BOOLEAN
+    if isinstance(value, int):
+        return p.OPTION_INTEGER
+    if isinstance(value, float):
+        return p.OPTION_NUMBER
+    return p.OPTION_STRING
+
+
+def _check_option_value(name: str, value: Any, spec: dict[str, Any]) -> None:
+    choices = spec.get("choices")
+    if choices and value not in [choice["value"] for choice in choices]:
+        raise ValueError(f"option {name!r} only takes the choices {[c['value'] for c in choices]}, not {value!r}")
+    if isinstance(value, str) and spec["type"] == p.OPTION_STRING:
+        if len(value) > spec.get("max_length", 6000) or len(value) < spec.get("min_length", 0):
+            raise ValueError(
+                f"option {name!r}: Discord allows lengths {spec.get('min_length', 0)}-{spec.get('max_length', 6000)}"
+            )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = spec.get("min_value"), spec.get("max_value")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"option {name!r}: Discord allows {low}..{high}, not {value}")
+
+
+def _normalise_command(command: dict[str, Any]) -> dict[str, Any]:
+    command.setdefault("type", 1)
+    command.setdefault("description", "")
+    command.setdefault("default_member_permissions", None)
+    command.setdefault("nsfw", False)
+    for option in command.get("options") or []:
+        _normalise_option(option)
+    return command
+
+
+def _normalise_option(option: dict[str, Any]) -> None:
+    option.setdefault("description", "")
+    for child in option.get("options") or []:
+        _normalise_option(child)
+
+
+def _without_content(data: dict[str, Any], bot_id: int) -> dict[str, Any]:
+    author_id = int(data.get("author", {}).get("id", 0))
+    mentioned = any(int(user["id"]) == bot_id for user in data.get("mentions") or [])
+    if author_id == bot_id or mentioned:
+        return data
+    # Without the message content intent Discord blanks these fields (except for mentions of the bot).
+    return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+@contextmanager
+def use_fake_discord(fake: FakeDiscord) -> Iterator[None]:
+    """Point discord.py's REST base and default gateway at a started FakeDiscord, restoring them after."""
+    import discord.gateway
+    import discord.http
+    import yarl
+
+    old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
