@@ -64,9 +64,7 @@ async def test_remove_is_case_insensitive_and_reports_a_missing_word(database_pa
     await storage.add_pronunciation(GUILD, "Kubernetes", "koo-ber-net-eez", ADMIN)
     await storage.add_pronunciation(OTHER_GUILD, "Kubernetes", "k8s", ADMIN)
     assert await storage.remove_pronunciation(GUILD, "nothing") is None
-    assert await storage.remove_pronunciation(GUILD, "KUBERNETES") == Pronunciation(
-        "Kubernetes", "koo-ber-net-eez"
-    )
+    assert await storage.remove_pronunciation(GUILD, "KUBERNETES") == Pronunciation("Kubernetes", "koo-ber-net-eez")
     assert await storage.remove_pronunciation(GUILD, "kubernetes") is None
     await storage.close()
 
@@ -99,9 +97,7 @@ async def test_the_limit_refuses_a_new_entry_but_allows_replacing(database_path:
         assert "one-too-many" not in {entry.word for entry in entries}
 
         # Replacing an existing word at the limit is fine.
-        assert await storage.add_pronunciation(GUILD, "WORD7", "seven", ADMIN) == Pronunciation(
-            "word7", "spoken 7"
-        )
+        assert await storage.add_pronunciation(GUILD, "WORD7", "seven", ADMIN) == Pronunciation("word7", "spoken 7")
         # Another server has its own allowance.
         assert await storage.add_pronunciation(OTHER_GUILD, "one-too-many", "fine here", ADMIN) is None
 
@@ -142,9 +138,7 @@ async def test_concurrent_adds_never_exceed_the_limit(storage: Storage) -> None:
         ("word", "s" * (MAX_SPOKEN_LENGTH + 1)),
     ],
 )
-async def test_words_and_spoken_forms_out_of_bounds_are_refused(
-    storage: Storage, word: str, spoken: str
-) -> None:
+async def test_words_and_spoken_forms_out_of_bounds_are_refused(storage: Storage, word: str, spoken: str) -> None:
     with pytest.raises(ValueError, match="characters"):
         await storage.add_pronunciation(GUILD, word, spoken, ADMIN)
     assert await storage.list_pronunciations(GUILD) == []

@@ -51,9 +51,7 @@ async def test_nothing_set_means_all_none(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("name", GUILD_SETTING_NAMES)
-async def test_each_setting_round_trips_with_its_type_through_a_reopen(
-    database_path: Path, name: str
-) -> None:
+async def test_each_setting_round_trips_with_its_type_through_a_reopen(database_path: Path, name: str) -> None:
     value = SAMPLE_SETTINGS[name]
     storage = await Storage.open(database_path)
     assert await storage.set_guild_setting(GUILD, name, value) is None
@@ -274,9 +272,7 @@ async def test_cache_matches_the_database_after_cancelled_writes(database_path: 
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             with closing(sqlite3.connect(database_path)) as outside:
-                row = outside.execute(
-                    "SELECT max_length FROM guild_settings WHERE guild_id = ?", (GUILD,)
-                ).fetchone()
+                row = outside.execute("SELECT max_length FROM guild_settings WHERE guild_id = ?", (GUILD,)).fetchone()
             on_disk = None if row is None else row[0]
             assert (await storage.get_guild_settings(GUILD)).max_length == on_disk
         # The storage is still usable afterwards.

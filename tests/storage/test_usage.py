@@ -51,23 +51,17 @@ async def test_days_split_at_utc_midnight_and_months_add_up(database_path: Path)
     await record(storage, at_midnight, characters=30, prebuilt=30)
     await record(storage, at_midnight, characters=30, cache_hit=True)
     # 01:30 in UTC+02:00 is still 23:30 on the 31st in UTC.
-    await record(
-        storage, datetime(2024, 4, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))), characters=5, prebuilt=5
-    )
+    await record(storage, datetime(2024, 4, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))), characters=5, prebuilt=5)
     await record(storage, at_midnight, characters=999, prebuilt=999, guild_id=OTHER_GUILD)
     await storage.close()
 
     reopened = await Storage.open(database_path)
     try:
         march_31 = await reopened.usage_for_day(GUILD, date(2024, 3, 31))
-        assert march_31 == Usage(
-            characters=35, credits_prebuilt=15, credits_cloned=40, requests=3, cache_hits=0
-        )
+        assert march_31 == Usage(characters=35, credits_prebuilt=15, credits_cloned=40, requests=3, cache_hits=0)
         assert march_31.credits == 55
         april_1 = await reopened.usage_for_day(GUILD, date(2024, 4, 1))
-        assert april_1 == Usage(
-            characters=60, credits_prebuilt=30, credits_cloned=0, requests=2, cache_hits=1
-        )
+        assert april_1 == Usage(characters=60, credits_prebuilt=30, credits_cloned=0, requests=2, cache_hits=1)
         assert await reopened.usage_for_month(GUILD, 2024, 3) == march_31
         assert await reopened.usage_for_month(GUILD, 2024, 4) == april_1
         assert await reopened.usage_for_month(GUILD, 2024, 2) == Usage()
@@ -108,9 +102,7 @@ async def test_concurrent_records_add_up_exactly(database_path: Path) -> None:
     reopened = await Storage.open(database_path)
     try:
         usage = await reopened.usage_for_day(GUILD, at.date())
-        assert usage == Usage(
-            characters=700, credits_prebuilt=300, credits_cloned=50, requests=100, cache_hits=20
-        )
+        assert usage == Usage(characters=700, credits_prebuilt=300, credits_cloned=50, requests=100, cache_hits=20)
     finally:
         await reopened.close()
 

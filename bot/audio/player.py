@@ -1,0 +1,212 @@
+"""The per-server player: one queue of clips, played in order, each starting as soon as it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from bot.audio.processing import to_pcm
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUE = 50
+# How long a chunk waits for a dropped voice connection to come back before the clip is abandoned.
+RECONNECT_WAIT_SECONDS = 15.0
+
+_END = object()
+
+
+class QueueFullError(Exception):
+    """The server's queue already holds the most clips it may."""
+
+
+@dataclass(eq=False)
+class Clip:
+    """One queued request: its audio arrives chunk by chunk while it may already be playing."""
+
+    label: str
+    requested_by: int | None
+    chunks: AsyncIterator[bytes]
+    created_at: float = field(default_factory=time.monotonic)
+    _parts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    _producer: asyncio.Task[None] | None = None
+    _first: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        """Start synthesising and decoding now, ahead of the clip's turn."""
+        if self._producer is not None:
+            return
+        self._first = asyncio.get_running_loop().create_future()
+        self._producer = asyncio.get_running_loop().create_task(self._produce(), name=f"clip:{self.label[:30]}")
+
+    async def _produce(self) -> None:
+        assert self._first is not None
+        try:
+            async for audio in self.chunks:
+                pcm = await to_pcm(audio)
+                await self._parts.put(pcm)
+                if not self._first.done():
+                    self._first.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not self._first.done():
+                self._first.set_exception(error)
+            else:
+                log.warning("clip %r stopped early: %s", self.label, error)
+        finally:
+            if not self._first.done():
+                self._first.set_result(None)
+            self._parts.put_nowait(_END)
+
+    async def first_ready(self) -> None:
+        """Wait for the first chunk; raises what synthesis raised if it failed before any audio."""
+        self.start()
+        assert self._first is not None
+        await asyncio.shield(self._first)
+
+    async def parts(self) -> AsyncIterator[bytes]:
+        """The decoded 48 kHz stereo PCM of each chunk, in order, as each becomes ready."""
+        self.start()
+        while True:
+            part = await self._parts.get()
+            if part is _END:
+                return
+            yield part
+
+    def cancel(self) -> None:
+        """Stop synthesising what has not been synthesised yet; whoever waits on the clip is released."""
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+        if self._first is not None and not self._first.done():
+            self._first.set_result(None)
+        # A producer cancelled before it ever ran cannot mark the end itself.
+        self._parts.put_nowait(_END)
+
+
+class GuildPlayer:
+    """Plays one server's clips through its voice client, one after another."""
+
+    def __init__(self, guild_id: int, voice_client: discord.VoiceClient, *, max_queue: int = MAX_QUEUE) -> None:
+        self.guild_id = guild_id
+        self.voice_client = voice_client
+        self.max_queue = max_queue
+        self.queue: deque[Clip] = deque()
+        self.current: Clip | None = None
+        self.last_active = time.monotonic()
+        self._wakeup = asyncio.Event()
+        self._skip_current = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"player:{guild_id}")
+        self._task.add_done_callback(self._task_done)
+        self.on_clip_start: Callable[[Clip], None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is playing or waiting."""
+        return self.current is None and not self.queue
+
+    def __len__(self) -> int:
+        return len(self.queue) + (1 if self.current is not None else 0)
+
+    def enqueue(self, clip: Clip) -> int:
+        """Add a clip; returns its position (1 = playing now). Raises QueueFullError at the bound."""
+        if len(self) >= self.max_queue:
+            raise QueueFullError()
+        clip.start()
+        self.queue.append(clip)
+        self.last_active = time.monotonic()
+        self._wakeup.set()
+        return len(self)
+
+    def skip(self) -> Clip | None:
+        """Stop the clip that is playing; the next one starts."""
+        clip = self.current
+        if clip is None:
+            return None
+        self._skip_current = True
+        clip.cancel()
+        if self.voice_client.is_playing() or self.voice_client.is_paused():
+            self.voice_client.stop()
+        return clip
+
+    def clear(self) -> int:
+        """Drop every waiting clip and stop the current one; returns how many were dropped."""
+        dropped = len(self)
+        for clip in self.queue:
+            clip.cancel()
+        self.queue.clear()
+        self.skip()
+        return dropped
+
+    async def close(self) -> None:
+        """Stop playing and end the player's task."""
+        self.clear()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("player of server %s stopped", self.guild_id, exc_info=task.exception())
+
+    async def _run(self) -> None:
+        while True:
+            while not self.queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            clip = self.queue.popleft()
+            self.current = clip
+            self._skip_current = False
+            if self.on_clip_start is not None:
+                self.on_clip_start(clip)
+            try:
+                async for pcm in clip.parts():
+                    if self._skip_current:
+                        break
+                    await self._play(pcm)
+                    if self._skip_current:
+                        break
+            except Exception:
+                log.exception("playing a clip in server %s failed", self.guild_id)
+            finally:
+                clip.cancel()
+                self.current = None
+                self.last_active = time.monotonic()
+
+    async def _play(self, pcm: bytes) -> None:
+        """Play one chunk of PCM and wait until it has been sent (or stopped)."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def finish() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def after(error: Exception | None) -> None:
+            # Called from discord.py's player thread.
+            if error is not None:
+                log.warning("playback error in server %s: %s", self.guild_id, error)
+            loop.call_soon_threadsafe(finish)
+
+        if not self.voice_client.is_connected():
+            await self._wait_connected()
+        self.voice_client.play(discord.PCMAudio(io.BytesIO(pcm)), after=after)
+        self.last_active = time.monotonic()
+        await finished
+        self.last_active = time.monotonic()
+
+    async def _wait_connected(self) -> None:
+        deadline = time.monotonic() + RECONNECT_WAIT_SECONDS
+        while not self.voice_client.is_connected():
+            if time.monotonic() > deadline:
+                raise ConnectionError("the voice connection did not come back")
+            await asyncio.sleep(0.1)

@@ -1,0 +1,171 @@
+"""The Bot subclass: owns the HTTP session, storage, the Unmixr client and the command tree."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pkgutil
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+import cogs
+from bot.audio import AudioCache
+from bot.catalogue import REFRESH_SECONDS, Catalogue
+from bot.replies import NO_MENTIONS
+from bot.settings import Settings
+from bot.speech import SpeechService
+from bot.storage import Storage
+from bot.tree import UnmixrTree
+from bot.unmixr import UnmixrClient
+
+log = logging.getLogger(__name__)
+
+# How long a shutdown waits for interactions that are still being answered.
+SHUTDOWN_GRACE_SECONDS = 25.0
+
+
+def bot_intents(*, message_content: bool) -> discord.Intents:
+    """The few intents the bot needs: servers, voice states, and messages for readouts."""
+    intents = discord.Intents.none()
+    intents.guilds = True  # channels, roles and the servers themselves
+    intents.voice_states = True  # who is in which voice channel, for /join and readouts
+    intents.guild_messages = True  # new messages in the readout channel
+    intents.message_content = message_content  # the text of those messages (privileged)
+    return intents
+
+
+class UnmixrBot(commands.AutoShardedBot):
+    """The unmixr-discord bot."""
+
+    def __init__(self, settings: Settings, *, message_content: bool = True) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(message_content=message_content),
+            help_command=None,
+            tree_cls=UnmixrTree,
+            allowed_mentions=NO_MENTIONS,
+            chunk_guilds_at_startup=False,
+            member_cache_flags=discord.MemberCacheFlags.from_intents(bot_intents(message_content=False)),
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        )
+        self.settings = settings
+        self.readouts_enabled = message_content
+        self.shutting_down = False
+        self.background_tasks: set[asyncio.Task[Any]] = set()
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.failed_extensions: dict[str, BaseException] = {}
+        # Opened in setup_hook, closed in close(), in reverse order.
+        self.session: aiohttp.ClientSession
+        self.storage: Storage
+        self.unmixr: UnmixrClient
+        self.audio_cache: AudioCache
+        self.catalogue: Catalogue
+        self.speech: SpeechService
+
+    async def setup_hook(self) -> None:
+        """Open every resource, load the extensions and, in development, sync the dev server."""
+        settings = self.settings
+        self.session = aiohttp.ClientSession()
+        self.storage = await Storage.open(settings.database_path)
+        self.unmixr = UnmixrClient(
+            self.session,
+            settings.unmixr_api_key,
+            base_url=settings.unmixr_base_url,
+            openai_api_key=settings.openai_api_key,
+            max_concurrency=settings.unmixr_max_concurrency,
+        )
+        self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
+        self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        self.speech = SpeechService(
+            self.unmixr,
+            self.audio_cache,
+            self.storage,
+            self.catalogue,
+            operator_voice_id=settings.default_voice_id,
+        )
+        await self.load_all_extensions()
+        if settings.dev_guild_id is not None:
+            guild = discord.Object(settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to the development server %s", len(synced), settings.dev_guild_id)
+        self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
+
+    async def load_all_extensions(self) -> None:
+        """Load every module of `cogs/`; one that fails is logged and the others still load."""
+        for module in pkgutil.iter_modules(cogs.__path__, prefix="cogs."):
+            if module.name.rsplit(".", 1)[-1].startswith("_"):
+                continue
+            try:
+                await self.load_extension(module.name)
+            except commands.ExtensionError as error:
+                self.failed_extensions[module.name] = error
+                log.error("could not load extension %s", module.name, exc_info=error.__cause__ or error)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run a background task that is kept, and whose failure is logged."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self.background_tasks.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.background_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def track_interaction(self) -> None:
+        """Remember the current task as an interaction being answered, so shutdown can wait for it."""
+        task = asyncio.current_task()
+        if task is not None and task not in self.inflight:
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
+
+    async def _keep_catalogue_fresh(self) -> None:
+        # Loading at start makes the first /say fast; failures are retried on the next round.
+        while True:
+            try:
+                await self.catalogue.refresh()
+            except Exception as error:
+                log.warning("voice catalogue refresh failed: %s", error)
+                await asyncio.sleep(60)
+                continue
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    async def close(self) -> None:
+        """Let in-flight answers finish, disconnect, then close every resource in reverse order."""
+        if self.shutting_down:
+            await super().close()
+            return
+        self.shutting_down = True
+        current = asyncio.current_task()
+        waiting = [task for task in self.inflight if task is not current and not task.done()]
+        if waiting:
+            log.info("waiting for %d interactions to finish", len(waiting))
+            await asyncio.wait(waiting, timeout=SHUTDOWN_GRACE_SECONDS)
+        await self.close_extras()
+        await super().close()
+        for task in list(self.background_tasks):
+            task.cancel()
+        if self.background_tasks:
+            await asyncio.wait(list(self.background_tasks), timeout=5)
+        if hasattr(self, "storage"):
+            await self.storage.close()
+        if hasattr(self, "session"):
+            await self.session.close()
+
+    async def close_extras(self) -> None:
+        """Hook for extensions' own cleanup before the gateway closes (voice players)."""
+        for cog in list(self.cogs.values()):
+            closer = getattr(cog, "shutdown", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("shutdown of %s failed", type(cog).__name__)

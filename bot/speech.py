@@ -1,0 +1,344 @@
+"""Turning a member's request into audio: settings resolution, checks, chunks, cache, synthesis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.audio import AudioCache, cache_key, concat, duration
+from bot.catalogue import Catalogue
+from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
+from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
+from bot.storage import GuildSettings, MemberPreferences, Storage
+from bot.text import (
+    MAX_REQUEST_CHARS,
+    ProsodyError,
+    is_speakable,
+    matching_entries,
+    normalize_pitch,
+    normalize_rate,
+    normalize_volume,
+    split_text,
+    truncate,
+)
+from bot.unmixr import TTSRequest, UnmixrClient, Voice
+
+log = logging.getLogger(__name__)
+
+# Chunks of one request synthesised at once; the client's limiter bounds the whole process.
+CHUNK_CONCURRENCY = 4
+LANGUAGES_SHOWN = 10
+
+_PROSODY = {
+    "rate": (normalize_rate, "speech:rate", "speaking_rate", "speed"),
+    "pitch": (normalize_pitch, "speech:pitch", "speaking_pitch", "pitch"),
+    "volume": (normalize_volume, "speech:volume", "speaking_volume", "volume"),
+}
+_LEVEL_NAMES = {"preference": "your preference", "server": "the server's default", "operator": "the default"}
+
+
+@dataclass(slots=True)
+class SayOptions:
+    """What the member typed: every field None when the option was not given."""
+
+    voice: str | None = None
+    language: str | None = None
+    rate: str | None = None
+    pitch: str | None = None
+    volume: str | None = None
+    intensity: int | None = None
+    format: str | None = None
+
+
+@dataclass(slots=True)
+class SpeechPlan:
+    """Everything needed to synthesise, decided without calling Unmixr."""
+
+    guild_id: int
+    voice: Voice
+    text: str
+    chunks: list[str]
+    language: str | None
+    rate: str | None
+    pitch: str | None
+    volume: str | None
+    intensity: int | None
+    output_type: str
+    pronunciations: dict[str, str]
+    dropped: list[str] = field(default_factory=list)
+
+    def request_for(self, chunk: str) -> TTSRequest:
+        """The Unmixr request for one chunk, with only the pronunciations that occur in it."""
+        return TTSRequest(
+            text=chunk,
+            voice_id=self.voice.uuid,
+            language=self.language,
+            speaking_rate=self.rate,
+            speaking_pitch=self.pitch,
+            speaking_volume=self.volume,
+            intensity=self.intensity,
+            output_type=self.output_type,
+            pronunciation_dict=matching_entries(chunk, self.pronunciations) or None,
+        )
+
+
+@dataclass(slots=True)
+class ChunkAudio:
+    """One synthesised chunk."""
+
+    index: int
+    audio: bytes
+    duration: float
+    credits: int
+    from_cache: bool
+
+
+@dataclass(slots=True)
+class SpeechResult:
+    """The joined audio of a whole request."""
+
+    plan: SpeechPlan
+    audio: bytes
+    output_type: str
+    duration: float
+    credits: int
+    from_cache: bool
+
+
+def _cache_key(request: TTSRequest) -> str:
+    return cache_key(**request.model_dump(exclude={"response_type"}, exclude_none=True))
+
+
+class SpeechService:
+    """Plans and performs synthesis for members, charging as little as possible."""
+
+    def __init__(
+        self,
+        client: UnmixrClient,
+        cache: AudioCache,
+        storage: Storage,
+        catalogue: Catalogue,
+        *,
+        operator_voice_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._cache = cache
+        self._storage = storage
+        self._catalogue = catalogue
+        self._operator_voice_id = operator_voice_id
+
+    async def plan(
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        text: str,
+        options: SayOptions,
+        truncate_to_limit: bool = False,
+        given_length: int | None = None,
+        prefix: str = "",
+    ) -> SpeechPlan:
+        """Check a request and decide how to synthesise it; raises a UserFacingError on bad input.
+
+        `text` is already cleaned by the caller; `given_length` is the length the member typed, which is
+        what the limit is about. With `truncate_to_limit`, text over `max-length` is cut with "and so on"
+        (Read aloud and readouts) instead of refused (`/say`). `prefix` ("<name> said") is spoken first and
+        does not count toward the limit.
+        """
+        server = await self._storage.get_guild_settings(guild_id)
+        preferences = await self._storage.get_member_preferences(guild_id, user_id)
+        stripped = text.strip()
+        if not stripped or not is_speakable(stripped):
+            raise NothingToSayError()
+        limit = resolve("max_length", server=server).value or MAX_LENGTH_LIMIT
+        length = len(stripped) if given_length is None else given_length
+        if length > limit and not truncate_to_limit:
+            raise TextTooLongError(length, limit)
+        if len(stripped) > limit:
+            stripped = truncate(stripped, limit)
+        if prefix:
+            stripped = f"{prefix}, {stripped}"
+
+        prosody = {name: self._check_prosody(name, getattr(options, name)) for name in _PROSODY}
+        if options.intensity is not None and not -100 <= options.intensity <= 100:
+            raise InvalidOptionError(f"Intensity must be a whole number from -100 to 100, not {options.intensity}.")
+        if options.format is not None and options.format not in ("mp3", "wav"):
+            raise InvalidOptionError("Format must be mp3 or wav.")
+
+        dropped: list[str] = []
+        voice = await self._choose_voice(options, preferences, server, guild_id, dropped)
+        language = self._choose_language(voice, options, server, dropped)
+        values: dict[str, Any] = {}
+        for name, (normalize, capability, _field, noun) in _PROSODY.items():
+            resolved = resolve(name, option=prosody[name], preferences=preferences, server=server)
+            value = resolved.value
+            if resolved.inherited and value is not None:
+                try:
+                    value = normalize(value)
+                except ProsodyError:
+                    value = None  # a stored value written before the rules changed; ignore it
+            if value is None or value in ("default", "0%", "+0%"):
+                values[name] = None
+            elif not voice.has_capability(capability):
+                if not resolved.inherited:
+                    raise InvalidOptionError(
+                        f"{voice.character} cannot change its {noun}; {await self._voices_with(capability, guild_id)}"
+                    )
+                dropped.append(f"{_LEVEL_NAMES.get(resolved.source, 'the default')} {noun} {value}")
+                values[name] = None
+            else:
+                values[name] = value
+        intensity = resolve("intensity", option=options.intensity, server=server)
+        if intensity.value is not None and not voice.has_capability("intensity"):
+            if not intensity.inherited:
+                raise InvalidOptionError(
+                    f"{voice.character} does not support intensity; {await self._voices_with('intensity', guild_id)}"
+                )
+            dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
+            intensity = Resolved(None, intensity.source)
+        output_type = resolve("format", option=options.format, server=server).value or "mp3"
+        entries = {entry.word: entry.spoken for entry in await self._storage.list_pronunciations(guild_id)}
+        return SpeechPlan(
+            guild_id=guild_id,
+            voice=voice,
+            text=stripped,
+            chunks=split_text(stripped, MAX_REQUEST_CHARS),
+            language=language,
+            rate=values["rate"],
+            pitch=values["pitch"],
+            volume=values["volume"],
+            intensity=intensity.value,
+            output_type=output_type,
+            pronunciations=matching_entries(stripped, entries),
+            dropped=dropped,
+        )
+
+    @staticmethod
+    def _check_prosody(name: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return _PROSODY[name][0](value)
+        except ProsodyError as error:
+            raise InvalidOptionError(str(error)) from None
+
+    async def _choose_voice(
+        self,
+        options: SayOptions,
+        preferences: MemberPreferences,
+        server: GuildSettings,
+        guild_id: int,
+        dropped: list[str],
+    ) -> Voice:
+        if options.voice is not None and options.voice.strip():
+            voice = await self._catalogue.find(options.voice, guild_id)
+            if voice is None:
+                raise UnknownVoiceError(options.voice, await self._catalogue.close_names(options.voice, guild_id))
+            return voice
+        for source, voice_id in (
+            ("preference", preferences.voice_id),
+            ("server", server.voice_id),
+            ("operator", self._operator_voice_id),
+        ):
+            if not voice_id:
+                continue
+            voice = await self._catalogue.get(voice_id, guild_id)
+            if voice is not None:
+                return voice
+            if source != "operator":
+                dropped.append(f"{_LEVEL_NAMES[source]} voice (it is no longer available)")
+            else:
+                log.warning("DEFAULT_VOICE_ID is not an available voice; using the first prebuilt voice")
+        language = server.language or "en-US"
+        voice = await self._catalogue.default_voice(language)
+        if voice is None:
+            raise InvalidOptionError("No voice is available right now; please try again later.")
+        return voice
+
+    def _choose_language(
+        self, voice: Voice, options: SayOptions, server: GuildSettings, dropped: list[str]
+    ) -> str | None:
+        language = resolve("language", option=options.language, server=server)
+        code = (language.value or "").strip()
+        if not code:
+            return None
+        if voice.speaks(code):
+            return code
+        if not language.inherited:
+            languages = voice.languages
+            shown = ", ".join(languages[:LANGUAGES_SHOWN])
+            more = f" and {len(languages) - LANGUAGES_SHOWN} more" if len(languages) > LANGUAGES_SHOWN else ""
+            raise InvalidOptionError(
+                f"{voice.character} does not speak {code}; it speaks {shown or 'its own language only'}{more}."
+            )
+        if language.source == "server":
+            dropped.append(f"the server's language {code}")
+        return None
+
+    async def _voices_with(self, capability: str, guild_id: int) -> str:
+        names = [
+            voice.character
+            for voice in await self._catalogue.voices_for(guild_id)
+            if voice.character and voice.has_capability(capability)
+        ]
+        if not names:
+            return "no voice supports it at the moment."
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        return f"voices that do include {', '.join(names[:5])}{more}."
+
+    async def iter_chunks(self, plan: SpeechPlan) -> AsyncIterator[ChunkAudio]:
+        """Synthesise the chunks concurrently (bounded) and yield them in order as each is ready."""
+        gate = asyncio.Semaphore(CHUNK_CONCURRENCY)
+
+        async def one(index: int, chunk: str) -> ChunkAudio:
+            async with gate:
+                return await self._synthesise_chunk(plan, index, chunk)
+
+        tasks = [asyncio.ensure_future(one(index, chunk)) for index, chunk in enumerate(plan.chunks)]
+        try:
+            for task in tasks:
+                yield await task
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def synthesise(self, plan: SpeechPlan) -> SpeechResult:
+        """Synthesise a whole request and join it into one file."""
+        parts = [chunk async for chunk in self.iter_chunks(plan)]
+        audio = parts[0].audio if len(parts) == 1 else await concat([p.audio for p in parts], plan.output_type)  # type: ignore[arg-type]
+        return SpeechResult(
+            plan=plan,
+            audio=audio,
+            output_type=plan.output_type,
+            duration=sum(part.duration for part in parts),
+            credits=sum(part.credits for part in parts),
+            from_cache=all(part.from_cache for part in parts),
+        )
+
+    async def _synthesise_chunk(self, plan: SpeechPlan, index: int, chunk: str) -> ChunkAudio:
+        request = plan.request_for(chunk)
+        key = _cache_key(request)
+        cached = await self._cache.get(key)
+        if cached is not None:
+            await self._storage.record_usage(
+                plan.guild_id, characters=0, credits_prebuilt=0, credits_cloned=0, cache_hit=True
+            )
+            seconds = cached.duration if cached.duration is not None else await duration(cached.data)
+            return ChunkAudio(index, cached.data, seconds, 0, True)
+        fairness: Hashable = plan.guild_id
+        result = await self._client.short_tts(request, fairness_key=fairness)
+        seconds = result.duration if result.duration else await duration(result.audio)
+        usage = result.credit_usage
+        await self._storage.record_usage(
+            plan.guild_id,
+            characters=len(chunk),
+            credits_prebuilt=usage.prebuilt,
+            credits_cloned=usage.voice_cloning,
+            cache_hit=False,
+        )
+        await self._cache.put(key, result.audio, duration=seconds, output_type=plan.output_type)
+        return ChunkAudio(index, result.audio, seconds, usage.prebuilt + usage.voice_cloning, False)

@@ -1,0 +1,104 @@
+"""The command tree: guild-only commands and the one place where errors become answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
+from bot.replies import answer
+from bot.unmixr import InvalidApiKeyError, UnmixrError
+
+if TYPE_CHECKING:
+    from bot.bot import UnmixrBot
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong on our side; please try again in a moment (reference {id})."
+SHUTTING_DOWN = "The bot is restarting; please try again in a minute."
+
+
+def is_admin(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the member has Manage Server here (the bot's own check; Discord's gate can be overridden)."""
+    permissions = interaction.permissions
+    return bool(permissions.manage_guild or permissions.administrator)
+
+
+def require_admin(interaction: discord.Interaction[Any]) -> None:
+    """Raise NotAdminError unless the member has Manage Server."""
+    if not is_admin(interaction):
+        raise NotAdminError()
+
+
+def admin_only() -> Any:
+    """A check that refuses members without Manage Server, whatever Discord's integration settings say."""
+
+    async def predicate(interaction: discord.Interaction[Any]) -> bool:
+        require_admin(interaction)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def message_for(error: BaseException) -> str | None:
+    """The one-sentence answer for a known error, or None for an unexpected one."""
+    if isinstance(error, UserFacingError):
+        return error.message
+    if isinstance(error, UnmixrError):
+        return error.message
+    if isinstance(error, app_commands.TransformerError):
+        return f"“{error.value}” is not a valid value for this option; pick one of the offered values."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return GuildOnlyError().message
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} seconds."
+    if isinstance(error, app_commands.CommandNotFound):
+        return "That command is gone or changed; wait a minute for Discord to update the list and try again."
+    return None
+
+
+class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
+    """A command tree that answers every error with one ephemeral sentence."""
+
+    async def interaction_check(self, interaction: discord.Interaction[UnmixrBot]) -> bool:
+        """Refuse DMs and work during shutdown; remember the interaction for a graceful stop."""
+        bot = self.client
+        if interaction.guild_id is None:
+            raise GuildOnlyError()
+        if bot.shutting_down:
+            if interaction.type is not discord.InteractionType.autocomplete:
+                await answer(interaction, SHUTTING_DOWN)
+            return False
+        bot.track_interaction()
+        return True
+
+    async def on_error(self, interaction: discord.Interaction[UnmixrBot], error: app_commands.AppCommandError) -> None:
+        """Turn an error into its answer; unknown ones are logged with the interaction id."""
+        await handle_error(interaction, error)
+
+
+async def handle_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """Answer `error` on `interaction`: known errors get their sentence, unknown ones an apology."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    message = message_for(original)
+    if isinstance(original, InvalidApiKeyError):
+        log.error("Unmixr refused the API key (interaction %s); check UNMIXR_API_KEY", interaction.id)
+    elif isinstance(original, UnmixrError):
+        log.warning("Unmixr error on interaction %s: %s", interaction.id, original.message)
+    if message is None:
+        log.error(
+            "unexpected error in interaction %s (%s)",
+            interaction.id,
+            getattr(interaction.command, "qualified_name", interaction.type.name),
+            exc_info=original,
+        )
+        message = APOLOGY.format(id=interaction.id)
+    if interaction.type is discord.InteractionType.autocomplete:
+        return
+    try:
+        await answer(interaction, message, ephemeral=True)
+    except discord.HTTPException:
+        log.exception("could not send the error answer for interaction %s", interaction.id)

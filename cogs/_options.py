@@ -1,0 +1,138 @@
+"""Option choices and autocompletes shared by several command groups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.unmixr import Voice
+
+if TYPE_CHECKING:
+    from bot.bot import UnmixrBot
+
+log = logging.getLogger(__name__)
+
+# An autocomplete must answer within Discord's 3 s; past this it answers with nothing.
+AUTOCOMPLETE_SECONDS = 2.0
+MAX_CHOICES = 25
+
+FORMAT_CHOICES = [app_commands.Choice(name="mp3", value="mp3"), app_commands.Choice(name="wav", value="wav")]
+
+
+def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=value, value=value) for value in values]
+
+
+CATEGORY_CHOICES = _choices(
+    [
+        "prebuilt-voices",
+        "openai-voices",
+        "multilingual-voices",
+        "community-shared-voices",
+        "animation-voices",
+        "child-voices",
+        "clones",
+        "narration-voices",
+        "assistant-voices",
+        "audiobook-voices",
+        "announcer-voices",
+        "gaming-voices",
+        "documentary-voices",
+        "podcast-voices",
+        "advertisement-voices",
+        "news-voices",
+        "elearning-voices",
+        "meditation-voices",
+        "chat-voices",
+    ]
+)
+GENDER_CHOICES = _choices(["any", "male", "female", "child"])
+CAPABILITY_CHOICES = _choices(
+    ["pause", "speech", "speech:volume", "speech:rate", "speech:pitch", "emphasize", "abbr", "custom_pause"]
+)
+STYLE_CHOICES = _choices(
+    [
+        "chat",
+        "customerservice",
+        "narration-professional",
+        "newscast-casual",
+        "newscast-formal",
+        "cheerful",
+        "empathetic",
+        "angry",
+        "sad",
+        "excited",
+        "friendly",
+        "terrified",
+        "shouting",
+        "unfriendly",
+        "whispering",
+        "hopeful",
+    ]
+)
+USE_CASE_CHOICES = _choices(
+    [
+        "audiobook-voices",
+        "podcast-voices",
+        "advertisement-voices",
+        "news-voices",
+        "elearning-voices",
+        "chat-voices",
+        "narration-voices",
+        "assistant-voices",
+        "announcer-voices",
+        "documentary-voices",
+        "gaming-voices",
+        "meditation-voices",
+    ]
+)
+
+
+def voice_label(voice: Voice) -> str:
+    """A one-line label for a voice: name, language, gender."""
+    details = " · ".join(part for part in (voice.language, voice.gender) if part)
+    label = f"{voice.character} · {details}" if details else (voice.character or voice.uuid)
+    return label[:100]
+
+
+async def voice_choices(
+    bot: UnmixrBot, interaction: discord.Interaction[UnmixrBot], current: str
+) -> list[app_commands.Choice[str]]:
+    """At most 25 voices ranked by how well their name matches what was typed."""
+    try:
+        voices = await asyncio.wait_for(
+            bot.catalogue.suggest(current, interaction.guild_id, MAX_CHOICES), AUTOCOMPLETE_SECONDS
+        )
+    except (TimeoutError, Exception) as error:
+        log.warning("voice autocomplete failed: %s", type(error).__name__)
+        return []
+    return [app_commands.Choice(name=voice_label(voice), value=voice.uuid) for voice in voices]
+
+
+async def language_choices(
+    bot: UnmixrBot, interaction: discord.Interaction[UnmixrBot], current: str
+) -> list[app_commands.Choice[str]]:
+    """Languages of the chosen voice (or of every voice) that start with or contain what was typed."""
+    wanted = current.strip().casefold()
+    try:
+        chosen = getattr(interaction.namespace, "voice", None)
+        voice = (
+            await asyncio.wait_for(bot.catalogue.find(chosen, interaction.guild_id), AUTOCOMPLETE_SECONDS)
+            if chosen
+            else None
+        )
+        if voice is not None:
+            languages = voice.languages
+        else:
+            voices = await asyncio.wait_for(bot.catalogue.voices_for(interaction.guild_id), AUTOCOMPLETE_SECONDS)
+            languages = sorted({code for v in voices for code in v.languages})
+    except (TimeoutError, Exception) as error:
+        log.warning("language autocomplete failed: %s", type(error).__name__)
+        return []
+    starts = [code for code in languages if code.casefold().startswith(wanted)]
+    contains = [code for code in languages if wanted in code.casefold() and code not in starts]
+    return _choices((starts + contains)[:MAX_CHOICES])

@@ -1,0 +1,196 @@
+"""/say and the Read aloud message command."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Protocol
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.audio import AudioError, transcode_to_fit
+from bot.errors import UserFacingError
+from bot.mentions import guild_names
+from bot.replies import answer, defer
+from bot.speech import SayOptions, SpeechPlan, SpeechResult
+from bot.text import clean_message
+from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
+
+if TYPE_CHECKING:
+    from bot.bot import UnmixrBot
+
+log = logging.getLogger(__name__)
+
+# Cleaning for /say never cuts: over-long text is refused with its length instead.
+NO_CUT = 1_000_000
+# Room left under the upload limit for the multipart envelope.
+UPLOAD_MARGIN = 16 * 1024
+
+
+class SpeechQueue(Protocol):
+    """What the voice extension offers to /say and Read aloud."""
+
+    async def check_can_play(self, interaction: discord.Interaction[Any]) -> None: ...
+
+    def in_callers_channel(self, interaction: discord.Interaction[Any]) -> bool: ...
+
+    async def enqueue(self, interaction: discord.Interaction[Any], plan: SpeechPlan) -> int: ...
+
+
+def describe(result: SpeechResult) -> str:
+    """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
+    cost = "from cache" if result.from_cache else f"{result.credits:,} credits"
+    line = f"🔊 **{result.plan.voice.character}** · {result.duration:.1f} s · {cost}"
+    return line + dropped_note(result.plan)
+
+
+def dropped_note(plan: SpeechPlan) -> str:
+    """A note listing inherited settings this voice could not use, if any."""
+    if not plan.dropped:
+        return ""
+    return f"\n-# Not used with this voice: {', '.join(plan.dropped)}."
+
+
+def audio_filename(voice_name: str, output_type: str) -> str:
+    """A tidy attachment name from the voice's name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", voice_name.lower()).strip("-") or "speech"
+    return f"{slug[:40]}.{output_type}"
+
+
+class Say(commands.Cog):
+    """Synthesis commands."""
+
+    def __init__(self, bot: UnmixrBot) -> None:
+        self.bot = bot
+        self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
+        bot.tree.add_command(self.read_aloud_menu)
+
+    async def cog_unload(self) -> None:
+        """Remove the context menu this cog added to the tree."""
+        self.bot.tree.remove_command(self.read_aloud_menu.name, type=self.read_aloud_menu.type)
+
+    def _queue(self) -> SpeechQueue | None:
+        cog = self.bot.get_cog("Voice")
+        return cog if cog is not None else None  # type: ignore[return-value]
+
+    @app_commands.command(name="say", description="Turn text into speech with an Unmixr voice.")
+    @app_commands.describe(
+        text="What to say",
+        voice="A voice name or uuid (default: your voice, then the server's)",
+        language="A language or locale the voice speaks, such as en-US",
+        rate="Speed: -100% to +100%, or x-slow, slow, medium, fast, x-fast, default",
+        pitch="Pitch: -50% to +50%, or x-low, low, medium, high, x-high, default",
+        volume="Volume: -100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default",
+        intensity="Style intensity from -100 to 100 (voices with the intensity capability)",
+        format="Audio format of the attachment",
+        play="Play it in your voice channel instead of attaching it",
+    )
+    @app_commands.choices(format=FORMAT_CHOICES)
+    async def say(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        text: app_commands.Range[str, 1, 6000],
+        voice: str | None = None,
+        language: str | None = None,
+        rate: str | None = None,
+        pitch: str | None = None,
+        volume: str | None = None,
+        intensity: app_commands.Range[int, -100, 100] | None = None,
+        format: str | None = None,
+        play: bool = False,
+    ) -> None:
+        """Synthesise text and attach it, or queue it in voice with `play`."""
+        assert interaction.guild is not None
+        queue = self._queue() if play else None
+        if play:
+            if queue is None:
+                raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
+            await queue.check_can_play(interaction)
+        options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
+        names = await guild_names(interaction.guild, self.bot.storage, text)
+        cleaned = clean_message(text, names, max_length=NO_CUT)
+        if not self.bot.catalogue.loaded:
+            await defer(interaction, ephemeral=play)  # the first lookup must fetch the catalogue
+        plan = await self.bot.speech.plan(
+            guild_id=interaction.guild.id,
+            user_id=interaction.user.id,
+            text=cleaned,
+            options=options,
+            given_length=len(text),
+        )
+        if queue is not None:
+            await defer(interaction, ephemeral=True)
+            position = await queue.enqueue(interaction, plan)
+            await answer(interaction, queued_message(plan, position), ephemeral=True)
+            return
+        await defer(interaction, ephemeral=False)
+        await self._send_audio(interaction, plan)
+
+    @say.autocomplete("voice")
+    async def _voice_autocomplete(
+        self, interaction: discord.Interaction[UnmixrBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await voice_choices(self.bot, interaction, current)
+
+    @say.autocomplete("language")
+    async def _language_autocomplete(
+        self, interaction: discord.Interaction[UnmixrBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await language_choices(self.bot, interaction, current)
+
+    async def read_aloud(self, interaction: discord.Interaction[UnmixrBot], message: discord.Message) -> None:
+        """Speak a message's cleaned text with the caller's voice: in voice if the bot is with them."""
+        assert interaction.guild is not None
+        server = await self.bot.storage.get_guild_settings(interaction.guild.id)
+        limit = server.max_length or 6000
+        names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
+        cleaned = clean_message(message.content, names, max_length=limit)
+        queue = self._queue()
+        in_voice = queue is not None and queue.in_callers_channel(interaction)
+        if not self.bot.catalogue.loaded:
+            await defer(interaction, ephemeral=in_voice)
+        plan = await self.bot.speech.plan(
+            guild_id=interaction.guild.id,
+            user_id=interaction.user.id,
+            text=cleaned,
+            options=SayOptions(),
+            truncate_to_limit=True,
+        )
+        if queue is not None and in_voice:
+            await defer(interaction, ephemeral=True)
+            position = await queue.enqueue(interaction, plan)
+            await answer(interaction, queued_message(plan, position), ephemeral=True)
+            return
+        await defer(interaction, ephemeral=False)
+        await self._send_audio(interaction, plan)
+
+    async def _send_audio(self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan) -> None:
+        result = await self.bot.speech.synthesise(plan)
+        audio, output_type, note = result.audio, result.output_type, ""
+        limit = interaction.filesize_limit - UPLOAD_MARGIN
+        if len(audio) > limit:
+            try:
+                audio = await transcode_to_fit(audio, limit, duration=result.duration)
+            except AudioError:
+                raise UserFacingError(
+                    f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
+                    "limit even when compressed; try a shorter text."
+                ) from None
+            output_type = "mp3"
+            note = "\n-# Converted to a smaller mp3 to fit this server's upload limit."
+        file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
+        await answer(interaction, describe(result) + note, ephemeral=False, files=[file])
+
+
+def queued_message(plan: SpeechPlan, position: int) -> str:
+    """The ephemeral answer for a clip queued in voice."""
+    where = "Playing now" if position <= 1 else f"Queued at position {position}"
+    return f"{where}: **{plan.voice.character}**{dropped_note(plan)}"
+
+
+async def setup(bot: UnmixrBot) -> None:
+    """Load the extension."""
+    await bot.add_cog(Say(bot))

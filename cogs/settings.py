@@ -1,0 +1,268 @@
+"""/settings: the server's defaults, for admins."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.replies import answer, defer
+from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
+from bot.tree import require_admin
+from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
+
+if TYPE_CHECKING:
+    from bot.bot import UnmixrBot
+
+LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+
+
+def check_language(code: str) -> str:
+    """A language code such as en or en-US, or an InvalidOptionError."""
+    code = code.strip()
+    if not LANGUAGE_CODE.match(code):
+        raise InvalidOptionError(f"“{code[:40]}” is not a language code; use one like en, en-US or fr-FR.")
+    return code
+
+
+def check_prosody(normalize: Any, value: str) -> str:
+    """A normalised rate, pitch or volume, or an InvalidOptionError naming the accepted forms."""
+    try:
+        return str(normalize(value))
+    except ProsodyError as error:
+        raise InvalidOptionError(str(error)) from None
+
+
+@app_commands.default_permissions(manage_guild=True)
+class Settings(commands.GroupCog, group_name="settings", group_description="Server defaults (admins)."):
+    """Server-level settings."""
+
+    def __init__(self, bot: UnmixrBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[UnmixrBot]) -> bool:  # type: ignore[override]
+        """Every /settings subcommand is for admins; checked by the bot, not only by Discord."""
+        require_admin(interaction)
+        return True
+
+    async def _change(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        name: str,
+        label: str,
+        value: Any,
+        shown: str | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await defer(interaction, ephemeral=True)
+        old = await self.bot.storage.set_guild_setting(interaction.guild_id, name, value)
+        new_server = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        effective = resolve_server(name, new_server, self.bot.settings.default_voice_id)
+        old_text = await self._show(name, old) if old is not None else "not set"
+        if value is None:
+            new_text = f"cleared (now {await self._show(name, effective.value)}, the {SOURCE_LABELS[effective.source]})"
+        else:
+            new_text = shown or await self._show(name, value)
+        await answer(interaction, f"Server {label}: {old_text} → {new_text}.", ephemeral=True)
+
+    async def _show(self, name: str, value: Any) -> str:
+        if value is None:
+            return "none"
+        if name == "voice_id":
+            voice = await self.bot.catalogue.get(str(value), None) if self.bot.catalogue.loaded else None
+            return f"**{voice.character}**" if voice is not None else f"`{value}`"
+        if name == "readout_channel_id":
+            return f"<#{value}>"
+        if name == "ignore_role_id":
+            return f"<@&{value}>"
+        if name == "xsaid":
+            return "on" if value else "off"
+        return f"`{value}`"
+
+    @app_commands.command(name="show", description="Every effective server setting and where it comes from.")
+    async def show(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """List the server's effective settings with their level, and the caller's own preferences."""
+        assert interaction.guild_id is not None
+        await defer(interaction, ephemeral=True)
+        server = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        rows = [
+            ("voice", "voice_id"),
+            ("language", "language"),
+            ("rate", "rate"),
+            ("pitch", "pitch"),
+            ("volume", "volume"),
+            ("intensity", "intensity"),
+            ("format", "format"),
+            ("max-length", "max_length"),
+            ("readout-channel", "readout_channel_id"),
+            ("xsaid", "xsaid"),
+            ("ignore-role", "ignore_role_id"),
+        ]
+        lines = []
+        for label, name in rows:
+            resolved = resolve_server(name, server, self.bot.settings.default_voice_id)
+            if name == "voice_id" and resolved.value is None:
+                shown = "first prebuilt voice for the language"
+            else:
+                shown = await self._show(name, resolved.value)
+            lines.append(f"**{label}**: {shown} ({SOURCE_LABELS[resolved.source]})")
+        preferences = await self.bot.storage.get_member_preferences(interaction.guild_id, interaction.user.id)
+        mine = [
+            f"**{label}**: {await self._show(name, getattr(preferences, name))} (yours)"
+            for label, name in (("voice", "voice_id"), ("rate", "rate"), ("nickname", "nickname"))
+            if getattr(preferences, name) is not None
+        ]
+        embed = discord.Embed(title="Server settings", description="\n".join(lines), colour=discord.Colour.blurple())
+        embed.add_field(name="Your preferences", value="\n".join(mine) if mine else "none set", inline=False)
+        if not self.bot.readouts_enabled:
+            embed.set_footer(text="Readouts are off: the bot lacks the Message Content intent.")
+        await answer(interaction, embed=embed, ephemeral=True)
+
+    @app_commands.command(name="voice", description="The server's default voice (leave empty to clear).")
+    @app_commands.describe(voice="A voice name or uuid")
+    async def voice(self, interaction: discord.Interaction[UnmixrBot], voice: str | None = None) -> None:
+        """Set or clear the default voice."""
+        found = None
+        if voice is not None:
+            await defer(interaction, ephemeral=True)
+            found = await self.bot.catalogue.find(voice, interaction.guild_id)
+            if found is None:
+                raise UnknownVoiceError(voice, await self.bot.catalogue.close_names(voice, interaction.guild_id))
+        await self._change(
+            interaction,
+            "voice_id",
+            "voice",
+            found.uuid if found else None,
+            f"**{found.character}**" if found else None,
+        )
+
+    @voice.autocomplete("voice")
+    async def _voice_autocomplete(
+        self, interaction: discord.Interaction[UnmixrBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await voice_choices(self.bot, interaction, current)
+
+    @app_commands.command(name="language", description="The server's default language (leave empty to clear).")
+    @app_commands.describe(language="A language or locale such as en or en-US")
+    async def language(self, interaction: discord.Interaction[UnmixrBot], language: str | None = None) -> None:
+        """Set or clear the default language."""
+        await self._change(interaction, "language", "language", check_language(language) if language else None)
+
+    @language.autocomplete("language")
+    async def _language_autocomplete(
+        self, interaction: discord.Interaction[UnmixrBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await language_choices(self.bot, interaction, current)
+
+    @app_commands.command(name="rate", description="The server's default speed (leave empty to clear).")
+    @app_commands.describe(rate="-100% to +100%, or x-slow, slow, medium, fast, x-fast, default")
+    async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: str | None = None) -> None:
+        """Set or clear the default rate."""
+        await self._change(interaction, "rate", "rate", check_prosody(normalize_rate, rate) if rate else None)
+
+    @app_commands.command(name="pitch", description="The server's default pitch (leave empty to clear).")
+    @app_commands.describe(pitch="-50% to +50%, or x-low, low, medium, high, x-high, default")
+    async def pitch(self, interaction: discord.Interaction[UnmixrBot], pitch: str | None = None) -> None:
+        """Set or clear the default pitch."""
+        await self._change(interaction, "pitch", "pitch", check_prosody(normalize_pitch, pitch) if pitch else None)
+
+    @app_commands.command(name="volume", description="The server's default volume (leave empty to clear).")
+    @app_commands.describe(volume="-100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default")
+    async def volume(self, interaction: discord.Interaction[UnmixrBot], volume: str | None = None) -> None:
+        """Set or clear the default volume."""
+        value = check_prosody(normalize_volume, volume) if volume else None
+        await self._change(interaction, "volume", "volume", value)
+
+    @app_commands.command(name="intensity", description="The server's default intensity (leave empty to clear).")
+    @app_commands.describe(intensity="-100 to 100; used only with voices that support intensity")
+    async def intensity(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        intensity: app_commands.Range[int, -100, 100] | None = None,
+    ) -> None:
+        """Set or clear the default intensity."""
+        if intensity is not None and not -100 <= intensity <= 100:
+            raise InvalidOptionError(f"Intensity must be a whole number from -100 to 100, not {intensity}.")
+        await self._change(interaction, "intensity", "intensity", intensity)
+
+    @app_commands.command(name="format", description="The server's default audio format (leave empty to clear).")
+    @app_commands.choices(format=FORMAT_CHOICES)
+    async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
+        """Set or clear the default format."""
+        if format is not None and format not in ("mp3", "wav"):
+            raise InvalidOptionError("Format must be mp3 or wav.")
+        await self._change(interaction, "format", "format", format)
+
+    @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")
+    @app_commands.describe(length=f"1 to {MAX_LENGTH_LIMIT} characters")
+    async def max_length(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        length: app_commands.Range[int, 1, MAX_LENGTH_LIMIT] | None = None,
+    ) -> None:
+        """Set or clear the maximum text length."""
+        if length is not None and not 1 <= length <= MAX_LENGTH_LIMIT:
+            raise InvalidOptionError(
+                f"The maximum length must be from 1 to {MAX_LENGTH_LIMIT:,} characters, not {length:,}."
+            )
+        await self._change(interaction, "max_length", "max-length", length)
+
+    @app_commands.command(name="readout-channel", description="The channel read aloud in voice (leave empty to clear).")
+    @app_commands.describe(channel="A text channel, or a voice channel's chat")
+    async def readout_channel(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        channel: discord.TextChannel | discord.VoiceChannel | discord.StageChannel | None = None,
+    ) -> None:
+        """Set or clear the readout channel."""
+        await self._change(interaction, "readout_channel_id", "readout channel", channel.id if channel else None)
+
+    @app_commands.command(name="xsaid", description="Say “<name> said” before readouts (leave empty to clear).")
+    async def xsaid(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
+        """Turn the "<name> said" prefix on or off."""
+        await self._change(interaction, "xsaid", "xsaid", enabled)
+
+    @app_commands.command(
+        name="ignore-role", description="Members with this role are not read aloud (leave empty to clear)."
+    )
+    async def ignore_role(self, interaction: discord.Interaction[UnmixrBot], role: discord.Role | None = None) -> None:
+        """Set or clear the ignored role."""
+        await self._change(interaction, "ignore_role_id", "ignored role", role.id if role else None)
+
+    @app_commands.command(name="reset", description="Clear every server setting (pronunciations are kept).")
+    async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """Clear every server setting."""
+        assert interaction.guild_id is not None
+        await defer(interaction, ephemeral=True)
+        old = await self.bot.storage.reset_guild_settings(interaction.guild_id)
+        changed = [
+            f"{name.replace('_id', '').replace('_', '-')} {await self._show(name, getattr(old, name))}"
+            for name in BUILTIN_DEFAULTS
+            if getattr(old, name, None) is not None
+        ]
+        if changed:
+            message = f"Cleared every server setting ({'; '.join(changed)}); the defaults apply again."
+        else:
+            message = "There were no server settings to clear; the defaults already apply."
+        await answer(interaction, message, ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A deleted readout channel clears the setting."""
+        await self.bot.storage.clear_channel(channel.guild.id, channel.id)
+
+    @commands.Cog.listener()
+    async def on_guild_role_delete(self, role: discord.Role) -> None:
+        """A deleted ignored role clears the setting."""
+        await self.bot.storage.clear_role(role.guild.id, role.id)
+
+
+async def setup(bot: UnmixrBot) -> None:
+    """Load the extension."""
+    await bot.add_cog(Settings(bot))

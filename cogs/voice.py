@@ -1,0 +1,435 @@
+"""Voice channels: /join, /leave, /skip, /stop, /queue, playing /say and Read aloud, and readouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.audio.player import Clip, GuildPlayer, QueueFullError
+from bot.errors import UserFacingError
+from bot.mentions import guild_names, speakable_name
+from bot.replies import answer, defer
+from bot.speech import SayOptions, SpeechPlan
+from bot.text import clean_message, is_speakable, said_prefix
+
+if TYPE_CHECKING:
+    from bot.bot import UnmixrBot
+
+log = logging.getLogger(__name__)
+
+XSAID_REPEAT_SECONDS = 30.0
+WATCH_INTERVAL = 1.0
+CONNECT_TIMEOUT = 15.0
+LABEL_LENGTH = 60
+
+VoiceChannel = discord.VoiceChannel | discord.StageChannel
+
+
+class VoiceError(UserFacingError):
+    """A voice-channel request that cannot be done, with what to do instead."""
+
+
+def _channel_humans(channel: VoiceChannel, bot_id: int) -> int:
+    """How many members other than bots are in a voice channel."""
+    count = 0
+    for user_id in channel.voice_states:
+        if user_id == bot_id:
+            continue
+        member = channel.guild.get_member(user_id)
+        if member is not None and member.bot:
+            continue
+        count += 1
+    return count
+
+
+def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | None:
+    member = interaction.user
+    voice = getattr(member, "voice", None)
+    if voice is None and interaction.guild is not None:
+        state = interaction.guild._voice_state_for(member.id)  # the gateway's voice-state cache
+        voice = state
+    channel = getattr(voice, "channel", None)
+    return channel if isinstance(channel, discord.VoiceChannel | discord.StageChannel) else None
+
+
+async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan) -> AsyncIterator[bytes]:
+    async for chunk in bot.speech.iter_chunks(plan):
+        yield chunk.audio
+
+
+class Voice(commands.Cog):
+    """Playback in voice channels and readouts of the readout channel."""
+
+    def __init__(self, bot: UnmixrBot) -> None:
+        self.bot = bot
+        self.players: dict[int, GuildPlayer] = {}
+        self._alone_since: dict[int, float] = {}
+        self._last_said: dict[int, tuple[int, float]] = {}
+        self._readout_locks: dict[int, asyncio.Lock] = {}
+        self._connect_locks: dict[int, asyncio.Lock] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def cog_load(self) -> None:
+        """Start watching for channels the bot should leave."""
+        self._watcher = self.bot.spawn(self._watch(), name="voice-watch")
+
+    async def cog_unload(self) -> None:
+        """Stop watching and leave every channel."""
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Leave every voice channel (called before the bot disconnects)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for guild_id in list(self.players):
+            await self._leave(guild_id, reason="shutdown")
+
+    # ----- checks used by /say and Read aloud -----
+
+    def _voice_client(self, guild: discord.Guild) -> discord.VoiceClient | None:
+        client = guild.voice_client
+        return client if isinstance(client, discord.VoiceClient) else None
+
+    def in_callers_channel(self, interaction: discord.Interaction[Any]) -> bool:
+        """Whether the bot is connected in the caller's voice channel."""
+        if interaction.guild is None:
+            return False
+        client = self._voice_client(interaction.guild)
+        channel = _caller_channel(interaction)
+        return client is not None and channel is not None and client.channel.id == channel.id
+
+    async def check_can_play(self, interaction: discord.Interaction[Any], channel: VoiceChannel | None = None) -> None:
+        """Refuse, with what to do, when the bot cannot play in the caller's (or the given) channel."""
+        guild = interaction.guild
+        assert guild is not None
+        target = channel or _caller_channel(interaction)
+        if target is None:
+            raise VoiceError("Join a voice channel first, then try again (or leave out `play` to get a file).")
+        me = guild.me
+        permissions = target.permissions_for(me)
+        missing = [
+            name
+            for name, granted in (
+                ("View Channel", permissions.view_channel),
+                ("Connect", permissions.connect),
+                ("Speak", permissions.speak),
+            )
+            if not granted
+        ]
+        if missing:
+            raise VoiceError(
+                f"I can't play in {target.mention}: I need the {' and '.join(missing)} permission there; "
+                "ask an admin to grant it."
+            )
+        client = self._voice_client(guild)
+        if client is not None and client.channel.id != target.id:
+            player = self.players.get(guild.id)
+            alone = _channel_humans(client.channel, me.id) == 0  # type: ignore[arg-type]
+            idle = player is None or player.idle
+            if not (alone or idle or interaction.permissions.move_members):
+                raise VoiceError(
+                    f"I'm busy in {client.channel.mention}; join me there, or wait until I'm done "
+                    "(members with Move Members can move me)."
+                )
+        elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
+            if not permissions.move_members:
+                raise VoiceError(f"{target.mention} is full; make room or pick another channel.")
+
+    async def ensure_connected(self, guild: discord.Guild, channel: VoiceChannel) -> GuildPlayer:
+        """Connect to (or move to) `channel` and return the server's player."""
+        lock = self._connect_locks.setdefault(guild.id, asyncio.Lock())
+        async with lock:
+            client = self._voice_client(guild)
+            player = self.players.get(guild.id)
+            if client is not None and client.is_connected() and client.channel.id == channel.id and player:
+                return player
+            if client is not None and client.channel.id != channel.id:
+                await self._leave(guild.id, reason="moving")
+                client = None
+            if client is None or not client.is_connected():
+                try:
+                    client = await channel.connect(reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True)
+                except (TimeoutError, discord.ClientException, discord.HTTPException) as error:
+                    log.warning("could not connect to voice in server %s: %s", guild.id, error)
+                    raise VoiceError(
+                        f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
+                        "and try again."
+                    ) from None
+            player = GuildPlayer(guild.id, client)
+            self.players[guild.id] = player
+            self._alone_since.pop(guild.id, None)
+            return player
+
+    async def enqueue(self, interaction: discord.Interaction[Any], plan: SpeechPlan) -> int:
+        """Queue a planned request in the caller's channel; returns its position once its audio is starting."""
+        guild = interaction.guild
+        assert guild is not None
+        channel = _caller_channel(interaction)
+        if channel is None:
+            raise VoiceError("Join a voice channel first, then try again.")
+        player = await self.ensure_connected(guild, channel)
+        return await self._enqueue_plan(player, plan, interaction.user.id)
+
+    async def _enqueue_plan(self, player: GuildPlayer, plan: SpeechPlan, user_id: int | None) -> int:
+        label = f"{plan.voice.character}: {plan.text[:LABEL_LENGTH]}{'…' if len(plan.text) > LABEL_LENGTH else ''}"
+        clip = Clip(label=label, requested_by=user_id, chunks=_chunk_bytes(self.bot, plan))
+        try:
+            position = player.enqueue(clip)
+        except QueueFullError:
+            raise VoiceError(
+                f"The queue is full ({player.max_queue} clips); wait for it to play or use /stop to clear it."
+            ) from None
+        try:
+            await clip.first_ready()
+        except BaseException:
+            # Nothing was playable (out of credits, ...): take it back out and report why.
+            if clip in player.queue:
+                player.queue.remove(clip)
+            raise
+        return position
+
+    # ----- commands -----
+
+    def _require_same_channel(self, interaction: discord.Interaction[Any]) -> tuple[discord.VoiceClient, GuildPlayer]:
+        guild = interaction.guild
+        assert guild is not None
+        client = self._voice_client(guild)
+        player = self.players.get(guild.id)
+        if client is None or player is None:
+            raise VoiceError("I'm not in a voice channel; use /join first.")
+        caller = _caller_channel(interaction)
+        if caller is None or caller.id != client.channel.id:
+            raise VoiceError(f"Join {client.channel.mention} to control playback there.")
+        return client, player
+
+    @app_commands.command(name="join", description="Bring the bot into your voice channel (or the one given).")
+    @app_commands.describe(channel="A voice channel (default: yours)")
+    async def join(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        channel: discord.VoiceChannel | discord.StageChannel | None = None,
+    ) -> None:
+        """Join the caller's voice channel or the given one."""
+        guild = interaction.guild
+        assert guild is not None
+        target = channel or _caller_channel(interaction)
+        if target is None:
+            raise VoiceError("Join a voice channel first, or name one with the `channel` option.")
+        client = self._voice_client(guild)
+        if client is not None and client.channel.id == target.id and client.is_connected():
+            await answer(interaction, f"I'm already in {target.mention}.", ephemeral=True)
+            return
+        await self.check_can_play(interaction, target)
+        await defer(interaction, ephemeral=True)
+        await self.ensure_connected(guild, target)
+        server = await self.bot.storage.get_guild_settings(guild.id)
+        extra = ""
+        if server.readout_channel_id and self.bot.readouts_enabled:
+            extra = f" Messages in <#{server.readout_channel_id}> from members here will be read aloud."
+        await answer(interaction, f"Joined {target.mention}.{extra}", ephemeral=True)
+
+    @app_commands.command(name="leave", description="Make the bot leave its voice channel.")
+    async def leave(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """Leave the voice channel and clear the queue."""
+        client, _player = self._require_same_channel(interaction)
+        channel = client.channel
+        await defer(interaction, ephemeral=True)
+        assert interaction.guild_id is not None
+        await self._leave(interaction.guild_id, reason="asked")
+        await answer(interaction, f"Left {channel.mention} and cleared the queue.", ephemeral=True)
+
+    @app_commands.command(name="skip", description="Skip the clip that is playing.")
+    async def skip(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """Skip one clip."""
+        _client, player = self._require_same_channel(interaction)
+        clip = player.skip()
+        if clip is None:
+            await answer(interaction, "Nothing is playing.", ephemeral=True)
+            return
+        waiting = len(player.queue)
+        await answer(interaction, f"Skipped {clip.label}; {waiting} left in the queue.", ephemeral=True)
+
+    @app_commands.command(name="stop", description="Stop playing and clear the queue.")
+    async def stop(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """Clear the queue."""
+        _client, player = self._require_same_channel(interaction)
+        dropped = player.clear()
+        await answer(interaction, f"Stopped and cleared {dropped} clip{'s' if dropped != 1 else ''}.", ephemeral=True)
+
+    @app_commands.command(name="queue", description="What is playing and what is waiting.")
+    async def queue(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        """List the queue."""
+        _client, player = self._require_same_channel(interaction)
+        if player.idle:
+            await answer(interaction, "The queue is empty.", ephemeral=True)
+            return
+        lines = []
+        if player.current is not None:
+            lines.append(f"Now: {player.current.label}")
+        for position, clip in enumerate(player.queue, start=2):
+            if len("\n".join(lines)) > 1800:
+                lines.append(f"… and {len(player.queue) - position + 2} more")
+                break
+            lines.append(f"{position}. {clip.label}")
+        await answer(interaction, "\n".join(lines), ephemeral=True)
+
+    # ----- readouts -----
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Speak new messages of the readout channel from members in the bot's voice channel."""
+        guild = message.guild
+        if guild is None or not self.bot.readouts_enabled or message.author.bot or message.webhook_id is not None:
+            return
+        player = self.players.get(guild.id)
+        client = self._voice_client(guild)
+        if player is None or client is None:
+            return
+        server = await self.bot.storage.get_guild_settings(guild.id)
+        if server.readout_channel_id != message.channel.id:
+            return
+        author = message.author
+        voice = guild._voice_state_for(author.id)
+        if voice is None or voice.channel is None or voice.channel.id != client.channel.id:
+            return
+        if server.ignore_role_id and isinstance(author, discord.Member) and author.get_role(server.ignore_role_id):
+            return
+        if message.content.startswith(self.bot.settings.readout_skip_prefix):
+            return
+        lock = self._readout_locks.setdefault(guild.id, asyncio.Lock())
+        async with lock:  # messages are planned and queued in the order they arrived
+            await self._read_out(message, player, server.max_length or 6000, server.xsaid is not False)
+
+    async def _read_out(self, message: discord.Message, player: GuildPlayer, limit: int, xsaid: bool) -> None:
+        guild = message.guild
+        assert guild is not None
+        names = await guild_names(guild, self.bot.storage, message.content, message.mentions)
+        text = clean_message(message.content, names, max_length=limit)
+        if not is_speakable(text):
+            return
+        prefix = ""
+        now = time.monotonic()
+        last = self._last_said.get(guild.id)
+        if xsaid and not (last and last[0] == message.author.id and now - last[1] < XSAID_REPEAT_SECONDS):
+            prefix = said_prefix(await speakable_name(self.bot.storage, guild.id, message.author))
+        self._last_said[guild.id] = (message.author.id, now)
+        try:
+            plan = await self.bot.speech.plan(
+                guild_id=guild.id,
+                user_id=message.author.id,
+                text=text,
+                options=SayOptions(),
+                truncate_to_limit=True,
+                prefix=prefix,
+            )
+            clip = Clip(
+                label=f"{message.author.display_name}: {text[:LABEL_LENGTH]}",
+                requested_by=message.author.id,
+                chunks=_chunk_bytes(self.bot, plan),
+            )
+            player.enqueue(clip)
+        except (UserFacingError, QueueFullError) as error:
+            log.info("readout skipped in server %s: %s", guild.id, error)
+
+    # ----- leaving and reconnecting -----
+
+    async def _leave(self, guild_id: int, *, reason: str) -> None:
+        player = self.players.pop(guild_id, None)
+        self._alone_since.pop(guild_id, None)
+        if player is not None:
+            await player.close()
+            client = player.voice_client
+        else:
+            guild = self.bot.get_guild(guild_id)
+            client = guild.voice_client if guild is not None else None  # type: ignore[assignment]
+        if client is not None and client.is_connected():
+            try:
+                await client.disconnect(force=True)
+            except Exception:
+                log.exception("leaving voice in server %s failed", guild_id)
+        elif client is not None:
+            client.cleanup()
+        log.info("left voice in server %s (%s)", guild_id, reason)
+
+    @commands.Cog.listener()
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        """Clear the queue when the bot is disconnected or moved by someone else."""
+        if self.bot.user is None or member.id != self.bot.user.id:
+            return
+        player = self.players.get(member.guild.id)
+        if player is None:
+            return
+        if after.channel is None:
+            await self._leave(member.guild.id, reason="disconnected")
+        elif before.channel is not None and after.channel.id != before.channel.id:
+            dropped = player.clear()
+            log.info("moved in server %s; cleared %d clips", member.guild.id, dropped)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """After a restart, drop a voice connection Discord still shows but this process does not hold."""
+        me = guild.me
+        if me is not None and me.voice is not None and me.voice.channel is not None and guild.voice_client is None:
+            await guild.change_voice_state(channel=None)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            for guild_id, player in list(self.players.items()):
+                try:
+                    await self._check_player(guild_id, player)
+                except Exception:
+                    log.exception("voice watch failed for server %s", guild_id)
+
+    async def _check_player(self, guild_id: int, player: GuildPlayer) -> None:
+        settings = self.bot.settings
+        client = player.voice_client
+        now = time.monotonic()
+        if not client.is_connected():
+            await self._reconnect(guild_id, player)
+            return
+        channel = client.channel
+        if _channel_humans(channel, self.bot.user.id if self.bot.user else 0) == 0:  # type: ignore[arg-type]
+            since = self._alone_since.setdefault(guild_id, now)
+            if now - since >= settings.voice_alone_seconds:
+                await self._leave(guild_id, reason="alone")
+                return
+        else:
+            self._alone_since.pop(guild_id, None)
+        if player.idle and now - player.last_active >= settings.voice_idle_seconds:
+            await self._leave(guild_id, reason="idle")
+
+    async def _reconnect(self, guild_id: int, player: GuildPlayer) -> None:
+        """The voice connection dropped without a disconnect: connect again, keeping the queue."""
+        guild = self.bot.get_guild(guild_id)
+        channel = player.voice_client.channel
+        if guild is None or not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
+            await self._leave(guild_id, reason="lost")
+            return
+        try:
+            client = guild.voice_client
+            if client is not None:
+                await client.disconnect(force=True)
+            new_client: discord.VoiceClient = await channel.connect(
+                reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True
+            )
+        except Exception as error:
+            log.warning("reconnecting voice in server %s failed: %s", guild_id, error)
+            await self._leave(guild_id, reason="reconnect failed")
+            return
+        player.voice_client = new_client
+        log.info("reconnected voice in server %s, queue kept", guild_id)
+
+
+async def setup(bot: UnmixrBot) -> None:
+    """Load the extension."""
+    await bot.add_cog(Voice(bot))

@@ -1,0 +1,163 @@
+"""The end-to-end harness: the real bot, in this process, against the local Discord and Unmixr stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.cli import run_bot
+from bot.settings import Settings
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.unmixr import FakeUnmixr
+
+MANAGE_GUILD = 1 << 5
+MOVE_MEMBERS = 1 << 24
+# What @everyone gets in the stand-in: view, send, connect, speak, use commands...
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 20) | (1 << 21) | (1 << 31)
+ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
+
+DISCORD_TOKEN = "test-discord-token-0123456789"
+UNMIXR_KEY = "test-unmixr-key-abcdef123456"
+
+
+@pytest.fixture
+async def unmixr() -> AsyncIterator[FakeUnmixr]:
+    fake = FakeUnmixr(api_key=UNMIXR_KEY)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord(token=DISCORD_TOKEN)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+def make_settings(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord, **overrides: Any) -> Settings:
+    """Settings pointing the bot at the stand-ins, with its files under `tmp_path`."""
+    values: dict[str, Any] = {
+        "discord_token": DISCORD_TOKEN,
+        "unmixr_api_key": unmixr.api_key,
+        "unmixr_base_url": unmixr.base_url,
+        "database_path": tmp_path / "data" / "bot.sqlite3",
+        "audio_cache_dir": tmp_path / "data" / "audio-cache",
+        "discord_api_base": discord_fake.api_base,
+        "discord_gateway_url": discord_fake.gateway_url,
+        "log_level": "DEBUG",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class World:
+    """A server with channels and members, the stand-ins, and the running bot."""
+
+    discord: FakeDiscord
+    unmixr: FakeUnmixr
+    guild: FakeGuild
+    text: dict[str, Any]
+    readout: dict[str, Any]
+    voice: dict[str, Any]
+    admin: FakeMember
+    member: FakeMember
+    other: FakeMember
+    settings: Settings
+    tmp_path: Path
+    bot: Any = None
+    _task: asyncio.Task[None] | None = None
+    bots: list[Any] = field(default_factory=list)
+
+    async def start_bot(self, **overrides: Any) -> Any:
+        """Start the real bot and wait until it is connected and its catalogue is loaded."""
+        if overrides:
+            self.settings = self.settings.model_copy(update=overrides)
+        self.bots.clear()
+        self._task = asyncio.create_task(run_bot(self.settings, on_bot=self.bots.append))
+        await self.discord.wait_until_connected(timeout=15)
+        for _ in range(300):
+            if self._task.done():
+                self._task.result()
+            bot = self.bots[-1] if self.bots else None
+            if (
+                bot is not None
+                and hasattr(bot, "catalogue")
+                and bot.catalogue.loaded
+                and self.discord.commands.get(self.guild.id)
+            ):
+                self.bot = bot
+                return bot
+            await asyncio.sleep(0.05)
+        raise AssertionError("the bot did not get ready")
+
+    async def stop_bot(self) -> None:
+        """Close the bot the way a SIGTERM does, and wait for it to finish."""
+        if self.bot is not None and not self.bot.is_closed():
+            await self.bot.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 15)
+        self._task = None
+        self.bot = None
+
+    async def say(self, member: FakeMember | None = None, **options: Any) -> FakeInteraction:
+        """Run /say in the text channel."""
+        return await self.discord.slash(self.guild, self.text, member or self.member, "say", options)
+
+    async def slash(
+        self, name: str, options: dict[str, Any] | None = None, *, member: FakeMember | None = None, **kwargs: Any
+    ) -> FakeInteraction:
+        """Run any slash command in the text channel."""
+        return await self.discord.slash(self.guild, self.text, member or self.member, name, options or {}, **kwargs)
+
+    def tts_requests(self) -> list[Any]:
+        """The /short-tts/ requests Unmixr received."""
+        return [r for r in self.unmixr.requests if r.endpoint == "/short-tts/"]
+
+
+@pytest.fixture
+async def world(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> AsyncIterator[World]:
+    guild = discord_fake.add_guild(name="Test Server")
+    text = guild.add_text_channel("general")
+    readout = guild.add_text_channel("readouts")
+    voice = guild.add_voice_channel("Lounge")
+    admin = guild.add_member("Ada Admin", permissions=ADMIN_PERMISSIONS)
+    member = guild.add_member("Mel Member", permissions=MEMBER_PERMISSIONS)
+    other = guild.add_member("Otto Other", permissions=MEMBER_PERMISSIONS)
+    settings = make_settings(tmp_path, unmixr, discord_fake, dev_guild_id=guild.id)
+    state = World(discord_fake, unmixr, guild, text, readout, voice, admin, member, other, settings, tmp_path)
+    yield state
+    await state.stop_bot()
+
+
+@pytest.fixture
+async def running(world: World) -> World:
+    """The world with the bot started."""
+    await world.start_bot()
+    return world
+
+
+@pytest.fixture(autouse=True)
+def _quiet_discord_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot")
+    caplog.set_level(logging.DEBUG, logger="cogs")
+    logging.getLogger("discord").setLevel(logging.INFO)
+
+
+def ephemeral(interaction: FakeInteraction) -> bool:
+    """Whether the interaction's final answer is visible to its invoker only."""
+    return interaction.ephemeral
+
+
+__all__ = ["ADMIN_PERMISSIONS", "MANAGE_GUILD", "MEMBER_PERMISSIONS", "MOVE_MEMBERS", "World", "discord"]
