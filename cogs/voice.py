@@ -153,7 +153,10 @@ class Voice(commands.Cog):
             if client is not None and client.channel.id != channel.id:
                 await self._leave(guild.id, reason="moving")
                 client = None
-            if client is None or not client.is_connected():
+            if client is not None and not client.is_connected():
+                client.cleanup()  # a dead connection; forget it without telling Discord we left
+                client = None
+            if client is None:
                 try:
                     client = await channel.connect(reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True)
                 except (TimeoutError, discord.ClientException, discord.HTTPException) as error:
@@ -162,8 +165,12 @@ class Voice(commands.Cog):
                         f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
                         "and try again."
                     ) from None
-            player = GuildPlayer(guild.id, client)
-            self.players[guild.id] = player
+            player = self.players.get(guild.id)
+            if player is None:
+                player = GuildPlayer(guild.id, client)
+                self.players[guild.id] = player
+            else:
+                player.voice_client = client
             self._alone_since.pop(guild.id, None)
             return player
 

@@ -96,10 +96,10 @@ class Clip:
 class GuildPlayer:
     """Plays one server's clips through its voice client, one after another."""
 
-    def __init__(self, guild_id: int, voice_client: discord.VoiceClient, *, max_queue: int = MAX_QUEUE) -> None:
+    def __init__(self, guild_id: int, voice_client: discord.VoiceClient, *, max_queue: int | None = None) -> None:
         self.guild_id = guild_id
         self.voice_client = voice_client
-        self.max_queue = max_queue
+        self.max_queue = MAX_QUEUE if max_queue is None else max_queue
         self.queue: deque[Clip] = deque()
         self.current: Clip | None = None
         self.last_active = time.monotonic()
@@ -195,7 +195,8 @@ class GuildPlayer:
             # Called from discord.py's player thread.
             if error is not None:
                 log.warning("playback error in server %s: %s", self.guild_id, error)
-            loop.call_soon_threadsafe(finish)
+            with contextlib.suppress(RuntimeError):  # the loop closed while the last frames went out
+                loop.call_soon_threadsafe(finish)
 
         if not self.voice_client.is_connected():
             await self._wait_connected()

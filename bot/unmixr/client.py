@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import random
@@ -532,7 +533,10 @@ class UnmixrClient:
     ) -> _Reply:
         """Make one HTTP request under the limiter and read its body, translating transport failures."""
         label = endpoint if endpoint != DOWNLOAD_ENDPOINT else f"{url.host}{url.path}"
-        async with self._limiter.slot(fairness_key):
+        # Downloads fetch audio already paid for, from the storage host rather than the API: queueing them
+        # behind other API calls would only delay audio that is ready (the first chunk of a long text).
+        gate = self._limiter.slot(fairness_key) if endpoint != DOWNLOAD_ENDPOINT else contextlib.nullcontext()
+        async with gate:
             started = time.perf_counter()
             outcome = "no response"
             try:

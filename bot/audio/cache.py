@@ -1,0 +1,257 @@
+"""A content-addressed on-disk cache of synthesised audio, evicting the least recently used entries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["AudioCache", "CachedAudio", "cache_key"]
+
+log = logging.getLogger(__name__)
+
+# Bump when the request fields or their meaning change, so old entries stop matching.
+_KEY_VERSION: Final = 1
+_MAGIC: Final = b"UNMIXR-AUDIO-CACHE 1\n"
+_SUFFIX: Final = ".audio"
+_TEMPORARY_SUFFIX: Final = ".tmp"
+# A temporary file this old was left by a process that died while writing it.
+_STALE_TEMPORARY_SECONDS: Final = 3600
+_KEY_PATTERN: Final = re.compile(r"[0-9a-f]{64}")
+_OUTPUT_TYPE_PATTERN: Final = re.compile(r"[a-z0-9]{1,16}")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAudio:
+    """One cached clip: the audio bytes, their length in seconds if known, and their type (mp3, wav)."""
+
+    data: bytes
+    duration: float | None
+    output_type: str
+
+
+def cache_key(**parts: Any) -> str:
+    """Return the sha256 of a canonical JSON of a synthesis request (voice id, text, language, ...)."""
+    # Keyword order does not count, and None counts as absent so an unset option and an omitted one
+    # match; unordered collections (pronunciation entries) should come as a mapping, whose keys are sorted.
+    request = {name: value for name, value in parts.items() if value is not None}
+    canonical = json.dumps(
+        {"version": _KEY_VERSION, "request": request},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AudioCache:
+    """A folder of cached clips, one file each, kept under max_bytes by evicting the least recently used."""
+
+    # Each file holds a one-line JSON header (duration, type, length and sha256 of the audio), then the
+    # audio: a file that does not match its header is a miss and is removed. Writes go to a temporary
+    # file renamed into place, so no reader sees half an entry. The folder is scanned once, on first use,
+    # and a running byte count is kept after that. Failing to store is logged, not raised: a cache must
+    # never break the request it serves.
+
+    cache_key = staticmethod(cache_key)
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        self.directory = directory
+        self.max_bytes = max_bytes
+        # Each entry's file size, least recently used first.
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+        self._total_bytes = 0
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+
+    @property
+    def total_bytes(self) -> int:
+        """Return the bytes the cache's files take, as counted since the folder was scanned."""
+        return self._total_bytes
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._sizes
+
+    async def load(self) -> None:
+        """Create the folder if needed and scan it once; later calls do nothing."""
+        async with self._load_lock:
+            if self._loaded:
+                return
+            for key, size in await asyncio.to_thread(self._scan):
+                self._remember(key, size)
+            self._loaded = True
+        await self._evict()
+
+    async def get(self, key: str) -> CachedAudio | None:
+        """Return the cached clip for key and mark it recently used, or None on a miss."""
+        path = self._path(key)
+        await self.load()
+        try:
+            found = await asyncio.to_thread(_read_entry, path)
+        except OSError as error:
+            log.warning("Could not read audio cache entry %s: %s", path.name, error)
+            found = None
+        if found is None:
+            self._forget(key)
+            return None
+        audio, size = found
+        if size is not None:
+            self._remember(key, size)
+        return audio
+
+    async def put(self, key: str, data: bytes, *, duration: float | None, output_type: str) -> None:
+        """Store a clip under key, then evict least recently used clips until the cache fits max_bytes."""
+        path = self._path(key)
+        if not _OUTPUT_TYPE_PATTERN.fullmatch(output_type):
+            raise ValueError(f"invalid output type {output_type!r}")
+        await self.load()
+        if len(data) > self.max_bytes:
+            log.debug("Not caching %s: %d bytes exceed the cache's %d", key, len(data), self.max_bytes)
+            return
+        try:
+            size = await asyncio.to_thread(_write_entry, path, data, duration=duration, output_type=output_type)
+        except OSError as error:
+            log.warning("Could not write audio cache entry %s: %s", path.name, error)
+            return
+        self._remember(key, size)
+        await self._evict()
+
+    def _path(self, key: str) -> Path:
+        # Keys become file names, so only a real digest may pass.
+        if not _KEY_PATTERN.fullmatch(key):
+            raise ValueError("an audio cache key is 64 lowercase hex digits, as cache_key() returns")
+        return self.directory / f"{key}{_SUFFIX}"
+
+    def _remember(self, key: str, size: int) -> None:
+        """Count key's file as the most recently used."""
+        self._forget(key)
+        self._sizes[key] = size
+        self._total_bytes += size
+
+    def _forget(self, key: str) -> None:
+        self._total_bytes -= self._sizes.pop(key, 0)
+
+    async def _evict(self) -> None:
+        victims: list[Path] = []
+        while self._total_bytes > self.max_bytes and self._sizes:
+            key, size = self._sizes.popitem(last=False)
+            self._total_bytes -= size
+            victims.append(self._path(key))
+        if victims:
+            await asyncio.to_thread(_remove_files, victims)
+
+    def _scan(self) -> list[tuple[str, int]]:
+        """Create the folder, list entries and sizes oldest first, and remove temporary files left by a crash."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[float, str, int]] = []
+        stale_before = time.time() - _STALE_TEMPORARY_SECONDS
+        with os.scandir(self.directory) as listing:
+            for item in listing:
+                try:
+                    status = item.stat()
+                except FileNotFoundError:
+                    continue
+                if item.name.endswith(_TEMPORARY_SUFFIX) and status.st_mtime < stale_before:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(item.path)
+                    continue
+                key = item.name.removesuffix(_SUFFIX)
+                if item.name.endswith(_SUFFIX) and _KEY_PATTERN.fullmatch(key) and item.is_file():
+                    found.append((status.st_mtime, key, status.st_size))
+        return [(key, size) for _, key, size in sorted(found)]
+
+
+def _encode_entry(data: bytes, *, duration: float | None, output_type: str) -> bytes:
+    header = {
+        "duration": duration,
+        "output_type": output_type,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return _MAGIC + json.dumps(header, separators=(",", ":")).encode() + b"\n" + data
+
+
+def _decode_entry(contents: bytes) -> CachedAudio | None:
+    """Return the clip in a cache file's contents, or None if the file is damaged or incomplete."""
+    if not contents.startswith(_MAGIC):
+        return None
+    header_line, newline, data = contents[len(_MAGIC) :].partition(b"\n")
+    if not newline:
+        return None
+    try:
+        header = json.loads(header_line)
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    duration = header.get("duration")
+    output_type = header.get("output_type")
+    if not (duration is None or (isinstance(duration, int | float) and not isinstance(duration, bool))):
+        return None
+    if not isinstance(output_type, str) or header.get("size") != len(data):
+        return None
+    if header.get("sha256") != hashlib.sha256(data).hexdigest():
+        return None
+    return CachedAudio(data=data, duration=None if duration is None else float(duration), output_type=output_type)
+
+
+def _read_entry(path: Path) -> tuple[CachedAudio, int | None] | None:
+    """Read and check one entry, touching it as recently used; a damaged entry is removed."""
+    try:
+        contents = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    audio = _decode_entry(contents)
+    if audio is None:
+        log.warning("Removing a damaged audio cache entry: %s", path.name)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return None
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        # Evicted while being read: still a hit, but no longer on disk to count.
+        return audio, None
+    return audio, len(contents)
+
+
+def _write_entry(path: Path, data: bytes, *, duration: float | None, output_type: str) -> int:
+    """Write an entry atomically (a temporary file in the same folder, renamed over the name); return its size."""
+    contents = _encode_entry(data, duration=duration, output_type=output_type)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=_TEMPORARY_SUFFIX)
+    try:
+        with os.fdopen(descriptor, "wb") as temporary:
+            temporary.write(contents)
+        os.replace(temporary_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary_name)
+        raise
+    return len(contents)
+
+
+def _remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("Could not remove audio cache entry %s: %s", path.name, error)

@@ -1,0 +1,566 @@
+"""Audio helpers built on ffmpeg and ffprobe, run as asyncio subprocesses so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import shutil
+import tempfile
+import wave
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+__all__ = [
+    "MAX_CONCURRENT_PROCESSES",
+    "AudioError",
+    "FFmpegMissingError",
+    "ProbeResult",
+    "concat",
+    "duration",
+    "extract_audio",
+    "ffmpeg_available",
+    "ffprobe_available",
+    "probe",
+    "to_pcm",
+    "transcode_to_fit",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_PROCESSES: Final = 4
+# Deadlines after which a process is killed; a caller wanting a shorter one wraps the call in asyncio.timeout.
+PROBE_SECONDS: Final = 30.0
+CONVERT_SECONDS: Final = 120.0
+
+# What discord.py's voice client sends: 48 kHz, two channels, 16-bit little-endian samples.
+PCM_SAMPLE_RATE: Final = 48_000
+PCM_CHANNELS: Final = 2
+PCM_BYTES_PER_SECOND: Final = PCM_SAMPLE_RATE * PCM_CHANNELS * 2
+
+OutputFormat = Literal["mp3", "wav"]
+
+# Constant bitrates offered by transcode_to_fit, best first, with a sample rate the mp3 standard allows for each.
+_FIT_LADDER: Final[tuple[tuple[int, int], ...]] = (
+    (128, 44_100),
+    (112, 44_100),
+    (96, 44_100),
+    (80, 44_100),
+    (64, 44_100),
+    (56, 22_050),
+    (48, 22_050),
+    (40, 22_050),
+    (32, 22_050),
+    (24, 16_000),
+    (16, 16_000),
+    (8, 8_000),
+)
+# Room left for the ID3 and Xing headers and the encoder's extra frames at both ends.
+_FIT_OVERHEAD_BYTES: Final = 4_096
+_FIT_OVERHEAD_SECONDS: Final = 0.2
+
+
+class AudioError(Exception):
+    """Audio could not be read or converted; the message is one plain sentence fit for a user."""
+
+
+class FFmpegMissingError(AudioError):
+    """The ffmpeg or ffprobe program is not installed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What ffprobe found in a file; a file it cannot read at all has no audio and no video."""
+
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+    audio_codec: str | None
+    format_name: str | None
+
+
+_NOT_MEDIA: Final = ProbeResult(duration=None, has_audio=False, has_video=False, audio_codec=None, format_name=None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def ffmpeg_available() -> bool:
+    """Return whether the ffmpeg program is on the PATH."""
+    return shutil.which("ffmpeg") is not None
+
+
+def ffprobe_available() -> bool:
+    """Return whether the ffprobe program is on the PATH."""
+    return shutil.which("ffprobe") is not None
+
+
+# One semaphore per event loop: an asyncio primitive must not be shared across loops (tests run several).
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _process_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots_by_loop.get(loop)
+    if slots is None:
+        slots = asyncio.Semaphore(MAX_CONCURRENT_PROCESSES)
+        _slots_by_loop[loop] = slots
+    return slots
+
+
+async def _run(program: str, arguments: Sequence[str], *, input_data: bytes | None = None, limit: float) -> _Completed:
+    """Run a program with bounded concurrency, killing it after limit seconds or on cancellation."""
+    async with _process_slots():
+        try:
+            process = await asyncio.create_subprocess_exec(
+                program,
+                *arguments,
+                stdin=asyncio.subprocess.PIPE if input_data is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError as error:
+            raise FFmpegMissingError(
+                f"{program} is not installed, so audio cannot be processed; install ffmpeg and restart."
+            ) from error
+        try:
+            async with asyncio.timeout(limit):
+                stdout, stderr = await process.communicate(input_data)
+        except TimeoutError:
+            raise AudioError(f"Processing the audio took longer than {limit:g} seconds.") from None
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    returncode = await process.wait()  # already finished: this only reads the exit status
+    if returncode != 0:
+        log.debug("%s exited with %s: %s", program, returncode, stderr[-2000:].decode(errors="replace"))
+    return _Completed(returncode, stdout, stderr)
+
+
+@contextlib.asynccontextmanager
+async def _workspace() -> AsyncIterator[Path]:
+    """Yield a fresh temporary folder that is removed afterwards, whatever happens."""
+    # mkdtemp is one mkdir call; running it here keeps its name known even if the caller is cancelled.
+    directory = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
+    try:
+        yield directory
+    finally:
+        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+
+
+def _write_files(files: Sequence[tuple[Path, bytes]]) -> None:
+    for path, data in files:
+        path.write_bytes(data)
+
+
+async def _input_arguments(data: bytes, workspace: Path) -> tuple[list[str], bytes | None]:
+    """Return ffmpeg's input arguments and stdin data: a pipe for streamable formats, else a file."""
+    if _is_streamable(data):
+        return ["-i", "pipe:0"], data
+    path = workspace / "input"
+    await asyncio.to_thread(path.write_bytes, data)
+    return ["-i", str(path)], None
+
+
+def _is_streamable(data: bytes) -> bool:
+    """Return whether the data's format can be read without seeking (mp3, wav, ogg, flac)."""
+    if data.startswith((b"ID3", b"OggS", b"fLaC")):
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return True
+    return _mp3_frame(data, 0) is not None
+
+
+_FFMPEG_HEAD: Final = ("-nostdin", "-hide_banner", "-v", "error", "-y")
+
+
+def _audio_error(completed: _Completed) -> AudioError:
+    if b"matches no streams" in completed.stderr:
+        return AudioError("The file has no audio track.")
+    return AudioError("The audio could not be decoded.")
+
+
+def _parse_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+async def probe(data: bytes) -> ProbeResult:
+    """Describe the media in data, never raising for bad input: what ffprobe cannot read has no audio."""
+    if not data:
+        return _NOT_MEDIA
+    async with _workspace() as workspace:
+        # A file rather than a pipe, because containers such as mp4 keep their index at the end.
+        path = workspace / "input"
+        await asyncio.to_thread(path.write_bytes, data)
+        completed = await _run(
+            "ffprobe",
+            ["-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+            limit=PROBE_SECONDS,
+        )
+        result = _read_probe_report(completed)
+        if result.has_audio and result.duration is None:
+            # Streamed webm and similar record no length anywhere: decode to measure it.
+            measured = _decoded_seconds(await _decode_for_duration(["-i", str(path)], None))
+            result = dataclasses.replace(result, duration=measured)
+    return result
+
+
+def _read_probe_report(completed: _Completed) -> ProbeResult:
+    """Turn ffprobe's JSON into a ProbeResult, taking the first audio stream's duration, else the container's."""
+    if completed.returncode != 0:
+        return _NOT_MEDIA
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        return _NOT_MEDIA
+    if not isinstance(report, dict) or not isinstance(report.get("format") or {}, dict):
+        return _NOT_MEDIA
+    container: dict[str, Any] = report.get("format") or {}
+    streams = [stream for stream in report.get("streams") or [] if isinstance(stream, dict)]
+    audio = next((stream for stream in streams if stream.get("codec_type") == "audio"), None)
+    # Cover art in an mp3 or m4a shows up as a one-frame video stream; it is not a video.
+    has_video = any(
+        stream.get("codec_type") == "video" and not (stream.get("disposition") or {}).get("attached_pic")
+        for stream in streams
+    )
+    seconds = _parse_float(audio.get("duration")) if audio else None
+    return ProbeResult(
+        duration=seconds if seconds is not None else _parse_float(container.get("duration")),
+        has_audio=audio is not None,
+        has_video=has_video,
+        audio_codec=audio.get("codec_name") if audio else None,
+        format_name=container.get("format_name"),
+    )
+
+
+async def _decode_for_duration(inputs: Sequence[str], stdin_data: bytes | None) -> _Completed:
+    """Decode the first audio track to nowhere, reporting progress (and so its length) on stdout."""
+    return await _run(
+        "ffmpeg",
+        [*_FFMPEG_HEAD, *inputs, "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
+        input_data=stdin_data,
+        limit=PROBE_SECONDS,
+    )
+
+
+def _decoded_seconds(completed: _Completed) -> float | None:
+    """Read the length of the decoded audio from ffmpeg's last progress report."""
+    if completed.returncode != 0:
+        return None
+    microseconds = None
+    for line in completed.stdout.splitlines():
+        if line.startswith(b"out_time_us="):
+            with contextlib.suppress(ValueError):
+                microseconds = int(line.partition(b"=")[2])
+    return microseconds / 1_000_000 if microseconds else None
+
+
+async def duration(data: bytes) -> float:
+    """Return the audio's length in seconds, measured by decoding it, or raise AudioError."""
+    # Unlike probe(), headers are not trusted: an mp3 cut short still claims its full length in its
+    # Xing header, but only what decodes is counted here.
+    async with _workspace() as workspace:
+        inputs, stdin_data = await _input_arguments(data, workspace)
+        completed = await _decode_for_duration(inputs, stdin_data)
+    if completed.returncode != 0:
+        raise _audio_error(completed)
+    seconds = _decoded_seconds(completed)
+    if seconds is None:
+        raise AudioError("The audio could not be decoded.")
+    return seconds
+
+
+# transcode_to_fit's duration parameter shadows the function's name.
+_measure_duration = duration
+
+
+def _encoder_arguments(output_format: str) -> list[str]:
+    if output_format == "mp3":
+        return ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]
+    if output_format == "wav":
+        return ["-c:a", "pcm_s16le", "-f", "wav"]
+    raise ValueError(f"unsupported output format {output_format!r}; use 'mp3' or 'wav'")
+
+
+async def _convert(data: bytes, codec_arguments: Sequence[str], *, suffix: str) -> bytes:
+    """Decode data's first audio track and encode it with the given arguments into a file."""
+    async with _workspace() as workspace:
+        inputs, stdin_data = await _input_arguments(data, workspace)
+        # A file rather than stdout, so the mp3 muxer can go back and write its Xing/LAME header,
+        # which carries the exact length and the encoder delay that players trim.
+        output = workspace / f"output.{suffix}"
+        completed = await _run(
+            "ffmpeg",
+            [
+                *_FFMPEG_HEAD,
+                *inputs,
+                "-map",
+                "0:a:0",
+                "-vn",
+                "-sn",
+                "-dn",
+                "-map_metadata",
+                "-1",
+                *codec_arguments,
+                str(output),
+            ],
+            input_data=stdin_data,
+            limit=CONVERT_SECONDS,
+        )
+        if completed.returncode != 0:
+            raise _audio_error(completed)
+        result = await asyncio.to_thread(output.read_bytes)
+    if not result:
+        raise AudioError("The audio could not be decoded.")
+    return result
+
+
+async def extract_audio(data: bytes, *, output_format: OutputFormat = "mp3") -> bytes:
+    """Return the first audio track of a video or audio file, re-encoded as mono mp3 (128 kbps) or wav."""
+    codec_arguments = ["-ac", "1", *_encoder_arguments(output_format)]
+    return await _convert(data, codec_arguments, suffix=output_format)
+
+
+async def to_pcm(data: bytes) -> bytes:
+    """Decode audio to raw 48 kHz stereo 16-bit little-endian PCM, the form discord.py's voice sends."""
+    async with _workspace() as workspace:
+        inputs, stdin_data = await _input_arguments(data, workspace)
+        completed = await _run(
+            "ffmpeg",
+            [
+                *_FFMPEG_HEAD,
+                *inputs,
+                "-map",
+                "0:a:0",
+                "-vn",
+                "-f",
+                "s16le",
+                "-ar",
+                str(PCM_SAMPLE_RATE),
+                "-ac",
+                str(PCM_CHANNELS),
+                "pipe:1",
+            ],
+            input_data=stdin_data,
+            limit=CONVERT_SECONDS,
+        )
+    if completed.returncode != 0:
+        raise _audio_error(completed)
+    if not completed.stdout:
+        raise AudioError("The audio could not be decoded.")
+    return completed.stdout
+
+
+async def transcode_to_fit(data: bytes, max_bytes: int, *, duration: float | None = None) -> bytes:
+    """Return audio that fits in max_bytes: as is if it does, else mono mp3 at the best bitrate that fits."""
+    # The bitrate follows from the duration (measured when not given), 128 kbps down to a floor of 8, with
+    # a lower sample rate at low bitrates; a result still too large moves one step down the ladder.
+    if len(data) <= max_bytes:
+        return data
+    seconds = duration if duration is not None else await _measure_duration(data)
+    budget_bits = (max_bytes - _FIT_OVERHEAD_BYTES) * 8
+    affordable_kbps = budget_bits / (seconds + _FIT_OVERHEAD_SECONDS) / 1000
+    candidates = [(kbps, rate) for kbps, rate in _FIT_LADDER if kbps <= affordable_kbps]
+    for kbps, sample_rate in candidates:
+        encoded = await _convert(
+            data,
+            ["-ac", "1", "-ar", str(sample_rate), "-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-f", "mp3"],
+            suffix="mp3",
+        )
+        if len(encoded) <= max_bytes:
+            return encoded
+    raise AudioError(
+        f"The audio is too long ({seconds:.0f} seconds) to fit in {max_bytes:,} bytes even at the lowest quality."
+    )
+
+
+async def concat(parts: Sequence[bytes], output_format: OutputFormat) -> bytes:
+    """Join audio clips in order into one file of output_format whose duration is the sum of theirs."""
+    # Cheapest first: wav parts of one PCM layout are joined in Python; mp3 parts of one sample rate and
+    # channel count by stream copy (each join keeps about 45 ms of encoder padding); anything else is
+    # decoded, joined and re-encoded by ffmpeg.
+    _encoder_arguments(output_format)  # reject an unknown format before doing any work
+    if not parts:
+        raise ValueError("concat needs at least one part")
+    if len(parts) == 1:
+        return parts[0]
+    if output_format == "wav":
+        joined = await asyncio.to_thread(_join_wav, parts)
+        if joined is not None:
+            return joined
+    elif _same_mp3_layout(parts):
+        return await _concat_mp3_copy(parts)
+    return await _concat_reencode(parts, output_format)
+
+
+def _join_wav(parts: Sequence[bytes]) -> bytes | None:
+    """Join PCM wav files with the same layout, or return None when they are not all such files."""
+    layout: tuple[int, int, int] | None = None
+    frames: list[bytes] = []
+    for part in parts:
+        try:
+            with wave.open(io.BytesIO(part), "rb") as reader:
+                part_layout = (reader.getnchannels(), reader.getsampwidth(), reader.getframerate())
+                samples = reader.readframes(reader.getnframes())
+        except (wave.Error, EOFError):
+            return None
+        if layout is None:
+            layout = part_layout
+        elif part_layout != layout:
+            return None
+        frame_size = part_layout[0] * part_layout[1]
+        # A streamed wav may end in a partial frame, which would shift every later sample.
+        frames.append(samples[: len(samples) - len(samples) % frame_size])
+    if layout is None:
+        return None
+    output = io.BytesIO()
+    with wave.open(output, "wb") as writer:
+        writer.setnchannels(layout[0])
+        writer.setsampwidth(layout[1])
+        writer.setframerate(layout[2])
+        writer.writeframes(b"".join(frames))
+    return output.getvalue()
+
+
+async def _concat_mp3_copy(parts: Sequence[bytes]) -> bytes:
+    async with _workspace() as workspace:
+        names = [f"part{index}.mp3" for index in range(len(parts))]
+        listing = "".join(f"file '{name}'\n" for name in names).encode()
+        files = [(workspace / name, part) for name, part in zip(names, parts, strict=True)]
+        await asyncio.to_thread(_write_files, [*files, (workspace / "parts.txt", listing)])
+        output = workspace / "output.mp3"
+        completed = await _run(
+            "ffmpeg",
+            [
+                *_FFMPEG_HEAD,
+                "-f",
+                "concat",
+                "-i",
+                str(workspace / "parts.txt"),
+                "-map",
+                "0:a:0",
+                "-c",
+                "copy",
+                "-map_metadata",
+                "-1",
+                "-f",
+                "mp3",
+                str(output),
+            ],
+            limit=CONVERT_SECONDS,
+        )
+        if completed.returncode != 0:
+            raise _audio_error(completed)
+        return await asyncio.to_thread(output.read_bytes)
+
+
+async def _concat_reencode(parts: Sequence[bytes], output_format: str) -> bytes:
+    async with _workspace() as workspace:
+        paths = [workspace / f"part{index}" for index in range(len(parts))]
+        await asyncio.to_thread(_write_files, list(zip(paths, parts, strict=True)))
+        inputs = [argument for path in paths for argument in ("-i", str(path))]
+        labels = "".join(f"[{index}:a:0]" for index in range(len(parts)))
+        output = workspace / f"output.{output_format}"
+        completed = await _run(
+            "ffmpeg",
+            [
+                *_FFMPEG_HEAD,
+                *inputs,
+                "-filter_complex",
+                f"{labels}concat=n={len(parts)}:v=0:a=1[joined]",
+                "-map",
+                "[joined]",
+                "-map_metadata",
+                "-1",
+                *_encoder_arguments(output_format),
+                str(output),
+            ],
+            limit=CONVERT_SECONDS,
+        )
+        if completed.returncode != 0:
+            raise _audio_error(completed)
+        return await asyncio.to_thread(output.read_bytes)
+
+
+# MPEG audio frame headers: sample rates by version bits, layer III bitrates (kbps) by MPEG-1 or not.
+_MPEG_SAMPLE_RATES: Final[dict[int, tuple[int, int, int]]] = {
+    3: (44_100, 48_000, 32_000),
+    2: (22_050, 24_000, 16_000),
+    0: (11_025, 12_000, 8_000),
+}
+_MPEG1_LAYER3_KBPS: Final = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG2_LAYER3_KBPS: Final = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+_MP3_SEARCH_BYTES: Final = 65_536
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Mp3Frame:
+    sample_rate: int
+    channels: int
+    length: int
+
+
+def _mp3_frame(data: bytes, offset: int) -> _Mp3Frame | None:
+    """Parse an MPEG layer III frame header at offset, or return None if there is none."""
+    header = data[offset : offset + 4]
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version = (header[1] >> 3) & 3
+    layer = (header[1] >> 1) & 3
+    bitrate_index = header[2] >> 4
+    rate_index = (header[2] >> 2) & 3
+    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    sample_rate = _MPEG_SAMPLE_RATES[version][rate_index]
+    kbps = (_MPEG1_LAYER3_KBPS if version == 3 else _MPEG2_LAYER3_KBPS)[bitrate_index]
+    samples_per_frame_over_8 = 144 if version == 3 else 72
+    padding = (header[2] >> 1) & 1
+    length = samples_per_frame_over_8 * kbps * 1000 // sample_rate + padding
+    channels = 1 if header[3] >> 6 == 3 else 2
+    return _Mp3Frame(sample_rate=sample_rate, channels=channels, length=length)
+
+
+def _mp3_layout(data: bytes) -> tuple[int, int] | None:
+    """Return an mp3's (sample rate, channels) from its first two frames, or None if it is not an mp3."""
+    offset = 0
+    # Skip ID3v2 tags: "ID3", version, flags, then a 4-byte size with 7 bits a byte.
+    while data[offset : offset + 3] == b"ID3" and len(data) >= offset + 10:
+        size = 0
+        for byte in data[offset + 6 : offset + 10]:
+            size = (size << 7) | (byte & 0x7F)
+        footer = 10 if data[offset + 5] & 0x10 else 0
+        offset += 10 + size + footer
+    end = min(len(data), offset + _MP3_SEARCH_BYTES)
+    start = data.find(b"\xff", offset, end)
+    while start != -1:
+        frame = _mp3_frame(data, start)
+        if frame is None:
+            start = data.find(b"\xff", start + 1, end)
+            continue
+        following = _mp3_frame(data, start + frame.length)
+        if following is not None and (following.sample_rate, following.channels) == (
+            frame.sample_rate,
+            frame.channels,
+        ):
+            return frame.sample_rate, frame.channels
+        start = data.find(b"\xff", start + 1, end)
+    return None
+
+
+def _same_mp3_layout(parts: Sequence[bytes]) -> bool:
+    layouts = {_mp3_layout(part) for part in parts}
+    return len(layouts) == 1 and None not in layouts
