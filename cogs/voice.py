@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 XSAID_REPEAT_SECONDS = 30.0
+# After losing the channel, how long to wait for discord.py's voice poller to say whether the connection
+# dropped (rejoin, keeping the queue) or the bot was disconnected by someone (leave, clearing it).
+DROP_GRACE_SECONDS = 0.5
+# Close codes that mean "disconnected on purpose" rather than "the connection dropped".
+DELIBERATE_CLOSE_CODES = frozenset({1000, 4014, 4022})
 WATCH_INTERVAL = 1.0
 CONNECT_TIMEOUT = 15.0
 LABEL_LENGTH = 60
@@ -75,6 +80,8 @@ class Voice(commands.Cog):
         self._readout_locks: dict[int, asyncio.Lock] = {}
         self._connect_locks: dict[int, asyncio.Lock] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._dropped: set[int] = set()
+        self._unconnected_since: dict[int, float] = {}
 
     async def cog_load(self) -> None:
         """Start watching for channels the bot should leave."""
@@ -165,6 +172,7 @@ class Voice(commands.Cog):
                         f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
                         "and try again."
                     ) from None
+                self._watch_connection(guild.id, client)
             player = self.players.get(guild.id)
             if player is None:
                 player = GuildPlayer(guild.id, client)
@@ -350,6 +358,8 @@ class Voice(commands.Cog):
     async def _leave(self, guild_id: int, *, reason: str) -> None:
         player = self.players.pop(guild_id, None)
         self._alone_since.pop(guild_id, None)
+        self._unconnected_since.pop(guild_id, None)
+        self._dropped.discard(guild_id)
         if player is not None:
             await player.close()
             client = player.voice_client
@@ -365,21 +375,51 @@ class Voice(commands.Cog):
             client.cleanup()
         log.info("left voice in server %s (%s)", guild_id, reason)
 
+    def _watch_connection(self, guild_id: int, client: discord.VoiceClient) -> None:
+        """Learn how the voice connection ends: connect(reconnect=False) leaves reconnecting to us."""
+        # discord.py keeps its voice websocket poller as a private task; its outcome is the only sign of
+        # whether the connection dropped (a network error) or was ended on purpose.
+        runner = getattr(getattr(client, "_connection", None), "_runner", None)
+        if isinstance(runner, asyncio.Task):
+            runner.add_done_callback(lambda task: self._connection_ended(guild_id, task))
+
+    def _connection_ended(self, guild_id: int, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here, so asyncio does not report it as lost
+        dropped = isinstance(error, TimeoutError | OSError) or (
+            isinstance(error, discord.ConnectionClosed) and error.code not in DELIBERATE_CLOSE_CODES
+        )
+        if dropped and guild_id in self.players:
+            log.info("voice connection of server %s dropped (%s)", guild_id, error)
+            self._dropped.add(guild_id)
+
     @commands.Cog.listener()
     async def on_voice_state_update(
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
     ) -> None:
-        """Clear the queue when the bot is disconnected or moved by someone else."""
+        """Rejoin after a dropped connection; clear the queue when disconnected or moved by someone else."""
         if self.bot.user is None or member.id != self.bot.user.id:
             return
-        player = self.players.get(member.guild.id)
-        if player is None:
+        guild_id = member.guild.id
+        if guild_id not in self.players:
             return
         if after.channel is None:
-            await self._leave(member.guild.id, reason="disconnected")
-        elif before.channel is not None and after.channel.id != before.channel.id:
+            await asyncio.sleep(DROP_GRACE_SECONDS)
+            player = self.players.get(guild_id)
+            if player is None:
+                return
+            channel = before.channel
+            if guild_id in self._dropped and isinstance(channel, discord.VoiceChannel | discord.StageChannel):
+                self._dropped.discard(guild_id)
+                await self._rejoin(guild_id, player, channel)
+            else:
+                await self._leave(guild_id, reason="disconnected")
+            return
+        player = self.players.get(guild_id)
+        if player is not None and before.channel is not None and after.channel.id != before.channel.id:
             dropped = player.clear()
-            log.info("moved in server %s; cleared %d clips", member.guild.id, dropped)
+            log.info("moved in server %s; cleared %d clips", guild_id, dropped)
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -402,8 +442,12 @@ class Voice(commands.Cog):
         client = player.voice_client
         now = time.monotonic()
         if not client.is_connected():
-            await self._reconnect(guild_id, player)
+            # A drop is rejoined by on_voice_state_update; a connection that never comes back is given up.
+            since = self._unconnected_since.setdefault(guild_id, now)
+            if now - since > 2 * CONNECT_TIMEOUT:
+                await self._leave(guild_id, reason="connection lost")
             return
+        self._unconnected_since.pop(guild_id, None)
         channel = client.channel
         if _channel_humans(channel, self.bot.user.id if self.bot.user else 0) == 0:  # type: ignore[arg-type]
             since = self._alone_since.setdefault(guild_id, now)
@@ -415,26 +459,22 @@ class Voice(commands.Cog):
         if player.idle and now - player.last_active >= settings.voice_idle_seconds:
             await self._leave(guild_id, reason="idle")
 
-    async def _reconnect(self, guild_id: int, player: GuildPlayer) -> None:
-        """The voice connection dropped without a disconnect: connect again, keeping the queue."""
+    async def _rejoin(self, guild_id: int, player: GuildPlayer, channel: VoiceChannel) -> None:
+        """Connect again to the channel a dropped connection was in, keeping the queue."""
         guild = self.bot.get_guild(guild_id)
-        channel = player.voice_client.channel
-        if guild is None or not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
-            await self._leave(guild_id, reason="lost")
-            return
         try:
-            client = guild.voice_client
-            if client is not None:
-                await client.disconnect(force=True)
-            new_client: discord.VoiceClient = await channel.connect(
+            if guild is not None and guild.voice_client is not None:
+                guild.voice_client.cleanup()
+            client: discord.VoiceClient = await channel.connect(
                 reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True
             )
         except Exception as error:
-            log.warning("reconnecting voice in server %s failed: %s", guild_id, error)
-            await self._leave(guild_id, reason="reconnect failed")
+            log.warning("rejoining voice in server %s failed: %s", guild_id, error)
+            await self._leave(guild_id, reason="rejoin failed")
             return
-        player.voice_client = new_client
-        log.info("reconnected voice in server %s, queue kept", guild_id)
+        self._watch_connection(guild_id, client)
+        player.voice_client = client
+        log.info("rejoined voice in server %s after a dropped connection; queue kept", guild_id)
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import time
 from collections import deque
@@ -14,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.audio.processing import to_pcm
+from bot.audio.sources import MemoryAudioSource
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ class Clip:
         assert self._first is not None
         try:
             async for audio in self.chunks:
-                pcm = await to_pcm(audio)
-                await self._parts.put(pcm)
+                await self._parts.put(audio)
                 if not self._first.done():
                     self._first.set_result(None)
         except asyncio.CancelledError:
@@ -75,7 +73,7 @@ class Clip:
         await asyncio.shield(self._first)
 
     async def parts(self) -> AsyncIterator[bytes]:
-        """The decoded 48 kHz stereo PCM of each chunk, in order, as each becomes ready."""
+        """The audio of each chunk, in order, as each becomes ready."""
         self.start()
         while True:
             part = await self._parts.get()
@@ -169,10 +167,10 @@ class GuildPlayer:
             if self.on_clip_start is not None:
                 self.on_clip_start(clip)
             try:
-                async for pcm in clip.parts():
+                async for audio in clip.parts():
                     if self._skip_current:
                         break
-                    await self._play(pcm)
+                    await self._play(audio)
                     if self._skip_current:
                         break
             except Exception:
@@ -182,8 +180,8 @@ class GuildPlayer:
                 self.current = None
                 self.last_active = time.monotonic()
 
-    async def _play(self, pcm: bytes) -> None:
-        """Play one chunk of PCM and wait until it has been sent (or stopped)."""
+    async def _play(self, audio: bytes) -> None:
+        """Play one chunk and wait until it has been sent (or stopped)."""
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
 
@@ -200,7 +198,12 @@ class GuildPlayer:
 
         if not self.voice_client.is_connected():
             await self._wait_connected()
-        self.voice_client.play(discord.PCMAudio(io.BytesIO(pcm)), after=after)
+        # Starting ffmpeg forks a process: done off the loop, like the decoding itself.
+        source = await asyncio.to_thread(MemoryAudioSource, audio)
+        if self._skip_current or not self.voice_client.is_connected():
+            source.cleanup()
+            return
+        self.voice_client.play(source, after=after)
         self.last_active = time.monotonic()
         await finished
         self.last_active = time.monotonic()

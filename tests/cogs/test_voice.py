@@ -343,3 +343,25 @@ async def test_playback_in_three_servers_does_not_block_the_event_loop(
     lags.sort()
     print(f"loop lag over {len(lags)} ticks: p50 {lags[len(lags) // 2] * 1000:.1f} ms, max {lags[-1] * 1000:.1f} ms")
     assert lags[-1] < 0.25
+
+
+async def test_a_dropped_connection_is_rejoined_and_the_queue_kept(
+    speaking: World, voice_server: FakeVoiceServer
+) -> None:
+    long_text = "The first clip is long enough that the connection drops while it is still playing. " * 2
+    await (await speaking.say(text=long_text, play=True)).wait_final()
+    await (await speaking.say(text="The second clip survives the drop.", play=True)).wait_final()
+    first_session = await voice_server.wait_for_session(speaking.guild.id)
+    await asyncio.sleep(0.5)
+    await voice_server.disconnect(speaking.guild.id, code=1001)  # a network failure, not a kick
+    for _ in range(200):
+        session = voice_server.sessions.get(speaking.guild.id)
+        if session is not None and session is not first_session and session.connected.is_set():
+            break
+        await asyncio.sleep(0.05)
+    second_session = voice_server.sessions[speaking.guild.id]
+    assert second_session is not first_session
+    assert speaking.guild.id in speaking.bot.get_cog("Voice").players
+    clips = await wait_clips(second_session, 1)
+    second = len("The second clip survives the drop.") / speaking.unmixr.chars_per_second
+    assert clips[-1].seconds == pytest.approx(second, abs=0.2)

@@ -1,0 +1,26 @@
+"""Audio sources for discord.py's player: ffmpeg decoding from memory, streamed as it decodes."""
+
+from __future__ import annotations
+
+import io
+
+import discord
+
+
+class MemoryAudioSource(discord.FFmpegPCMAudio):
+    """48 kHz stereo PCM decoded by an ffmpeg subprocess from audio bytes piped in from memory.
+
+    Playback starts with the first decoded frame, so a long chunk does not wait to be decoded whole, and
+    no temporary file is left behind.
+    """
+
+    def __init__(self, audio: bytes) -> None:
+        super().__init__(io.BytesIO(audio), pipe=True, options="-loglevel error")
+
+    def cleanup(self) -> None:
+        """Stop ffmpeg and close its output pipe (discord.py 2.7.1 leaves it open once ffmpeg has exited)."""
+        stdout = self._stdout
+        super().cleanup()
+        # cleanup() runs again from __del__, after the first call replaced _stdout with a placeholder.
+        if isinstance(stdout, io.IOBase):
+            stdout.close()
