@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio import AudioError, extract_audio, probe
+from bot.audio import AudioError, duration, extract_audio, probe
 from bot.errors import UserFacingError
 from bot.replies import answer, defer
 from bot.tree import admin_only
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 MAX_CLONE_BYTES = 120_000_000
 MIN_CLONE_SECONDS = 30.0
 MAX_CLONE_SECONDS = 80.0
+# Decoding less than this share of the length a file's header claims means the file was cut short.
+TRUNCATION_RATIO = 0.9
+UNDECODABLE = "The file could not be decoded: it looks damaged or cut short; export the recording again and upload it."
 
 
 class CloneCheckError(UserFacingError):
@@ -104,35 +107,63 @@ class Clone(commands.Cog):
         return data
 
     async def _check_recording(self, data: bytes, filename: str) -> tuple[bytes, str, str, float]:
-        """Probe the file as media (never trusting its declared type) and measure its duration."""
+        """Probe the file as media (never trusting its declared type) and measure its duration by decoding it."""
         try:
             info = await probe(data)
         except AudioError:
-            raise CloneCheckError(
-                "The file could not be decoded as audio or video; upload an mp3, wav, m4a, ogg or a video with sound."
-            ) from None
+            raise CloneCheckError(UNDECODABLE) from None
         if not info.has_audio:
-            kind = "a video without sound" if info.has_video else "not audio"
-            raise CloneCheckError(f"The file is {kind}; upload a recording of the speaker (30 to 80 seconds).")
-        if info.duration is None:
-            raise CloneCheckError("The recording's length could not be measured; upload it as mp3 or wav.")
-        if info.duration < MIN_CLONE_SECONDS:
+            if info.has_video:
+                raise CloneCheckError(
+                    "The file is a video without sound; upload a recording of the speaker (30 to 80 seconds)."
+                )
+            if _looks_like_media(data):
+                raise CloneCheckError(UNDECODABLE)
             raise CloneCheckError(
-                f"The recording is {info.duration:.1f} s long but a clone needs at least 30 s; upload a longer one."
-            )
-        if info.duration > MAX_CLONE_SECONDS:
-            raise CloneCheckError(
-                f"The recording is {info.duration:.1f} s long but a clone can use at most 80 s; trim it."
+                "The file is not audio (it could not be decoded as audio or video); upload an mp3, wav, m4a, ogg "
+                "or a video with sound."
             )
         stem = filename.rsplit(".", 1)[0] or "recording"
-        if info.has_video:
-            try:
-                extracted = await extract_audio(data)
-            except AudioError:
-                raise CloneCheckError("The video's sound could not be extracted; upload the audio alone.") from None
-            return extracted, f"{stem}.mp3", "audio/mpeg", info.duration
-        content_type = f"audio/{(info.format_name or 'mpeg').split(',')[0]}"
-        return data, filename, content_type, info.duration
+        upload, upload_name, content_type = data, filename, _content_type(info.format_name)
+        try:
+            if info.has_video:
+                upload = await extract_audio(data)
+                upload_name, content_type = f"{stem}.mp3", "audio/mpeg"
+            # Decoded, not read from the header: a file cut short still claims its full length there.
+            seconds = await duration(upload)
+        except AudioError:
+            raise CloneCheckError(UNDECODABLE) from None
+        claimed = info.duration
+        if claimed is not None and seconds < claimed * TRUNCATION_RATIO and claimed - seconds > 1:
+            raise CloneCheckError(
+                f"The file could not be decoded completely: only {seconds:.1f} s of its {claimed:.1f} s play, "
+                "so it looks cut short; upload the whole recording."
+            )
+        if seconds < MIN_CLONE_SECONDS:
+            raise CloneCheckError(
+                f"The recording is {seconds:.1f} s long but a clone needs at least 30 s; upload a longer one."
+            )
+        if seconds > MAX_CLONE_SECONDS:
+            raise CloneCheckError(f"The recording is {seconds:.1f} s long but a clone can use at most 80 s; trim it.")
+        return upload, upload_name, content_type, seconds
+
+
+# Containers a recording comes in: a file that starts like one but cannot be read is damaged, not "not audio".
+_MEDIA_SIGNATURES = (b"ID3", b"OggS", b"fLaC", b"RIFF", b"FORM", b"#!AMR", b"\x1a\x45\xdf\xa3", b"\x30\x26\xb2\x75")
+_CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "flac": "audio/flac", "mov": "audio/mp4"}
+
+
+def _looks_like_media(data: bytes) -> bool:
+    """Whether the data starts like an audio or video file (mp3, wav, ogg, flac, mp4/m4a, webm...)."""
+    if data.startswith(_MEDIA_SIGNATURES) or data[4:8] == b"ftyp":
+        return True
+    # An mp3 or AAC frame's sync word.
+    return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
+
+
+def _content_type(format_name: str | None) -> str:
+    """The MIME type for ffprobe's format name, as the reference's examples send it (audio/mpeg for mp3)."""
+    return _CONTENT_TYPES.get((format_name or "").split(",")[0], "application/octet-stream")
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -77,7 +77,14 @@ class VoicePageData:
 
 
 def _summary(voice: Voice) -> str:
-    parts = [voice.gender, voice.language, voice.quality, ", ".join(voice.use_cases or [])]
+    # Unmixr lists retired voices too; say so rather than offer a voice that /say would refuse.
+    parts = [
+        "unavailable" if not voice.is_available else "",
+        voice.gender,
+        voice.language,
+        voice.quality,
+        ", ".join(voice.use_cases or []),
+    ]
     return " · ".join(part for part in parts if part) or "cloned voice"
 
 
@@ -191,7 +198,14 @@ class VoiceListView(OwnedView):
 
     async def _show_page(self, interaction: discord.Interaction[UnmixrBot], page: int) -> None:
         await interaction.response.defer()
-        self.data = await self.cog.fetch_page(interaction.guild_id, self.filters, page)
+        try:
+            data = await self.cog.fetch_page(interaction.guild_id, self.filters, page)
+        except UnmixrError as error:
+            log.warning("Unmixr error while paging /voices: %s", error.message)
+            # A private follow-up: editing the list would leave the error stuck above every later page.
+            await interaction.followup.send(error.message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        self.data = data
         self.refresh_controls()
         await interaction.edit_original_response(embed=page_embed(self.data, self.filters), view=self)
 

@@ -1,0 +1,329 @@
+"""/clone end to end: real recordings made with ffmpeg, checked by the bot, uploaded to the Unmixr stand-in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.audio import probe
+from tests.conftest import MEMBER_PERMISSIONS, World
+from tests.fakes.discord_server import FakeInteraction, FakeMember
+from tests.fakes.unmixr_catalogue import BRIAN_ID
+
+MANAGE_SERVER = "needs the Manage Server permission"
+
+
+def _ffmpeg(folder: Path, name: str, *arguments: str) -> bytes:
+    """Make a file with ffmpeg from lavfi sources and return its bytes."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "ffmpeg is installed system-wide"
+    target = folder / name
+    subprocess.run([ffmpeg, "-v", "error", "-y", *arguments, str(target)], check=True, timeout=60)
+    return target.read_bytes()
+
+
+def _sine(seconds: int) -> list[str]:
+    return ["-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}", "-ac", "1", "-b:a", "32k"]
+
+
+def _picture(seconds: int) -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=5:duration={seconds}"]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Recordings and videos of known lengths, made once for the whole module."""
+    folder = tmp_path_factory.mktemp("clone-media")
+    speech = _ffmpeg(folder, "speech40.mp3", *_sine(40))
+    video = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    return {
+        "speech40.mp3": speech,
+        "short10.mp3": _ffmpeg(folder, "short10.mp3", *_sine(10)),
+        "long90.mp3": _ffmpeg(folder, "long90.mp3", *_sine(90)),
+        "talk35.mp4": _ffmpeg(
+            folder,
+            "talk35.mp4",
+            *_picture(35),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:duration=35",
+            *video,
+            "-c:a",
+            "aac",
+            "-b:a",
+            "32k",
+            "-shortest",
+        ),
+        "mute35.mp4": _ffmpeg(folder, "mute35.mp4", *_picture(35), *video, "-an"),
+        # The first 50 kB of the 40 s recording: its header still claims 40 s, but only ~12 s decode.
+        "cut.mp3": speech[:50_000],
+    }
+
+
+class UploadSpy:
+    """Remembers the file part of every upload the Unmixr stand-in reads."""
+
+    def __init__(self, world: World) -> None:
+        self.parts: list[dict[str, Any]] = []
+        original = world.unmixr._read_file_part
+
+        async def read_file_part(part: Any) -> tuple[bytes, int]:
+            data, size = await original(part)
+            self.parts.append(
+                {"filename": part.filename, "content_type": part.headers.get("Content-Type"), "data": data}
+            )
+            return data, size
+
+        world.unmixr._read_file_part = read_file_part  # type: ignore[method-assign]
+
+
+def clone_requests(world: World) -> list[Any]:
+    """The /clone-voice/ requests Unmixr received."""
+    return [r for r in world.unmixr.requests if r.endpoint == "/clone-voice/"]
+
+
+async def run_clone(
+    world: World,
+    filename: str,
+    data: bytes,
+    *,
+    content_type: str = "audio/mpeg",
+    member: FakeMember | None = None,
+    **options: Any,
+) -> FakeInteraction:
+    """Run /clone as the admin (by default) with one attachment, and wait for the final answer."""
+    values: dict[str, Any] = {"name": "Narrator Nell", "consent": True}
+    values.update(options)
+    interaction = await world.slash(
+        "clone", values, member=member or world.admin, attachments={"audio": (filename, data, content_type)}
+    )
+    await interaction.wait_final(timeout=20)
+    return interaction
+
+
+async def test_clone_uploads_once_and_the_voice_is_usable_here(running: World, media: dict[str, bytes]) -> None:
+    spy = UploadSpy(running)
+    cloned = await run_clone(
+        running, "nell.mp3", media["speech40.mp3"], description="Our narrator, recorded with consent"
+    )
+    assert cloned.ephemeral
+    assert "Narrator Nell" in cloned.content()
+    assert "40." in cloned.content()  # the measured length
+    [upload] = clone_requests(running)
+    assert upload.form == {"name": "Narrator Nell", "description": "Our narrator, recorded with consent"}
+    assert upload.headers["Content-Type"].startswith("multipart/form-data")
+    assert upload.file_size == len(media["speech40.mp3"])
+    assert spy.parts[0]["data"] == media["speech40.mp3"]
+    [clone] = running.unmixr.clones
+    record = await running.bot.storage.get_cloned_voice(clone["uuid"])
+    assert record is not None
+    assert (record.guild_id, record.created_by, record.name) == (running.guild.id, running.admin.id, "Narrator Nell")
+    said = await running.say(member=running.member, text="Hello from the clone.", voice="Narrator Nell")
+    await said.wait_final()
+    assert said.files(), said.content()
+    assert running.tts_requests()[-1].json["voice_id"] == clone["uuid"]
+    # The clone is offered by the voice autocomplete of this server.
+    offered = await running.discord.autocomplete(
+        running.guild, running.text, running.member, "say", {"voice": "Narrator"}, "voice"
+    )
+    await offered.wait_final()
+    assert clone["uuid"] in [choice["value"] for choice in offered.choices()]
+
+
+async def test_a_clone_is_neither_offered_nor_accepted_in_another_server(world: World, media: dict[str, bytes]) -> None:
+    elsewhere = world.discord.add_guild(name="Elsewhere")
+    elsewhere_text = elsewhere.add_text_channel("general")
+    stranger = elsewhere.add_member("Sam Stranger", permissions=MEMBER_PERMISSIONS)
+    await world.start_bot()
+    cloned = await run_clone(world, "nell.mp3", media["speech40.mp3"])
+    assert "Narrator Nell" in cloned.content()
+    [clone] = world.unmixr.clones
+    tts_before = len(world.tts_requests())
+    said = await world.discord.slash(
+        elsewhere, elsewhere_text, stranger, "say", {"text": "Borrowing a voice.", "voice": "Narrator Nell"}
+    )
+    await said.wait_final()
+    assert said.ephemeral and not said.files()
+    assert "no voice called" in said.content()
+    by_id = await world.discord.slash(
+        elsewhere, elsewhere_text, stranger, "say", {"text": "Borrowing a voice.", "voice": clone["uuid"]}
+    )
+    await by_id.wait_final()
+    assert by_id.ephemeral and not by_id.files()
+    assert len(world.tts_requests()) == tts_before
+    offered = await world.discord.autocomplete(
+        elsewhere, elsewhere_text, stranger, "say", {"voice": "Narrator"}, "voice"
+    )
+    await offered.wait_final()
+    assert clone["uuid"] not in [choice["value"] for choice in offered.choices()]
+    assert not any("Nell" in choice["name"] for choice in offered.choices())
+
+
+async def test_consent_is_required_before_anything_is_uploaded(running: World, media: dict[str, bytes]) -> None:
+    refused = await run_clone(running, "nell.mp3", media["speech40.mp3"], consent=False)
+    assert refused.ephemeral
+    assert "consent" in refused.content()
+    assert clone_requests(running) == []
+    assert await running.bot.storage.list_cloned_voices(running.guild.id) == []
+
+
+async def test_a_text_file_named_mp3_is_not_audio(running: World) -> None:
+    text = b"These are the lyrics, not a recording of anyone.\n" * 40
+    refused = await run_clone(running, "song.mp3", text, content_type="audio/mpeg")
+    assert refused.ephemeral
+    assert "not audio" in refused.content()
+    assert clone_requests(running) == []
+
+
+@pytest.mark.parametrize(
+    ("recording", "expected"),
+    [("short10.mp3", ("10.0 s", "at least 30 s")), ("long90.mp3", ("90.0 s", "at most 80 s"))],
+)
+async def test_the_length_must_be_30_to_80_seconds(
+    running: World, media: dict[str, bytes], recording: str, expected: tuple[str, str]
+) -> None:
+    refused = await run_clone(running, recording, media[recording])
+    assert refused.ephemeral
+    for part in expected:
+        assert part in refused.content()
+    assert clone_requests(running) == []
+
+
+async def test_a_file_declared_over_120_mb_is_refused_before_download(running: World, media: dict[str, bytes]) -> None:
+    # The stand-in serves what it is given; only the resolved attachment's size field is made to lie.
+    fake = running.discord
+    data = fake._command_data(
+        running.guild,
+        running.text,
+        running.admin,
+        "clone",
+        {"name": "Huge", "consent": True},
+        subcommand=None,
+        group=None,
+        attachments={"audio": ("huge.wav", media["speech40.mp3"], "audio/wav")},
+        focused=None,
+        client_checks=True,
+        permissions=None,
+    )
+    for attachment in data["resolved"]["attachments"].values():
+        attachment["size"] = 120_000_001
+    interaction = await fake._send_interaction(
+        fake._new_interaction(
+            interaction_type=2, guild=running.guild, channel=running.text, member=running.admin, data=data
+        )
+    )
+    await interaction.wait_final()
+    assert interaction.ephemeral
+    assert "120 MB" in interaction.content() and "120.0 MB" in interaction.content()
+    assert clone_requests(running) == []
+
+
+async def test_a_truncated_recording_cannot_be_decoded(running: World, media: dict[str, bytes]) -> None:
+    refused = await run_clone(running, "cut.mp3", media["cut.mp3"])
+    assert refused.ephemeral
+    assert "decoded" in refused.content()
+    assert clone_requests(running) == []
+
+
+async def test_a_corrupt_video_cannot_be_decoded(running: World, media: dict[str, bytes]) -> None:
+    # An mp4 cut short loses its index (written last), so no player can read it.
+    refused = await run_clone(running, "clip.mp4", media["talk35.mp4"][:30_000], content_type="video/mp4")
+    assert refused.ephemeral
+    assert "decoded" in refused.content()
+    assert clone_requests(running) == []
+
+
+async def test_garbage_after_an_mp3_header_cannot_be_decoded(running: World, media: dict[str, bytes]) -> None:
+    corrupt = media["speech40.mp3"][:600] + bytes(range(256)) * 400
+    refused = await run_clone(running, "noise.mp3", corrupt)
+    assert refused.ephemeral
+    assert "decoded" in refused.content()
+    assert clone_requests(running) == []
+
+
+async def test_a_video_with_sound_has_its_audio_extracted_and_uploaded_as_mp3(
+    running: World, media: dict[str, bytes]
+) -> None:
+    spy = UploadSpy(running)
+    cloned = await run_clone(running, "interview.mp4", media["talk35.mp4"], content_type="video/mp4")
+    assert cloned.ephemeral and "Narrator Nell" in cloned.content(), cloned.content()
+    [request] = clone_requests(running)
+    [part] = spy.parts
+    assert part["filename"] == "interview.mp3"
+    assert part["content_type"] == "audio/mpeg"
+    uploaded = await probe(part["data"])
+    assert uploaded.format_name == "mp3" and uploaded.has_audio and not uploaded.has_video
+    assert uploaded.duration is not None and 34 < uploaded.duration < 36
+    assert request.file_size == len(part["data"]) != len(media["talk35.mp4"])
+    assert len(running.unmixr.clones) == 1
+
+
+async def test_a_video_without_sound_is_refused(running: World, media: dict[str, bytes]) -> None:
+    refused = await run_clone(running, "silent.mp4", media["mute35.mp4"], content_type="video/mp4")
+    assert refused.ephemeral
+    assert "without sound" in refused.content()
+    assert clone_requests(running) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(402, ("limit",)), (501, ("failed",)), (500, ("internal error",))],
+)
+async def test_unmixr_clone_errors_are_clear_and_never_retried(
+    running: World, media: dict[str, bytes], status: int, words: tuple[str, ...]
+) -> None:
+    running.unmixr.fail_next(status, n=3, endpoint="/clone-voice/")
+    failed = await run_clone(running, "nell.mp3", media["speech40.mp3"])
+    assert failed.ephemeral
+    for word in words:
+        assert word in failed.content().casefold()
+    assert str(status) not in failed.content()
+    assert len(clone_requests(running)) == 1
+    assert await running.bot.storage.list_cloned_voices(running.guild.id) == []
+    said = await running.say(member=running.member, text="Still missing.", voice="Narrator Nell")
+    await said.wait_final()
+    assert "no voice called" in said.content()
+
+
+async def test_a_member_cannot_clone_even_without_discords_gate(running: World, media: dict[str, bytes]) -> None:
+    # The stand-in ignores default_member_permissions, like an Integrations override that shows the command.
+    refused = await run_clone(running, "nell.mp3", media["speech40.mp3"], member=running.member)
+    assert refused.ephemeral
+    assert MANAGE_SERVER in refused.content()
+    assert clone_requests(running) == []
+    assert running.unmixr.clones == []
+
+
+async def test_the_clone_command_carries_the_manage_server_default(running: World) -> None:
+    command = next(c for c in running.discord.commands[running.guild.id] if c["name"] == "clone")
+    assert int(command["default_member_permissions"]) == 1 << 5
+    options = {option["name"]: option for option in command["options"]}
+    assert options["audio"]["type"] == 11 and options["audio"]["required"]
+    assert options["consent"]["type"] == 5 and options["consent"]["required"]
+    assert options["name"]["required"] and not options.get("description", {}).get("required")
+
+
+async def test_a_clone_named_like_a_catalogue_voice_wins_only_in_its_server(
+    world: World, media: dict[str, bytes]
+) -> None:
+    elsewhere = world.discord.add_guild(name="Elsewhere")
+    elsewhere_text = elsewhere.add_text_channel("general")
+    stranger = elsewhere.add_member("Sam Stranger", permissions=MEMBER_PERMISSIONS)
+    await world.start_bot()
+    cloned = await run_clone(world, "brian.mp3", media["speech40.mp3"], name="Brian")
+    assert "Brian" in cloned.content()
+    [clone] = world.unmixr.clones
+    here = await world.say(member=world.member, text="Which Brian am I?", voice="brian")
+    await here.wait_final()
+    assert world.tts_requests()[-1].json["voice_id"] == clone["uuid"]
+    there = await world.discord.slash(
+        elsewhere, elsewhere_text, stranger, "say", {"text": "Which Brian am I?", "voice": "brian"}
+    )
+    await there.wait_final()
+    assert there.files()
+    assert world.tts_requests()[-1].json["voice_id"] == BRIAN_ID
