@@ -33,12 +33,16 @@ class Balance(commands.Cog):
         now = datetime.now(UTC)
         today = await self.bot.storage.usage_for_day(interaction.guild_id, now.date())
         month = await self.bot.storage.usage_for_month(interaction.guild_id, now.year, now.month)
+
+        def plural(count: int, word: str) -> str:
+            return f"{count:,} {word}{'' if count == 1 else 's'}"
+
         lines = [
             f"**Unmixr credits left**: {credits.prebuilt_chars:,} prebuilt characters, "
             f"{credits.cloned_chars:,} cloned characters",
-            f"**This server today (UTC)**: {today.credits:,} credits, {today.requests:,} requests, "
+            f"**This server today (UTC)**: {plural(today.credits, 'credit')}, {plural(today.requests, 'request')}, "
             f"{today.cache_hits:,} from cache",
-            f"**This server in {now:%B %Y}**: {month.credits:,} credits, {month.requests:,} requests, "
+            f"**This server in {now:%B %Y}**: {plural(month.credits, 'credit')}, {plural(month.requests, 'request')}, "
             f"{month.cache_hits:,} from cache",
         ]
         await answer(interaction, "\n".join(lines), ephemeral=True)
