@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # How long a shutdown waits for interactions that are still being answered.
 SHUTDOWN_GRACE_SECONDS = 25.0
+# A control press that no view has acknowledged by then belongs to a view this process no longer has.
+STALE_CONTROL_GRACE_SECONDS = 2.0
 
 
 def bot_intents(*, message_content: bool) -> discord.Intents:
@@ -126,6 +128,20 @@ class UnmixrBot(commands.AutoShardedBot):
         if task is not None and task not in self.inflight:
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer presses on controls nobody handles any more (a view from before a restart, or timed out)."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        await asyncio.sleep(STALE_CONTROL_GRACE_SECONDS)
+        if interaction.response.is_done():
+            return
+        try:
+            await interaction.response.send_message(
+                "These controls have expired; run the command again.", ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException:
+            log.debug("a live view answered interaction %s meanwhile", interaction.id)
 
     async def _keep_catalogue_fresh(self) -> None:
         # Loading at start makes the first /say fast; failures are retried on the next round.

@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import shutil
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ async def _check(settings: Settings) -> int:
 
 async def _check_discord(settings: Settings) -> list[str]:
     apply_discord_endpoints(settings)
-    client = discord.Client(intents=discord.Intents.none())
+    # Only logs in (no gateway); the guilds intent just keeps discord.py from warning about its absence.
+    client = discord.Client(intents=discord.Intents(guilds=True))
     try:
         await client.login(settings.discord_token.get_secret_value())
         info = await client.application_info()
@@ -301,7 +303,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings()
     except SettingsError as error:
-        print(error)
+        # Errors go to stderr, so scripts reading a command's output never mistake them for it.
+        print(error, file=sys.stderr)
         return 2
     secrets = [settings.discord_token.get_secret_value(), settings.unmixr_api_key.get_secret_value()]
     if settings.openai_api_key is not None:
@@ -323,10 +326,10 @@ def main(argv: Sequence[str]) -> int:
             return asyncio.run(_say(settings, args))
         return asyncio.run(_balance(settings))
     except UnmixrError as error:
-        print(f"Unmixr: {error.message}")
+        print(f"Unmixr: {error.message}", file=sys.stderr)
         return 1
     except discord.LoginFailure:
-        print("Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application.")
+        print("Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -36,6 +36,15 @@ class GuildNames:
         return channel.name if channel is not None else None
 
 
+def needs_lookup(guild: discord.Guild, text: str, known: Iterable[discord.abc.User] = ()) -> bool:
+    """Whether naming the mentions in `text` would need a REST lookup (so the caller should defer first)."""
+    known_ids = {user.id for user in known}
+    return any(
+        int(match.group(1)) not in known_ids and guild.get_member(int(match.group(1))) is None
+        for match in _USER_MENTION.finditer(text)
+    )
+
+
 async def speakable_name(storage: Storage, guild_id: int, member: discord.abc.User) -> str:
     """What a member is called aloud: their `/preferences nickname`, else their display name."""
     preferences = await storage.get_member_preferences(guild_id, member.id)

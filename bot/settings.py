@@ -95,7 +95,8 @@ def describe_errors(error: ValidationError) -> str:
             where = WHERE_TO_GET.get(name)
             missing.append(f"{name} (get it from {where})" if where else name)
         else:
-            invalid.append(f"{name}: {item['msg']}")
+            # pydantic prefixes a validator's own message with "Value error, ": keep only the message.
+            invalid.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
     parts: list[str] = []
     if missing:
         parts.append("Missing required settings: " + "; ".join(missing) + ".")

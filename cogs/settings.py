@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.errors import InvalidOptionError, UnknownVoiceError
 from bot.replies import answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
 from bot.tree import require_admin
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
@@ -66,10 +67,21 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         effective = resolve_server(name, new_server, self.bot.settings.default_voice_id)
         old_text = await self._show(name, old) if old is not None else "not set"
         if value is None:
-            new_text = f"cleared (now {await self._show(name, effective.value)}, the {SOURCE_LABELS[effective.source]})"
+            now = await self._effective(name, effective.value, new_server)
+            new_text = f"cleared (now {now}, the {SOURCE_LABELS[effective.source]})"
         else:
             new_text = shown or await self._show(name, value)
         await answer(interaction, f"Server {label}: {old_text} → {new_text}.", ephemeral=True)
+
+    async def _effective(self, name: str, value: Any, server: GuildSettings) -> str:
+        # With no voice at any level, the voice is the first prebuilt one for the language: name it.
+        if name != "voice_id" or value is not None:
+            return await self._show(name, value)
+        language = resolve_server("language", server).value or "en-US"
+        voice = await self.bot.catalogue.default_voice(language) if self.bot.catalogue.loaded else None
+        if voice is None:
+            return f"the first prebuilt voice for {language}"
+        return f"**{voice.character}**, the first prebuilt voice for {language}"
 
     async def _show(self, name: str, value: Any) -> str:
         if value is None:
@@ -107,10 +119,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         lines = []
         for label, name in rows:
             resolved = resolve_server(name, server, self.bot.settings.default_voice_id)
-            if name == "voice_id" and resolved.value is None:
-                shown = "first prebuilt voice for the language"
-            else:
-                shown = await self._show(name, resolved.value)
+            shown = await self._effective(name, resolved.value, server)
             lines.append(f"**{label}**: {shown} ({SOURCE_LABELS[resolved.source]})")
         preferences = await self.bot.storage.get_member_preferences(interaction.guild_id, interaction.user.id)
         mine = [
@@ -152,7 +161,15 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.describe(language="A language or locale such as en or en-US")
     async def language(self, interaction: discord.Interaction[UnmixrBot], language: str | None = None) -> None:
         """Set or clear the default language."""
-        await self._change(interaction, "language", "language", check_language(language) if language else None)
+        code = check_language(language) if language else None
+        # A language no voice speaks would only be dropped from every request later: refuse it now
+        # (unless the catalogue is not loaded, so that Unmixr being down does not block the setting).
+        if code is not None and self.bot.catalogue.loaded:
+            voices = await self.bot.catalogue.voices_for(interaction.guild_id)
+            if voices and not any(voice.speaks(code) for voice in voices):
+                examples = ", ".join(sorted({voice.language for voice in voices if voice.language})[:5])
+                raise InvalidOptionError(f"No voice speaks “{code}”; pick a language such as {examples}.")
+        await self._change(interaction, "language", "language", code)
 
     @language.autocomplete("language")
     async def _language_autocomplete(

@@ -110,6 +110,9 @@ class World:
                 await asyncio.wait_for(self._task, 15)
         self._task = None
         self.bot = None
+        # The next start must wait for its own connection, not see this one's.
+        for event in self.discord.ready.values():
+            event.clear()
 
     async def say(self, member: FakeMember | None = None, **options: Any) -> FakeInteraction:
         """Run /say in the text channel."""

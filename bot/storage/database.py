@@ -155,9 +155,7 @@ class Storage:
         # from interleaving with another coroutine's statements, and cache loads from racing writes.
         self._lock = asyncio.Lock()
         self._guild_settings: _BoundedCache[int, GuildSettings] = _BoundedCache(cache_size)
-        self._member_preferences: _BoundedCache[tuple[int, int], MemberPreferences] = _BoundedCache(
-            cache_size
-        )
+        self._member_preferences: _BoundedCache[tuple[int, int], MemberPreferences] = _BoundedCache(cache_size)
         self._pronunciations: _BoundedCache[int, tuple[Pronunciation, ...]] = _BoundedCache(cache_size)
 
     @classmethod
@@ -371,9 +369,7 @@ class Storage:
                 "SELECT word, spoken FROM pronunciations WHERE guild_id = ? AND word_key = ?", (guild_id, key)
             )
             if row is None:
-                (count,) = await self._fetchone(
-                    "SELECT COUNT(*) FROM pronunciations WHERE guild_id = ?", (guild_id,)
-                )
+                (count,) = await self._fetchone("SELECT COUNT(*) FROM pronunciations WHERE guild_id = ?", (guild_id,))
                 if count >= MAX_PRONUNCIATIONS:
                     raise PronunciationLimitError(MAX_PRONUNCIATIONS)
             await connection.execute(

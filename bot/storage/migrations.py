@@ -86,9 +86,7 @@ async def schema_version(connection: aiosqlite.Connection) -> int:
     return int(row[0]) if row is not None else 0
 
 
-async def apply_migrations(
-    connection: aiosqlite.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS
-) -> int:
+async def apply_migrations(connection: aiosqlite.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
     """Bring the database up to the last migration, each in its own transaction, and return the version."""
     versions = [version for version, _ in migrations]
     if versions != list(range(1, len(versions) + 1)):

@@ -394,3 +394,12 @@ async def test_voices_options_offer_the_references_values(running: World) -> Non
     assert {"whispering", "newscast-formal", "hopeful"} <= values("style")
     assert {"audiobook-voices", "meditation-voices"} <= values("use_case")
     assert options["language"].get("autocomplete") is True
+
+
+async def test_controls_from_before_a_restart_get_an_answer(running: World) -> None:
+    message = await run_voices(running, running.member)
+    await running.stop_bot()
+    await running.start_bot()
+    pressed = await click(running, message, button(message, "▶")["custom_id"], running.member)
+    assert pressed.ephemeral
+    assert "expired" in pressed.content()
