@@ -143,7 +143,8 @@ class Catalogue:
         query = query.strip()
         if not query:
             return None
-        by_id = await self.get(query, guild_id)
+        # Unmixr's uuids are lower-case, but a uuid means the same in any case (RFC 4122).
+        by_id = await self.get(query, guild_id) or await self.get(query.lower(), guild_id)
         if by_id is not None:
             return by_id
         ranked = rank(query, await self.voices_for(guild_id))

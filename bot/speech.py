@@ -129,6 +129,8 @@ class SpeechService:
         self._storage = storage
         self._catalogue = catalogue
         self._operator_voice_id = operator_voice_id
+        # Chunks left to finish after their request failed or stopped, kept so they are not collected.
+        self._finishing: set[asyncio.Future[ChunkAudio]] = set()
 
     async def plan(
         self,
@@ -164,7 +166,10 @@ class SpeechService:
 
         prosody = {name: self._check_prosody(name, getattr(options, name)) for name in _PROSODY}
         if options.intensity is not None and not -100 <= options.intensity <= 100:
-            raise InvalidOptionError(f"Intensity must be a whole number from -100 to 100, not {options.intensity}.")
+            raise InvalidOptionError(
+                f"Intensity must be a whole number from -100 to 100, not {options.intensity}; "
+                f"{await self._voices_with('intensity', guild_id)}"
+            )
         if options.format is not None and options.format not in ("mp3", "wav"):
             raise InvalidOptionError("Format must be mp3 or wav.")
 
@@ -287,14 +292,16 @@ class SpeechService:
         if not names:
             return "no voice supports it at the moment."
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        return f"voices that do include {', '.join(names[:5])}{more}."
+        return f"voices that support it include {', '.join(names[:5])}{more}."
 
     async def iter_chunks(self, plan: SpeechPlan) -> AsyncIterator[ChunkAudio]:
         """Synthesise the chunks concurrently (bounded) and yield them in order as each is ready."""
         gate = asyncio.Semaphore(CHUNK_CONCURRENCY)
+        started: set[int] = set()
 
         async def one(index: int, chunk: str) -> ChunkAudio:
             async with gate:
+                started.add(index)
                 return await self._synthesise_chunk(plan, index, chunk)
 
         tasks = [asyncio.ensure_future(one(index, chunk)) for index, chunk in enumerate(plan.chunks)]
@@ -302,9 +309,21 @@ class SpeechService:
             for task in tasks:
                 yield await task
         finally:
-            for task in tasks:
+            # A chunk whose request is out may be charged already: let it finish so its audio is cached and
+            # counted (a retry then costs nothing for it); only chunks not yet sent are cancelled.
+            unsent = [task for index, task in enumerate(tasks) if not task.done() and index not in started]
+            for task in unsent:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                if not task.done() and task not in unsent:
+                    self._finishing.add(task)
+                    task.add_done_callback(self._chunk_finished)
+            await asyncio.gather(*unsent, *(task for task in tasks if task.done()), return_exceptions=True)
+
+    def _chunk_finished(self, task: asyncio.Future[ChunkAudio]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a chunk left running after its request failed also failed: %s", task.exception())
 
     async def synthesise(self, plan: SpeechPlan) -> SpeechResult:
         """Synthesise a whole request and join it into one file."""

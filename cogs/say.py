@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.audio import AudioError, transcode_to_fit
 from bot.errors import UserFacingError
-from bot.mentions import guild_names
+from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
@@ -110,6 +110,8 @@ class Say(commands.Cog):
                 raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
+        if needs_lookup(interaction.guild, text):
+            await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
         names = await guild_names(interaction.guild, self.bot.storage, text)
         cleaned = clean_message(text, names, max_length=NO_CUT)
         if not self.bot.catalogue.loaded:
@@ -170,7 +172,8 @@ class Say(commands.Cog):
     async def _send_audio(self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan) -> None:
         result = await self.bot.speech.synthesise(plan)
         audio, output_type, note = result.audio, result.output_type, ""
-        limit = interaction.filesize_limit - UPLOAD_MARGIN
+        # The margin must not eat a small limit: past 1/32 of it, it would refuse audio that fits.
+        limit = interaction.filesize_limit - min(UPLOAD_MARGIN, interaction.filesize_limit // 32)
         if len(audio) > limit:
             try:
                 audio = await transcode_to_fit(audio, limit, duration=result.duration)
