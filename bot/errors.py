@@ -25,7 +25,7 @@ class TextTooLongError(UserFacingError):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(
-            f"That text is {length:,} characters long but this server's limit is {limit:,}; "
+            f"That text is {length} characters long but this server's limit is {limit}; "
             "shorten it or ask an admin to raise `/settings max-length`."
         )
         self.length = length

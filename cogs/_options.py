@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.catalogue import CATEGORIES
 from bot.unmixr import Voice
 
 if TYPE_CHECKING:
@@ -27,29 +28,8 @@ def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=value, value=value) for value in values]
 
 
-CATEGORY_CHOICES = _choices(
-    [
-        "prebuilt-voices",
-        "openai-voices",
-        "multilingual-voices",
-        "community-shared-voices",
-        "animation-voices",
-        "child-voices",
-        "clones",
-        "narration-voices",
-        "assistant-voices",
-        "audiobook-voices",
-        "announcer-voices",
-        "gaming-voices",
-        "documentary-voices",
-        "podcast-voices",
-        "advertisement-voices",
-        "news-voices",
-        "elearning-voices",
-        "meditation-voices",
-        "chat-voices",
-    ]
-)
+# The reference's categories, in its order, with `clones` (this server's clones) where the reference lists it.
+CATEGORY_CHOICES = _choices([*CATEGORIES[:6], "clones", *CATEGORIES[6:]])
 GENDER_CHOICES = _choices(["any", "male", "female", "child"])
 CAPABILITY_CHOICES = _choices(
     ["pause", "speech", "speech:volume", "speech:rate", "speech:pitch", "emphasize", "abbr", "custom_pause"]

@@ -35,15 +35,15 @@ class Balance(commands.Cog):
         month = await self.bot.storage.usage_for_month(interaction.guild_id, now.year, now.month)
 
         def plural(count: int, word: str) -> str:
-            return f"{count:,} {word}{'' if count == 1 else 's'}"
+            return f"{count} {word}{'' if count == 1 else 's'}"
 
         lines = [
-            f"**Unmixr credits left**: {credits.prebuilt_chars:,} prebuilt characters, "
-            f"{credits.cloned_chars:,} cloned characters",
+            f"**Unmixr credits left**: {credits.prebuilt_chars} prebuilt characters, "
+            f"{credits.cloned_chars} cloned characters",
             f"**This server today (UTC)**: {plural(today.credits, 'credit')}, {plural(today.requests, 'request')}, "
-            f"{today.cache_hits:,} from cache",
+            f"{today.cache_hits} from cache",
             f"**This server in {now:%B %Y}**: {plural(month.credits, 'credit')}, {plural(month.requests, 'request')}, "
-            f"{month.cache_hits:,} from cache",
+            f"{month.cache_hits} from cache",
         ]
         await answer(interaction, "\n".join(lines), ephemeral=True)
 

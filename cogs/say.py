@@ -42,7 +42,7 @@ class SpeechQueue(Protocol):
 
 def describe(result: SpeechResult) -> str:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
-    cost = "from cache" if result.from_cache else f"{result.credits:,} credits"
+    cost = "from cache" if result.from_cache else f"{result.credits} credits"
     line = f"🔊 **{result.plan.voice.character}** · {result.duration:.1f} s · {cost}"
     return line + dropped_note(result.plan)
 
@@ -190,8 +190,8 @@ class Say(commands.Cog):
 
 def queued_message(plan: SpeechPlan, position: int) -> str:
     """The ephemeral answer for a clip queued in voice."""
-    where = "Playing now" if position <= 1 else f"Queued at position {position}"
-    return f"{where}: **{plan.voice.character}**{dropped_note(plan)}"
+    now = " (playing now)" if position <= 1 else ""
+    return f"Queued at position {position}{now}: **{plan.voice.character}**{dropped_note(plan)}"
 
 
 async def setup(bot: UnmixrBot) -> None:

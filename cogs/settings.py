@@ -226,7 +226,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         """Set or clear the maximum text length."""
         if length is not None and not 1 <= length <= MAX_LENGTH_LIMIT:
             raise InvalidOptionError(
-                f"The maximum length must be from 1 to {MAX_LENGTH_LIMIT:,} characters, not {length:,}."
+                f"The maximum length must be from 1 to {MAX_LENGTH_LIMIT} characters, not {length}."
             )
         await self._change(interaction, "max_length", "max-length", length)
 
