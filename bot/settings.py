@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://unmixr.com/api/v1"
@@ -52,6 +53,14 @@ class Settings(BaseSettings):
         # `.env.example` leaves optional values empty; an empty string means "not set".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("discord_token", "unmixr_api_key", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        # `DISCORD_TOKEN=` in a .env file is as good as not set: report it as missing, not as a bad login later.
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("missing", "Field required")
         return value
 
     @field_validator("log_level")
