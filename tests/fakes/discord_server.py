@@ -646,7 +646,8 @@ class FakeDiscord:
         app.router.add_route("*", "/{tail:.*}", self._unknown_handler)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        # Discord queues any burst of connections; aiohttp's default backlog of 128 would drop SYNs.
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
         await site.start()
         self._host = host
         self._port = self._runner.addresses[0][1]

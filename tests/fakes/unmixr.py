@@ -255,7 +255,7 @@ class FakeUnmixr:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=1024)  # bursts of concurrent requests queue, not drop
         await site.start()
         self._runner = runner
         bound_port = runner.addresses[0][1]

@@ -1,0 +1,358 @@
+"""Shared pieces of the benchmarks: the stand-ins with the bot in-process, statistics, and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.cli import run_bot
+from bot.settings import Settings
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember, Response
+from tests.fakes.discord_voice import FakeVoiceServer
+from tests.fakes.unmixr import FakeUnmixr, RecordedRequest
+
+DISCORD_TOKEN = "bench-discord-token-0123456789"
+UNMIXR_KEY = "bench-unmixr-key-abcdef123456"
+MANAGE_GUILD = 1 << 5
+# What @everyone gets in the stand-in: view, send, connect, speak, use commands...
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 20) | (1 << 21) | (1 << 31)
+ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
+# run_all finds each benchmark's figures on the line starting with this.
+RESULT_PREFIX = "BENCH-RESULT "
+TTS = "/short-tts/"
+DOWNLOAD = "/audio/"
+POLL_SECONDS = 0.005
+
+SENTENCES = (
+    "The old lighthouse keeper climbed the spiral stairs every evening at dusk.",
+    "Did he ever wonder why the ships kept coming, year after year?",
+    "Nobody in the village could remember a night when the lamp had failed.",
+    "Storms rolled in from the west, grey and heavy, and the waves broke over the rocks!",
+    "He kept a notebook, full of weather, tides, and the names of passing boats.",
+    "Some pages held drawings of gulls; others held recipes for fish soup.",
+    "When the children visited, he told them stories about sea serpents and sunken gold.",
+    "Were any of those stories true?",
+    "Perhaps a few were, but he never said which ones.",
+    "In the spring, the keeper painted the door a brighter shade of blue.",
+    "By summer the paint had faded again, bleached by salt and sun.",
+    "Still, the light turned, patient and steady, over the dark water.",
+)
+
+
+def configure_logging() -> None:
+    """Show only warnings: the benchmarks measure the bot, not its debug logging."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("bot", "cogs", "discord", "tests"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def prose(length: int, salt: int = 0) -> str:
+    """Real sentences, exactly `length` characters long; a different `salt` gives a different text."""
+    parts: list[str] = []
+    total = -1
+    index = salt
+    while total + 1 + len(SENTENCES[index % len(SENTENCES)]) <= length - 40:
+        sentence = SENTENCES[index % len(SENTENCES)]
+        parts.append(sentence)
+        total += 1 + len(sentence)
+        index += 1
+    room = length - total - 1
+    digits = room - len("At last he counted  sheep.")
+    number = str(salt).rjust(digits, "7")[-digits:]
+    parts.append(f"At last he counted {number} sheep.")
+    text = " ".join(parts)
+    if len(text) != length:
+        raise ValueError(f"could not make {length} characters of prose (got {len(text)})")
+    return text
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between the closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def describe_ms(values: Sequence[float]) -> str:
+    """p50, p99 and max of durations given in seconds, shown in milliseconds."""
+    if not values:
+        return "no samples"
+    return (
+        f"p50 {percentile(values, 50) * 1000:.1f} ms · p99 {percentile(values, 99) * 1000:.1f} ms · "
+        f"max {max(values) * 1000:.1f} ms (n={len(values)})"
+    )
+
+
+def busy_seconds(requests: Iterable[RecordedRequest]) -> float:
+    """How long at least one of the requests was being served (the union of their intervals)."""
+    intervals = sorted((r.started_at, r.finished_at) for r in requests if r.finished_at is not None)
+    total = 0.0
+    current_start: float | None = None
+    current_end = 0.0
+    for start, end in intervals:
+        if current_start is None or start > current_end:
+            if current_start is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_start is not None:
+        total += current_end - current_start
+    return total
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Figure:
+    """One measured figure, with its target when it has one (met None: for information only)."""
+
+    name: str
+    value: float
+    unit: str
+    goal: str = ""
+    met: bool | None = None
+    # Shown in run_all's summary: every figure with a target, and the few others marked so.
+    summary: bool = False
+
+    def shown(self) -> str:
+        """The value with its unit."""
+        if self.unit == "x":
+            return f"{self.value:.2f}x"
+        if isinstance(self.value, float) and not self.value.is_integer():
+            return f"{self.value:.1f} {self.unit}".strip()
+        return f"{self.value:,.0f} {self.unit}".strip()
+
+
+@dataclass
+class Report:
+    """A benchmark's figures, printed as a table and as one machine-readable line for run_all."""
+
+    bench: str
+    target: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(
+        self, name: str, value: float, unit: str, goal: str = "", met: bool | None = None, *, summary: bool = False
+    ) -> Figure:
+        """Record a figure; one without a target can still be asked into the summary."""
+        figure = Figure(name, value, unit, goal, met, summary or met is not None)
+        self.figures.append(figure)
+        return figure
+
+    def note(self, text: str) -> None:
+        """Record a remark printed under the table."""
+        self.notes.append(text)
+
+    def print(self) -> None:
+        """Print the table, the notes and the result line."""
+        print()
+        print(f"== {self.bench}: {self.target}")
+        width = max([len(f.name) for f in self.figures] + [6])
+        print(f"  {'figure':<{width}}  {'value':>12}  {'target':<12}  met")
+        for figure in self.figures:
+            met = "" if figure.met is None else ("yes" if figure.met else "NO")
+            print(f"  {figure.name:<{width}}  {figure.shown():>12}  {figure.goal:<12}  {met}")
+        for text in self.notes:
+            print(f"  note: {text}")
+        payload = {"bench": self.bench, "target": self.target, "figures": [asdict(f) for f in self.figures]}
+        print(RESULT_PREFIX + json.dumps(payload), flush=True)
+
+
+# ----------------------------------------------------------------------------- the stand-ins and the bot
+
+
+def is_answer(response: Response) -> bool:
+    """Whether an accepted response carries the interaction's answer (not just an acknowledgement)."""
+    if response.status >= 300:
+        return False
+    if response.kind in ("followup", "edit_original", "edit_followup"):
+        return True
+    return response.kind == "callback" and response.type in (4, 7, 8, 9)
+
+
+def first_answer(interaction: FakeInteraction) -> Response | None:
+    """The interaction's first accepted answer, if it has one yet."""
+    return next((r for r in interaction.responses if is_answer(r)), None)
+
+
+async def answered(interaction: FakeInteraction, timeout: float = 60.0) -> Response:
+    """Wait for the interaction's first answer and return it (its `at` is when it reached the stand-in)."""
+    await wait_all([interaction], first_answer, timeout)
+    response = first_answer(interaction)
+    assert response is not None
+    return response
+
+
+async def wait_all(
+    interactions: Sequence[FakeInteraction], found: Callable[[FakeInteraction], object], timeout: float = 60.0
+) -> int:
+    """Poll until `found(i)` is truthy for every interaction; returns how many never got there.
+
+    One cheap polling loop instead of a waiter per interaction: hundreds of waiters woken on every change
+    of the stand-in would cost more CPU than the bot being measured.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(interactions)
+    while pending:
+        pending = [i for i in pending if not found(i)]
+        if not pending or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    return len(pending)
+
+
+@dataclass
+class Stack:
+    """Both stand-ins (and the voice one if asked), a server with channels and members, and the bot."""
+
+    discord: FakeDiscord
+    unmixr: FakeUnmixr
+    guild: FakeGuild
+    text: dict[str, Any]
+    readout: dict[str, Any]
+    voice_channel: dict[str, Any]
+    admin: FakeMember
+    members: list[FakeMember]
+    settings: Settings
+    directory: Path
+    voice: FakeVoiceServer | None = None
+    bot: Any = None
+    _task: asyncio.Task[None] | None = None
+    _bots: list[Any] = field(default_factory=list)
+
+    @property
+    def member(self) -> FakeMember:
+        """The first ordinary member."""
+        return self.members[0]
+
+    async def start_bot(self, **overrides: Any) -> Any:
+        """Start the real bot in this process and wait until it is connected and its catalogue is loaded."""
+        if overrides:
+            self.settings = self.settings.model_copy(update=overrides)
+        self._bots.clear()
+        self._task = asyncio.create_task(run_bot(self.settings, on_bot=self._bots.append))
+        await self.discord.wait_until_connected(timeout=30)
+        for _ in range(600):
+            if self._task.done():
+                self._task.result()
+            bot = self._bots[-1] if self._bots else None
+            if (
+                bot is not None
+                and hasattr(bot, "catalogue")
+                and bot.catalogue.loaded
+                and self.discord.commands.get(self.guild.id)
+            ):
+                self.bot = bot
+                return bot
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the bot did not get ready")
+
+    async def stop_bot(self) -> None:
+        """Close the bot the way a SIGTERM does and wait for it."""
+        if self.bot is not None and not self.bot.is_closed():
+            await self.bot.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 30)
+        self._task = None
+        self.bot = None
+
+    async def say(self, member: FakeMember | None = None, **options: Any) -> FakeInteraction:
+        """Run /say in the text channel."""
+        return await self.discord.slash(self.guild, self.text, member or self.member, "say", options)
+
+    async def slash(
+        self, name: str, options: dict[str, Any] | None = None, *, member: FakeMember | None = None, **kwargs: Any
+    ) -> FakeInteraction:
+        """Run any slash command in the text channel."""
+        return await self.discord.slash(self.guild, self.text, member or self.member, name, options or {}, **kwargs)
+
+    def requests_since(self, index: int, endpoint: str | None = None) -> list[RecordedRequest]:
+        """The Unmixr stand-in's requests from `index` on, of one endpoint if given."""
+        found = self.unmixr.requests[index:]
+        return [r for r in found if endpoint is None or r.endpoint == endpoint]
+
+
+@contextlib.asynccontextmanager
+async def stack(
+    *,
+    members: int = 3,
+    voice: bool = False,
+    start: bool = True,
+    prepare: Callable[[FakeDiscord, FakeUnmixr], None] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Start the stand-ins and (unless `start` is false) the bot; everything is closed and removed after.
+
+    `prepare` gets the stand-ins before they start serving (to wrap a handler, say); `overrides` are settings.
+    """
+    configure_logging()
+    directory = Path(tempfile.mkdtemp(prefix="unmixr-bench-"))
+    unmixr = FakeUnmixr(api_key=UNMIXR_KEY, prebuilt_chars=100_000_000)
+    discord_fake = FakeDiscord(token=DISCORD_TOKEN)
+    voice_server: FakeVoiceServer | None = None
+    state: Stack | None = None
+    try:
+        if prepare is not None:
+            prepare(discord_fake, unmixr)
+        await unmixr.start()
+        await discord_fake.start()
+        if voice:
+            voice_server = FakeVoiceServer()
+            await voice_server.start()
+            voice_server.attach(discord_fake)
+            voice_server.trust_in_process()
+        guild = discord_fake.add_guild(name="Bench Server")
+        text = guild.add_text_channel("general")
+        readout = guild.add_text_channel("readouts")
+        voice_channel = guild.add_voice_channel("Lounge")
+        admin = guild.add_member("Ada Admin", permissions=ADMIN_PERMISSIONS)
+        people = [guild.add_member(f"Member {n}", permissions=MEMBER_PERMISSIONS) for n in range(members)]
+        values: dict[str, Any] = {
+            "discord_token": DISCORD_TOKEN,
+            "unmixr_api_key": UNMIXR_KEY,
+            "unmixr_base_url": unmixr.base_url,
+            "database_path": directory / "data" / "bot.sqlite3",
+            "audio_cache_dir": directory / "data" / "audio-cache",
+            "discord_api_base": discord_fake.api_base,
+            "discord_gateway_url": discord_fake.gateway_url,
+            "log_level": "WARNING",
+            "dev_guild_id": guild.id,
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        state = Stack(
+            discord_fake, unmixr, guild, text, readout, voice_channel, admin, people, settings, directory, voice_server
+        )
+        if start:
+            await state.start_bot()
+        yield state
+    finally:
+        if state is not None:
+            await state.stop_bot()
+        if voice_server is not None:
+            await voice_server.close()
+        await discord_fake.close()
+        await unmixr.close()
+        await asyncio.to_thread(shutil.rmtree, directory, True)

@@ -1,0 +1,128 @@
+"""Target: the bot's overhead on /say (end to end, minus the Unmixr stand-in's own latency) under 20 ms at p50.
+
+One /say at a time, each with a distinct text of about 100 characters (no cache hits). End to end is
+from the Discord stand-in dispatching the interaction (`created_at`) to the final answer, the edit with
+the audio attached, reaching it. The Unmixr stand-in's own time is the union of its /short-tts/ and
+audio-download requests' [started_at, finished_at] intervals. The Discord stand-in's REST handling
+(the defer callback and the edit, whose multipart body it parses) is timed too and shown as a second,
+stricter figure: it is not the bot's work either. Run: python -m bench.say_overhead
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bench.common import DOWNLOAD, TTS, Report, answered, busy_seconds, describe_ms, percentile, stack
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.unmixr import FakeUnmixr
+
+REQUESTS = 40
+WARM_UP = 3
+GOAL = 0.020
+LATENCY_CHECK_REQUESTS = 10
+LATENCY_CHECK_SECONDS = 0.2
+
+
+def text_for(index: int) -> str:
+    """A distinct sentence of about 100 characters."""
+    return f"Sentence number {index} of the overhead benchmark, long enough to be a realistic little message."
+
+
+def clipped(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """How much of [start, end] the intervals cover (they do not overlap: one request at a time)."""
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in intervals)
+
+
+async def run() -> Report:
+    """Measure and return the report."""
+    report = Report("say_overhead", "bot overhead of /say, end to end minus the stand-in's latency, p50 < 20 ms")
+    rest_intervals: list[tuple[float, float]] = []
+
+    def timed(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            started = time.monotonic()
+            try:
+                return await handler(request)
+            finally:
+                rest_intervals.append((started, time.monotonic()))
+
+        return wrapper
+
+    def prepare(discord_fake: FakeDiscord, _unmixr: FakeUnmixr) -> None:
+        # The stand-in registers its bound handler when it starts: an instance attribute set now is what it takes.
+        discord_fake._rest_handler = timed(discord_fake._rest_handler)  # type: ignore[method-assign]
+
+    async with stack(prepare=prepare) as state:
+        for index in range(WARM_UP):
+            await answered(await state.say(text=f"Warm-up number {index}, to open connections and caches."))
+
+        end_to_end: list[float] = []
+        upstream: list[float] = []
+        overheads: list[float] = []
+        strict: list[float] = []
+        upstream_requests = 0
+        # The last requests wait LATENCY_CHECK_SECONDS upstream: the overhead must not change with the latency.
+        with_latency: list[float] = []
+        for index in range(REQUESTS + LATENCY_CHECK_REQUESTS):
+            if index == REQUESTS:
+                state.unmixr.set_latency(LATENCY_CHECK_SECONDS, endpoint=TTS)
+            first = len(state.unmixr.requests)
+            rest_intervals.clear()
+            interaction = await state.say(text=text_for(index))
+            response = await answered(interaction)
+            if not response.files:
+                raise RuntimeError(f"/say got no audio: {response.json}")
+            total = response.at - interaction.created_at
+            served = state.requests_since(first)
+            upstream_requests += len(served) if index < REQUESTS else 0
+            if {r.endpoint for r in served} != {TTS, DOWNLOAD}:
+                raise RuntimeError(f"unexpected upstream requests: {[r.path for r in served]}")
+            stand_in = busy_seconds(served)
+            if index >= REQUESTS:
+                with_latency.append(total - stand_in)
+                continue
+            discord_side = clipped(list(rest_intervals), interaction.created_at, response.at)
+            end_to_end.append(total)
+            upstream.append(stand_in)
+            overheads.append(total - stand_in)
+            strict.append(total - stand_in - discord_side)
+            await asyncio.sleep(0.05)  # one request at a time: nothing else is in flight
+
+    print(f"end to end:                        {describe_ms(end_to_end)}")
+    print(f"Unmixr stand-in serving:           {describe_ms(upstream)}")
+    print(f"overhead (end to end - Unmixr):    {describe_ms(overheads)}")
+    print(f"... and minus Discord REST handling: {describe_ms(strict)}")
+    print(f"overhead with {LATENCY_CHECK_SECONDS * 1000:.0f} ms of upstream latency: {describe_ms(with_latency)}")
+    print(f"upstream requests per /say: {upstream_requests / REQUESTS:.1f} (/short-tts/ and the audio download)")
+    p50 = percentile(overheads, 50)
+    report.add("overhead p50", p50 * 1000, "ms", "< 20 ms", p50 < GOAL)
+    report.add("overhead p99", percentile(overheads, 99) * 1000, "ms")
+    report.add("overhead p50, minus Discord stand-in", percentile(strict, 50) * 1000, "ms")
+    report.add("end to end p50", percentile(end_to_end, 50) * 1000, "ms")
+    report.add("Unmixr stand-in time p50", percentile(upstream, 50) * 1000, "ms")
+    report.add(
+        f"overhead p50 with {LATENCY_CHECK_SECONDS * 1000:.0f} ms upstream latency",
+        percentile(with_latency, 50) * 1000,
+        "ms",
+    )
+    report.note(
+        f"{REQUESTS} sequential /say of ~100 characters, distinct texts, no injected latency (then "
+        f"{LATENCY_CHECK_REQUESTS} with {LATENCY_CHECK_SECONDS * 1000:.0f} ms, as a check); bot and stand-ins "
+        "share one process, so the Discord stand-in's work (dispatching the interaction, handling the defer and "
+        "the edit with the attachment) is inside the first figure and taken out in the second."
+    )
+    return report
+
+
+def main() -> None:
+    """Run the benchmark and print its report."""
+    asyncio.run(run()).print()
+
+
+if __name__ == "__main__":
+    main()
