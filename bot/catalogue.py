@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 
 from bot.storage import Storage
-from bot.unmixr import UnmixrClient, UnmixrError, Voice
+from bot.unmixr import InvalidRequestError, UnmixrClient, UnmixrError, Voice
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Catalogue:
             prebuilt: list[str] = []
             for category in self._categories:
                 try:
-                    async for voice in self._client.iter_voices(category=category, page_size=PAGE_SIZE):
+                    for voice in await self._list_category(category):
                         if not voice.uuid or voice.is_available is False:
                             continue
                         voices.setdefault(voice.uuid, voice)
@@ -97,6 +97,15 @@ class Catalogue:
             self._clones.clear()
             self._loaded_at = time.monotonic()
             log.info("voice catalogue loaded: %d voices", len(voices))
+
+    async def _list_category(self, category: str) -> list[Voice]:
+        """Every voice of a category, in the API's order, with the largest page size the API accepts."""
+        try:
+            return [voice async for voice in self._client.iter_voices(category=category, page_size=PAGE_SIZE)]
+        except InvalidRequestError:
+            # The reference names no maximum page size: if ours is refused, page with the API's default.
+            log.info("page_size=%d refused for %s; using the default page size", PAGE_SIZE, category)
+            return [voice async for voice in self._client.iter_voices(category=category, page_size=None)]
 
     async def guild_clones(self, guild_id: int) -> dict[str, Voice]:
         """This server's cloned voices by uuid (from storage, detailed by the cloned-voice list)."""
@@ -167,9 +176,13 @@ class Catalogue:
         return [names[match] for match in matches]
 
     async def default_voice(self, language: str) -> Voice | None:
-        """The first available prebuilt voice that speaks `language` (any prebuilt voice as a last resort)."""
+        """The first available prebuilt voice for `language`: a native one if any, else one that speaks it."""
         await self.ensure_loaded()
         prebuilt = [self._voices[uuid] for uuid in self._prebuilt_order if uuid in self._voices]
+        # A native speaker of the language first, then a multilingual voice that also speaks it.
+        for voice in prebuilt:
+            if voice.speaks(language, natively=True):
+                return voice
         for voice in prebuilt:
             if voice.speaks(language):
                 return voice

@@ -109,13 +109,20 @@ class Voice(_Tolerant):
                 ordered.append(code.strip())
         return ordered
 
-    def speaks(self, code: str) -> bool:
-        """Tell whether the voice speaks `code`; a bare language such as `en` matches any of its regions."""
+    def speaks(self, code: str, *, natively: bool = False) -> bool:
+        """Tell whether the voice speaks `code` (only its own `language` when `natively`).
+
+        A bare language such as `en` matches any of its regions.
+        """
         wanted = _language_key(code)
         if not wanted:
             return False
         wanted_primary, _, wanted_region = wanted.partition("-")
-        for spoken in self.languages:
+        if natively:
+            candidates = [self.language] if self.language else []
+        else:
+            candidates = self.languages
+        for spoken in candidates:
             key = _language_key(spoken)
             if key == wanted:
                 return True
