@@ -205,10 +205,10 @@ async def test_show_names_the_built_in_voice_when_no_level_sets_one(running: Wor
     lines = show_lines(await settings(running, "show"))
     assert lines["voice"].startswith("**Brian**")
     assert lines["voice"].endswith("(built-in default)")
-    # Brian speaks French too (other_languages), so he stays the first prebuilt voice for fr-FR.
+    # Brian speaks French too (other_languages), but a native French voice comes first for fr-FR.
     await settings(running, "language", {"language": "fr-FR"})
     lines = show_lines(await settings(running, "show"))
-    assert lines["voice"] == "**Brian**, the first prebuilt voice for fr-FR (built-in default)"
+    assert lines["voice"] == "**Amelie**, the first prebuilt voice for fr-FR (built-in default)"
 
 
 async def test_reset_clears_every_server_setting_but_keeps_pronunciations(running: World) -> None:
@@ -293,8 +293,9 @@ async def test_built_in_voice_speaks_the_server_language(running: World) -> None
     interaction = await running.say(text="Guten Tag.")
     await interaction.wait_for(is_answer)
     request = running.tts_requests()[-1].json
-    # Brian comes first among prebuilt voices and speaks German too (other_languages).
-    assert (request["voice_id"], request["language"]) == (BRIAN_ID, "de-DE")
+    # Brian comes first and speaks German too, but the native German voice is preferred.
+    hans = next(voice["uuid"] for voice in running.unmixr.voices if voice["character"] == "Hans")
+    assert (request["voice_id"], request["language"]) == (hans, "de-DE")
 
 
 async def test_server_format_intensity_and_max_length_apply_to_say(running: World) -> None:
