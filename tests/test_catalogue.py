@@ -66,4 +66,4 @@ async def test_a_clone_belongs_to_the_server_that_made_it(catalogue) -> None:
     assert (await voices.find("Brian", 1)).uuid == "clone-1"
     assert (await voices.find("Brian", 2)).uuid == BRIAN_ID
     assert await voices.get("clone-1", 2) is None
-    assert [v.uuid for v in await voices.suggest("Bri", 1)][0] == "clone-1"
+    assert (await voices.suggest("Bri", 1))[0].uuid == "clone-1"
