@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.cli import run_bot
 from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember, Response
 from tests.fakes.discord_voice import FakeVoiceServer
+from tests.fakes.harness import BotRunner
 from tests.fakes.unmixr import FakeUnmixr, RecordedRequest
 
 DISCORD_TOKEN = "bench-discord-token-0123456789"
@@ -237,9 +237,15 @@ class Stack:
     settings: Settings
     directory: Path
     voice: FakeVoiceServer | None = None
-    bot: Any = None
-    _task: asyncio.Task[None] | None = None
-    _bots: list[Any] = field(default_factory=list)
+    runner: BotRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = BotRunner(self.discord, self.guild.id)
+
+    @property
+    def bot(self) -> Any:
+        """The running bot (None when stopped)."""
+        return self.runner.bot
 
     @property
     def member(self) -> FakeMember:
@@ -250,33 +256,11 @@ class Stack:
         """Start the real bot in this process and wait until it is connected and its catalogue is loaded."""
         if overrides:
             self.settings = self.settings.model_copy(update=overrides)
-        self._bots.clear()
-        self._task = asyncio.create_task(run_bot(self.settings, on_bot=self._bots.append))
-        await self.discord.wait_until_connected(timeout=30)
-        for _ in range(600):
-            if self._task.done():
-                self._task.result()
-            bot = self._bots[-1] if self._bots else None
-            if (
-                bot is not None
-                and hasattr(bot, "catalogue")
-                and bot.catalogue.loaded
-                and self.discord.commands.get(self.guild.id)
-            ):
-                self.bot = bot
-                return bot
-            await asyncio.sleep(0.05)
-        raise RuntimeError("the bot did not get ready")
+        return await self.runner.start(self.settings)
 
     async def stop_bot(self) -> None:
         """Close the bot the way a SIGTERM does and wait for it."""
-        if self.bot is not None and not self.bot.is_closed():
-            await self.bot.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 30)
-        self._task = None
-        self.bot = None
+        await self.runner.stop()
 
     async def say(self, member: FakeMember | None = None, **options: Any) -> FakeInteraction:
         """Run /say in the text channel."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,9 +11,9 @@ from typing import Any
 import discord
 import pytest
 
-from bot.cli import run_bot
 from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.harness import BotRunner
 from tests.fakes.unmixr import FakeUnmixr
 
 MANAGE_GUILD = 1 << 5
@@ -75,44 +73,30 @@ class World:
     other: FakeMember
     settings: Settings
     tmp_path: Path
-    bot: Any = None
-    _task: asyncio.Task[None] | None = None
-    bots: list[Any] = field(default_factory=list)
+    runner: BotRunner = field(init=False)
 
-    async def start_bot(self, **overrides: Any) -> Any:
+    def __post_init__(self) -> None:
+        self.runner = BotRunner(self.discord, self.guild.id)
+
+    @property
+    def bot(self) -> Any:
+        """The running bot (None when stopped)."""
+        return self.runner.bot
+
+    @property
+    def bots(self) -> list[Any]:
+        """Every bot the last start made."""
+        return self.runner.bots
+
+    async def start_bot(self, *, wait_for_catalogue: bool = True, **overrides: Any) -> Any:
         """Start the real bot and wait until it is connected and its catalogue is loaded."""
         if overrides:
             self.settings = self.settings.model_copy(update=overrides)
-        self.bots.clear()
-        self._task = asyncio.create_task(run_bot(self.settings, on_bot=self.bots.append))
-        await self.discord.wait_until_connected(timeout=15)
-        for _ in range(300):
-            if self._task.done():
-                self._task.result()
-            bot = self.bots[-1] if self.bots else None
-            if (
-                bot is not None
-                and hasattr(bot, "catalogue")
-                and bot.catalogue.loaded
-                and self.discord.commands.get(self.guild.id)
-            ):
-                self.bot = bot
-                return bot
-            await asyncio.sleep(0.05)
-        raise AssertionError("the bot did not get ready")
+        return await self.runner.start(self.settings, timeout=15, wait_for_catalogue=wait_for_catalogue)
 
     async def stop_bot(self) -> None:
         """Close the bot the way a SIGTERM does, and wait for it to finish."""
-        if self.bot is not None and not self.bot.is_closed():
-            await self.bot.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 15)
-        self._task = None
-        self.bot = None
-        # The next start must wait for its own connection, not see this one's.
-        for event in self.discord.ready.values():
-            event.clear()
+        await self.runner.stop(timeout=15)
 
     async def say(self, member: FakeMember | None = None, **options: Any) -> FakeInteraction:
         """Run /say in the text channel."""

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from bot.cli import run_bot
 from tests.conftest import MEMBER_PERMISSIONS, UNMIXR_KEY, World
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember, Response
 from tests.fakes.unmixr import FakeUnmixr
@@ -615,12 +614,7 @@ async def test_invalid_api_key(running: World) -> None:
 
 async def test_a_key_refused_from_the_start_is_answered_not_hung(world: World) -> None:
     world.unmixr.api_key = "a-key-the-bot-does-not-have"  # so the catalogue cannot even load
-    world._task = asyncio.create_task(run_bot(world.settings, on_bot=world.bots.append))
-    await world.discord.wait_until_connected(timeout=15)
-    await world.discord.wait_until(
-        lambda: bool(world.bots) and bool(world.discord.commands.get(world.guild.id)), timeout=15, what="sync"
-    )
-    world.bot = world.bots[-1]
+    await world.start_bot(wait_for_catalogue=False)
     assert not world.bot.catalogue.loaded
 
     interaction = await final(await world.say(text="Anyone there?"))
