@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.conftest import MEMBER_PERMISSIONS, MOVE_MEMBERS, World
-from tests.fakes.discord_server import ChannelOption
+from tests.fakes.discord_server import ChannelOption, RoleOption
 from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
 
 CONNECT = 1 << 20
@@ -365,3 +365,34 @@ async def test_a_dropped_connection_is_rejoined_and_the_queue_kept(
     clips = await wait_clips(second_session, 1)
     second = len("The second clip survives the drop.") / speaking.unmixr.chars_per_second
     assert clips[-1].seconds == pytest.approx(second, abs=0.2)
+
+
+async def test_readouts_skip_bots_webhooks_the_ignored_role_and_members_elsewhere(
+    speaking: World, voice_server: FakeVoiceServer
+) -> None:
+    muted = speaking.guild.add_role("Not read")
+    await speaking.discord.announce_role(speaking.guild, muted, created=True)
+    for subcommand, options in (
+        ("readout-channel", {"channel": ChannelOption(int(speaking.readout["id"]))}),
+        ("ignore-role", {"role": RoleOption(int(muted["id"]))}),
+        ("xsaid", {"enabled": False}),
+    ):
+        await (await speaking.slash("settings", options, subcommand=subcommand, member=speaking.admin)).wait_final()
+    await (await speaking.slash("join")).wait_final()
+    session = await voice_server.wait_for_session(speaking.guild.id)
+
+    robot = speaking.guild.add_member("Robo", bot=True, permissions=MEMBER_PERMISSIONS)
+    quiet = speaking.guild.add_member("Quinn Quiet", roles=[muted], permissions=MEMBER_PERMISSIONS)
+    for newcomer in (robot, quiet):
+        await speaking.discord.announce_member(speaking.guild, newcomer)
+        await speaking.discord.move_member(speaking.guild, newcomer, speaking.voice)
+    post = speaking.discord.post_message
+    await post(speaking.guild, speaking.readout, robot, "I am a bot")
+    await post(speaking.guild, speaking.readout, speaking.member, "From a webhook", webhook_id=123456789012345678)
+    await post(speaking.guild, speaking.readout, quiet, "I have the ignored role")
+    await post(speaking.guild, speaking.text, speaking.member, "Wrong channel")
+    await post(speaking.guild, speaking.readout, speaking.admin, "The admin is not in the voice channel")
+    await post(speaking.guild, speaking.readout, speaking.member, "Only this one is read")
+    await wait_clips(session, 1)
+    await asyncio.sleep(0.3)
+    assert [r.json["text"] for r in speaking.tts_requests()] == ["Only this one is read"]  # no "said": xsaid off
