@@ -327,13 +327,28 @@ class SpeechService:
 
     async def synthesise(self, plan: SpeechPlan) -> SpeechResult:
         """Synthesise a whole request and join it into one file."""
+        joined_key = None
+        if len(plan.chunks) > 1:
+            # The joined file is cached too, so a repeated long text is not joined again.
+            joined_key = cache_key(chunks=[_cache_key(plan.request_for(chunk)) for chunk in plan.chunks])
+            joined = await self._cache.get(joined_key)
+            if joined is not None and joined.duration is not None:
+                await self._storage.record_usage(
+                    plan.guild_id, characters=0, credits_prebuilt=0, credits_cloned=0, cache_hit=True
+                )
+                return SpeechResult(plan, joined.data, plan.output_type, joined.duration, 0, True)
         parts = [chunk async for chunk in self.iter_chunks(plan)]
-        audio = parts[0].audio if len(parts) == 1 else await concat([p.audio for p in parts], plan.output_type)  # type: ignore[arg-type]
+        seconds = sum(part.duration for part in parts)
+        if joined_key is None:
+            audio = parts[0].audio
+        else:
+            audio = await concat([part.audio for part in parts], plan.output_type)  # type: ignore[arg-type]
+            await self._cache.put(joined_key, audio, duration=seconds, output_type=plan.output_type)
         return SpeechResult(
             plan=plan,
             audio=audio,
             output_type=plan.output_type,
-            duration=sum(part.duration for part in parts),
+            duration=seconds,
             credits=sum(part.credits for part in parts),
             from_cache=all(part.from_cache for part in parts),
         )
