@@ -14,6 +14,11 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 _EPHEMERAL_DEFER = "ephemeral_defer"
 
+READOUTS_OFF = (
+    "Readouts are off: the bot's Message Content intent is not enabled; the bot's operator can turn it on "
+    "on the Bot page of the application in the Discord developer portal."
+)
+
 
 async def defer(interaction: discord.Interaction, *, ephemeral: bool, thinking: bool = True) -> None:
     """Acknowledge the interaction now, remembering how, so later answers go to the right place."""

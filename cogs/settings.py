@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError, UnknownVoiceError
-from bot.replies import answer, defer
+from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
@@ -71,7 +71,10 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             new_text = f"cleared (now {now}, the {SOURCE_LABELS[effective.source]})"
         else:
             new_text = shown or await self._show(name, value)
-        await answer(interaction, f"Server {label}: {old_text} → {new_text}.", ephemeral=True)
+        note = ""
+        if name == "readout_channel_id" and value is not None and not self.bot.readouts_enabled:
+            note = f"\n-# {READOUTS_OFF}"
+        await answer(interaction, f"Server {label}: {old_text} → {new_text}.{note}", ephemeral=True)
 
     async def _effective(self, name: str, value: Any, server: GuildSettings) -> str:
         # With no voice at any level, the voice is the first prebuilt one for the language: name it.
@@ -130,7 +133,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         embed = discord.Embed(title="Server settings", description="\n".join(lines), colour=discord.Colour.blurple())
         embed.add_field(name="Your preferences", value="\n".join(mine) if mine else "none set", inline=False)
         if not self.bot.readouts_enabled:
-            embed.set_footer(text="Readouts are off: the bot lacks the Message Content intent.")
+            embed.set_footer(text=READOUTS_OFF)
         await answer(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="voice", description="The server's default voice (leave empty to clear).")

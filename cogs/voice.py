@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.audio.player import Clip, GuildPlayer, QueueFullError
 from bot.errors import UserFacingError
 from bot.mentions import guild_names, speakable_name
-from bot.replies import answer, defer
+from bot.replies import READOUTS_OFF, answer, defer
 from bot.speech import SayOptions, SpeechPlan
 from bot.text import clean_message, is_speakable, said_prefix
 
@@ -248,6 +248,8 @@ class Voice(commands.Cog):
         extra = ""
         if server.readout_channel_id and self.bot.readouts_enabled:
             extra = f" Messages in <#{server.readout_channel_id}> from members here will be read aloud."
+        elif server.readout_channel_id:
+            extra = f"\n-# {READOUTS_OFF}"
         await answer(interaction, f"Joined {target.mention}.{extra}", ephemeral=True)
 
     @app_commands.command(name="leave", description="Make the bot leave its voice channel.")

@@ -17,7 +17,7 @@ from bot.cli import MESSAGE_CONTENT_HELP
 from bot.storage import StorageClosedError
 from bot.tree import SHUTTING_DOWN
 from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World, make_settings
-from tests.fakes.discord_server import FakeDiscord, Response
+from tests.fakes.discord_server import ChannelOption, FakeDiscord, Response
 from tests.fakes.unmixr import FakeUnmixr
 
 EXPECTED_EXTENSIONS = {
@@ -153,6 +153,15 @@ async def test_without_the_message_content_intent_the_bot_says_how_to_enable_it_
     shown = await world.slash("settings", {}, subcommand="show", member=world.admin)
     await shown.wait_for(is_answer)
     assert "Readouts are off" in shown.embeds()[0]["footer"]["text"]
+    # An admin choosing a readout channel is told why nothing will be read, and what to do.
+    chosen = await world.slash(
+        "settings",
+        {"channel": ChannelOption(int(world.readout["id"]))},
+        subcommand="readout-channel",
+        member=world.admin,
+    )
+    await chosen.wait_for(is_answer)
+    assert "Readouts are off" in chosen.content() and "Message Content" in chosen.content()
     said = await world.say(text="Commands still work.")
     await said.wait_for(is_answer)
     assert said.files()
