@@ -251,7 +251,7 @@ class UnmixrClient:
         self._api_key = api_key
         self._openai_api_key = openai_api_key
         self._base_url = base
-        self._base_origin = (base.scheme, base.host.lower(), base.port)
+        self._base_host = base.host.lower().rstrip(".")
         self._limiter = FairLimiter(max_concurrency)
         self._max_retries = max_retries
         self._backoff_base = backoff_base
@@ -802,9 +802,11 @@ class UnmixrClient:
         host = (url.host or "").lower().rstrip(".")
         if url.scheme not in ("http", "https") or not host or url.user or url.password:
             raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail="not a plain http(s) URL")
-        is_api_origin = (url.scheme, host, url.port) == self._base_origin
+        # The host of UNMIXR_BASE_URL (a proxy or stand-in may serve audio on another port of it) ...
+        is_api_host = host == self._base_host
+        # ... or one of Unmixr's own audio hosts, over https only.
         is_unmixr_host = url.scheme == "https" and host in ALLOWED_AUDIO_HOSTS and url.port == 443
-        if not (is_api_origin or is_unmixr_host):
+        if not (is_api_host or is_unmixr_host):
             raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail=f"host {host!r} is not allowed")
         return url
 
