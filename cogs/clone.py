@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 MAX_CLONE_BYTES = 120_000_000
 MIN_CLONE_SECONDS = 30.0
 MAX_CLONE_SECONDS = 80.0
+# Encoders pad a few frames: an 80 s recording saved as mp3 decodes to about 80.05 s. It is still 80 s.
+CODEC_PADDING_SECONDS = 0.1
 # Decoding less than this share of the length a file's header claims means the file was cut short.
 TRUNCATION_RATIO = 0.9
 UNDECODABLE = "The file could not be decoded: it looks damaged or cut short; export the recording again and upload it."
@@ -139,11 +141,11 @@ class Clone(commands.Cog):
                 f"The file could not be decoded completely: only {seconds:.1f} s of its {claimed:.1f} s play, "
                 "so it looks cut short; upload the whole recording."
             )
-        if seconds < MIN_CLONE_SECONDS:
+        if seconds < MIN_CLONE_SECONDS - CODEC_PADDING_SECONDS:
             raise CloneCheckError(
                 f"The recording is {seconds:.1f} s long but a clone needs at least 30 s; upload a longer one."
             )
-        if seconds > MAX_CLONE_SECONDS:
+        if seconds > MAX_CLONE_SECONDS + CODEC_PADDING_SECONDS:
             raise CloneCheckError(f"The recording is {seconds:.1f} s long but a clone can use at most 80 s; trim it.")
         return upload, upload_name, content_type, seconds
 

@@ -44,6 +44,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "speech40.mp3": speech,
         "short10.mp3": _ffmpeg(folder, "short10.mp3", *_sine(10)),
         "long90.mp3": _ffmpeg(folder, "long90.mp3", *_sine(90)),
+        "edge30.mp3": _ffmpeg(folder, "edge30.mp3", *_sine(30)),
+        "edge80.mp3": _ffmpeg(folder, "edge80.mp3", *_sine(80)),
         "talk35.mp4": _ffmpeg(
             folder,
             "talk35.mp4",
@@ -192,6 +194,17 @@ async def test_the_length_must_be_30_to_80_seconds(
     for part in expected:
         assert part in refused.content()
     assert clone_requests(running) == []
+
+
+@pytest.mark.parametrize("recording", ["edge30.mp3", "edge80.mp3"])
+async def test_recordings_of_exactly_30_and_80_seconds_are_accepted(
+    running: World, media: dict[str, bytes], recording: str
+) -> None:
+    # The range is inclusive, and an mp3's encoder padding (80 s decodes to about 80.05 s) does not count.
+    cloned = await run_clone(running, recording, media[recording])
+    assert cloned.ephemeral
+    assert "Cloned" in cloned.content(), cloned.content()
+    assert len(clone_requests(running)) == 1
 
 
 async def test_a_file_declared_over_120_mb_is_refused_before_download(running: World, media: dict[str, bytes]) -> None:

@@ -34,6 +34,8 @@ DEFAULT_PAGE_SIZE = 12
 CLONE_MAX_BYTES = 120_000_000
 CLONE_MIN_SECONDS = 30.0
 CLONE_MAX_SECONDS = 80.0
+# Like any service measuring uploads, tolerate an encoder's few frames of padding (80 s as mp3 is ~80.05 s).
+CLONE_PADDING_SECONDS = 0.1
 SAMPLE_SECONDS = 3.0
 # Clips kept for download at /audio/, oldest forgotten first past either bound.
 STORED_AUDIO_LIMIT = 2000
@@ -793,7 +795,8 @@ class FakeUnmixr:
         if (body.file_size or 0) > self.max_clone_bytes:
             return self._clone_error(501)
         duration = await probe_duration(body.file)
-        if duration is None or not CLONE_MIN_SECONDS <= duration <= CLONE_MAX_SECONDS:
+        low, high = CLONE_MIN_SECONDS - CLONE_PADDING_SECONDS, CLONE_MAX_SECONDS + CLONE_PADDING_SECONDS
+        if duration is None or not low <= duration <= high:
             return self._clone_error(501)
         voice_id = str(uuid.uuid4())
         self.clones.append(
