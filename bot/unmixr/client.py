@@ -53,6 +53,8 @@ log = logging.getLogger("bot.unmixr")
 DEFAULT_BASE_URL: Final = "https://unmixr.com/api/v1"
 MAX_TEXT_LENGTH: Final = 2000
 ALLOWED_AUDIO_HOSTS: Final = frozenset({"unmixr.com", "resource.unmixr.com", "unmixr.s3.amazonaws.com"})
+# Names of this machine: a local API (a stand-in or proxy) may call itself by any of them.
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 # A server asking for a longer pause than this is not worth waiting for inside one interaction.
 MAX_RETRY_AFTER: Final = 20.0
 
@@ -803,7 +805,7 @@ class UnmixrClient:
         if url.scheme not in ("http", "https") or not host or url.user or url.password:
             raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail="not a plain http(s) URL")
         # The host of UNMIXR_BASE_URL (a proxy or stand-in may serve audio on another port of it) ...
-        is_api_host = host == self._base_host
+        is_api_host = host == self._base_host or (host in _LOOPBACK_HOSTS and self._base_host in _LOOPBACK_HOSTS)
         # ... or one of Unmixr's own audio hosts, over https only.
         is_unmixr_host = url.scheme == "https" and host in ALLOWED_AUDIO_HOSTS and url.port == 443
         if not (is_api_host or is_unmixr_host):

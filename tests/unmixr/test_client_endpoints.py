@@ -395,3 +395,10 @@ async def test_client_repr_shows_no_key(make_client: ClientFactory) -> None:
     assert API_KEY not in text
     assert OPENAI_KEY not in text
     assert "openai_key_configured=True" in text
+
+
+async def test_a_local_api_may_name_itself_localhost_in_audio_urls(client: UnmixrClient, fake: FakeUnmixr) -> None:
+    fake.audio_url_base_next(fake.origin.replace("127.0.0.1", "localhost"))
+    result = await client.short_tts(TTSRequest(text="Local audio.", voice_id=BRIAN_ID))
+    assert result.audio
+    assert requests_to(fake, "/audio/")
