@@ -35,6 +35,14 @@ class CloneCheckError(UserFacingError):
     """The recording failed a check made before anything is uploaded."""
 
 
+def too_large(size: int) -> CloneCheckError:
+    """The answer for a recording over the upload limit, with its measured size."""
+    return CloneCheckError(
+        f"The file is {size / 1_000_000:.1f} MB ({size} bytes) but a clone recording can be at most 120 MB "
+        f"({MAX_CLONE_BYTES} bytes); trim or compress it."
+    )
+
+
 class Clone(commands.Cog):
     """Voice cloning."""
 
@@ -68,10 +76,7 @@ class Clone(commands.Cog):
         if not name:
             raise UserFacingError("The new voice needs a name with some visible characters.")
         if audio.size > MAX_CLONE_BYTES:
-            raise CloneCheckError(
-                f"The file is {audio.size / 1_000_000:.1f} MB but a clone recording can be at most 120 MB; "
-                "trim or compress it."
-            )
+            raise too_large(audio.size)
         await defer(interaction, ephemeral=True)
         data = await self._download(audio)
         upload, filename, content_type, seconds = await self._check_recording(data, audio.filename)
@@ -102,10 +107,7 @@ class Clone(commands.Cog):
         except (discord.HTTPException, aiohttp.ClientError):
             raise CloneCheckError("The file could not be downloaded from Discord; upload it again.") from None
         if len(data) > MAX_CLONE_BYTES:
-            raise CloneCheckError(
-                f"The file is {len(data) / 1_000_000:.1f} MB but a clone recording can be at most 120 MB; "
-                "trim or compress it."
-            )
+            raise too_large(len(data))
         return data
 
     async def _check_recording(self, data: bytes, filename: str) -> tuple[bytes, str, str, float]:
