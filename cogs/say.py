@@ -15,6 +15,7 @@ from bot.audio import AudioError, transcode_to_fit
 from bot.errors import UserFacingError
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
+from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
@@ -123,13 +124,7 @@ class Say(commands.Cog):
             options=options,
             given_length=len(text),
         )
-        if queue is not None:
-            await defer(interaction, ephemeral=True)
-            position = await queue.enqueue(interaction, plan)
-            await answer(interaction, queued_message(plan, position), ephemeral=True)
-            return
-        await defer(interaction, ephemeral=False)
-        await self._send_audio(interaction, plan)
+        await self._deliver(interaction, plan, queue)
 
     @say.autocomplete("voice")
     async def _voice_autocomplete(
@@ -147,7 +142,7 @@ class Say(commands.Cog):
         """Speak a message's cleaned text with the caller's voice: in voice if the bot is with them."""
         assert interaction.guild is not None
         server = await self.bot.storage.get_guild_settings(interaction.guild.id)
-        limit = server.max_length or 6000
+        limit = resolve("max_length", server=server).value
         names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
         cleaned = clean_message(message.content, names, max_length=limit)
         queue = self._queue()
@@ -161,7 +156,13 @@ class Say(commands.Cog):
             options=SayOptions(),
             truncate_to_limit=True,
         )
-        if queue is not None and in_voice:
+        await self._deliver(interaction, plan, queue if in_voice else None)
+
+    async def _deliver(
+        self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, queue: SpeechQueue | None
+    ) -> None:
+        """Queue the plan in voice (an ephemeral position) or synthesise it into a public attachment."""
+        if queue is not None:
             await defer(interaction, ephemeral=True)
             position = await queue.enqueue(interaction, plan)
             await answer(interaction, queued_message(plan, position), ephemeral=True)

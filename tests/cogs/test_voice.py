@@ -397,3 +397,17 @@ async def test_readouts_skip_bots_webhooks_the_ignored_role_and_members_elsewher
     await wait_clips(session, 1)
     await asyncio.sleep(0.3)
     assert [r.json["text"] for r in speaking.tts_requests()] == ["Only this one is read"]  # no "said": xsaid off
+
+
+async def test_read_aloud_plays_in_voice_when_the_bot_is_with_the_caller(
+    speaking: World, voice_server: FakeVoiceServer
+) -> None:
+    await (await speaking.slash("join")).wait_final()
+    session = await voice_server.wait_for_session(speaking.guild.id)
+    message = await speaking.discord.post_message(speaking.guild, speaking.text, speaking.other, "Read this one out.")
+    read = await speaking.discord.message_command(speaking.guild, speaking.text, speaking.member, "Read aloud", message)
+    await read.wait_final()
+    assert read.ephemeral and "Queued at position 1" in read.content()
+    assert not read.files()
+    await wait_clips(session, 1)
+    assert speaking.tts_requests()[-1].json["text"] == "Read this one out."
