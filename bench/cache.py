@@ -14,8 +14,9 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench.common import DOWNLOAD, TTS, Report, Stack, answered, prose, stack
+from bench.common import DOWNLOAD, TTS, Report, Stack, answered, stack
 from tests.fakes.discord_server import FakeMember
+from tests.fakes.prose import prose
 
 TTS_SECONDS_PER_CHAR = 0.0005
 SHORT_TEXTS = 5

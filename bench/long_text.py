@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from bench.common import TTS, Report, Stack, answered, prose, stack
+from bench.common import TTS, Report, Stack, answered, stack
+from tests.fakes.prose import prose
 
 TTS_SECONDS_PER_CHAR = 0.0005
 ROUNDS = 3

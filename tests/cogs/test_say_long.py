@@ -20,44 +20,11 @@ from tests.cogs.test_say import (
     usage_today,
 )
 from tests.conftest import World
+from tests.fakes.prose import prose
 
 __all__ = ["every_interaction_answered"]  # the autouse check that every interaction got its answer
 
-SENTENCES = (
-    "The old lighthouse keeper climbed the spiral stairs every evening at dusk.",
-    "Did he ever wonder why the ships kept coming, year after year?",
-    "Nobody in the village could remember a night when the lamp had failed.",
-    "Storms rolled in from the west, grey and heavy, and the waves broke over the rocks!",
-    "He kept a notebook, full of weather, tides, and the names of passing boats.",
-    "Some pages held drawings of gulls; others held recipes for fish soup.",
-    "When the children visited, he told them stories about sea serpents and sunken gold.",
-    "Were any of those stories true?",
-    "Perhaps a few were, but he never said which ones.",
-    "In the spring, the keeper painted the door a brighter shade of blue.",
-    "By summer the paint had faded again, bleached by salt and sun.",
-    "Still, the light turned, patient and steady, over the dark water.",
-)
 SENTENCE_END = re.compile(r"[.!?…][\"')\]]*$")
-
-
-def prose(length: int) -> str:
-    """Real sentences, exactly `length` characters long."""
-    parts: list[str] = []
-    total = -1
-    index = 0
-    # Leave room for a last sentence whose number of sheep makes the length exact.
-    while total + 1 + len(SENTENCES[index % len(SENTENCES)]) <= length - 40:
-        sentence = SENTENCES[index % len(SENTENCES)]
-        parts.append(sentence)
-        total += 1 + len(sentence)
-        index += 1
-    room = length - total - 1
-    digits = room - len("At last he counted  sheep.")
-    assert digits >= 1
-    parts.append(f"At last he counted {'7' * digits} sheep.")
-    text = " ".join(parts)
-    assert len(text) == length
-    return text
 
 
 async def test_5000_characters_are_chunked_at_sentences_synthesised_concurrently_and_joined(running: World) -> None:
