@@ -6,6 +6,7 @@ import asyncio
 import logging
 import pkgutil
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,9 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
+from bot.alerts import LowBalanceWatch
 from bot.audio import AudioCache
+from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.replies import NO_MENTIONS
 from bot.settings import Settings
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 25.0
 # A control press that no view has acknowledged by then belongs to a view this process no longer has.
 STALE_CONTROL_GRACE_SECONDS = 2.0
+COMPACT_SECONDS = 6 * 3600
 
 
 def bot_intents(*, message_content: bool) -> discord.Intents:
@@ -68,7 +72,9 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr: UnmixrClient
         self.audio_cache: AudioCache
         self.catalogue: Catalogue
+        self.guard: CreditGuard
         self.speech: SpeechService
+        self.balance_watch: LowBalanceWatch
 
     async def setup_hook(self) -> None:
         """Open every resource, load the extensions and, in development, sync the dev server."""
@@ -84,12 +90,24 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        self.guard = CreditGuard(
+            self.storage,
+            server_daily=settings.server_daily_budget,
+            member_hourly=settings.member_hourly_budget,
+        )
         self.speech = SpeechService(
             self.unmixr,
             self.audio_cache,
             self.storage,
             self.catalogue,
+            self.guard,
             operator_voice_id=settings.default_voice_id,
+        )
+        self.balance_watch = LowBalanceWatch(
+            self.unmixr,
+            self.storage,
+            threshold=settings.low_balance_characters,
+            post=self._post_alert if settings.alert_channel_id is not None else None,
         )
         await self.load_all_extensions()
         if settings.dev_guild_id is not None:
@@ -98,6 +116,8 @@ class UnmixrBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to the development server %s", len(synced), settings.dev_guild_id)
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
+        self.spawn(self.balance_watch.run(), name="low-balance-watch")
+        self.spawn(self._compact_usage(), name="usage-compaction")
 
     async def load_all_extensions(self) -> None:
         """Load every module of `cogs/`; one that fails is logged and the others still load."""
@@ -153,6 +173,24 @@ class UnmixrBot(commands.AutoShardedBot):
                 await asyncio.sleep(60)
                 continue
             await asyncio.sleep(REFRESH_SECONDS)
+
+    async def _post_alert(self, text: str) -> None:
+        # A partial channel needs no cache: the alert channel may belong to a server of another shard.
+        assert self.settings.alert_channel_id is not None
+        await self.get_partial_messageable(self.settings.alert_channel_id).send(text, allowed_mentions=NO_MENTIONS)
+
+    async def _compact_usage(self) -> None:
+        # Budgets read only today and the last hour: older days shrink to one ledger row per server.
+        while True:
+            yesterday = discord.utils.utcnow().date() - timedelta(days=1)
+            try:
+                removed = await self.storage.compact_usage(yesterday)
+            except Exception:
+                log.exception("compacting the usage ledger failed")
+            else:
+                if removed:
+                    log.info("compacted %d usage rows from before %s", removed, yesterday)
+            await asyncio.sleep(COMPACT_SECONDS)
 
     async def close(self) -> None:
         """Let in-flight answers finish, disconnect, then close every resource in reverse order."""

@@ -128,6 +128,10 @@ class Catalogue:
         self._clones[guild_id] = clones
         return clones
 
+    def is_clone(self, voice_id: str, guild_id: int) -> bool:
+        """Whether the voice is one of this server's clones (charged in cloned-voice credits); memory only."""
+        return voice_id in self._clones.get(guild_id, {})
+
     def add_clone(self, guild_id: int, voice: Voice) -> None:
         """Make a new clone usable in its server at once."""
         self._clones.setdefault(guild_id, {})[voice.uuid] = voice

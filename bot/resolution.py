@@ -22,6 +22,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "readout_channel_id": None,
     "xsaid": True,
     "ignore_role_id": None,
+    "budget": None,
+    "member_budget": None,
 }
 MAX_LENGTH_LIMIT = 6000
 

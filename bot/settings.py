@@ -43,11 +43,25 @@ class Settings(BaseSettings):
     voice_idle_seconds: float = Field(600, ge=0, validation_alias="VOICE_IDLE_SECONDS")
     readout_skip_prefix: str = Field("!", validation_alias="READOUT_SKIP_PREFIX")
     unmixr_max_concurrency: int = Field(8, ge=1, le=64, validation_alias="UNMIXR_MAX_CONCURRENCY")
+    # Credit guards (PRODUCT.md): the operator's budgets in credits, unset = unlimited; servers may go lower.
+    server_daily_budget: int | None = Field(None, ge=1, validation_alias="SERVER_DAILY_BUDGET")
+    member_hourly_budget: int | None = Field(None, ge=1, validation_alias="MEMBER_HOURLY_BUDGET")
+    low_balance_characters: int = Field(10_000, ge=0, validation_alias="LOW_BALANCE_CHARACTERS")
+    alert_channel_id: int | None = Field(None, validation_alias="ALERT_CHANNEL_ID")
+    max_clones_per_server: int = Field(10, ge=0, validation_alias="MAX_CLONES_PER_SERVER")
     # Development only: point discord.py at a local Discord stand-in (see README).
     discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
 
-    @field_validator("openai_api_key", "default_voice_id", "dev_guild_id", mode="before")
+    @field_validator(
+        "openai_api_key",
+        "default_voice_id",
+        "dev_guild_id",
+        "server_daily_budget",
+        "member_hourly_budget",
+        "alert_channel_id",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `.env.example` leaves optional values empty; an empty string means "not set".

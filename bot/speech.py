@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.audio import AudioCache, cache_key, concat, duration
+from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
@@ -24,7 +25,7 @@ from bot.text import (
     split_text,
     truncate,
 )
-from bot.unmixr import TTSRequest, UnmixrClient, Voice
+from bot.unmixr import TTSRequest, UnmixrClient, UnmixrError, Voice
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class SpeechPlan:
     """Everything needed to synthesise, decided without calling Unmixr."""
 
     guild_id: int
+    user_id: int | None  # the member charged: who asked, or a readout's author
     voice: Voice
     text: str
     chunks: list[str]
@@ -121,6 +123,7 @@ class SpeechService:
         cache: AudioCache,
         storage: Storage,
         catalogue: Catalogue,
+        guard: CreditGuard,
         *,
         operator_voice_id: str | None = None,
     ) -> None:
@@ -128,6 +131,7 @@ class SpeechService:
         self._cache = cache
         self._storage = storage
         self._catalogue = catalogue
+        self._guard = guard
         self._operator_voice_id = operator_voice_id
         # Chunks left to finish after their request failed or stopped, kept so they are not collected.
         self._finishing: set[asyncio.Future[ChunkAudio]] = set()
@@ -208,6 +212,7 @@ class SpeechService:
         entries = {entry.word: entry.spoken for entry in await self._storage.list_pronunciations(guild_id)}
         return SpeechPlan(
             guild_id=guild_id,
+            user_id=user_id,
             voice=voice,
             text=stripped,
             chunks=split_text(stripped, MAX_REQUEST_CHARS),
@@ -294,15 +299,47 @@ class SpeechService:
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         return f"voices that support it include {', '.join(names[:5])}{more}."
 
-    async def iter_chunks(self, plan: SpeechPlan) -> AsyncIterator[ChunkAudio]:
-        """Synthesise the chunks concurrently (bounded) and yield them in order as each is ready."""
+    def _joined_key(self, plan: SpeechPlan) -> str | None:
+        # The joined file of a long text is cached too, so a repeated long text is not joined again.
+        if len(plan.chunks) < 2:
+            return None
+        return cache_key(chunks=[_cache_key(plan.request_for(chunk)) for chunk in plan.chunks])
+
+    async def reserve(self, plan: SpeechPlan, *, joined: bool = False) -> Reservation:
+        """Check the budgets and hold the request's estimate: its chunks' code points, cached chunks free.
+
+        `joined` is for an attachment, which a cached joined file of every chunk serves whole. Raises
+        BudgetError (a one-sentence answer) when a budget would be passed; nothing is held then.
+        """
+        await self._cache.load()
+        joined_key = self._joined_key(plan) if joined else None
+        if joined_key is not None and joined_key in self._cache:
+            cached = set(range(len(plan.chunks)))
+        else:
+            cached = {
+                index for index, chunk in enumerate(plan.chunks) if _cache_key(plan.request_for(chunk)) in self._cache
+            }
+        holds = {index: len(chunk) for index, chunk in enumerate(plan.chunks) if index not in cached}
+        return await self._guard.reserve(
+            guild_id=plan.guild_id,
+            user_id=plan.user_id,
+            holds=holds,
+            cached=cached,
+            cloned_voice=self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
+        )
+
+    async def iter_chunks(self, plan: SpeechPlan, reservation: Reservation) -> AsyncIterator[ChunkAudio]:
+        """Synthesise the chunks concurrently (bounded) and yield them in order as each is ready.
+
+        Chunks that were never sent release their hold when the iteration stops early.
+        """
         gate = asyncio.Semaphore(CHUNK_CONCURRENCY)
         started: set[int] = set()
 
         async def one(index: int, chunk: str) -> ChunkAudio:
             async with gate:
                 started.add(index)
-                return await self._synthesise_chunk(plan, index, chunk)
+                return await self._synthesise_chunk(plan, index, chunk, reservation)
 
         tasks = [asyncio.ensure_future(one(index, chunk)) for index, chunk in enumerate(plan.chunks)]
         try:
@@ -319,25 +356,25 @@ class SpeechService:
                     self._finishing.add(task)
                     task.add_done_callback(self._chunk_finished)
             await asyncio.gather(*unsent, *(task for task in tasks if task.done()), return_exceptions=True)
+            for index in range(len(tasks)):
+                if index not in started:
+                    await reservation.release(index)
 
     def _chunk_finished(self, task: asyncio.Future[ChunkAudio]) -> None:
         self._finishing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("a chunk left running after its request failed also failed: %s", task.exception())
 
-    async def synthesise(self, plan: SpeechPlan) -> SpeechResult:
+    async def synthesise(self, plan: SpeechPlan, reservation: Reservation) -> SpeechResult:
         """Synthesise a whole request and join it into one file."""
-        joined_key = None
-        if len(plan.chunks) > 1:
-            # The joined file is cached too, so a repeated long text is not joined again.
-            joined_key = cache_key(chunks=[_cache_key(plan.request_for(chunk)) for chunk in plan.chunks])
+        joined_key = self._joined_key(plan)
+        if joined_key is not None:
             joined = await self._cache.get(joined_key)
             if joined is not None and joined.duration is not None:
-                await self._storage.record_usage(
-                    plan.guild_id, characters=0, credits_prebuilt=0, credits_cloned=0, cache_hit=True
-                )
+                for index in range(len(plan.chunks)):
+                    await reservation.cache_hit(index)
                 return SpeechResult(plan, joined.data, plan.output_type, joined.duration, 0, True)
-        parts = [chunk async for chunk in self.iter_chunks(plan)]
+        parts = [chunk async for chunk in self.iter_chunks(plan, reservation)]
         seconds = sum(part.duration for part in parts)
         if joined_key is None:
             audio = parts[0].audio
@@ -353,26 +390,32 @@ class SpeechService:
             from_cache=all(part.from_cache for part in parts),
         )
 
-    async def _synthesise_chunk(self, plan: SpeechPlan, index: int, chunk: str) -> ChunkAudio:
+    async def _synthesise_chunk(self, plan: SpeechPlan, index: int, chunk: str, reservation: Reservation) -> ChunkAudio:
         request = plan.request_for(chunk)
         key = _cache_key(request)
         cached = await self._cache.get(key)
         if cached is not None:
-            await self._storage.record_usage(
-                plan.guild_id, characters=0, credits_prebuilt=0, credits_cloned=0, cache_hit=True
-            )
+            await reservation.cache_hit(index)
             seconds = cached.duration if cached.duration is not None else await duration(cached.data)
             return ChunkAudio(index, cached.data, seconds, 0, True)
         fairness: Hashable = plan.guild_id
-        result = await self._client.short_tts(request, fairness_key=fairness)
+        try:
+            result = await self._client.short_tts(request, fairness_key=fairness)
+        except UnmixrError as error:
+            if error.credit_usage is not None:
+                await reservation.settle(index, len(chunk), error.credit_usage)
+            elif error.maybe_charged:
+                await reservation.settle(index, len(chunk), None)  # a timeout after sending: assume the estimate
+            else:
+                await reservation.release(index)
+            raise
+        except BaseException:
+            # Stopped while the request was out: it may have been charged, so the hold counts as spent.
+            await reservation.settle(index, len(chunk), None)
+            raise
+        usage = result.credit_usage if result.usage_reported else None
+        await reservation.settle(index, len(chunk), usage)
         seconds = result.duration if result.duration else await duration(result.audio)
-        usage = result.credit_usage
-        await self._storage.record_usage(
-            plan.guild_id,
-            characters=len(chunk),
-            credits_prebuilt=usage.prebuilt,
-            credits_cloned=usage.voice_cloning,
-            cache_hit=False,
-        )
         await self._cache.put(key, result.audio, duration=seconds, output_type=plan.output_type)
-        return ChunkAudio(index, result.audio, seconds, usage.prebuilt + usage.voice_cloning, False)
+        credits = usage.total if usage is not None else len(chunk)
+        return ChunkAudio(index, result.audio, seconds, credits, False)

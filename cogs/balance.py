@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
 
+def plural(count: int, word: str) -> str:
+    """`count` and `word`, with an s unless the count is one."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 class Balance(commands.Cog):
     """Credit balance."""
 
@@ -26,16 +31,15 @@ class Balance(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @admin_only()
     async def balance(self, interaction: discord.Interaction[UnmixrBot]) -> None:
-        """Show prebuilt and cloned credits, and this server's use today and this month (UTC)."""
+        """Show prebuilt and cloned credits, this server's use today and this month (UTC), and its budget."""
         assert interaction.guild_id is not None
         await defer(interaction, ephemeral=True)
         credits = await self.bot.unmixr.credit_balance()
-        now = datetime.now(UTC)
+        warnings = await self.bot.balance_watch.check(credits)
+        now = self.bot.guard.clock()
         today = await self.bot.storage.usage_for_day(interaction.guild_id, now.date())
         month = await self.bot.storage.usage_for_month(interaction.guild_id, now.year, now.month)
-
-        def plural(count: int, word: str) -> str:
-            return f"{count} {word}{'' if count == 1 else 's'}"
+        server_budget, member_budget = await self.bot.guard.budgets(interaction.guild_id)
 
         lines = [
             f"**Unmixr credits left**: {credits.prebuilt_chars} prebuilt characters, "
@@ -45,7 +49,22 @@ class Balance(commands.Cog):
             f"**This server in {now:%B %Y}**: {plural(month.credits, 'credit')}, {plural(month.requests, 'request')}, "
             f"{month.cache_hits} from cache",
         ]
+        if server_budget.limit is not None:
+            held = f" ({today.reserved} held for requests in progress)" if today.reserved else ""
+            lines.append(
+                f"**Today's budget**: {today.committed} of {server_budget.describe('a day')} used{held}; "
+                f"it starts again <t:{next_midnight(now)}:R>"
+            )
+        else:
+            lines.append("**Today's budget**: unlimited (set one with `/settings budget`)")
+        lines.append(f"**Member budget**: {member_budget.describe('an hour')}")
+        lines.extend(f"⚠️ {warning}" for warning in warnings)
         await answer(interaction, "\n".join(lines), ephemeral=True)
+
+
+def next_midnight(now: datetime) -> int:
+    """The Unix time of the next 00:00 UTC, when a daily budget starts again."""
+    return int(datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC).timestamp())
 
 
 async def setup(bot: UnmixrBot) -> None:

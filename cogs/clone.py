@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.audio import AudioError, duration, extract_audio, probe
 from bot.errors import UserFacingError
 from bot.replies import answer, defer
+from bot.storage import CloneQuotaError
 from bot.tree import admin_only
 from bot.unmixr import Voice
 
@@ -40,6 +41,14 @@ def too_large(size: int) -> CloneCheckError:
     return CloneCheckError(
         f"The file is {size / 1_000_000:.1f} MB ({size} bytes) but a clone recording can be at most 120 MB "
         f"({MAX_CLONE_BYTES} bytes); trim or compress it."
+    )
+
+
+def quota_reached(count: int, limit: int) -> CloneCheckError:
+    """The answer for a server that has made (or is making) as many clones as it may."""
+    return CloneCheckError(
+        f"This server has {count} cloned voices (including any still uploading) and may make at most {limit}, "
+        "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
     )
 
 
@@ -77,18 +86,31 @@ class Clone(commands.Cog):
             raise UserFacingError("The new voice needs a name with some visible characters.")
         if audio.size > MAX_CLONE_BYTES:
             raise too_large(audio.size)
+        limit = self.bot.settings.max_clones_per_server
+        made = await self.bot.storage.count_cloned_voices(interaction.guild_id)
+        if made >= limit:
+            raise quota_reached(made, limit)
         await defer(interaction, ephemeral=True)
         data = await self._download(audio)
         upload, filename, content_type, seconds = await self._check_recording(data, audio.filename)
-        result = await self.bot.unmixr.clone_voice(
-            audio=upload,
-            filename=filename,
-            name=name,
-            description=description or None,
-            content_type=content_type,
-        )
+        # The slot is taken atomically just before the upload, so uploads at once cannot pass the quota together.
+        try:
+            slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit)
+        except CloneQuotaError as full:
+            raise quota_reached(full.count, full.limit) from None
+        try:
+            result = await self.bot.unmixr.clone_voice(
+                audio=upload,
+                filename=filename,
+                name=name,
+                description=description or None,
+                content_type=content_type,
+            )
+        except BaseException:
+            await self.bot.storage.release_clone_slot(slot)
+            raise
         await self.bot.storage.add_cloned_voice(
-            result.voice_id, interaction.guild_id, name, description or None, interaction.user.id
+            result.voice_id, interaction.guild_id, name, description or None, interaction.user.id, slot_id=slot
         )
         self.bot.catalogue.add_clone(
             interaction.guild_id, Voice(uuid=result.voice_id, character=name, description=description or None)

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.audio import AudioError, transcode_to_fit
+from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
@@ -38,7 +39,11 @@ class SpeechQueue(Protocol):
 
     def in_callers_channel(self, interaction: discord.Interaction[Any]) -> bool: ...
 
-    async def enqueue(self, interaction: discord.Interaction[Any], plan: SpeechPlan) -> int: ...
+    def check_room(self, interaction: discord.Interaction[Any]) -> None: ...
+
+    async def enqueue(
+        self, interaction: discord.Interaction[Any], plan: SpeechPlan, reservation: Reservation
+    ) -> int: ...
 
 
 def describe(result: SpeechResult) -> str:
@@ -161,17 +166,32 @@ class Say(commands.Cog):
     async def _deliver(
         self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, queue: SpeechQueue | None
     ) -> None:
-        """Queue the plan in voice (an ephemeral position) or synthesise it into a public attachment."""
+        """Queue the plan in voice (an ephemeral position) or synthesise it into a public attachment.
+
+        The budgets are checked before the defer, so a refusal is a private answer and nothing is spent.
+        """
         if queue is not None:
-            await defer(interaction, ephemeral=True)
-            position = await queue.enqueue(interaction, plan)
+            queue.check_room(interaction)
+            reservation = await self.bot.speech.reserve(plan)
+            try:
+                await defer(interaction, ephemeral=True)
+            except BaseException:
+                await reservation.release_all()
+                raise
+            position = await queue.enqueue(interaction, plan, reservation)
             await answer(interaction, queued_message(plan, position), ephemeral=True)
             return
-        await defer(interaction, ephemeral=False)
-        await self._send_audio(interaction, plan)
+        reservation = await self.bot.speech.reserve(plan, joined=True)
+        try:
+            await defer(interaction, ephemeral=False)
+            await self._send_audio(interaction, plan, reservation)
+        finally:
+            await reservation.release_all()
 
-    async def _send_audio(self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan) -> None:
-        result = await self.bot.speech.synthesise(plan)
+    async def _send_audio(
+        self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, reservation: Reservation
+    ) -> None:
+        result = await self.bot.speech.synthesise(plan, reservation)
         audio, output_type, note = result.audio, result.output_type, ""
         # The margin must not eat a small limit: past 1/32 of it, it would refuse audio that fits.
         limit = interaction.filesize_limit - min(UPLOAD_MARGIN, interaction.filesize_limit // 32)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.budget import effective_budget
 from bot.errors import InvalidOptionError, UnknownVoiceError
 from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
@@ -19,6 +20,11 @@ from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
+
+# The largest budget a server may set (PRODUCT.md: 1 to 100,000,000 credits).
+MAX_BUDGET = 100_000_000
+_BUDGET_PERIODS = {"budget": "a day", "member_budget": "an hour"}
+_BUDGET_KINDS: dict[str, Literal["server", "member"]] = {"budget": "server", "member_budget": "member"}
 
 LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 
@@ -66,7 +72,10 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         new_server = await self.bot.storage.get_guild_settings(interaction.guild_id)
         effective = resolve_server(name, new_server, self.bot.settings.default_voice_id)
         old_text = await self._show(name, old) if old is not None else "not set"
-        if value is None:
+        if value is None and name in _BUDGET_PERIODS:
+            budget = effective_budget(None, self.bot.guard.operator_limit(_BUDGET_KINDS[name]))
+            new_text = f"cleared (now {budget.amount(_BUDGET_PERIODS[name])}, the {SOURCE_LABELS[budget.source]})"
+        elif value is None:
             now = await self._effective(name, effective.value, new_server)
             new_text = f"cleared (now {now}, the {SOURCE_LABELS[effective.source]})"
         else:
@@ -77,6 +86,9 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         await answer(interaction, f"Server {label}: {old_text} → {new_text}.{note}", ephemeral=True)
 
     async def _effective(self, name: str, value: Any, server: GuildSettings) -> str:
+        if name in _BUDGET_PERIODS:
+            budget = effective_budget(getattr(server, name), self.bot.guard.operator_limit(_BUDGET_KINDS[name]))
+            return budget.describe(_BUDGET_PERIODS[name])
         # With no voice at any level, the voice is the first prebuilt one for the language: name it.
         if name != "voice_id" or value is not None:
             return await self._show(name, value)
@@ -98,6 +110,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             return f"<@&{value}>"
         if name == "xsaid":
             return "on" if value else "off"
+        if name in _BUDGET_PERIODS:
+            return f"{value} credits {_BUDGET_PERIODS[name]}"
         return f"`{value}`"
 
     @app_commands.command(name="show", description="Every effective server setting and where it comes from.")
@@ -124,6 +138,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             resolved = resolve_server(name, server, self.bot.settings.default_voice_id)
             shown = await self._effective(name, resolved.value, server)
             lines.append(f"**{label}**: {shown} ({SOURCE_LABELS[resolved.source]})")
+        lines.extend(await self._budget_lines(interaction.guild_id, interaction.user.id))
         preferences = await self.bot.storage.get_member_preferences(interaction.guild_id, interaction.user.id)
         mine = [
             f"**{label}**: {await self._show(name, getattr(preferences, name))} (yours)"
@@ -135,6 +150,57 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if not self.bot.readouts_enabled:
             embed.set_footer(text=READOUTS_OFF)
         await answer(interaction, embed=embed, ephemeral=True)
+
+    async def _budget_lines(self, guild_id: int, user_id: int) -> list[str]:
+        """Each budget, where it comes from, and what has been used of it."""
+        guard = self.bot.guard
+        now = guard.clock()
+        server_budget, member_budget = await guard.budgets(guild_id)
+        today = await self.bot.storage.usage_for_day(guild_id, now.date())
+        mine = await self.bot.storage.member_usage(guild_id, user_id, at=now)
+        return [
+            f"**budget**: {server_budget.amount('a day')}, {today.committed} used today "
+            f"({SOURCE_LABELS[server_budget.source]})",
+            f"**member-budget**: {member_budget.amount('an hour')}, {mine.committed} used by you in the last "
+            f"60 minutes ({SOURCE_LABELS[member_budget.source]})",
+        ]
+
+    async def _set_budget(
+        self, interaction: discord.Interaction[UnmixrBot], kind: Literal["server", "member"], value: int | None
+    ) -> None:
+        operator = self.bot.guard.operator_limit(kind)
+        period = "a day" if kind == "server" else "an hour"
+        if value is not None and operator is not None and value > operator:
+            raise InvalidOptionError(
+                f"The bot's operator allows at most {operator} credits {period} here, so the budget cannot be "
+                f"{value}; pick {operator} or less."
+            )
+        name, label = ("budget", "budget") if kind == "server" else ("member_budget", "member budget")
+        await self._change(interaction, name, label, value)
+
+    @app_commands.command(
+        name="budget", description="Credits this server may spend per UTC day (leave empty to clear)."
+    )
+    @app_commands.describe(characters="1 to 100000000 credits a day (about one per character)")
+    async def budget(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        characters: app_commands.Range[int, 1, MAX_BUDGET] | None = None,
+    ) -> None:
+        """Set or clear the server's daily budget."""
+        await self._set_budget(interaction, "server", characters)
+
+    @app_commands.command(
+        name="member-budget", description="Credits each member may spend per 60 minutes (leave empty to clear)."
+    )
+    @app_commands.describe(characters="1 to 100000000 credits an hour (about one per character)")
+    async def member_budget(
+        self,
+        interaction: discord.Interaction[UnmixrBot],
+        characters: app_commands.Range[int, 1, MAX_BUDGET] | None = None,
+    ) -> None:
+        """Set or clear each member's hourly budget."""
+        await self._set_budget(interaction, "member", characters)
 
     @app_commands.command(name="voice", description="The server's default voice (leave empty to clear).")
     @app_commands.describe(voice="A voice name or uuid")

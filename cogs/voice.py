@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,11 +13,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.audio.player import Clip, GuildPlayer, QueueFullError
+from bot.budget import BudgetError, Reservation
 from bot.errors import UserFacingError
 from bot.mentions import guild_names, speakable_name
-from bot.replies import READOUTS_OFF, answer, defer
+from bot.replies import NO_MENTIONS, READOUTS_OFF, answer, defer
 from bot.speech import SayOptions, SpeechPlan
 from bot.text import clean_message, is_speakable, said_prefix
+from bot.tree import message_for
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -33,12 +35,23 @@ DELIBERATE_CLOSE_CODES = frozenset({1000, 4014, 4022})
 WATCH_INTERVAL = 1.0
 CONNECT_TIMEOUT = 15.0
 LABEL_LENGTH = 60
+# Discord takes follow-ups for 15 minutes after an interaction; past 14 a failure is only logged.
+FOLLOW_UP_SECONDS = 14 * 60
 
 VoiceChannel = discord.VoiceChannel | discord.StageChannel
 
 
 class VoiceError(UserFacingError):
     """A voice-channel request that cannot be done, with what to do instead."""
+
+
+def _queue_full(player: GuildPlayer) -> VoiceError:
+    return VoiceError(f"The queue is full ({player.max_queue} clips); wait for it to play or use /stop to clear it.")
+
+
+def _label(plan: SpeechPlan) -> str:
+    """How a clip is listed in /queue: its voice and the start of its text."""
+    return f"{plan.voice.character}: {plan.text[:LABEL_LENGTH]}{'…' if len(plan.text) > LABEL_LENGTH else ''}"
 
 
 def _channel_humans(channel: VoiceChannel, bot_id: int) -> int:
@@ -64,9 +77,31 @@ def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | Non
     return channel if isinstance(channel, discord.VoiceChannel | discord.StageChannel) else None
 
 
-async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan) -> AsyncIterator[bytes]:
-    async for chunk in bot.speech.iter_chunks(plan):
+async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan, reservation: Reservation) -> AsyncIterator[bytes]:
+    async for chunk in bot.speech.iter_chunks(plan, reservation):
         yield chunk.audio
+
+
+FailureNotice = Callable[[BaseException], Coroutine[Any, Any, None]]
+
+
+def _failure_notice(interaction: discord.Interaction[Any], label: str) -> FailureNotice:
+    """Tell the requester, privately, that their queued clip failed (while Discord still takes follow-ups)."""
+
+    async def notify(error: BaseException) -> None:
+        age = discord.utils.utcnow() - interaction.created_at
+        reason = message_for(error) or "something went wrong on our side"
+        if age.total_seconds() >= FOLLOW_UP_SECONDS:
+            log.info("queued clip %r failed after its interaction expired: %s", label, reason)
+            return
+        try:
+            await interaction.followup.send(
+                f"Your clip “{label}” was skipped: {reason}", ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException:
+            log.info("could not tell the requester that clip %r failed", label)
+
+    return notify
 
 
 class Voice(commands.Cog):
@@ -182,31 +217,63 @@ class Voice(commands.Cog):
             self._alone_since.pop(guild.id, None)
             return player
 
-    async def enqueue(self, interaction: discord.Interaction[Any], plan: SpeechPlan) -> int:
-        """Queue a planned request in the caller's channel; returns its position once its audio is starting."""
+    def check_room(self, interaction: discord.Interaction[Any]) -> None:
+        """Refuse before anything is reserved when the server's queue is already full."""
+        assert interaction.guild is not None
+        player = self.players.get(interaction.guild.id)
+        if player is not None and not player.has_room:
+            raise _queue_full(player)
+
+    async def enqueue(self, interaction: discord.Interaction[Any], plan: SpeechPlan, reservation: Reservation) -> int:
+        """Queue a planned request in the caller's channel and return its position.
+
+        The clip owns `reservation` from here: it is synthesised when it is next to play, and gives its credits
+        back if it is dropped first. A clip that starts at once is waited for, so a failure is the answer.
+        """
         guild = interaction.guild
         assert guild is not None
         channel = _caller_channel(interaction)
         if channel is None:
+            await reservation.release_all()
             raise VoiceError("Join a voice channel first, then try again.")
-        player = await self.ensure_connected(guild, channel)
-        return await self._enqueue_plan(player, plan, interaction.user.id)
+        try:
+            player = await self.ensure_connected(guild, channel)
+        except BaseException:
+            await reservation.release_all()
+            raise
+        label = _label(plan)
+        return await self._enqueue_plan(
+            player, plan, reservation, interaction.user.id, _failure_notice(interaction, label), label
+        )
 
-    async def _enqueue_plan(self, player: GuildPlayer, plan: SpeechPlan, user_id: int | None) -> int:
-        label = f"{plan.voice.character}: {plan.text[:LABEL_LENGTH]}{'…' if len(plan.text) > LABEL_LENGTH else ''}"
-        clip = Clip(label=label, requested_by=user_id, chunks=_chunk_bytes(self.bot, plan))
+    async def _enqueue_plan(
+        self,
+        player: GuildPlayer,
+        plan: SpeechPlan,
+        reservation: Reservation,
+        user_id: int | None,
+        on_failure: FailureNotice | None,
+        label: str,
+    ) -> int:
+        clip = Clip(
+            label=label,
+            requested_by=user_id,
+            chunks=_chunk_bytes(self.bot, plan, reservation),
+            release=reservation.release_all,
+            on_failure=on_failure,
+        )
         try:
             position = player.enqueue(clip)
         except QueueFullError:
-            raise VoiceError(
-                f"The queue is full ({player.max_queue} clips); wait for it to play or use /stop to clear it."
-            ) from None
+            await reservation.release_all()
+            raise _queue_full(player) from None
         try:
             await clip.first_ready()
         except BaseException:
             # Nothing was playable (out of credits, ...): take it back out and report why.
             if clip in player.queue:
                 player.queue.remove(clip)
+            clip.cancel()
             raise
         return position
 
@@ -336,8 +403,9 @@ class Voice(commands.Cog):
         last = self._last_said.get(guild.id)
         if xsaid and not (last and last[0] == message.author.id and now - last[1] < XSAID_REPEAT_SECONDS):
             prefix = said_prefix(await speakable_name(self.bot.storage, guild.id, message.author))
-        self._last_said[guild.id] = (message.author.id, now)
         try:
+            if not player.has_room:
+                raise QueueFullError()
             plan = await self.bot.speech.plan(
                 guild_id=guild.id,
                 user_id=message.author.id,
@@ -346,14 +414,27 @@ class Voice(commands.Cog):
                 truncate_to_limit=True,
                 prefix=prefix,
             )
-            clip = Clip(
-                label=f"{message.author.display_name}: {text[:LABEL_LENGTH]}",
-                requested_by=message.author.id,
-                chunks=_chunk_bytes(self.bot, plan),
-            )
-            player.enqueue(clip)
+            # Charged to the message's author, like their own /say.
+            reservation = await self.bot.speech.reserve(plan)
+        except BudgetError as error:
+            log.info("readout skipped in server %s: over the %s budget", guild.id, error.kind)
+            return
         except (UserFacingError, QueueFullError) as error:
             log.info("readout skipped in server %s: %s", guild.id, error)
+            return
+        self._last_said[guild.id] = (message.author.id, now)
+        label = f"{message.author.display_name}: {text[:LABEL_LENGTH]}"
+        clip = Clip(
+            label=label,
+            requested_by=message.author.id,
+            chunks=_chunk_bytes(self.bot, plan, reservation),
+            release=reservation.release_all,
+        )
+        try:
+            player.enqueue(clip)
+        except QueueFullError:
+            await reservation.release_all()
+            log.info("readout skipped in server %s: the queue is full", guild.id)
 
     # ----- leaving and reconnecting -----
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,24 +28,56 @@ class QueueFullError(Exception):
     """The server's queue already holds the most clips it may."""
 
 
+# Work started by clips that are no longer referenced (giving back a dropped clip's credits).
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine, name=name)
+    _background.add(task)
+    task.add_done_callback(_background_done)
+
+
+def _background_done(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("clip clean-up %s failed", task.get_name(), exc_info=task.exception())
+
+
 @dataclass(eq=False)
 class Clip:
-    """One queued request: its audio arrives chunk by chunk while it may already be playing."""
+    """One queued request: synthesised only when it is about to play, its audio arriving chunk by chunk.
+
+    `chunks` is not iterated before start(), so a clip dropped from the queue first never reaches Unmixr;
+    `release` then gives back the credits held for it. `on_failure` hears of a synthesis failure that nobody
+    was waiting for (the requester was already told the clip is queued).
+    """
 
     label: str
     requested_by: int | None
     chunks: AsyncIterator[bytes]
+    release: Callable[[], Coroutine[Any, Any, None]] | None = None
+    on_failure: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
     created_at: float = field(default_factory=time.monotonic)
+    failure: BaseException | None = None
     _parts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _producer: asyncio.Task[None] | None = None
     _first: asyncio.Future[None] | None = None
+    _awaited: bool = False
+    _cancelled: bool = False
+
+    @property
+    def started(self) -> bool:
+        """Whether synthesis has begun (the clip is playing or next)."""
+        return self._producer is not None
 
     def start(self) -> None:
         """Start synthesising and decoding now, ahead of the clip's turn."""
-        if self._producer is not None:
+        if self._producer is not None or self._cancelled:
             return
-        self._first = asyncio.get_running_loop().create_future()
-        self._producer = asyncio.get_running_loop().create_task(self._produce(), name=f"clip:{self.label[:30]}")
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future()
+        self._producer = loop.create_task(self._produce(), name=f"clip:{self.label[:30]}")
 
     async def _produce(self) -> None:
         assert self._first is not None
@@ -57,19 +89,23 @@ class Clip:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if not self._first.done():
-                self._first.set_exception(error)
+            self.failure = error
+            if not self._first.done() and self._awaited:
+                self._first.set_exception(error)  # whoever queued it reports it
             else:
-                log.warning("clip %r stopped early: %s", self.label, error)
+                log.warning("clip %r stopped: %s", self.label, error)
+                if self.on_failure is not None:
+                    _spawn(self.on_failure(error), name="clip-failure")
         finally:
             if not self._first.done():
                 self._first.set_result(None)
             self._parts.put_nowait(_END)
 
     async def first_ready(self) -> None:
-        """Wait for the first chunk; raises what synthesis raised if it failed before any audio."""
-        self.start()
-        assert self._first is not None
+        """Wait for the first chunk of a started clip; raises what synthesis raised if it failed before any audio."""
+        if self._first is None:
+            return  # not started (it waits its turn), or dropped before it started
+        self._awaited = True
         await asyncio.shield(self._first)
 
     async def parts(self) -> AsyncIterator[bytes]:
@@ -82,8 +118,17 @@ class Clip:
             yield part
 
     def cancel(self) -> None:
-        """Stop synthesising what has not been synthesised yet; whoever waits on the clip is released."""
-        if self._producer is not None and not self._producer.done():
+        """Stop synthesising what has not been synthesised yet; whoever waits on the clip is released.
+
+        A clip that never started gives back its credits; one that started releases its unsent chunks itself.
+        """
+        if self._cancelled:
+            return
+        self._cancelled = True
+        if self._producer is None:
+            if self.release is not None:
+                _spawn(self.release(), name="clip-release")
+        elif not self._producer.done():
             self._producer.cancel()
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
@@ -119,11 +164,21 @@ class GuildPlayer:
         """Add a clip; returns its position (1 = playing now). Raises QueueFullError at the bound."""
         if len(self) >= self.max_queue:
             raise QueueFullError()
-        clip.start()
         self.queue.append(clip)
+        self._prefetch()
         self.last_active = time.monotonic()
         self._wakeup.set()
         return len(self)
+
+    @property
+    def has_room(self) -> bool:
+        """Whether one more clip fits in the queue."""
+        return len(self) < self.max_queue
+
+    def _prefetch(self) -> None:
+        # Only the playing clip and the next one are synthesised: a clip dropped before then costs nothing.
+        if self.queue:
+            self.queue[0].start()
 
     def skip(self) -> Clip | None:
         """Stop the clip that is playing; the next one starts."""
@@ -163,6 +218,8 @@ class GuildPlayer:
                 await self._wakeup.wait()
             clip = self.queue.popleft()
             self.current = clip
+            clip.start()
+            self._prefetch()
             self._skip_current = False
             if self.on_clip_start is not None:
                 self.on_clip_start(clip)

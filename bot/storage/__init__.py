@@ -1,8 +1,10 @@
 """Persistent state of the bot in SQLite, behind the typed methods of Storage."""
 
-from bot.storage.database import DEFAULT_CACHE_SIZE, Storage, word_key
+from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Storage, word_key
 from bot.storage.errors import (
+    BudgetExceededError,
     ClonedVoiceExistsError,
+    CloneQuotaError,
     MigrationError,
     PronunciationLimitError,
     SchemaVersionError,
@@ -35,6 +37,9 @@ __all__ = [
     "MAX_WORD_LENGTH",
     "MEMBER_PREFERENCE_NAMES",
     "MEMBER_PREFERENCE_TYPES",
+    "MEMBER_WINDOW_SECONDS",
+    "BudgetExceededError",
+    "CloneQuotaError",
     "ClonedVoice",
     "ClonedVoiceExistsError",
     "GuildSettings",

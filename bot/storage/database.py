@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
@@ -16,7 +17,13 @@ from typing import Any, Final, Generic, Self, TypeVar
 
 import aiosqlite
 
-from bot.storage.errors import ClonedVoiceExistsError, PronunciationLimitError, StorageClosedError
+from bot.storage.errors import (
+    BudgetExceededError,
+    ClonedVoiceExistsError,
+    CloneQuotaError,
+    PronunciationLimitError,
+    StorageClosedError,
+)
 from bot.storage.migrations import apply_migrations
 from bot.storage.models import (
     GUILD_SETTING_NAMES,
@@ -60,21 +67,43 @@ _SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
     )
     for name in MEMBER_PREFERENCE_NAMES
 }
-_RECORD_USAGE: Final[str] = (
-    "INSERT INTO usage (guild_id, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits) "
-    "VALUES (?, ?, ?, ?, ?, 1, ?) "
-    "ON CONFLICT (guild_id, day) DO UPDATE SET "
-    "characters = characters + excluded.characters, "
-    "credits_prebuilt = credits_prebuilt + excluded.credits_prebuilt, "
-    "credits_cloned = credits_cloned + excluded.credits_cloned, "
-    "requests = requests + 1, "
-    "cache_hits = cache_hits + excluded.cache_hits"
+_LEDGER_COLUMNS: Final[str] = "characters, credits_prebuilt, credits_cloned, requests, cache_hits, reserved"
+_INSERT_LEDGER: Final[str] = (
+    "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
+    "credits_cloned, requests, cache_hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+# Applied as deltas so concurrent settlements of one request's chunks add up; a release never goes below 0.
+_SETTLE_LEDGER: Final[str] = (
+    "UPDATE usage_ledger SET "
+    "reserved = CASE WHEN reserved > ? THEN reserved - ? ELSE 0 END, "
+    "characters = characters + ?, credits_prebuilt = credits_prebuilt + ?, credits_cloned = credits_cloned + ?, "
+    "requests = requests + ?, cache_hits = cache_hits + ? "
+    "WHERE id = ?"
 )
 _SUM_USAGE: Final[str] = (
     "SELECT COALESCE(SUM(characters), 0), COALESCE(SUM(credits_prebuilt), 0), "
-    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0) "
-    "FROM usage WHERE guild_id = ? AND day >= ? AND day < ?"
+    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0), "
+    "COALESCE(SUM(reserved), 0) "
+    "FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"
 )
+_SUM_MEMBER_USAGE: Final[str] = (
+    "SELECT COALESCE(SUM(characters), 0), COALESCE(SUM(credits_prebuilt), 0), "
+    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0), "
+    "COALESCE(SUM(reserved), 0) "
+    "FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"
+)
+_COMMITTED_TODAY: Final[str] = (
+    "SELECT COALESCE(SUM(reserved + credits_prebuilt + credits_cloned), 0) FROM usage_ledger "
+    "WHERE guild_id = ? AND day = ?"
+)
+_MEMBER_ROWS: Final[str] = (
+    "SELECT at, reserved + credits_prebuilt + credits_cloned FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND at > ? ORDER BY at"
+)
+# Seconds in the rolling window of a member budget.
+MEMBER_WINDOW_SECONDS: Final[int] = 3600
+# A clone slot older than this belongs to an upload that never finished (the process died).
+CLONE_SLOT_SECONDS: Final[int] = 15 * 60
 _CLONED_VOICE_COLUMNS: Final[str] = "voice_id, guild_id, name, description, created_by, created_at"
 
 _Key = TypeVar("_Key", bound=Hashable)
@@ -417,8 +446,13 @@ class Storage:
         description: str | None,
         created_by: int,
         created_at: datetime | None = None,
+        *,
+        slot_id: str | None = None,
     ) -> ClonedVoice:
-        """Record a voice cloned by the server and return the record; a known voice_id raises."""
+        """Record a voice cloned by the server (filling its clone slot, if given) and return the record.
+
+        A known voice_id raises ClonedVoiceExistsError.
+        """
         moment = _utc(created_at or datetime.now(UTC))
         async with self._transaction(lambda: None) as connection:
             try:
@@ -428,6 +462,8 @@ class Storage:
                 )
             except aiosqlite.IntegrityError as error:
                 raise ClonedVoiceExistsError(voice_id) from error
+            if slot_id is not None:
+                await connection.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
         return ClonedVoice(
             voice_id=voice_id,
             guild_id=guild_id,
@@ -436,6 +472,45 @@ class Storage:
             created_by=created_by,
             created_at=moment,
         )
+
+    async def count_cloned_voices(self, guild_id: int | None = None) -> int:
+        """Return how many voices the server (or, without a server, the whole bot) has cloned."""
+        async with self._lock:
+            if guild_id is None:
+                (count,) = await self._fetchone("SELECT COUNT(*) FROM cloned_voices", ())
+            else:
+                (count,) = await self._fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
+        return int(count)
+
+    async def take_clone_slot(self, guild_id: int, limit: int, *, at: datetime | None = None) -> str:
+        """Take one of the server's `limit` clone slots for an upload, or raise CloneQuotaError.
+
+        Clones made and uploads in flight both hold a slot; the check and the take are one transaction, so
+        two uploads at once cannot both take the last slot. Fill it with add_cloned_voice(slot_id=...) or
+        give it back with release_clone_slot.
+        """
+        moment = _utc(at or datetime.now(UTC)).timestamp()
+        slot_id = secrets.token_hex(16)
+        async with self._transaction(lambda: None) as connection:
+            await connection.execute(
+                "DELETE FROM clone_slots WHERE guild_id = ? AND taken_at < ?", (guild_id, moment - CLONE_SLOT_SECONDS)
+            )
+            (count,) = await self._fetchone(
+                "SELECT (SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?) "
+                "+ (SELECT COUNT(*) FROM clone_slots WHERE guild_id = ?)",
+                (guild_id, guild_id),
+            )
+            if count >= limit:
+                raise CloneQuotaError(count, limit)
+            await connection.execute(
+                "INSERT INTO clone_slots (slot_id, guild_id, taken_at) VALUES (?, ?, ?)", (slot_id, guild_id, moment)
+            )
+        return slot_id
+
+    async def release_clone_slot(self, slot_id: str) -> None:
+        """Give back a clone slot whose upload did not make a voice."""
+        async with self._lock:
+            await self._db.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
 
     async def list_cloned_voices(self, guild_id: int) -> list[ClonedVoice]:
         """Return the voices cloned by the server, oldest first."""
@@ -465,7 +540,7 @@ class Storage:
             )
         return None if row is None else self._cloned_voice(row)
 
-    # Usage
+    # Usage: one ledger row per request, reserved before anything is spent and settled chunk by chunk
 
     async def record_usage(
         self,
@@ -476,34 +551,173 @@ class Storage:
         credits_cloned: int,
         cache_hit: bool,
         at: datetime | None = None,
+        user_id: int | None = None,
     ) -> None:
-        """Add one request to the server's usage for the UTC day of at (now by default)."""
+        """Add one settled request to the server's usage at `at` (now by default)."""
         if min(characters, credits_prebuilt, credits_cloned) < 0:
             raise ValueError("usage amounts cannot be negative")
-        day = _utc(at or datetime.now(UTC)).date().isoformat()
-        parameters = (guild_id, day, characters, credits_prebuilt, credits_cloned, int(cache_hit))
+        moment = _utc(at or datetime.now(UTC))
+        parameters = (
+            guild_id,
+            user_id,
+            moment.timestamp(),
+            moment.date().isoformat(),
+            0,
+            characters,
+            credits_prebuilt,
+            credits_cloned,
+            1,
+            int(cache_hit),
+        )
         # One statement is its own atomic transaction; the lock keeps it out of another's transaction.
         async with self._lock:
-            await self._db.execute(_RECORD_USAGE, parameters)
+            await self._fetchone(_INSERT_LEDGER, parameters)
 
-    async def _sum_usage(self, guild_id: int, start: date, end: date) -> Usage:
+    async def reserve_usage(
+        self,
+        guild_id: int,
+        user_id: int | None,
+        *,
+        amount: int,
+        cache_hits: int = 0,
+        server_budget: int | None = None,
+        member_budget: int | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Hold `amount` credits for one request and return its ledger id, or raise BudgetExceededError.
+
+        The check and the hold are one transaction, so concurrent requests cannot overshoot a budget together
+        (a write transaction is exclusive in SQLite). `cache_hits` chunks are counted as served from cache.
+        The server budget is per UTC day; the member budget per rolling hour. A request of 0 credits is
+        never refused.
+        """
+        if amount < 0 or cache_hits < 0:
+            raise ValueError("usage amounts cannot be negative")
+        moment = _utc(at or datetime.now(UTC))
+        day = moment.date().isoformat()
+        async with self._transaction(lambda: None):
+            if amount > 0 and server_budget is not None:
+                (used,) = await self._fetchone(_COMMITTED_TODAY, (guild_id, day))
+                if used + amount > server_budget:
+                    fits_ever = amount <= server_budget
+                    midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+                    raise BudgetExceededError(
+                        kind="server",
+                        budget=server_budget,
+                        used=used,
+                        amount=amount,
+                        frees_at=midnight if fits_ever else None,
+                    )
+            if amount > 0 and member_budget is not None and user_id is not None:
+                since = moment.timestamp() - MEMBER_WINDOW_SECONDS
+                rows = await self._fetchall(_MEMBER_ROWS, (guild_id, user_id, since))
+                used = sum(committed for _at, committed in rows)
+                if used + amount > member_budget:
+                    raise BudgetExceededError(
+                        kind="member",
+                        budget=member_budget,
+                        used=used,
+                        amount=amount,
+                        frees_at=_member_frees_at(rows, used, amount, member_budget),
+                    )
+            (ticket,) = await self._fetchone(
+                _INSERT_LEDGER,
+                (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits),
+            )
+        return int(ticket)
+
+    async def settle_usage(
+        self,
+        ticket: int,
+        *,
+        release: int = 0,
+        characters: int = 0,
+        credits_prebuilt: int = 0,
+        credits_cloned: int = 0,
+        requests: int = 0,
+        cache_hits: int = 0,
+    ) -> None:
+        """Apply what happened to part of a reserved request: `release` credits are no longer held, and the
+        spent credits, characters, requests and cache hits are added (cache_hits may be -1 to take back a
+        chunk first counted as cached that had to be synthesised after all)."""
+        if min(release, characters, credits_prebuilt, credits_cloned, requests) < 0:
+            raise ValueError("usage amounts cannot be negative")
+        parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
         async with self._lock:
-            row = await self._fetchone(_SUM_USAGE, (guild_id, start.isoformat(), end.isoformat()))
-        characters, credits_prebuilt, credits_cloned, requests, cache_hits = row
+            await self._db.execute(_SETTLE_LEDGER, parameters)
+
+    async def _sum_usage(self, sql: str, parameters: tuple[Any, ...]) -> Usage:
+        async with self._lock:
+            row = await self._fetchone(sql, parameters)
+        characters, credits_prebuilt, credits_cloned, requests, cache_hits, reserved = row
         return Usage(
             characters=characters,
             credits_prebuilt=credits_prebuilt,
             credits_cloned=credits_cloned,
             requests=requests,
             cache_hits=cache_hits,
+            reserved=reserved,
         )
 
     async def usage_for_day(self, guild_id: int, day: date) -> Usage:
         """Return what the server used on one UTC day."""
-        return await self._sum_usage(guild_id, day, day + timedelta(days=1))
+        return await self._sum_usage(_SUM_USAGE, (guild_id, day.isoformat(), (day + timedelta(days=1)).isoformat()))
 
     async def usage_for_month(self, guild_id: int, year: int, month: int) -> Usage:
         """Return what the server used in one UTC calendar month."""
         start = date(year, month, 1)
         end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-        return await self._sum_usage(guild_id, start, end)
+        return await self._sum_usage(_SUM_USAGE, (guild_id, start.isoformat(), end.isoformat()))
+
+    async def member_usage(self, guild_id: int, user_id: int, *, at: datetime | None = None) -> Usage:
+        """Return what the member used in the server in the 60 minutes before `at` (now by default)."""
+        since = _utc(at or datetime.now(UTC)).timestamp() - MEMBER_WINDOW_SECONDS
+        return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, since))
+
+    async def compact_usage(self, before: date) -> int:
+        """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.
+
+        Budgets only look at today and the last hour; /balance needs days and months. Held credits left by a
+        process that died mid-request were never confirmed as spent, so they are dropped here.
+        """
+        async with self._transaction(lambda: None):
+            (last_id,) = await self._fetchone("SELECT COALESCE(MAX(id), 0) FROM usage_ledger", ())
+            await self._db.execute(
+                "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
+                "credits_cloned, requests, cache_hits) "
+                "SELECT guild_id, NULL, MIN(at), day, 0, SUM(characters), SUM(credits_prebuilt), "
+                "SUM(credits_cloned), SUM(requests), SUM(cache_hits) FROM usage_ledger "
+                "WHERE day < ? GROUP BY guild_id, day HAVING COUNT(*) > 1 OR COUNT(user_id) > 0 OR SUM(reserved) > 0",
+                (before.isoformat(),),
+            )
+            async with self._db.execute(
+                "DELETE FROM usage_ledger WHERE id <= ? AND day < ? AND (guild_id, day) IN "
+                "(SELECT guild_id, day FROM usage_ledger WHERE id > ?)",
+                (last_id, before.isoformat(), last_id),
+            ) as cursor:
+                removed = cursor.rowcount
+        return max(removed, 0)
+
+    # Low-balance alerts
+
+    async def claim_alert(self, kind: str, day: date, *, at: datetime | None = None) -> bool:
+        """Record that the `kind` alert is being sent for `day`; False if it already was (by any process)."""
+        moment = _utc(at or datetime.now(UTC))
+        async with self._lock:
+            row = await self._fetchone(
+                "INSERT INTO alerts_sent (kind, day, sent_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING kind",
+                (kind, day.isoformat(), moment.timestamp()),
+            )
+        return row is not None
+
+
+def _member_frees_at(rows: list[Any], used: int, amount: int, budget: int) -> datetime | None:
+    """When enough of a member's use is 60 minutes old for `amount` more to fit, or None if it never can."""
+    if amount > budget:
+        return None
+    remaining = used
+    for at, committed in rows:
+        remaining -= committed
+        if remaining + amount <= budget:
+            return datetime.fromtimestamp(at + MEMBER_WINDOW_SECONDS, UTC)
+    return None

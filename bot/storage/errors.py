@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class StorageError(Exception):
     """Base class of every storage error."""
@@ -48,3 +50,25 @@ class StorageClosedError(StorageError):
 
     def __init__(self) -> None:
         super().__init__("The storage is closed.")
+
+
+class BudgetExceededError(StorageError):
+    """A reservation would take a server's or a member's use past its budget; nothing was reserved."""
+
+    def __init__(self, *, kind: str, budget: int, used: int, amount: int, frees_at: datetime | None) -> None:
+        # kind is "server" (per UTC day) or "member" (per rolling hour); frees_at is None when it can never fit.
+        self.kind = kind
+        self.budget = budget
+        self.used = used
+        self.amount = amount
+        self.frees_at = frees_at
+        super().__init__(f"{kind} budget {budget}: {used} used, {amount} more asked")
+
+
+class CloneQuotaError(StorageError):
+    """The server already has (or is making) as many cloned voices as it may."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(f"{count} cloned voices of at most {limit}")

@@ -74,6 +74,52 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         ) STRICT, WITHOUT ROWID;
         """,
     ),
+    (
+        2,
+        # Credit guards: server budgets, one ledger row per request (reserved, then settled) that both
+        # /balance and the budgets read, clone slots taken while an upload is in flight, and the record of
+        # low-balance alerts so each is sent once a day whichever process sees it first.
+        """
+        ALTER TABLE guild_settings ADD COLUMN budget INTEGER;
+        ALTER TABLE guild_settings ADD COLUMN member_budget INTEGER;
+
+        CREATE TABLE usage_ledger (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER,
+            at REAL NOT NULL,
+            day TEXT NOT NULL,
+            reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            characters INTEGER NOT NULL DEFAULT 0,
+            credits_prebuilt INTEGER NOT NULL DEFAULT 0,
+            credits_cloned INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0,
+            cache_hits INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE INDEX usage_ledger_by_day ON usage_ledger (guild_id, day);
+        CREATE INDEX usage_ledger_by_member ON usage_ledger (guild_id, user_id, at);
+        INSERT INTO usage_ledger
+            (guild_id, user_id, at, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits)
+        SELECT guild_id, NULL, CAST(strftime('%s', day) AS REAL), day,
+            characters, credits_prebuilt, credits_cloned, requests, cache_hits
+        FROM usage;
+        DROP TABLE usage;
+
+        CREATE TABLE clone_slots (
+            slot_id TEXT PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            taken_at REAL NOT NULL
+        ) STRICT;
+        CREATE INDEX clone_slots_by_guild ON clone_slots (guild_id);
+
+        CREATE TABLE alerts_sent (
+            kind TEXT NOT NULL,
+            day TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            PRIMARY KEY (kind, day)
+        ) STRICT, WITHOUT ROWID;
+        """,
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1][0]

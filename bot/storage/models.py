@@ -19,6 +19,8 @@ GUILD_SETTING_NAMES: Final[tuple[str, ...]] = (
     "readout_channel_id",
     "xsaid",
     "ignore_role_id",
+    "budget",
+    "member_budget",
 )
 
 # The per-member preferences a member can set in a server.
@@ -41,6 +43,8 @@ GUILD_SETTING_TYPES: Final[dict[str, type]] = {
     "readout_channel_id": int,
     "xsaid": bool,
     "ignore_role_id": int,
+    "budget": int,
+    "member_budget": int,
 }
 MEMBER_PREFERENCE_TYPES: Final[dict[str, type]] = {"voice_id": str, "rate": str, "nickname": str}
 
@@ -61,6 +65,9 @@ class GuildSettings:
     readout_channel_id: int | None = None
     xsaid: bool | None = None
     ignore_role_id: int | None = None
+    # Credits a day for the server, and an hour for each member (PRODUCT.md, Credit guards).
+    budget: int | None = None
+    member_budget: int | None = None
 
     def is_empty(self) -> bool:
         """Return whether no setting is set at the server level."""
@@ -111,8 +118,15 @@ class Usage:
     credits_cloned: int = 0
     requests: int = 0
     cache_hits: int = 0
+    # Credits held for requests still in progress: not spent yet, but counted against budgets.
+    reserved: int = 0
 
     @property
     def credits(self) -> int:
         """Return the credits of both kinds together."""
         return self.credits_prebuilt + self.credits_cloned
+
+    @property
+    def committed(self) -> int:
+        """Return what counts against a budget: credits spent plus credits held."""
+        return self.credits + self.reserved

@@ -427,7 +427,12 @@ class UnmixrClient:
             return reply, self._check(TTS_ENDPOINT, reply, accept_audio=True)
 
         reply, data = await self._with_retries("POST", TTS_ENDPOINT, attempt, retry=True)
-        return await self._tts_result(reply, data, request, fairness_key)
+        try:
+            return await self._tts_result(reply, data, request, fairness_key)
+        except UnmixrError as error:
+            # Unmixr answered with success, so the request was charged even though its audio is unusable.
+            error.maybe_charged = True
+            raise
 
     async def clone_voice(
         self,
@@ -602,7 +607,9 @@ class UnmixrClient:
             )
         except TimeoutError:
             # It may have been sent and charged, so a timeout is never retried.
-            return UnmixrTimeoutError(endpoint=endpoint, detail="timeout")
+            timed_out = UnmixrTimeoutError(endpoint=endpoint, detail="timeout")
+            timed_out.maybe_charged = True
+            return timed_out
         except aiohttp.ClientConnectionError as exc:
             # Nothing came back, so it is safe to try again.
             return _Retryable(UnmixrConnectionError(endpoint=endpoint, detail=type(exc).__name__))
@@ -633,6 +640,7 @@ class UnmixrClient:
             return body
         response.close()
         failure.__context__ = None
+        failure.maybe_charged = True  # the server answered, so it may have acted on the request
         return failure
 
     @staticmethod
@@ -674,9 +682,11 @@ class UnmixrClient:
             if accept_audio and _sniff_format(reply.body):
                 # Audio with a missing or wrong Content-Type is still audio.
                 return None
-            raise MalformedResponseError(
+            malformed = MalformedResponseError(
                 endpoint=endpoint, code=reply.status, detail=f"body is not JSON ({reply.content_type!r})"
             )
+            malformed.maybe_charged = True  # a success status: the work may have been done
+            raise malformed
         return data
 
     async def _with_retries(
@@ -766,13 +776,31 @@ class UnmixrClient:
             fields = {**nested, **{key: value for key, value in data.items() if key != "data"}}
         usage_data = fields.get("credit_usage")
         usage = self._parse(CreditUsage, usage_data, TTS_ENDPOINT) if usage_data else CreditUsage()
+        try:
+            return await self._tts_audio(fields, request, usage, fairness_key, reported=bool(usage_data))
+        except UnmixrError as error:
+            if usage_data:
+                error.credit_usage = usage
+            raise
+
+    async def _tts_audio(
+        self,
+        fields: dict[str, Any],
+        request: TTSRequest,
+        usage: CreditUsage,
+        fairness_key: Hashable | None,
+        *,
+        reported: bool,
+    ) -> TTSResult:
+        """Fetch or decode the audio of a successful `/short-tts/` JSON answer."""
         duration = _number(fields.get("duration"))
         declared_type = fields.get("output_type") or fields.get("format") or request.output_type
         fallback = declared_type if declared_type in ("mp3", "wav") else request.output_type
         audio_url = fields.get("audio_url") or fields.get("url")
         if isinstance(audio_url, str) and audio_url:
             audio = await self._download(audio_url, fairness_key=fairness_key)
-            return self._result(audio, _audio_format(audio, url=audio_url, fallback=fallback), duration, usage)
+            output_type = _audio_format(audio, url=audio_url, fallback=fallback)
+            return self._result(audio, output_type, duration, usage, reported=reported)
         for key in _BASE64_KEYS:
             encoded = fields.get(key)
             if isinstance(encoded, str) and encoded:
@@ -780,16 +808,26 @@ class UnmixrClient:
                     audio = _decode_base64(encoded)
                 except (binascii.Error, ValueError):
                     raise MalformedResponseError(endpoint=TTS_ENDPOINT, detail=f"{key} is not valid base64") from None
-                return self._result(audio, _audio_format(audio, fallback=fallback), duration, usage)
+                return self._result(audio, _audio_format(audio, fallback=fallback), duration, usage, reported=reported)
         raise MalformedResponseError(endpoint=TTS_ENDPOINT, detail="no audio_url and no audio in body")
 
-    def _result(self, audio: bytes, output_type: str, duration: float | None, usage: CreditUsage) -> TTSResult:
+    def _result(
+        self,
+        audio: bytes,
+        output_type: str,
+        duration: float | None,
+        usage: CreditUsage,
+        *,
+        reported: bool = False,
+    ) -> TTSResult:
         """Build a TTSResult after checking the audio is neither empty nor over the cap."""
         if not audio:
             raise MalformedResponseError(endpoint=TTS_ENDPOINT, detail="empty audio")
         if len(audio) > self._max_audio_bytes:
             raise AudioTooLargeError(endpoint=TTS_ENDPOINT, detail=f"{len(audio)} bytes")
-        return TTSResult(audio=audio, output_type=output_type, duration=duration, credit_usage=usage)
+        return TTSResult(
+            audio=audio, output_type=output_type, duration=duration, credit_usage=usage, usage_reported=reported
+        )
 
     # Downloads --------------------------------------------------------------
 

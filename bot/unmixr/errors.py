@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from bot.unmixr.models import CreditUsage
 
 TTS_ENDPOINT = "/short-tts/"
 CLONE_ENDPOINT = "/clone-voice/"
@@ -31,6 +34,10 @@ class UnmixrError(Exception):
         self.detail: str | None = detail
         self.retry_after: float | None = retry_after
         self.transient: bool = self.default_transient if transient is None else transient
+        # Whether Unmixr may have acted on (and charged for) the request although it failed: a timeout, or a
+        # success answer the bot could not use. What it reported it charged, when it said so.
+        self.maybe_charged: bool = False
+        self.credit_usage: CreditUsage | None = None
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -190,6 +190,8 @@ class TTSResult(BaseModel):
     output_type: str = "mp3"
     duration: float | None = None
     credit_usage: CreditUsage = Field(default_factory=CreditUsage)
+    # False when the answer did not say what it cost (raw audio): the caller must assume its estimate.
+    usage_reported: bool = False
 
 
 class CloneResult(_Tolerant):

@@ -61,6 +61,8 @@ async def test_every_admin_command_is_refused_to_a_member_without_manage_server(
         ("intensity", {"intensity": 20}),
         ("format", {"format": "wav"}),
         ("max-length", {"length": 100}),
+        ("budget", {"characters": 100}),
+        ("member-budget", {"characters": 100}),
         ("readout-channel", {"channel": ChannelOption(world.readout["id"])}),
         ("xsaid", {"enabled": False}),
         ("ignore-role", {"role": RoleOption(int(role["id"]))}),

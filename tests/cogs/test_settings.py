@@ -22,6 +22,8 @@ SETTINGS_OPTIONS = {
     "readout-channel": ["channel"],
     "xsaid": ["enabled"],
     "ignore-role": ["role"],
+    "budget": ["characters"],
+    "member-budget": ["characters"],
     "reset": [],
 }
 MANAGE_GUILD = str(1 << 5)
@@ -83,6 +85,8 @@ async def test_settings_command_has_exactly_the_documented_subcommands_and_optio
         "readout-channel": 7,
         "xsaid": 5,
         "ignore-role": 8,
+        "budget": 4,
+        "member-budget": 4,
     }
     assert str(synced["default_member_permissions"]) == MANAGE_GUILD
     assert command(running, "pronounce")["default_member_permissions"] is None

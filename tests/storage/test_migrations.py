@@ -10,7 +10,15 @@ import pytest
 from bot.storage import LATEST_VERSION, MigrationError, SchemaVersionError, Storage
 from bot.storage.migrations import MIGRATIONS, apply_migrations, schema_version
 
-TABLES = {"guild_settings", "member_preferences", "pronunciations", "cloned_voices", "usage"}
+TABLES = {
+    "guild_settings",
+    "member_preferences",
+    "pronunciations",
+    "cloned_voices",
+    "usage_ledger",
+    "clone_slots",
+    "alerts_sent",
+}
 
 
 def read_pragma(path: Path, name: str) -> object:

@@ -32,6 +32,8 @@ SAMPLE_SETTINGS: dict[str, object] = {
     "readout_channel_id": 1_234_567_890_123_456_789,
     "xsaid": False,
     "ignore_role_id": 987_654_321_987_654_321,
+    "budget": 50_000,
+    "member_budget": 2_000,
 }
 SAMPLE_PREFERENCES: dict[str, str] = {"voice_id": "my-voice", "rate": "slow", "nickname": "Robin"}
 

@@ -1,0 +1,91 @@
+"""Low-balance alerts: the account's credits read at start, every 15 minutes and on /balance."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from bot.budget import Clock, utc_now
+from bot.storage import Storage
+from bot.unmixr import CreditBalance, UnmixrClient, UnmixrError
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 15 * 60
+# After a failed read, try again sooner than the regular interval.
+RETRY_SECONDS = 60
+
+AlertKind = Literal["prebuilt", "cloned"]
+Post = Callable[[str], Coroutine[Any, Any, None]]
+
+_KIND_NAMES: dict[AlertKind, str] = {"prebuilt": "prebuilt-voice", "cloned": "cloned-voice"}
+
+
+class LowBalanceWatch:
+    """Warns the operator when the account runs low: in the log, and once a UTC day per kind in a channel."""
+
+    def __init__(
+        self,
+        client: UnmixrClient,
+        storage: Storage,
+        *,
+        threshold: int,
+        post: Post | None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._client = client
+        self._storage = storage
+        self._threshold = threshold
+        self._post = post
+        self._clock = clock
+
+    async def _low(self, balance: CreditBalance) -> list[tuple[AlertKind, int]]:
+        low: list[tuple[AlertKind, int]] = []
+        if balance.prebuilt_chars < self._threshold:
+            low.append(("prebuilt", balance.prebuilt_chars))
+        # Cloned-voice credits matter only while this bot has a clone to speak with.
+        if balance.cloned_chars < self._threshold and await self._storage.count_cloned_voices() > 0:
+            low.append(("cloned", balance.cloned_chars))
+        return low
+
+    def _sentence(self, kind: AlertKind, left: int) -> str:
+        return (
+            f"The Unmixr account is low on {_KIND_NAMES[kind]} characters: {left} left, under the warning level of "
+            f"{self._threshold}; add credits at https://unmixr.com before requests start failing."
+        )
+
+    async def check(self, balance: CreditBalance | None = None) -> list[str]:
+        """Read the balance (unless given), log and post what is low; return one warning sentence per kind."""
+        if balance is None:
+            balance = await self._client.credit_balance()
+        found: list[str] = []
+        for kind, left in await self._low(balance):
+            sentence = self._sentence(kind, left)
+            found.append(sentence)
+            log.warning("%s", sentence)
+            await self._alert(kind, sentence)
+        return found
+
+    async def _alert(self, kind: AlertKind, sentence: str) -> None:
+        if self._post is None:
+            return
+        # Recorded in the database first, so however many processes see it, one message is posted a day.
+        if not await self._storage.claim_alert(kind, self._clock().date()):
+            return
+        try:
+            await self._post(f"⚠️ {sentence}")
+        except Exception as error:
+            log.warning("could not post the low-balance alert: %s", error)
+
+    async def run(self) -> None:
+        """Check at start, then every 15 minutes, for as long as the bot runs."""
+        while True:
+            try:
+                await self.check()
+            except UnmixrError as error:
+                log.warning("could not read the credit balance: %s", error.message)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            await asyncio.sleep(CHECK_SECONDS)

@@ -1,0 +1,200 @@
+"""Credit guards: the one door every paid request passes. Budgets are checked and credits held before anything
+is spent; each chunk then settles its hold with what Unmixr charged, or gives it back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.errors import UserFacingError
+from bot.resolution import SOURCE_LABELS
+from bot.storage import BudgetExceededError, Storage
+from bot.unmixr import CreditUsage
+
+log = logging.getLogger(__name__)
+
+BudgetSource = Literal["server", "operator", "default"]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the clock budgets use unless a test gives another)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One effective budget in credits (None = unlimited) and the level it came from."""
+
+    limit: int | None
+    source: BudgetSource
+
+    def amount(self, period: str) -> str:
+        """The budget as a short phrase, such as "5000 credits a day", or "unlimited"."""
+        return "unlimited" if self.limit is None else f"{self.limit} credits {period}"
+
+    def describe(self, period: str) -> str:
+        """The budget and where it comes from, such as "5000 credits a day (server setting)"."""
+        return f"{self.amount(period)} ({SOURCE_LABELS[self.source]})"
+
+
+def effective_budget(server_value: int | None, operator_value: int | None) -> Budget:
+    """A server may set a lower budget than the operator's, never a higher one."""
+    if server_value is not None and (operator_value is None or server_value <= operator_value):
+        return Budget(server_value, "server")
+    if operator_value is not None:
+        return Budget(operator_value, "operator")
+    return Budget(None, "default")
+
+
+class BudgetError(UserFacingError):
+    """A request would pass the server's daily or the member's hourly budget; nothing was spent."""
+
+    def __init__(self, refused: BudgetExceededError) -> None:
+        self.kind = refused.kind
+        self.budget = refused.budget
+        if refused.kind == "server":
+            whose, period, raise_it = "this server's daily budget", "a day", "`/settings budget`"
+        else:
+            whose, period, raise_it = "your budget in this server", "an hour", "`/settings member-budget`"
+        if refused.frees_at is None:
+            message = (
+                f"This needs {refused.amount} credits but {whose} is {refused.budget} credits {period}, so it can "
+                f"never fit; shorten the text, or ask an admin to raise {raise_it}."
+            )
+        else:
+            when = f"<t:{int(refused.frees_at.timestamp())}:R>"
+            left = max(refused.budget - refused.used, 0)
+            message = (
+                f"That would pass {whose} of {refused.budget} credits {period} ({left} left, this needs "
+                f"{refused.amount}); it frees up {when}, or ask an admin to raise {raise_it}."
+            )
+        super().__init__(message)
+
+
+class Reservation:
+    """Credits held for one request: each chunk settles its hold with the real cost, or releases it."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        ticket: int,
+        holds: Mapping[int, int],
+        cached: Collection[int],
+        *,
+        cloned_voice: bool,
+    ) -> None:
+        self._storage = storage
+        self.ticket = ticket
+        self._holds = dict(holds)  # chunk index -> credits held, for chunks not in the cache when checked
+        self._cached = set(cached)  # chunk indexes counted as cache hits when checked
+        self._cloned_voice = cloned_voice
+
+    @property
+    def held(self) -> int:
+        """Credits still held (estimated, not yet settled or released)."""
+        return sum(self._holds.values())
+
+    def counted_as_cached(self, index: int) -> bool:
+        """Whether the chunk was in the cache when the request was checked."""
+        return index in self._cached
+
+    async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
+        """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
+        held = self._holds.pop(index, 0)
+        if usage is None:
+            prebuilt, cloned = (0, held) if self._cloned_voice else (held, 0)
+        else:
+            prebuilt, cloned = usage.prebuilt, usage.voice_cloning
+        was_cached = index in self._cached
+        self._cached.discard(index)
+        await self._storage.settle_usage(
+            self.ticket,
+            release=held,
+            characters=characters,
+            credits_prebuilt=prebuilt,
+            credits_cloned=cloned,
+            # A chunk counted as a cached request that had to be synthesised after all (evicted meanwhile).
+            requests=0 if was_cached else 1,
+            cache_hits=-1 if was_cached else 0,
+        )
+
+    async def cache_hit(self, index: int) -> None:
+        """The chunk came from the cache after all (another request stored it meanwhile): nothing is spent."""
+        if index in self._cached:
+            return
+        held = self._holds.pop(index, 0)
+        self._cached.add(index)
+        await self._storage.settle_usage(self.ticket, release=held, requests=1, cache_hits=1)
+
+    async def release(self, index: int) -> None:
+        """The chunk was never sent, or got an error answer: its hold is given back."""
+        held = self._holds.pop(index, 0)
+        if held:
+            await self._storage.settle_usage(self.ticket, release=held)
+
+    async def release_all(self) -> None:
+        """Give back every hold not settled yet (the request was dropped or failed)."""
+        held, self._holds = self.held, {}
+        if held:
+            await self._storage.settle_usage(self.ticket, release=held)
+
+
+class CreditGuard:
+    """Checks budgets and holds credits for requests, atomically in the database."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        server_daily: int | None,
+        member_hourly: int | None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._storage = storage
+        self._server_daily = server_daily
+        self._member_hourly = member_hourly
+        self.clock = clock
+
+    async def budgets(self, guild_id: int) -> tuple[Budget, Budget]:
+        """The server's effective daily budget and its members' effective hourly budget."""
+        server = await self._storage.get_guild_settings(guild_id)
+        return (
+            effective_budget(server.budget, self._server_daily),
+            effective_budget(server.member_budget, self._member_hourly),
+        )
+
+    def operator_limit(self, kind: Literal["server", "member"]) -> int | None:
+        """The operator's budget of that kind, the most a server may set."""
+        return self._server_daily if kind == "server" else self._member_hourly
+
+    async def reserve(
+        self,
+        *,
+        guild_id: int,
+        user_id: int | None,
+        holds: Mapping[int, int],
+        cached: Collection[int],
+        cloned_voice: bool,
+    ) -> Reservation:
+        """Hold `holds` (credits by chunk) for one request, or raise BudgetError saying which budget and when.
+
+        `cached` chunks are counted as cache hits: free, and never refused.
+        """
+        server_budget, member_budget = await self.budgets(guild_id)
+        try:
+            ticket = await self._storage.reserve_usage(
+                guild_id,
+                user_id,
+                amount=sum(holds.values()),
+                cache_hits=len(cached),
+                server_budget=server_budget.limit,
+                member_budget=member_budget.limit,
+                at=self.clock(),
+            )
+        except BudgetExceededError as refused:
+            raise BudgetError(refused) from None
+        return Reservation(self._storage, ticket, holds, cached, cloned_voice=cloned_voice)

@@ -1,0 +1,177 @@
+"""Credit guards end to end: server and member budgets, the cache exemption, concurrency, the UTC day, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.conftest import MEMBER_PERMISSIONS, World
+from tests.fakes.discord_server import FakeInteraction, FakeMember
+from tests.fakes.prose import prose
+
+RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
+
+
+async def admin_sets(world: World, subcommand: str, characters: int | None) -> FakeInteraction:
+    options = {"characters": characters} if characters is not None else {}
+    interaction = await world.slash("settings", options, subcommand=subcommand, member=world.admin)
+    await interaction.wait_final()
+    return interaction
+
+
+async def say(world: World, member: FakeMember, text: str, **options: Any) -> FakeInteraction:
+    interaction = await world.say(member=member, text=text, **options)
+    await interaction.wait_final(timeout=20)
+    return interaction
+
+
+def frees_at(interaction: FakeInteraction) -> datetime:
+    found = RELATIVE_TIME.search(interaction.content())
+    assert found, interaction.content()
+    return datetime.fromtimestamp(int(found.group(1)), UTC)
+
+
+def spent(world: World, before: int) -> int:
+    return before - world.unmixr.prebuilt_chars
+
+
+async def test_the_server_budget_refuses_with_its_number_and_when_it_frees(running: World) -> None:
+    changed = await admin_sets(running, "budget", 130)
+    assert "130 credits a day" in changed.content()
+    first = await say(running, running.member, prose(100, salt=1))
+    assert first.files(), first.content()
+
+    requests = len(running.tts_requests())
+    refused = await say(running, running.other, prose(50, salt=2))
+    assert refused.ephemeral and not refused.files()
+    text = refused.content()
+    assert "this server's daily budget of 130 credits" in text and "30 left" in text and "needs 50" in text
+    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+    assert frees_at(refused) == tomorrow
+    assert len(running.tts_requests()) == requests  # nothing was sent, nothing spent
+    # A refusal is one sentence, answered privately before any public "thinking" message.
+    assert text.count(". ") == 0 and text.endswith(".")
+    assert not [r for r in refused.responses if r.kind == "callback" and r.type == 5]
+
+    # What fits still goes through.
+    fits = await say(running, running.other, prose(30, salt=3))
+    assert fits.files(), fits.content()
+
+
+async def test_the_member_budget_is_each_members_own_rolling_hour(running: World) -> None:
+    await admin_sets(running, "member-budget", 80)
+    started = datetime.now(UTC)
+    assert (await say(running, running.member, prose(60, salt=4))).files()
+    refused = await say(running, running.member, prose(40, salt=5))
+    assert refused.ephemeral and not refused.files()
+    assert "your budget in this server of 80 credits an hour" in refused.content()
+    # It frees when that first request is 60 minutes old.
+    assert abs((frees_at(refused) - started).total_seconds() - 3600) < 30
+    # Another member has a budget of their own.
+    assert (await say(running, running.other, prose(60, salt=6))).files()
+
+
+async def test_a_request_larger_than_a_budget_can_never_fit(running: World) -> None:
+    await admin_sets(running, "budget", 30)
+    refused = await say(running, running.member, prose(45, salt=7))
+    assert "can never fit" in refused.content() and "30 credits a day" in refused.content()
+    assert "<t:" not in refused.content()
+    assert not running.tts_requests()
+
+
+async def test_cache_hits_are_never_refused_and_never_counted(running: World) -> None:
+    text = prose(90, salt=8)
+    await admin_sets(running, "budget", 100)
+    before = running.unmixr.prebuilt_chars
+    assert (await say(running, running.member, text)).files()
+    assert spent(running, before) == 90
+    assert not (await say(running, running.member, prose(30, salt=9))).files()  # over budget
+    again = await say(running, running.other, text)
+    assert again.files() and "from cache" in again.content()
+    today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
+    assert today.committed == 90 and today.cache_hits == 1
+
+
+async def test_fifty_requests_at_once_never_spend_past_the_budget(running: World) -> None:
+    await admin_sets(running, "budget", 1000)
+    members = [running.guild.add_member(f"Member {n}", permissions=MEMBER_PERMISSIONS) for n in range(50)]
+    before = running.unmixr.prebuilt_chars
+    answers = await asyncio.gather(
+        *(say(running, member, prose(200, salt=100 + n)) for n, member in enumerate(members))
+    )
+    delivered = [a for a in answers if a.files()]
+    refused = [a for a in answers if not a.files()]
+    # 10x the budget was asked for: at most the budget plus one request's characters is spent.
+    assert spent(running, before) <= 1000 + 200
+    assert len(delivered) == 5
+    assert all("daily budget of 1000 credits" in a.content() for a in refused)
+    today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
+    assert today.reserved == 0 and today.credits == spent(running, before)
+
+
+async def test_the_server_budget_starts_again_at_utc_midnight(running: World) -> None:
+    clock = {"now": datetime(2030, 5, 4, 23, 59, 30, tzinfo=UTC)}
+    running.bot.guard.clock = lambda: clock["now"]
+    await admin_sets(running, "budget", 100)
+    assert (await say(running, running.member, prose(90, salt=10))).files()
+    refused = await say(running, running.member, prose(50, salt=11))
+    assert frees_at(refused) == datetime(2030, 5, 5, tzinfo=UTC)
+
+    clock["now"] = datetime(2030, 5, 5, 0, 0, 5, tzinfo=UTC)
+    assert (await say(running, running.member, prose(50, salt=11))).files()
+    assert (await running.bot.storage.usage_for_day(running.guild.id, datetime(2030, 5, 4).date())).credits == 90
+    assert (await running.bot.storage.usage_for_day(running.guild.id, datetime(2030, 5, 5).date())).credits == 50
+
+
+async def test_a_server_may_set_a_lower_budget_than_the_operator_never_a_higher_one(world: World) -> None:
+    await world.start_bot(server_daily_budget=500, member_hourly_budget=50)
+    higher = await admin_sets(world, "budget", 600)
+    assert higher.ephemeral and "at most 500 credits a day" in higher.content()
+    assert (await world.bot.storage.get_guild_settings(world.guild.id)).budget is None
+    lower = await admin_sets(world, "budget", 300)
+    assert "300 credits a day" in lower.content()
+    # The operator's member budget applies to everyone, admins included.
+    refused = await say(world, world.admin, prose(60, salt=12))
+    assert "50 credits an hour" in refused.content()
+
+    cleared = await admin_sets(world, "budget", None)
+    assert "now 500 credits a day, the bot operator's default" in cleared.content()
+    await admin_sets(world, "member-budget", 40)
+    reset = await world.slash("settings", {}, subcommand="reset", member=world.admin)
+    await reset.wait_final()
+    assert (await world.bot.guard.budgets(world.guild.id))[1].limit == 50
+
+
+async def test_settings_show_and_balance_show_each_budget_and_its_use(running: World) -> None:
+    await admin_sets(running, "budget", 5000)
+    await admin_sets(running, "member-budget", 700)
+    assert (await say(running, running.admin, prose(123, salt=13))).files()
+
+    show = await running.slash("settings", {}, subcommand="show", member=running.admin)
+    await show.wait_final()
+    description = show.embeds()[0]["description"]
+    assert "**budget**: 5000 credits a day, 123 used today (server setting)" in description
+    assert "**member-budget**: 700 credits an hour, 123 used by you in the last 60 minutes (server setting)" in (
+        description
+    )
+    balance = await running.slash("balance", member=running.admin)
+    await balance.wait_final()
+    assert "**Today's budget**: 123 of 5000 credits a day (server setting) used" in balance.content()
+    assert "**Member budget**: 700 credits an hour (server setting)" in balance.content()
+
+
+async def test_a_timeout_counts_the_estimate_and_an_error_answer_costs_nothing(running: World) -> None:
+    running.bot.unmixr._tts_timeout = 0.5  # test hook: the 25 s timeout is not a setting
+    running.unmixr.hang_next(1, endpoint="/short-tts/")
+    timed_out = await say(running, running.member, prose(70, salt=14))
+    assert "took too long" in timed_out.content()
+    today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
+    assert (today.committed, today.reserved) == (70, 0)  # it may have been charged: counted as spent
+
+    running.unmixr.fail_next(505, endpoint="/short-tts/")
+    failed = await say(running, running.member, prose(40, salt=15))
+    assert "run out of prebuilt-voice characters" in failed.content()
+    today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
+    assert (today.committed, today.reserved) == (70, 0)

@@ -1,0 +1,225 @@
+"""The usage ledger as budgets see it: atomic reservations, settlement, windows, compaction, slots and alerts."""
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.storage import BudgetExceededError, CloneQuotaError, Storage, Usage
+from bot.storage.migrations import MIGRATIONS, apply_migrations
+
+GUILD = 5
+MEMBER = 42
+OTHER = 43
+NOON = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
+
+
+async def test_a_reservation_counts_against_the_day_until_it_is_settled_with_the_real_cost(storage: Storage) -> None:
+    ticket = await storage.reserve_usage(GUILD, MEMBER, amount=100, server_budget=1000, at=NOON)
+    day = await storage.usage_for_day(GUILD, NOON.date())
+    assert day == Usage(reserved=100)
+    assert day.committed == 100 and day.credits == 0
+
+    await storage.settle_usage(ticket, release=100, characters=100, credits_prebuilt=97, requests=1)
+    day = await storage.usage_for_day(GUILD, NOON.date())
+    assert day == Usage(characters=100, credits_prebuilt=97, requests=1)
+    assert day.committed == 97
+
+
+async def test_the_server_budget_refuses_what_would_pass_it_and_says_when_it_frees(storage: Storage) -> None:
+    await storage.reserve_usage(GUILD, MEMBER, amount=600, server_budget=1000, at=NOON)
+    await storage.reserve_usage(GUILD, OTHER, amount=400, server_budget=1000, at=NOON)
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD, MEMBER, amount=1, server_budget=1000, at=NOON)
+    assert refused.value.kind == "server"
+    assert (refused.value.budget, refused.value.used, refused.value.amount) == (1000, 1000, 1)
+    assert refused.value.frees_at == datetime(2024, 6, 16, tzinfo=UTC)
+    # Nothing was held for the refused request.
+    assert (await storage.usage_for_day(GUILD, NOON.date())).reserved == 1000
+
+
+async def test_a_request_larger_than_the_budget_can_never_fit(storage: Storage) -> None:
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD, MEMBER, amount=1001, server_budget=1000, at=NOON)
+    assert refused.value.frees_at is None
+    with pytest.raises(BudgetExceededError) as member:
+        await storage.reserve_usage(GUILD, MEMBER, amount=51, member_budget=50, at=NOON)
+    assert member.value.kind == "member" and member.value.frees_at is None
+
+
+async def test_the_server_budget_starts_again_at_utc_midnight(storage: Storage) -> None:
+    late = datetime(2024, 6, 15, 23, 59, 59, tzinfo=UTC)
+    await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late)
+    with pytest.raises(BudgetExceededError):
+        await storage.reserve_usage(GUILD, MEMBER, amount=10, server_budget=1000, at=late)
+    await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late + timedelta(seconds=1))
+
+
+async def test_the_member_budget_is_a_rolling_hour_and_names_when_enough_is_an_hour_old(storage: Storage) -> None:
+    await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON)
+    await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=NOON + timedelta(minutes=20))
+    await storage.reserve_usage(GUILD, MEMBER, amount=20, member_budget=100, at=NOON + timedelta(minutes=40))
+    # Other members and other servers have their own windows.
+    await storage.reserve_usage(GUILD, OTHER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
+    await storage.reserve_usage(GUILD + 1, MEMBER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
+
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD, MEMBER, amount=60, member_budget=100, at=NOON + timedelta(minutes=50))
+    # 30 frees at 13:00 (not enough for 60), 30+50 frees at 13:20.
+    assert refused.value.kind == "member" and refused.value.used == 100
+    assert refused.value.frees_at == NOON + timedelta(minutes=80)
+
+    # At 13:00:01 the first 30 have left the window.
+    await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON + timedelta(minutes=60, seconds=1))
+    usage = await storage.member_usage(GUILD, MEMBER, at=NOON + timedelta(minutes=61))
+    assert usage.committed == 100
+
+
+async def test_cache_hits_are_never_refused_and_cost_nothing(storage: Storage) -> None:
+    await storage.reserve_usage(GUILD, MEMBER, amount=10, server_budget=10, member_budget=10, at=NOON)
+    await storage.reserve_usage(GUILD, MEMBER, amount=0, cache_hits=3, server_budget=10, member_budget=10, at=NOON)
+    day = await storage.usage_for_day(GUILD, NOON.date())
+    assert (day.committed, day.cache_hits, day.requests) == (10, 3, 3)
+
+
+async def test_concurrent_reservations_never_overshoot_the_budget(database_path: Path) -> None:
+    storage = await Storage.open(database_path)
+    try:
+
+        async def one() -> bool:
+            try:
+                await storage.reserve_usage(GUILD, MEMBER, amount=70, server_budget=1000, at=NOON)
+            except BudgetExceededError:
+                return False
+            return True
+
+        granted = await asyncio.gather(*(one() for _ in range(100)))
+        assert sum(granted) == 14  # 14 x 70 = 980; a 15th would pass 1000
+        assert (await storage.usage_for_day(GUILD, NOON.date())).committed == 980
+    finally:
+        await storage.close()
+
+
+async def test_two_connections_share_one_budget(database_path: Path) -> None:
+    # Two processes on one SQLite file: the write transaction is exclusive across connections too.
+    first = await Storage.open(database_path)
+    second = await Storage.open(database_path)
+    try:
+        results = await asyncio.gather(
+            *(
+                (first if number % 2 else second).reserve_usage(GUILD, MEMBER, amount=100, server_budget=1000, at=NOON)
+                for number in range(30)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, int) for result in results) == 10
+        assert all(isinstance(result, int | BudgetExceededError) for result in results)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_release_never_takes_the_hold_below_zero(storage: Storage) -> None:
+    ticket = await storage.reserve_usage(GUILD, MEMBER, amount=50, at=NOON)
+    await storage.settle_usage(ticket, release=30)
+    await storage.settle_usage(ticket, release=30)
+    assert (await storage.usage_for_day(GUILD, NOON.date())).reserved == 0
+
+
+async def test_compaction_keeps_every_sum_and_drops_held_credits_of_old_days(storage: Storage) -> None:
+    old = datetime(2024, 6, 10, 9, 0, tzinfo=UTC)
+    for member in (MEMBER, OTHER, MEMBER):
+        ticket = await storage.reserve_usage(GUILD, member, amount=10, cache_hits=1, at=old)
+        await storage.settle_usage(ticket, release=10, characters=10, credits_prebuilt=10, requests=1)
+    await storage.reserve_usage(GUILD, MEMBER, amount=99, at=old)  # a process died before settling it
+    await storage.record_usage(GUILD, characters=5, credits_prebuilt=0, credits_cloned=5, cache_hit=False, at=old)
+    await storage.reserve_usage(GUILD, MEMBER, amount=7, at=NOON)
+    before = await storage.usage_for_day(GUILD, old.date())
+
+    removed = await storage.compact_usage(date(2024, 6, 14))
+    assert removed == 5
+    after = await storage.usage_for_day(GUILD, old.date())
+    assert after == Usage(
+        characters=before.characters,
+        credits_prebuilt=before.credits_prebuilt,
+        credits_cloned=before.credits_cloned,
+        requests=before.requests,
+        cache_hits=before.cache_hits,
+    )
+    assert (await storage.usage_for_day(GUILD, NOON.date())).reserved == 7
+    # A second compaction finds nothing more to merge.
+    assert await storage.compact_usage(date(2024, 6, 14)) == 0
+    assert await storage.usage_for_day(GUILD, old.date()) == after
+
+
+async def test_migration_2_moves_the_old_daily_usage_into_the_ledger(database_path: Path) -> None:
+    database_path.parent.mkdir(parents=True)
+    connection = await aiosqlite.connect(database_path, isolation_level=None)
+    await apply_migrations(connection, MIGRATIONS[:1])
+    await connection.execute(
+        "INSERT INTO usage (guild_id, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits) "
+        "VALUES (5, '2024-03-31', 35, 15, 40, 3, 1)"
+    )
+    await connection.close()
+
+    storage = await Storage.open(database_path)
+    try:
+        assert await storage.usage_for_day(GUILD, date(2024, 3, 31)) == Usage(
+            characters=35, credits_prebuilt=15, credits_cloned=40, requests=3, cache_hits=1
+        )
+        assert (await storage.usage_for_month(GUILD, 2024, 3)).credits == 55
+    finally:
+        await storage.close()
+    with closing(sqlite3.connect(database_path)) as raw:
+        at, day = raw.execute("SELECT at, day FROM usage_ledger").fetchone()
+    assert datetime.fromtimestamp(at, UTC) == datetime(2024, 3, 31, tzinfo=UTC) and day == "2024-03-31"
+
+
+async def test_clone_slots_count_made_clones_and_uploads_in_flight(storage: Storage) -> None:
+    await storage.add_cloned_voice("voice-1", GUILD, "One", None, MEMBER)
+    first = await storage.take_clone_slot(GUILD, 3)
+    second = await storage.take_clone_slot(GUILD, 3)
+    with pytest.raises(CloneQuotaError) as full:
+        await storage.take_clone_slot(GUILD, 3)
+    assert (full.value.count, full.value.limit) == (3, 3)
+    # Another server has its own slots.
+    await storage.take_clone_slot(GUILD + 1, 3)
+
+    await storage.release_clone_slot(first)
+    await storage.add_cloned_voice("voice-2", GUILD, "Two", None, MEMBER, slot_id=second)
+    assert await storage.count_cloned_voices(GUILD) == 2
+    third = await storage.take_clone_slot(GUILD, 3)
+    assert third not in (first, second)
+    with pytest.raises(CloneQuotaError):
+        await storage.take_clone_slot(GUILD, 3)
+
+
+async def test_concurrent_slot_takers_get_exactly_the_free_slots(storage: Storage) -> None:
+    results = await asyncio.gather(*(storage.take_clone_slot(GUILD, 4) for _ in range(10)), return_exceptions=True)
+    assert sum(isinstance(result, str) for result in results) == 4
+
+
+async def test_a_slot_left_by_a_dead_upload_frees_itself(storage: Storage) -> None:
+    await storage.take_clone_slot(GUILD, 1, at=NOON)
+    with pytest.raises(CloneQuotaError):
+        await storage.take_clone_slot(GUILD, 1, at=NOON + timedelta(minutes=5))
+    await storage.take_clone_slot(GUILD, 1, at=NOON + timedelta(minutes=16))
+
+
+async def test_an_alert_is_claimed_once_a_day_per_kind_across_connections(database_path: Path) -> None:
+    first = await Storage.open(database_path)
+    second = await Storage.open(database_path)
+    try:
+        day = date(2024, 6, 15)
+        claims = await asyncio.gather(*((first, second)[n % 2].claim_alert("prebuilt", day) for n in range(6)))
+        assert sum(claims) == 1
+        assert await first.claim_alert("cloned", day)
+        assert await second.claim_alert("prebuilt", day + timedelta(days=1))
+        assert not await second.claim_alert("cloned", day)
+    finally:
+        await first.close()
+        await second.close()
