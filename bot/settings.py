@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     voice_alone_seconds: float = Field(60, ge=0, validation_alias="VOICE_ALONE_SECONDS")
     voice_idle_seconds: float = Field(600, ge=0, validation_alias="VOICE_IDLE_SECONDS")
     readout_skip_prefix: str = Field("!", validation_alias="READOUT_SKIP_PREFIX")
-    unmixr_max_concurrency: int = Field(8, ge=1, le=64, validation_alias="UNMIXR_MAX_CONCURRENCY")
+    unmixr_max_concurrency: int = Field(64, ge=1, validation_alias="UNMIXR_MAX_CONCURRENCY")
     # Development only: point discord.py at a local Discord stand-in (see README).
     discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
