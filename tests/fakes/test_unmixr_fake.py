@@ -802,7 +802,7 @@ async def test_capacity_refuses_short_tts_above_it_with_429_and_retry_after(sess
     assert server.tts_in_flight == 0
 
 
-async def test_capacity_under_a_burst_never_serves_more_than_it(fake: FakeUnmixr, session: aiohttp.ClientSession) -> None:
+async def test_a_burst_is_never_served_above_capacity(fake: FakeUnmixr, session: aiohttp.ClientSession) -> None:
     fake.set_capacity(3)
     # Long enough that the burst overlaps even on a busy machine.
     fake.set_latency(0.5, endpoint="/short-tts/")
