@@ -1,10 +1,11 @@
 """Target: every interaction is acknowledged (deferred or answered) within 100 ms at p99 while 200 /say are in flight.
 
 200 members each send a /say with a distinct text (so the cache cannot answer) while the Unmixr stand-in
-takes UPSTREAM_LATENCY seconds per /short-tts/; with at most 8 upstream requests at once they pile up in
-the bot. While they are in flight, more interactions of several kinds arrive one every EXTRA_INTERVAL
-seconds. Each interaction's acknowledgement latency is the time from the stand-in dispatching it
-(`created_at`) to the first accepted callback reaching it (`acknowledged_at`). Run: python -m bench.ack_latency
+takes UPSTREAM_LATENCY seconds per /short-tts/; the bot's upstream limit starts at 8 and can grow only
+once a window of requests has come back (every 3 s here), so they pile up in the bot. While they are in
+flight, more interactions of several kinds arrive one every EXTRA_INTERVAL seconds. Each interaction's
+acknowledgement latency is the time from the stand-in dispatching it (`created_at`) to the first accepted
+callback reaching it (`acknowledged_at`). Run: python -m bench.ack_latency
 """
 
 from __future__ import annotations
@@ -168,8 +169,9 @@ async def run() -> Report:
     report.add("unacknowledged interactions", missing, "", "0", missing == 0)
     report.add("/say answered with audio", with_audio, f"of {len(says)}", "all", with_audio == len(says))
     report.note(
-        f"Unmixr stand-in latency {UPSTREAM_LATENCY:.0f} s per /short-tts/, at most 8 upstream requests at once, "
-        f"so the /say pile up in the bot. {IN_FLIGHT} /say (one per member, distinct texts) arrive at "
+        f"Unmixr stand-in latency {UPSTREAM_LATENCY:.0f} s per /short-tts/; the upstream limit starts at 8 and "
+        f"grows at most once every {UPSTREAM_LATENCY:.0f} s, so the /say pile up in the bot. "
+        f"{IN_FLIGHT} /say (one per member, distinct texts) arrive at "
         f"{PACED_RATE}/s, then {EXTRAS} extras (/say, /settings show, /voices, /balance, autocomplete, "
         f"/preferences) one every {EXTRA_INTERVAL * 1000:.0f} ms. The stress row dispatches 200 more /say within "
         f"{burst_seconds * 1000:.0f} ms: they queue behind each other's processing "

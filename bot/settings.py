@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     voice_alone_seconds: float = Field(60, ge=0, validation_alias="VOICE_ALONE_SECONDS")
     voice_idle_seconds: float = Field(600, ge=0, validation_alias="VOICE_IDLE_SECONDS")
     readout_skip_prefix: str = Field("!", validation_alias="READOUT_SKIP_PREFIX")
-    unmixr_max_concurrency: int = Field(8, ge=1, le=64, validation_alias="UNMIXR_MAX_CONCURRENCY")
+    unmixr_max_concurrency: int = Field(64, ge=1, validation_alias="UNMIXR_MAX_CONCURRENCY")
     # Credit guards (PRODUCT.md): the operator's budgets in credits, unset = unlimited; servers may go lower.
     server_daily_budget: int | None = Field(None, ge=1, validation_alias="SERVER_DAILY_BUDGET")
     member_hourly_budget: int | None = Field(None, ge=1, validation_alias="MEMBER_HOURLY_BUDGET")

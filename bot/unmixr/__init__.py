@@ -31,7 +31,7 @@ from bot.unmixr.errors import (
     UnmixrTimeoutError,
     UpstreamServerError,
 )
-from bot.unmixr.limiter import FairLimiter
+from bot.unmixr.limiter import AdaptiveLimiter, Permit
 from bot.unmixr.models import (
     CloneResult,
     CreditBalance,
@@ -46,6 +46,7 @@ __all__ = [
     "ALLOWED_AUDIO_HOSTS",
     "DEFAULT_BASE_URL",
     "MAX_TEXT_LENGTH",
+    "AdaptiveLimiter",
     "AudioDownloadError",
     "AudioGenerationFailedError",
     "AudioTooLargeError",
@@ -58,7 +59,6 @@ __all__ = [
     "CloneServerError",
     "CreditBalance",
     "CreditUsage",
-    "FairLimiter",
     "GenerationServerError",
     "InputTooLongError",
     "InsufficientClonedCreditsError",
@@ -71,6 +71,7 @@ __all__ = [
     "NotFoundError",
     "OpenAIKeyRequiredError",
     "OutOfCreditsError",
+    "Permit",
     "RateLimitedError",
     "ServiceUnavailableError",
     "TTSRequest",

@@ -37,7 +37,7 @@ from bot.unmixr.errors import (
     UpstreamServerError,
     error_for,
 )
-from bot.unmixr.limiter import FairLimiter
+from bot.unmixr.limiter import AdaptiveLimiter
 from bot.unmixr.models import (
     CloneResult,
     CreditBalance,
@@ -227,7 +227,7 @@ def _number(value: object) -> float | None:
 
 
 class UnmixrClient:
-    """Talks to the Unmixr API over one shared aiohttp session, with retries, timeouts and fair limits."""
+    """Talks to the Unmixr API over one shared aiohttp session, with retries, timeouts and adaptive limits."""
 
     def __init__(
         self,
@@ -236,7 +236,7 @@ class UnmixrClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         openai_api_key: SecretStr | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
         max_retries: int = 2,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -254,7 +254,7 @@ class UnmixrClient:
         self._openai_api_key = openai_api_key
         self._base_url = base
         self._base_host = base.host.lower().rstrip(".")
-        self._limiter = FairLimiter(max_concurrency)
+        self._limiter = AdaptiveLimiter(max_concurrency)
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -271,7 +271,7 @@ class UnmixrClient:
         return (
             f"UnmixrClient(base_url={str(self._base_url)!r}, "
             f"openai_key_configured={self._openai_api_key is not None}, "
-            f"max_concurrency={self._limiter.limit}, max_retries={self._max_retries})"
+            f"concurrency={self._limiter.limit} of at most {self._limiter.ceiling}, max_retries={self._max_retries})"
         )
 
     @property
@@ -285,8 +285,8 @@ class UnmixrClient:
         return self._openai_api_key is not None
 
     @property
-    def limiter(self) -> FairLimiter:
-        """The limiter shared by every upstream request of this client."""
+    def limiter(self) -> AdaptiveLimiter:
+        """The adaptive limit shared by every `/short-tts/` attempt of this client."""
         return self._limiter
 
     # Public API -------------------------------------------------------------
@@ -538,47 +538,88 @@ class UnmixrClient:
         form: aiohttp.FormData | None = None,
         too_large: type[UnmixrError] = MalformedResponseError,
     ) -> _Reply:
-        """Make one HTTP request under the limiter and read its body, translating transport failures."""
-        label = endpoint if endpoint != DOWNLOAD_ENDPOINT else f"{url.host}{url.path}"
-        # Downloads fetch audio already paid for, from the storage host rather than the API: queueing them
-        # behind other API calls would only delay audio that is ready (the first chunk of a long text).
-        gate = self._limiter.slot(fairness_key) if endpoint != DOWNLOAD_ENDPOINT else contextlib.nullcontext()
-        async with gate:
-            started = time.perf_counter()
-            outcome = "no response"
+        """Make one HTTP request and read its body; a `/short-tts/` attempt holds a slot of the adaptive limit."""
+        # Only synthesis loads Unmixr: catalogue reads, clones and downloads of ready audio never queue.
+        gate = (
+            self._limiter.slot(fairness_key, retry=attempt > 1)
+            if endpoint == TTS_ENDPOINT
+            else contextlib.nullcontext()
+        )
+        async with gate as permit:
             try:
-                opened = await self._open(
+                reply = await self._exchange(
                     method,
                     endpoint,
                     url,
+                    attempt,
                     headers=headers,
                     time_limit=time_limit,
+                    body_cap=body_cap,
                     params=params,
                     json_body=json_body,
                     form=form,
+                    too_large=too_large,
                 )
-                if not isinstance(opened, aiohttp.ClientResponse):
-                    failure = opened.error if isinstance(opened, _Retryable) else opened
-                    outcome = failure.detail or type(failure).__name__
-                    # Raised here, outside any except clause, so no aiohttp exception (which may hold the
-                    # request's headers) stays attached as the context.
-                    raise opened
-                response = opened
-                outcome = str(response.status)
-                body = await self._read(response, body_cap, endpoint, too_large)
-                if isinstance(body, UnmixrError):
-                    outcome = f"{response.status}, {body.detail}"
-                    raise body
-                return _Reply(
-                    status=response.status,
-                    content_type=response.headers.get("Content-Type", ""),
-                    body=body,
-                    retry_after=_parse_retry_after(response.headers.get("Retry-After")),
-                    location=response.headers.get("Location", ""),
-                )
-            finally:
-                elapsed = (time.perf_counter() - started) * 1000
-                log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, label, outcome, elapsed, attempt)
+            except UnmixrTimeoutError:
+                if permit is not None:
+                    permit.answered(overloaded=True)
+                raise
+            if permit is not None:
+                permit.answered(overloaded=reply.status == 429)
+            return reply
+
+    async def _exchange(
+        self,
+        method: str,
+        endpoint: str,
+        url: URL,
+        attempt: int,
+        *,
+        headers: Mapping[str, str] | None,
+        time_limit: float,
+        body_cap: int,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        form: aiohttp.FormData | None,
+        too_large: type[UnmixrError],
+    ) -> _Reply:
+        """Make one HTTP request and read its body, translating transport failures."""
+        label = endpoint if endpoint != DOWNLOAD_ENDPOINT else f"{url.host}{url.path}"
+        started = time.perf_counter()
+        outcome = "no response"
+        try:
+            opened = await self._open(
+                method,
+                endpoint,
+                url,
+                headers=headers,
+                time_limit=time_limit,
+                params=params,
+                json_body=json_body,
+                form=form,
+            )
+            if not isinstance(opened, aiohttp.ClientResponse):
+                failure = opened.error if isinstance(opened, _Retryable) else opened
+                outcome = failure.detail or type(failure).__name__
+                # Raised here, outside any except clause, so no aiohttp exception (which may hold the
+                # request's headers) stays attached as the context.
+                raise opened
+            response = opened
+            outcome = str(response.status)
+            body = await self._read(response, body_cap, endpoint, too_large)
+            if isinstance(body, UnmixrError):
+                outcome = f"{response.status}, {body.detail}"
+                raise body
+            return _Reply(
+                status=response.status,
+                content_type=response.headers.get("Content-Type", ""),
+                body=body,
+                retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+                location=response.headers.get("Location", ""),
+            )
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, label, outcome, elapsed, attempt)
 
     async def _open(
         self,

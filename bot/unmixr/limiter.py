@@ -1,29 +1,80 @@
-"""A concurrency limit whose free slots go round-robin to the keys that are waiting."""
+"""Adaptive upstream concurrency: a limit that follows Unmixr's load, its free slots shared round-robin by key.
+
+The limit starts at 8 (never above the ceiling). A window ends when as many answers as the limit at its
+start have come back. A window without a 429 or timeout in which requests had to wait doubles the limit
+(slow start) until the first 429 or timeout, and grows it by one after that. The first 429 or timeout of a
+window halves it at once and starts a new window; answers to requests sent before that decrease are
+ignored, so one burst of 429s halves it only once. It never goes above the ceiling nor below 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+INITIAL_LIMIT: Final = 8
 
 
-class FairLimiter:
-    """At most `limit` holders at once; waiting keys are served in turn, one slot each."""
+class Permit:
+    """One held slot; the request made under it reports its answer here."""
 
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
+    __slots__ = ("_answered", "_epoch", "_limiter")
+
+    def __init__(self, limiter: AdaptiveLimiter, epoch: int) -> None:
+        self._limiter = limiter
+        self._epoch = epoch
+        self._answered = False
+
+    def answered(self, *, overloaded: bool) -> None:
+        """Report the answer: `overloaded` for a 429 or a timeout; only the first report counts."""
+        if self._answered:
+            return
+        self._answered = True
+        self._limiter._observe(self._epoch, overloaded=overloaded)
+
+
+class AdaptiveLimiter:
+    """At most `limit` holders at once, the limit adapting to answers; waiting keys are served in turn."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        initial: int = INITIAL_LIMIT,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        if ceiling < 1 or initial < 1:
             raise ValueError("limit must be at least 1")
-        self._limit = limit
+        self._ceiling = ceiling
+        self._limit = min(initial, ceiling)
+        # Called with the new limit on every change (a metrics gauge's `set`, say).
+        self.on_change = on_change
         self._in_use = 0
         self._waiters: dict[Hashable, deque[asyncio.Future[None]]] = {}
         # Keys with waiters, in the order they will next be served.
         self._turns: deque[Hashable] = deque()
+        self._slow_start = True
+        # Bumped on every decrease: answers to permits from an older epoch are ignored.
+        self._epoch = 0
+        self._window_size = self._limit
+        self._window_answers = 0
+        self._window_waited = False
 
     @property
     def limit(self) -> int:
-        """The most holders allowed at once."""
+        """The most holders allowed at once, now."""
         return self._limit
+
+    @property
+    def ceiling(self) -> int:
+        """The most the limit may ever grow to (`UNMIXR_MAX_CONCURRENCY`)."""
+        return self._ceiling
 
     @property
     def in_use(self) -> int:
@@ -36,19 +87,30 @@ class FairLimiter:
         return sum(len(queue) for queue in self._waiters.values())
 
     def __repr__(self) -> str:
-        return f"FairLimiter(limit={self._limit}, in_use={self._in_use}, waiting={self.waiting})"
+        return (
+            f"AdaptiveLimiter(limit={self._limit}, ceiling={self._ceiling}, in_use={self._in_use}, "
+            f"waiting={self.waiting})"
+        )
 
-    async def acquire(self, key: Hashable = None) -> None:
-        """Wait for a slot on behalf of `key`."""
+    async def acquire(self, key: Hashable = None, *, retry: bool = False) -> Permit:
+        """Wait for a slot on behalf of `key`; the caller must `release()` it.
+
+        A retry goes to the front of its key's queue (it already waited its turn once), never ahead of
+        another key's turn.
+        """
         if self._in_use < self._limit and not self._turns:
             self._in_use += 1
-            return
+            return Permit(self, self._epoch)
+        self._window_waited = True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._waiters.get(key)
         if queue is None:
             queue = self._waiters[key] = deque()
             self._turns.append(key)
-        queue.append(future)
+        if retry:
+            queue.appendleft(future)
+        else:
+            queue.append(future)
         try:
             await future
         except asyncio.CancelledError:
@@ -58,9 +120,24 @@ class FairLimiter:
             else:
                 self._forget(key, future)
             raise
+        return Permit(self, self._epoch)
 
     def release(self) -> None:
-        """Give a slot back, handing it straight to the next key in turn if any is waiting."""
+        """Give a slot back, handing it straight to the next key in turn if the limit allows."""
+        if self._in_use > self._limit or not self._hand_over():
+            self._in_use -= 1
+
+    @asynccontextmanager
+    async def slot(self, key: Hashable = None, *, retry: bool = False) -> AsyncIterator[Permit]:
+        """Hold one slot for the duration of the block."""
+        permit = await self.acquire(key, retry=retry)
+        try:
+            yield permit
+        finally:
+            self.release()
+
+    def _hand_over(self) -> bool:
+        """Give a held slot to the next waiting key in turn; False if nobody is waiting."""
         while self._turns:
             key = self._turns.popleft()
             queue = self._waiters[key]
@@ -72,17 +149,49 @@ class FairLimiter:
             if not future.done():
                 # The slot moves to the waiter without ever becoming free.
                 future.set_result(None)
-                return
-        self._in_use -= 1
+                return True
+        return False
 
-    @asynccontextmanager
-    async def slot(self, key: Hashable = None) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the block."""
-        await self.acquire(key)
-        try:
-            yield
-        finally:
-            self.release()
+    def _fill(self) -> None:
+        """After the limit grew: hand the new slots to waiters, in turn."""
+        while self._in_use < self._limit and self._turns:
+            self._in_use += 1
+            if not self._hand_over():
+                self._in_use -= 1
+
+    def _observe(self, epoch: int, *, overloaded: bool) -> None:
+        """Count one answer in the window and adapt the limit at a 429, a timeout or the window's end."""
+        if epoch != self._epoch:
+            return
+        if overloaded:
+            self._slow_start = False
+            self._epoch += 1
+            self._change(max(1, self._limit // 2), "429 or timeout")
+            self._new_window()
+            return
+        self._window_answers += 1
+        if self._window_answers < self._window_size:
+            return
+        if self._window_waited or self._turns:
+            grown = self._limit * 2 if self._slow_start else self._limit + 1
+            self._change(min(self._ceiling, grown), "slow start" if self._slow_start else "no 429 in a window")
+            self._fill()
+        self._new_window()
+
+    def _new_window(self) -> None:
+        """Start counting a new window at the current limit."""
+        self._window_size = self._limit
+        self._window_answers = 0
+        self._window_waited = bool(self._turns)
+
+    def _change(self, limit: int, reason: str) -> None:
+        """Set the limit, logging and reporting a change."""
+        if limit == self._limit:
+            return
+        log.debug("upstream concurrency %d -> %d (%s)", self._limit, limit, reason)
+        self._limit = limit
+        if self.on_change is not None:
+            self.on_change(limit)
 
     def _forget(self, key: Hashable, future: asyncio.Future[None]) -> None:
         """Remove a cancelled waiter from its key's queue."""

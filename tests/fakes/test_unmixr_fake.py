@@ -746,6 +746,80 @@ async def test_requests_are_recorded(fake: FakeUnmixr, session: aiohttp.ClientSe
     assert speech.finished_at >= speech.started_at
 
 
+# Capacity mode
+
+
+async def wait_in_flight(server: FakeUnmixr, count: int) -> None:
+    """Wait until the stand-in is serving `count` /short-tts/ requests."""
+    for _ in range(500):
+        if server.tts_in_flight == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{server.tts_in_flight} /short-tts/ in flight, not {count}")
+
+
+async def test_capacity_refuses_short_tts_above_it_with_429_and_retry_after(session: aiohttp.ClientSession) -> None:
+    server = FakeUnmixr(tts_capacity=2, capacity_retry_after=3)
+    await server.start()
+    try:
+        server.hang_next(2, endpoint="/short-tts/")
+        held = [asyncio.create_task(tts(session, server, text=f"held {index}")) for index in range(2)]
+        await wait_in_flight(server, 2)
+        url = f"{server.base_url}/short-tts/"
+        for index in range(3):
+            async with session.post(url, json={"text": f"over {index}", "voice_id": BRIAN_ID}, headers=AUTH) as reply:
+                assert reply.status == 429
+                assert reply.headers["Retry-After"] == "3"
+                body = await reply.json()
+        assert body == {"success": False, "code": 429, "message": body["message"]}
+        assert "retry" in body["message"].lower()
+        # Refused before any work: nothing charged; other endpoints are not limited.
+        assert server.prebuilt_chars == 1_000_000
+        status, _ = await get_json(session, f"{server.base_url}/credit-balance/")
+        assert status == 200
+        assert (server.too_many_requests, server.peak_tts_concurrency) == (3, 2)
+        assert [r.status for r in server.requests if r.endpoint == "/short-tts/"] == [None, None, 429, 429, 429]
+
+        # Changed at run time: one more fits, then none is the limit.
+        server.set_capacity(3, retry_after=0.5)
+        status, _ = await tts(session, server, text="fits now")
+        assert status == 200
+        server.hang_next(1, endpoint="/short-tts/")
+        third = asyncio.create_task(tts(session, server, text="held 2"))
+        await wait_in_flight(server, 3)
+        async with session.post(url, json={"text": "over", "voice_id": BRIAN_ID}, headers=AUTH) as reply:
+            assert (reply.status, reply.headers["Retry-After"]) == (429, "0.5")
+        server.set_capacity(None)
+        status, _ = await tts(session, server, text="no limit")
+        assert status == 200
+        assert (server.too_many_requests, server.peak_tts_concurrency) == (4, 4)
+        server.reset_load_counters()
+        assert (server.too_many_requests, server.peak_tts_concurrency) == (0, 3)
+    finally:
+        await asyncio.wait_for(server.close(), timeout=5)
+    results = await asyncio.gather(*held, third, return_exceptions=True)
+    assert all(isinstance(result, aiohttp.ClientError) for result in results)
+    assert server.tts_in_flight == 0
+
+
+async def test_a_burst_is_never_served_above_capacity(fake: FakeUnmixr, session: aiohttp.ClientSession) -> None:
+    fake.set_capacity(3)
+    # Long enough that the burst overlaps even on a busy machine.
+    fake.set_latency(0.5, endpoint="/short-tts/")
+    results = await asyncio.gather(*(tts(session, fake, text=f"burst {index}") for index in range(12)))
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {200, 429}
+    assert statuses.count(429) == fake.too_many_requests > 0
+    assert fake.peak_tts_concurrency <= 3
+    assert fake.prebuilt_chars == 1_000_000 - sum(len(f"burst {i}") for i, s in enumerate(statuses) if s == 200)
+    assert fake.tts_in_flight == 0
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        FakeUnmixr().set_capacity(0)
+
+
 # Running by hand
 
 

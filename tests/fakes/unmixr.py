@@ -208,6 +208,8 @@ class FakeUnmixr:
         chars_per_second: float = 15.0,
         max_page_size: int = 100,
         voices: list[dict[str, Any]] | None = None,
+        tts_capacity: int | None = None,
+        capacity_retry_after: float = 1.0,
     ) -> None:
         self.api_key = api_key
         self.prebuilt_chars = prebuilt_chars
@@ -220,6 +222,12 @@ class FakeUnmixr:
         self.clones: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.tts_latency_per_char = 0.0
+        # Capacity mode: above this many /short-tts/ at once, 429 with Retry-After (None: no limit).
+        self.tts_capacity = tts_capacity
+        self.capacity_retry_after = capacity_retry_after
+        self.too_many_requests = 0
+        self.peak_tts_concurrency = 0
+        self._tts_in_flight = 0
         self.base_url = ""
         self.origin = ""
         self._faults: list[_Fault] = []
@@ -325,6 +333,24 @@ class FakeUnmixr:
         """Point the audio_url of the next `n` url-shaped /short-tts/ responses at another origin."""
         self._audio_url_bases.extend([base.rstrip("/")] * n)
 
+    def set_capacity(self, limit: int | None, *, retry_after: float | None = None) -> None:
+        """Allow at most `limit` concurrent /short-tts/ requests (None: no limit), answering 429 above it."""
+        if limit is not None and limit < 1:
+            raise ValueError("capacity must be at least 1")
+        self.tts_capacity = limit
+        if retry_after is not None:
+            self.capacity_retry_after = retry_after
+
+    def reset_load_counters(self) -> None:
+        """Start counting 429s sent and the peak of concurrent /short-tts/ requests afresh."""
+        self.too_many_requests = 0
+        self.peak_tts_concurrency = self._tts_in_flight
+
+    @property
+    def tts_in_flight(self) -> int:
+        """How many /short-tts/ requests are being served now."""
+        return self._tts_in_flight
+
     def _add_fault(self, fault: _Fault) -> None:
         """Queue a fault after normalising its endpoint."""
         if fault.remaining < 1:
@@ -383,6 +409,22 @@ class FakeUnmixr:
             record.status = error.status
             record.finished_at = time.monotonic()
             raise
+        if record.endpoint != TTS_ENDPOINT:
+            return await self._answer(request, record, body)
+        if self.tts_capacity is not None and self._tts_in_flight >= self.tts_capacity:
+            # Like a gateway shedding load: refused at once, before any work or fault.
+            response = self._over_capacity()
+            self._finish(record, response)
+            return response
+        self._tts_in_flight += 1
+        self.peak_tts_concurrency = max(self.peak_tts_concurrency, self._tts_in_flight)
+        try:
+            return await self._answer(request, record, body)
+        finally:
+            self._tts_in_flight -= 1
+
+    async def _answer(self, request: web.Request, record: RecordedRequest, body: _Body) -> web.StreamResponse:
+        """Apply latency and faults, then route the request."""
         await self._sleep(self._latency.get(None, 0.0) + self._latency.get(record.endpoint, 0.0))
         fault = self._take_fault(record.endpoint)
         if fault is not None and fault.kind in ("hang", "reset"):
@@ -398,9 +440,20 @@ class FakeUnmixr:
             response = self._fault_response(record.endpoint, fault)
         else:
             response = await self._route(request, body)
+        self._finish(record, response)
+        return response
+
+    def _finish(self, record: RecordedRequest, response: web.StreamResponse) -> None:
+        """Record the answer's status and time, counting a 429."""
         record.status = response.status
         record.finished_at = time.monotonic()
-        return response
+        if response.status == 429:
+            self.too_many_requests += 1
+
+    def _over_capacity(self) -> web.Response:
+        """The 429 sent above capacity, in the API's error shape, with Retry-After in seconds."""
+        payload = {"success": False, "code": 429, "message": "Too many concurrent requests. Please retry later."}
+        return _json_response(payload, 429, {"Retry-After": f"{self.capacity_retry_after:g}"})
 
     def _fault_response(self, endpoint: str, fault: _Fault) -> web.Response:
         """Build the response of a "fail" or "malformed" fault."""
@@ -873,9 +926,9 @@ def _valid_prosody(value: Any, limit: int, words: tuple[str, ...]) -> bool:
     return match is not None and int(match.group(2)) <= limit
 
 
-async def _serve(host: str, port: int, api_key: str) -> None:
+async def _serve(host: str, port: int, api_key: str, tts_capacity: int | None) -> None:
     """Run the stand-in until cancelled."""
-    fake = FakeUnmixr(api_key=api_key)
+    fake = FakeUnmixr(api_key=api_key, tts_capacity=tts_capacity)
     await fake.start(host, port)
     print(f"Unmixr stand-in listening; UNMIXR_BASE_URL={fake.base_url}", flush=True)
     print(f"UNMIXR_API_KEY={fake.api_key}", flush=True)
@@ -892,9 +945,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default="test-unmixr-key")
+    parser.add_argument("--tts-capacity", type=int, default=None, help="429 above this many concurrent /short-tts/")
     arguments = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(arguments.host, arguments.port, arguments.api_key))
+        asyncio.run(_serve(arguments.host, arguments.port, arguments.api_key, arguments.tts_capacity))
 
 
 if __name__ == "__main__":

@@ -501,19 +501,92 @@ async def test_keys_never_appear_in_logs_or_errors(
 # Concurrency ---------------------------------------------------------------
 
 
-async def test_no_more_than_max_concurrency_requests_in_flight(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+async def test_no_more_short_tts_in_flight_than_the_ceiling(make_client: ClientFactory, fake: FakeUnmixr) -> None:
     client = make_client(max_concurrency=2)
-    fake.set_latency(0.1, endpoint="/credit-balance/")
-    await asyncio.gather(*(client.credit_balance() for _ in range(6)))
-    events = []
-    for request in fake.requests:
-        assert request.finished_at is not None
-        events += [(request.started_at, 1), (request.finished_at, -1)]
-    in_flight = most = 0
-    for _, change in sorted(events, key=lambda event: (event[0], event[1])):
-        in_flight += change
-        most = max(most, in_flight)
-    assert most == 2
+    fake.set_latency(0.1, endpoint=TTS)
+    texts = [f"Request {index}." for index in range(6)]
+    await asyncio.gather(*(client.short_tts(TTSRequest(text=text, voice_id=BRIAN_ID)) for text in texts))
+    assert fake.peak_tts_concurrency == 2
+    assert client.limiter.limit == 2
+    assert sorted(request.json["text"] for request in requests_to(fake, TTS)) == sorted(texts)
+
+
+async def test_only_short_tts_holds_a_slot(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+    client = make_client(max_concurrency=1)
+    fake.hang_next(endpoint=TTS)
+    stuck = asyncio.create_task(client.short_tts(_hello()))
+    while fake.tts_in_flight < 1:
+        await asyncio.sleep(0.01)
+    assert client.limiter.in_use == 1
+    # With the only slot taken, catalogue reads and the balance still go straight through.
+    await asyncio.wait_for(asyncio.gather(client.voice_list(), client.credit_balance()), timeout=5)
+    assert client.limiter.in_use == 1
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+    assert client.limiter.in_use == 0
+
+
+async def test_a_429_on_short_tts_halves_the_limit_and_is_retried(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+    changes: list[int] = []
+    client = make_client()
+    client.limiter.on_change = changes.append
+    assert (client.limiter.limit, client.limiter.ceiling) == (8, 64)
+    fake.fail_next(429, endpoint=TTS, headers={"Retry-After": "0"})
+    result = await client.short_tts(_hello())
+    assert result.audio
+    assert [request.status for request in requests_to(fake, TTS)] == [429, 200]
+    assert changes == [4]
+    assert "concurrency=4 of at most 64" in repr(client)
+
+
+async def test_429s_reach_the_caller_only_when_the_retries_run_out(
+    make_client: ClientFactory, fake: FakeUnmixr
+) -> None:
+    client = make_client()
+    fake.fail_next(429, n=3, endpoint=TTS, headers={"Retry-After": "0"})
+    with pytest.raises(RateLimitedError):
+        await client.short_tts(_hello())
+    assert len(requests_to(fake, TTS)) == 3
+    # Each retry was sent after the previous decrease, so each one halved the limit.
+    assert client.limiter.limit == 1
+
+
+async def test_a_timeout_on_short_tts_halves_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+    client = make_client(tts_timeout=0.3)
+    fake.hang_next(endpoint=TTS)
+    with pytest.raises(UnmixrTimeoutError):
+        await client.short_tts(_hello())
+    assert client.limiter.limit == 4
+    assert client.limiter.in_use == 0
+
+
+async def test_other_endpoints_do_not_move_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+    client = make_client()
+    fake.fail_next(429, endpoint="/credit-balance/", headers={"Retry-After": "0"})
+    await client.credit_balance()
+    fake.fail_next(429, endpoint="/audio/", headers={"Retry-After": "0"})
+    await client.short_tts(_hello())
+    assert len(requests_to(fake, "/audio/")) == 2
+    assert client.limiter.limit == 8
+
+
+async def test_retry_after_delays_only_the_request_that_received_it(
+    make_client: ClientFactory, fake: FakeUnmixr
+) -> None:
+    client = make_client(max_concurrency=1)
+    fake.fail_next(429, endpoint=TTS, headers={"Retry-After": "2"})
+    told_to_wait = asyncio.create_task(client.short_tts(TTSRequest(text="Told to wait.", voice_id=BRIAN_ID)))
+    while not requests_to(fake, TTS):
+        await asyncio.sleep(0.01)
+    others = [client.short_tts(TTSRequest(text=f"Other {index}.", voice_id=BRIAN_ID)) for index in range(3)]
+    await asyncio.gather(told_to_wait, *others)
+    order = [request.json["text"] for request in requests_to(fake, TTS)]
+    # While the first request waited out its Retry-After, its slot served the others.
+    assert order == ["Told to wait.", "Other 0.", "Other 1.", "Other 2.", "Told to wait."]
+    first, *_, retry = requests_to(fake, TTS)
+    assert first.finished_at is not None
+    assert retry.started_at - first.finished_at >= 1.9
 
 
 async def test_one_guild_cannot_starve_another(make_client: ClientFactory, fake: FakeUnmixr) -> None:
