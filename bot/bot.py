@@ -209,6 +209,8 @@ class UnmixrBot(commands.AutoShardedBot):
             task.cancel()
         if self.background_tasks:
             await asyncio.wait(list(self.background_tasks), timeout=5)
+        if hasattr(self, "audio_cache"):
+            await self.audio_cache.flush()
         if hasattr(self, "storage"):
             await self.storage.close()
         if hasattr(self, "session"):

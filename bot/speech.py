@@ -380,7 +380,7 @@ class SpeechService:
             audio = parts[0].audio
         else:
             audio = await concat([part.audio for part in parts], plan.output_type)  # type: ignore[arg-type]
-            await self._cache.put(joined_key, audio, duration=seconds, output_type=plan.output_type)
+            self._cache.put_soon(joined_key, audio, duration=seconds, output_type=plan.output_type)
         return SpeechResult(
             plan=plan,
             audio=audio,
@@ -416,6 +416,7 @@ class SpeechService:
         usage = result.credit_usage if result.usage_reported else None
         await reservation.settle(index, len(chunk), usage)
         seconds = result.duration if result.duration else await duration(result.audio)
-        await self._cache.put(key, result.audio, duration=seconds, output_type=plan.output_type)
+        # Written to disk after the answer; served from memory meanwhile.
+        self._cache.put_soon(key, result.audio, duration=seconds, output_type=plan.output_type)
         credits = usage.total if usage is not None else len(chunk)
         return ChunkAudio(index, result.audio, seconds, credits, False)

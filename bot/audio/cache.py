@@ -76,6 +76,9 @@ class AudioCache:
         self._total_bytes = 0
         self._loaded = False
         self._load_lock = asyncio.Lock()
+        # Clips handed to put_soon() whose file is still being written: already served from memory.
+        self._pending: dict[str, CachedAudio] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
     @property
     def total_bytes(self) -> int:
@@ -86,10 +89,12 @@ class AudioCache:
         return len(self._sizes)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._sizes
+        return key in self._sizes or key in self._pending
 
     async def load(self) -> None:
         """Create the folder if needed and scan it once; later calls do nothing."""
+        if self._loaded:
+            return
         async with self._load_lock:
             if self._loaded:
                 return
@@ -101,7 +106,13 @@ class AudioCache:
     async def get(self, key: str) -> CachedAudio | None:
         """Return the cached clip for key and mark it recently used, or None on a miss."""
         path = self._path(key)
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending
         await self.load()
+        # A miss is answered without a thread hop; the stat still finds an entry another process (the CLI) wrote.
+        if key not in self._sizes and not path.exists():
+            return None
         try:
             found = await asyncio.to_thread(_read_entry, path)
         except OSError as error:
@@ -131,6 +142,26 @@ class AudioCache:
             return
         self._remember(key, size)
         await self._evict()
+
+    def put_soon(self, key: str, data: bytes, *, duration: float | None, output_type: str) -> None:
+        """Store a clip without waiting for the disk: it is served from memory until its file is written."""
+        self._path(key)  # refuse a bad key now, not in the background
+        self._pending[key] = CachedAudio(data=data, duration=duration, output_type=output_type)
+        task = asyncio.get_running_loop().create_task(self._write_pending(key), name="audio-cache-write")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_pending(self, key: str) -> None:
+        audio = self._pending[key]
+        try:
+            await self.put(key, audio.data, duration=audio.duration, output_type=audio.output_type)
+        finally:
+            self._pending.pop(key, None)
+
+    async def flush(self) -> None:
+        """Wait until every clip given to put_soon() is on disk (for shutdown and tests)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     def _path(self, key: str) -> Path:
         # Keys become file names, so only a real digest may pass.

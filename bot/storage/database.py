@@ -232,12 +232,12 @@ class Storage:
         return self._connection
 
     async def _fetchone(self, sql: str, parameters: tuple[Any, ...]) -> Any:
-        async with self._db.execute(sql, parameters) as cursor:
-            return await cursor.fetchone()
+        rows = await self._fetchall(sql, parameters)
+        return rows[0] if rows else None
 
     async def _fetchall(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        async with self._db.execute(sql, parameters) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to the connection's thread (execute, fetch and close together) instead of three.
+        return list(await self._db.execute_fetchall(sql, parameters))
 
     @asynccontextmanager
     async def _transaction(self, forget: Callable[[], None]) -> AsyncIterator[aiosqlite.Connection]:
@@ -595,6 +595,12 @@ class Storage:
             raise ValueError("usage amounts cannot be negative")
         moment = _utc(at or datetime.now(UTC))
         day = moment.date().isoformat()
+        row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
+        if amount == 0 or (server_budget is None and (member_budget is None or user_id is None)):
+            # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
+            async with self._lock:
+                (ticket,) = await self._fetchone(_INSERT_LEDGER, row)
+            return int(ticket)
         async with self._transaction(lambda: None):
             if amount > 0 and server_budget is not None:
                 (used,) = await self._fetchone(_COMMITTED_TODAY, (guild_id, day))
@@ -620,10 +626,7 @@ class Storage:
                         amount=amount,
                         frees_at=_member_frees_at(rows, used, amount, member_budget),
                     )
-            (ticket,) = await self._fetchone(
-                _INSERT_LEDGER,
-                (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits),
-            )
+            (ticket,) = await self._fetchone(_INSERT_LEDGER, row)
         return int(ticket)
 
     async def settle_usage(

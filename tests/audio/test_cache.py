@@ -244,3 +244,29 @@ async def test_a_restart_ignores_foreign_files_and_removes_stale_temporary_ones(
     assert not stale.exists()
     assert recent.exists()
     assert (tmp_path / "notes.txt").exists()
+
+
+# put_soon: written after the answer, served from memory meanwhile
+
+
+async def test_put_soon_serves_the_clip_at_once_and_writes_it_in_the_background(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path / "cache", 10_000_000)
+    key = _key("Written later.")
+    cache.put_soon(key, b"ID3-audio", duration=1.5, output_type="mp3")
+    assert key in cache
+    assert await cache.get(key) == CachedAudio(b"ID3-audio", 1.5, "mp3")
+    await cache.flush()
+    assert len(_entry_files(tmp_path / "cache")) == 1
+    # A new process reads what the background write left on disk.
+    assert await AudioCache(tmp_path / "cache", 10_000_000).get(key) == CachedAudio(b"ID3-audio", 1.5, "mp3")
+
+
+async def test_a_miss_finds_an_entry_another_process_wrote(tmp_path: Path) -> None:
+    ours = AudioCache(tmp_path / "cache", 10_000_000)
+    await ours.load()
+    key = _key("From the command line.")
+    theirs = AudioCache(tmp_path / "cache", 10_000_000)
+    await theirs.put(key, b"ID3-cli", duration=2.0, output_type="mp3")
+    assert key not in ours  # not in this process's index...
+    assert await ours.get(key) == CachedAudio(b"ID3-cli", 2.0, "mp3")  # ...but a get still finds it
+    assert key in ours
