@@ -175,3 +175,20 @@ async def test_a_timeout_counts_the_estimate_and_an_error_answer_costs_nothing(r
     assert "run out of prebuilt-voice characters" in failed.content()
     today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
     assert (today.committed, today.reserved) == (70, 0)
+
+
+async def test_read_aloud_is_charged_to_the_member_who_asks(running: World) -> None:
+    await admin_sets(running, "member-budget", 60)
+    message = await running.discord.post_message(running.guild, running.text, running.other, prose(50, salt=16))
+    first = await running.discord.message_command(running.guild, running.text, running.member, "Read aloud", message)
+    await first.wait_final(timeout=20)
+    assert first.files(), first.content()
+    second_message = await running.discord.post_message(running.guild, running.text, running.other, prose(40, salt=17))
+    refused = await running.discord.message_command(
+        running.guild, running.text, running.member, "Read aloud", second_message
+    )
+    await refused.wait_final()
+    assert refused.ephemeral and "your budget in this server of 60 credits an hour" in refused.content()
+    # The message's author did not ask: their own budget is untouched.
+    mine = await running.bot.storage.member_usage(running.guild.id, running.other.id)
+    assert mine.committed == 0
