@@ -16,6 +16,7 @@ from discord.ext import commands
 import cogs
 from bot.audio import AudioCache
 from bot.catalogue import REFRESH_SECONDS, Catalogue
+from bot.lookups import LookupGate
 from bot.replies import NO_MENTIONS
 from bot.settings import Settings
 from bot.speech import SpeechService
@@ -68,6 +69,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr: UnmixrClient
         self.audio_cache: AudioCache
         self.catalogue: Catalogue
+        self.lookups: LookupGate
         self.speech: SpeechService
 
     async def setup_hook(self) -> None:
@@ -84,6 +86,8 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        # What an interaction's voice look-ups need before they can answer from memory.
+        self.lookups = LookupGate(self.catalogue)
         self.speech = SpeechService(
             self.unmixr,
             self.audio_cache,
@@ -143,6 +147,14 @@ class UnmixrBot(commands.AutoShardedBot):
         except discord.HTTPException:
             log.debug("a live view answered interaction %s meanwhile", interaction.id)
 
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """Read the server's clones into memory now, so voice autocomplete offers them from the first keystroke."""
+        self.catalogue.warm(guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """A new server: the same as one becoming available."""
+        self.catalogue.warm(guild.id)
+
     async def _keep_catalogue_fresh(self) -> None:
         # Loading at start makes the first /say fast; failures are retried on the next round.
         while True:
@@ -171,6 +183,8 @@ class UnmixrBot(commands.AutoShardedBot):
             task.cancel()
         if self.background_tasks:
             await asyncio.wait(list(self.background_tasks), timeout=5)
+        if hasattr(self, "catalogue"):
+            await self.catalogue.close()
         if hasattr(self, "storage"):
             await self.storage.close()
         if hasattr(self, "session"):
