@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import re
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -124,21 +124,24 @@ class VoiceIndex:
         self._voices: tuple[Voice, ...] = tuple(named)
         self._folded: tuple[str, ...] = tuple(fold(voice.character) for voice in named)
         self._marked: tuple[str, ...] = tuple(mark_words(name) for name in self._folded)
-        self._grams: dict[str, list[int]] = {}
-        self._word_ids: dict[str, list[int]] = {}
-        self._variants: dict[str, list[str]] = {}
+        gram_ids: dict[str, list[int]] = defaultdict(list)
+        word_ids: dict[str, list[int]] = defaultdict(list)
+        variants: dict[str, list[str]] = defaultdict(list)
         for voice_id, name in enumerate(self._folded):
             for size in range(1, GRAM + 1):
                 for gram in grams(name, size):
-                    self._grams.setdefault(gram, []).append(voice_id)
+                    gram_ids[gram].append(voice_id)
             for word in dict.fromkeys(words(name)):
-                ids = self._word_ids.setdefault(word, [])
-                if not ids:
-                    # A typed word has 4 letters or more, so a word within one edit has at least 3.
-                    if len(word) >= MIN_TYPO_LETTERS - 1:
-                        for variant in deletions(word):
-                            self._variants.setdefault(variant, []).append(word)
+                ids = word_ids[word]
+                # A typed word has 4 letters or more, so a word within one edit has at least 3.
+                if not ids and len(word) >= MIN_TYPO_LETTERS - 1:
+                    for variant in deletions(word):
+                        variants[variant].append(word)
                 ids.append(voice_id)
+        # Tuples of numbers or strings drop out of the garbage collector's rounds: the index costs no GC pauses.
+        self._grams: dict[str, tuple[int, ...]] = {gram: tuple(ids) for gram, ids in gram_ids.items()}
+        self._word_ids: dict[str, tuple[int, ...]] = {word: tuple(ids) for word, ids in word_ids.items()}
+        self._variants: dict[str, tuple[str, ...]] = {key: tuple(found) for key, found in variants.items()}
 
     def __len__(self) -> int:
         return len(self._ordered)
