@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,16 +58,15 @@ class _Snapshot:
     index: VoiceIndex
     prebuilt: tuple[Voice, ...]
     languages: tuple[str, ...]
-    loaded_at: float
     defaults: dict[str, Voice | None] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, by_category: dict[str, tuple[Voice, ...]], loaded_at: float) -> _Snapshot:
+    def build(cls, by_category: dict[str, tuple[Voice, ...]]) -> _Snapshot:
         """Index the voices of every category (a CPU-bound step: run it off the event loop)."""
         voices = [voice for listed in by_category.values() for voice in listed]
         languages = sorted({code for voice in voices for code in voice.languages})
         prebuilt = by_category.get("prebuilt-voices", ())
-        return cls(by_category, VoiceIndex(voices), prebuilt, tuple(languages), loaded_at)
+        return cls(by_category, VoiceIndex(voices), prebuilt, tuple(languages))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +93,9 @@ class Catalogue:
         self._servers: dict[int, _ServerClones] = {}
         # Bumped whenever a server's clones change, so a storage read that raced the change is read again.
         self._versions: dict[int, int] = {}
-        self._catalogue_task: asyncio.Task[None] | None = None
-        self._clones_task: asyncio.Task[None] | None = None
+        # The fetch of the catalogue and the one of the clone list under way, joined by whoever asks meanwhile.
+        self._fetches: dict[str, asyncio.Task[None]] = {}
+        self._clones_refreshed = False
         self._warming: dict[int, None] = {}  # servers whose clones wait to be read, in order
         self._warmer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,11 +106,6 @@ class Catalogue:
     def loaded(self) -> bool:
         """Whether the catalogue has been fetched at least once."""
         return self._snapshot is not None
-
-    @property
-    def stale(self) -> bool:
-        """Whether the catalogue is due for its periodic refresh."""
-        return self._snapshot is None or time.monotonic() - self._snapshot.loaded_at > REFRESH_SECONDS
 
     def ready(self, guild_id: int | None) -> bool:
         """Whether `prepare` would use only memory and storage (no Unmixr call) for this server."""
@@ -173,11 +167,9 @@ class Catalogue:
 
     def _start(self, fetch: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:
         """The fetch of this name under way, or a new one."""
-        attribute = f"_{name}_task"
-        task: asyncio.Task[None] | None = getattr(self, attribute)
+        task = self._fetches.get(name)
         if task is None or task.done():
-            task = self._spawn(fetch(), f"catalogue-{name}")
-            setattr(self, attribute, task)
+            task = self._fetches[name] = self._spawn(fetch(), f"catalogue-{name}")
         return task
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -188,7 +180,7 @@ class Catalogue:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        # Whoever awaited the task got its error; one nobody awaited (a warm-up) is logged here.
+        # Whoever awaited a fetch got its error and answered or logged it; this only marks it as seen.
         if not task.cancelled() and task.exception() is not None:
             log.debug("%s failed: %s", task.get_name(), task.exception())
 
@@ -208,7 +200,7 @@ class Catalogue:
                     by_category[category] = previous[category]  # serve what we had rather than nothing
                 continue
             by_category[category] = tuple(voice for voice in result if voice.uuid and voice.is_available)
-        self._snapshot = await asyncio.to_thread(_Snapshot.build, by_category, time.monotonic())
+        self._snapshot = await asyncio.to_thread(_Snapshot.build, by_category)
         log.info("voice catalogue loaded: %d voices", len(self._snapshot.index))
 
     async def _list_category(self, category: str, pages: asyncio.Semaphore) -> list[Voice]:
@@ -247,7 +239,7 @@ class Catalogue:
         return voices
 
     async def _refresh_clones(self) -> None:
-        first = self._account_clones is None
+        first, self._clones_refreshed = not self._clones_refreshed, True
         try:
             listed = [voice async for voice in self._client.iter_cloned_voices(page_size=PAGE_SIZE)]
         except UnmixrError as error:
