@@ -19,6 +19,7 @@ from bot.alerts import LowBalanceWatch
 from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
+from bot.lookups import LookupGate
 from bot.replies import NO_MENTIONS
 from bot.settings import Settings
 from bot.speech import SpeechService
@@ -73,6 +74,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.audio_cache: AudioCache
         self.catalogue: Catalogue
         self.guard: CreditGuard
+        self.lookups: LookupGate
         self.speech: SpeechService
         self.balance_watch: LowBalanceWatch
 
@@ -95,6 +97,8 @@ class UnmixrBot(commands.AutoShardedBot):
             server_daily=settings.server_daily_budget,
             member_hourly=settings.member_hourly_budget,
         )
+        # What an interaction's voice look-ups need before they can answer from memory.
+        self.lookups = LookupGate(self.catalogue)
         self.speech = SpeechService(
             self.unmixr,
             self.audio_cache,
@@ -163,6 +167,14 @@ class UnmixrBot(commands.AutoShardedBot):
         except discord.HTTPException:
             log.debug("a live view answered interaction %s meanwhile", interaction.id)
 
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """Read the server's clones into memory now, so voice autocomplete offers them from the first keystroke."""
+        self.catalogue.warm(guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """A new server: the same as one becoming available."""
+        self.catalogue.warm(guild.id)
+
     async def _keep_catalogue_fresh(self) -> None:
         # Loading at start makes the first /say fast; failures are retried on the next round.
         while True:
@@ -211,6 +223,8 @@ class UnmixrBot(commands.AutoShardedBot):
             await asyncio.wait(list(self.background_tasks), timeout=5)
         if hasattr(self, "audio_cache"):
             await self.audio_cache.flush()
+        if hasattr(self, "catalogue"):
+            await self.catalogue.close()
         if hasattr(self, "storage"):
             await self.storage.close()
         if hasattr(self, "session"):

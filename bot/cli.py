@@ -185,7 +185,7 @@ async def _voices(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _find_voice(client: Any, name_or_id: str) -> Any:
-    from bot.catalogue import rank
+    from bot.catalogue import find_in
     from bot.unmixr import UnmixrError
 
     try:
@@ -194,9 +194,9 @@ async def _find_voice(client: Any, name_or_id: str) -> Any:
         log.debug("%r is not a voice uuid; searching by name", name_or_id)
     for category in ("prebuilt-voices", None):
         page = await client.voice_list(category=category, query=name_or_id, page_size=100)
-        ranked = rank(name_or_id, page.results)
-        if ranked:
-            return ranked[0]
+        found = find_in(name_or_id, page.results)
+        if found is not None:
+            return found
     return None
 
 

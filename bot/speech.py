@@ -168,11 +168,13 @@ class SpeechService:
         if prefix:
             stripped = f"{prefix}, {stripped}"
 
+        # Interactions passed the look-up gate already (nothing to wait for); a readout may wait here.
+        await self._catalogue.prepare(guild_id)
         prosody = {name: self._check_prosody(name, getattr(options, name)) for name in _PROSODY}
         if options.intensity is not None and not -100 <= options.intensity <= 100:
             raise InvalidOptionError(
                 f"Intensity must be a whole number from -100 to 100, not {options.intensity}; "
-                f"{await self._voices_with('intensity', guild_id)}"
+                f"{self._voices_with('intensity', guild_id)}"
             )
         if options.format is not None and options.format not in ("mp3", "wav"):
             raise InvalidOptionError("Format must be mp3 or wav.")
@@ -194,7 +196,7 @@ class SpeechService:
             elif not voice.has_capability(capability):
                 if not resolved.inherited:
                     raise InvalidOptionError(
-                        f"{voice.character} cannot change its {noun}; {await self._voices_with(capability, guild_id)}"
+                        f"{voice.character} cannot change its {noun}; {self._voices_with(capability, guild_id)}"
                     )
                 dropped.append(f"{_LEVEL_NAMES.get(resolved.source, 'the default')} {noun} {value}")
                 values[name] = None
@@ -204,7 +206,7 @@ class SpeechService:
         if intensity.value is not None and not voice.has_capability("intensity"):
             if not intensity.inherited:
                 raise InvalidOptionError(
-                    f"{voice.character} does not support intensity; {await self._voices_with('intensity', guild_id)}"
+                    f"{voice.character} does not support intensity; {self._voices_with('intensity', guild_id)}"
                 )
             dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
             intensity = Resolved(None, intensity.source)
@@ -244,9 +246,9 @@ class SpeechService:
         dropped: list[str],
     ) -> Voice:
         if options.voice is not None and options.voice.strip():
-            voice = await self._catalogue.find(options.voice, guild_id)
+            voice = self._catalogue.find(options.voice, guild_id)
             if voice is None:
-                raise UnknownVoiceError(options.voice, await self._catalogue.close_names(options.voice, guild_id))
+                raise UnknownVoiceError(options.voice, self._catalogue.close_names(options.voice, guild_id))
             return voice
         for source, voice_id in (
             ("preference", preferences.voice_id),
@@ -255,7 +257,7 @@ class SpeechService:
         ):
             if not voice_id:
                 continue
-            voice = await self._catalogue.get(voice_id, guild_id)
+            voice = self._catalogue.get(voice_id, guild_id)
             if voice is not None:
                 return voice
             if source != "operator":
@@ -263,7 +265,7 @@ class SpeechService:
             else:
                 log.warning("DEFAULT_VOICE_ID is not an available voice; using the first prebuilt voice")
         language = server.language or "en-US"
-        voice = await self._catalogue.default_voice(language)
+        voice = self._catalogue.default_voice(language)
         if voice is None:
             raise InvalidOptionError("No voice is available right now; please try again later.")
         return voice
@@ -288,10 +290,10 @@ class SpeechService:
             dropped.append(f"the server's language {code}")
         return None
 
-    async def _voices_with(self, capability: str, guild_id: int) -> str:
+    def _voices_with(self, capability: str, guild_id: int) -> str:
         names = [
             voice.character
-            for voice in await self._catalogue.voices_for(guild_id)
+            for voice in self._catalogue.voices_for(guild_id)
             if voice.character and voice.has_capability(capability)
         ]
         if not names:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -15,10 +13,6 @@ from bot.unmixr import Voice
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
-log = logging.getLogger(__name__)
-
-# An autocomplete must answer within Discord's 3 s; past this it answers with nothing.
-AUTOCOMPLETE_SECONDS = 2.0
 MAX_CHOICES = 25
 
 FORMAT_CHOICES = [app_commands.Choice(name="mp3", value="mp3"), app_commands.Choice(name="wav", value="wav")]
@@ -82,37 +76,21 @@ def voice_label(voice: Voice) -> str:
 async def voice_choices(
     bot: UnmixrBot, interaction: discord.Interaction[UnmixrBot], current: str
 ) -> list[app_commands.Choice[str]]:
-    """At most 25 voices ranked by how well their name matches what was typed."""
-    try:
-        voices = await asyncio.wait_for(
-            bot.catalogue.suggest(current, interaction.guild_id, MAX_CHOICES), AUTOCOMPLETE_SECONDS
-        )
-    except (TimeoutError, Exception) as error:
-        log.warning("voice autocomplete failed: %s", type(error).__name__)
-        return []
+    """At most 25 voices ranked by how well their name matches what was typed, from memory only."""
+    # This server's clones join the suggestions as soon as they are read, from the next keystroke on.
+    bot.catalogue.warm(interaction.guild_id)
+    voices = bot.catalogue.suggest(current, interaction.guild_id, MAX_CHOICES)
     return [app_commands.Choice(name=voice_label(voice), value=voice.uuid) for voice in voices]
 
 
 async def language_choices(
     bot: UnmixrBot, interaction: discord.Interaction[UnmixrBot], current: str
 ) -> list[app_commands.Choice[str]]:
-    """Languages of the chosen voice (or of every voice) that start with or contain what was typed."""
+    """Languages of the chosen voice (or of every voice) that start with or contain what was typed, from memory."""
     wanted = current.strip().casefold()
-    try:
-        chosen = getattr(interaction.namespace, "voice", None)
-        voice = (
-            await asyncio.wait_for(bot.catalogue.find(chosen, interaction.guild_id), AUTOCOMPLETE_SECONDS)
-            if chosen
-            else None
-        )
-        if voice is not None:
-            languages = voice.languages
-        else:
-            voices = await asyncio.wait_for(bot.catalogue.voices_for(interaction.guild_id), AUTOCOMPLETE_SECONDS)
-            languages = sorted({code for v in voices for code in v.languages})
-    except (TimeoutError, Exception) as error:
-        log.warning("language autocomplete failed: %s", type(error).__name__)
-        return []
+    chosen = getattr(interaction.namespace, "voice", None)
+    voice = bot.catalogue.find(chosen, interaction.guild_id) if isinstance(chosen, str) and chosen else None
+    languages = voice.languages if voice is not None else bot.catalogue.languages(interaction.guild_id)
     starts = [code for code in languages if code.casefold().startswith(wanted)]
     contains = [code for code in languages if wanted in code.casefold() and code not in starts]
     return _choices((starts + contains)[:MAX_CHOICES])

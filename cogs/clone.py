@@ -115,7 +115,6 @@ class Clone(commands.Cog):
         self.bot.catalogue.add_clone(
             interaction.guild_id, Voice(uuid=result.voice_id, character=name, description=description or None)
         )
-        self.bot.spawn(self.bot.catalogue.refresh(), name="catalogue-refresh-after-clone")
         await answer(
             interaction,
             f"Cloned **{name}** from {seconds:.1f} s of audio; use it now with `/say voice:{name}` "

@@ -9,7 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError, UnknownVoiceError
-from bot.replies import answer, defer
+from bot.lookups import ensure_lookups
+from bot.replies import answer
 from bot.text import normalize_rate
 from cogs._options import voice_choices
 from cogs.settings import check_prosody
@@ -37,15 +38,15 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     ) -> None:
         assert interaction.guild_id is not None
         old = await self.bot.storage.set_member_preference(interaction.guild_id, interaction.user.id, name, value)
-        old_text = await self._show(name, old)
+        old_text = self._show(name, old, interaction.guild_id)
         new_text = shown if value is not None else "cleared (the server's default applies)"
         await answer(interaction, f"Your {label}: {old_text} → {new_text}.", ephemeral=True)
 
-    async def _show(self, name: str, value: str | None) -> str:
+    def _show(self, name: str, value: str | None, guild_id: int) -> str:
         if value is None:
             return "not set"
         if name == "voice_id":
-            voice = await self.bot.catalogue.get(value, None) if self.bot.catalogue.loaded else None
+            voice = self.bot.catalogue.get(value, guild_id)
             return f"**{voice.character}**" if voice is not None else f"`{value}`"
         return f"`{value}`"
 
@@ -56,11 +57,10 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         if voice is None:
             await self._change(interaction, "voice_id", "voice", None, "")
             return
-        if not self.bot.catalogue.loaded:
-            await defer(interaction, ephemeral=True)
-        found = await self.bot.catalogue.find(voice, interaction.guild_id)
+        await ensure_lookups(interaction, ephemeral=True)
+        found = self.bot.catalogue.find(voice, interaction.guild_id)
         if found is None:
-            raise UnknownVoiceError(voice, await self.bot.catalogue.close_names(voice, interaction.guild_id))
+            raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, interaction.guild_id))
         await self._change(interaction, "voice_id", "voice", found.uuid, f"**{found.character}**")
 
     @voice.autocomplete("voice")
@@ -95,7 +95,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         assert interaction.guild_id is not None
         old = await self.bot.storage.reset_member_preferences(interaction.guild_id, interaction.user.id)
         cleared = [
-            f"{label} {await self._show(name, getattr(old, name))}"
+            f"{label} {self._show(name, getattr(old, name), interaction.guild_id)}"
             for label, name in (("voice", "voice_id"), ("rate", "rate"), ("nickname", "nickname"))
             if getattr(old, name) is not None
         ]

@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.audio import AudioError, transcode_to_fit
 from bot.budget import Reservation
 from bot.errors import UserFacingError
+from bot.lookups import ensure_lookups
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
 from bot.resolution import resolve
@@ -120,8 +121,7 @@ class Say(commands.Cog):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
         names = await guild_names(interaction.guild, self.bot.storage, text)
         cleaned = clean_message(text, names, max_length=NO_CUT)
-        if not self.bot.catalogue.loaded:
-            await defer(interaction, ephemeral=play)  # the first lookup must fetch the catalogue
+        await ensure_lookups(interaction, ephemeral=play)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,
@@ -152,8 +152,7 @@ class Say(commands.Cog):
         cleaned = clean_message(message.content, names, max_length=limit)
         queue = self._queue()
         in_voice = queue is not None and queue.in_callers_channel(interaction)
-        if not self.bot.catalogue.loaded:
-            await defer(interaction, ephemeral=in_voice)
+        await ensure_lookups(interaction, ephemeral=in_voice)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,

@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.budget import effective_budget
 from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.lookups import ensure_lookups
 from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
 from bot.storage import GuildSettings
@@ -93,7 +94,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if name != "voice_id" or value is not None:
             return await self._show(name, value)
         language = resolve_server("language", server).value or "en-US"
-        voice = await self.bot.catalogue.default_voice(language) if self.bot.catalogue.loaded else None
+        voice = self.bot.catalogue.default_voice(language)
         if voice is None:
             return f"the first prebuilt voice for {language}"
         return f"**{voice.character}**, the first prebuilt voice for {language}"
@@ -102,7 +103,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if value is None:
             return "none"
         if name == "voice_id":
-            voice = await self.bot.catalogue.get(str(value), None) if self.bot.catalogue.loaded else None
+            voice = self.bot.catalogue.get(str(value), None)
             return f"**{voice.character}**" if voice is not None else f"`{value}`"
         if name == "readout_channel_id":
             return f"<#{value}>"
@@ -208,10 +209,10 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         """Set or clear the default voice."""
         found = None
         if voice is not None:
-            await defer(interaction, ephemeral=True)
-            found = await self.bot.catalogue.find(voice, interaction.guild_id)
+            await ensure_lookups(interaction, ephemeral=True)
+            found = self.bot.catalogue.find(voice, interaction.guild_id)
             if found is None:
-                raise UnknownVoiceError(voice, await self.bot.catalogue.close_names(voice, interaction.guild_id))
+                raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, interaction.guild_id))
         await self._change(
             interaction,
             "voice_id",
@@ -231,11 +232,11 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     async def language(self, interaction: discord.Interaction[UnmixrBot], language: str | None = None) -> None:
         """Set or clear the default language."""
         code = check_language(language) if language else None
-        # A language no voice speaks would only be dropped from every request later: refuse it now
-        # (unless the catalogue is not loaded, so that Unmixr being down does not block the setting).
-        if code is not None and self.bot.catalogue.loaded:
-            voices = await self.bot.catalogue.voices_for(interaction.guild_id)
-            if voices and not any(voice.speaks(code) for voice in voices):
+        # A language no voice speaks would only be dropped from every request later: refuse it now, from memory
+        # (not before the catalogue first loads, so that Unmixr being down does not block the setting).
+        if code is not None and self.bot.catalogue.loaded and not self.bot.catalogue.speaks(code, interaction.guild_id):
+            voices = self.bot.catalogue.voices_for(interaction.guild_id)
+            if voices:
                 examples = ", ".join(sorted({voice.language for voice in voices if voice.language})[:5])
                 raise InvalidOptionError(f"No voice speaks “{code}”; pick a language such as {examples}.")
         await self._change(interaction, "language", "language", code)

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import NotAdminError, UserFacingError
+from bot.lookups import ensure_lookups
 from bot.replies import NO_MENTIONS, answer, defer
 from bot.tree import handle_error, is_admin
 from bot.unmixr import UnmixrError, Voice
@@ -256,7 +257,8 @@ class VoiceDetailsView(OwnedView):
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Make this voice the member's preference in this server."""
         assert interaction.guild_id is not None
-        await self.cog.ensure_usable(self.voice, interaction.guild_id)
+        await ensure_lookups(interaction, ephemeral=True)
+        self.cog.ensure_usable(self.voice, interaction.guild_id)
         await self.cog.bot.storage.set_member_preference(
             interaction.guild_id, interaction.user.id, "voice_id", self.voice.uuid
         )
@@ -270,9 +272,10 @@ class VoiceDetailsView(OwnedView):
         assert interaction.guild_id is not None
         if not is_admin(interaction):
             raise NotAdminError()
-        await self.cog.ensure_usable(self.voice, interaction.guild_id)
+        await ensure_lookups(interaction, ephemeral=True)
+        self.cog.ensure_usable(self.voice, interaction.guild_id)
         old = await self.cog.bot.storage.set_guild_setting(interaction.guild_id, "voice_id", self.voice.uuid)
-        old_voice = await self.cog.bot.catalogue.get(old, interaction.guild_id) if old else None
+        old_voice = self.cog.bot.catalogue.get(old, interaction.guild_id) if old else None
         before = f"**{old_voice.character}**" if old_voice else ("not set" if old is None else f"`{old}`")
         await answer(interaction, f"Server voice: {before} → **{self.voice.character}**.", ephemeral=True)
 
@@ -287,7 +290,8 @@ class Voices(commands.Cog):
         """One page of voices: from Unmixr, or this server's clones for `category: clones`."""
         if filters.category == "clones":
             assert guild_id is not None
-            clones = list((await self.bot.catalogue.guild_clones(guild_id)).values())
+            await self.bot.lookups.prepare(guild_id)  # both callers have deferred already
+            clones = self.bot.catalogue.guild_clones(guild_id)
             if filters.query:
                 wanted = filters.query.casefold()
                 clones = [voice for voice in clones if wanted in (voice.character or "").casefold()]
@@ -312,9 +316,9 @@ class Voices(commands.Cog):
             count=result.count or len(result.results),
         )
 
-    async def ensure_usable(self, voice: Voice, guild_id: int) -> None:
+    def ensure_usable(self, voice: Voice, guild_id: int) -> None:
         """Refuse a voice this server cannot use (unavailable, or another server's clone)."""
-        if await self.bot.catalogue.get(voice.uuid, guild_id) is None:
+        if self.bot.catalogue.get(voice.uuid, guild_id) is None:
             raise UserFacingError(f"**{voice.character}** cannot be used here; pick an available voice.")
 
     @app_commands.command(name="voices", description="Browse Unmixr voices.")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.storage import Storage
 from tests.conftest import MEMBER_PERMISSIONS, UNMIXR_KEY, World
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember, Response
 from tests.fakes.unmixr import FakeUnmixr
@@ -404,9 +405,12 @@ async def _world_with_two_guilds(world: World) -> tuple[FakeGuild, dict[str, Any
 
 
 async def test_a_clone_is_offered_and_accepted_only_in_its_own_server(world: World) -> None:
-    second, second_channel, second_member = await _world_with_two_guilds(world)
+    # A clone made before this start: the bot reads each server's clones as the server becomes available.
     clone_id = add_clone_upstream(world.unmixr, "Zelda Clone")
-    await world.bot.storage.add_cloned_voice(clone_id, world.guild.id, "Zelda Clone", None, world.admin.id)
+    async with await Storage.open(world.settings.database_path) as storage:
+        await storage.add_cloned_voice(clone_id, world.guild.id, "Zelda Clone", None, world.admin.id)
+    second, second_channel, second_member = await _world_with_two_guilds(world)
+    await world.discord.wait_until(lambda: world.bot.catalogue.has_server(world.guild.id), what="the clones read")
 
     home = await _autocomplete(world, "zelda")
     assert [choice["value"] for choice in home] == [clone_id]
@@ -588,6 +592,7 @@ async def test_out_of_prebuilt_credits(running: World) -> None:
 async def test_out_of_cloned_credits(running: World) -> None:
     clone_id = add_clone_upstream(running.unmixr, "Quill")
     await running.bot.storage.add_cloned_voice(clone_id, running.guild.id, "Quill", None, running.admin.id)
+    await running.bot.catalogue.refresh()  # as after another process made it: the next refresh reads it
     running.unmixr.cloned_chars = 3
     interaction = await final(await running.say(text="A clone with no characters left.", voice="Quill"))
     assert_error_followup(interaction, "cloned", "credits")
