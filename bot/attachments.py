@@ -1,4 +1,4 @@
-"""Reading members' attachments from Discord's CDN a slice at a time, so a large one is never held whole in memory."""
+"""Reading members' attachments from Discord's CDN as they arrive, so a large one is never held whole in memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from bot.errors import UserFacingError
 
 __all__ = ["AttachmentDownloadError", "iter_attachment"]
 
-SLICE_BYTES: Final = 1 << 20
 # Discord's CDN streams steadily; a pause this long means the download is stuck.
 READ_TIMEOUT_SECONDS: Final = 30.0
 
@@ -25,7 +24,7 @@ class AttachmentDownloadError(UserFacingError):
 
 
 async def iter_attachment(session: aiohttp.ClientSession, attachment: discord.Attachment) -> AsyncIterator[bytes]:
-    """Yield the attachment's bytes in slices of at most SLICE_BYTES, or raise AttachmentDownloadError."""
+    """Yield the attachment's bytes as they arrive, or raise AttachmentDownloadError."""
     # Its own GET rather than Attachment.read(), which joins the whole file in memory on the event loop.
     try:
         async with session.get(
@@ -33,7 +32,8 @@ async def iter_attachment(session: aiohttp.ClientSession, attachment: discord.At
         ) as response:
             if response.status != 200:
                 raise AttachmentDownloadError()
-            async for chunk in response.content.iter_chunked(SLICE_BYTES):
-                yield chunk
+            # Blocks as they arrived, not joined into larger ones: one copy less on the event loop.
+            async for block, _ in response.content.iter_chunks():
+                yield block
     except (aiohttp.ClientError, TimeoutError):
         raise AttachmentDownloadError() from None
