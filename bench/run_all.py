@@ -1,7 +1,7 @@
 """Run every benchmark in turn, each in its own process, then print one table of figures against targets.
 
 Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead long_text cache memory readout
-                                          upstream_load queued_credits autocomplete)
+                                          upstream_load queued_credits autocomplete clone_checks)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ BENCHMARKS = (
     "upstream_load",
     "queued_credits",
     "autocomplete",
+    "clone_checks",
 )
 TIMEOUT_SECONDS = 240
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio import AudioError, duration, extract_audio, probe
+from bot.attachments import iter_attachment
+from bot.audio.recording import MAX_BYTES, check_recording, too_large
 from bot.errors import UserFacingError
 from bot.replies import answer, defer
 from bot.storage import CloneQuotaError
@@ -22,31 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_CLONE_BYTES = 120_000_000
-MIN_CLONE_SECONDS = 30.0
-MAX_CLONE_SECONDS = 80.0
-# Encoders pad a few frames: an 80 s recording saved as mp3 decodes to about 80.05 s. It is still 80 s.
-CODEC_PADDING_SECONDS = 0.1
-# Decoding less than this share of the length a file's header claims means the file was cut short.
-TRUNCATION_RATIO = 0.9
-UNDECODABLE = "The file could not be decoded: it looks damaged or cut short; export the recording again and upload it."
 
-
-class CloneCheckError(UserFacingError):
-    """The recording failed a check made before anything is uploaded."""
-
-
-def too_large(size: int) -> CloneCheckError:
-    """The answer for a recording over the upload limit, with its measured size."""
-    return CloneCheckError(
-        f"The file is {size / 1_000_000:.1f} MB ({size} bytes) but a clone recording can be at most 120 MB "
-        f"({MAX_CLONE_BYTES} bytes); trim or compress it."
-    )
-
-
-def quota_reached(count: int, limit: int) -> CloneCheckError:
+def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
-    return CloneCheckError(
+    return UserFacingError(
         f"This server has {count} cloned voices (including any still uploading) and may make at most {limit}, "
         "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
     )
@@ -84,15 +63,15 @@ class Clone(commands.Cog):
         name = name.strip()
         if not name:
             raise UserFacingError("The new voice needs a name with some visible characters.")
-        if audio.size > MAX_CLONE_BYTES:
+        if audio.size > MAX_BYTES:
             raise too_large(audio.size)
         limit = self.bot.settings.max_clones_per_server
         made = await self.bot.storage.count_cloned_voices(interaction.guild_id)
         if made >= limit:
             raise quota_reached(made, limit)
         await defer(interaction, ephemeral=True)
-        data = await self._download(audio)
-        upload, filename, content_type, seconds = await self._check_recording(data, audio.filename)
+        # Downloaded and probed only now, after the defer: both may take a while for a large file.
+        recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
         # The slot is taken atomically just before the upload, so uploads at once cannot pass the quota together.
         try:
             slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit)
@@ -100,11 +79,11 @@ class Clone(commands.Cog):
             raise quota_reached(full.count, full.limit) from None
         try:
             result = await self.bot.unmixr.clone_voice(
-                audio=upload,
-                filename=filename,
+                audio=recording.audio,
+                filename=recording.filename,
                 name=name,
                 description=description or None,
-                content_type=content_type,
+                content_type=recording.content_type,
             )
         except BaseException:
             await self.bot.storage.release_clone_slot(slot)
@@ -117,78 +96,10 @@ class Clone(commands.Cog):
         )
         await answer(
             interaction,
-            f"Cloned **{name}** from {seconds:.1f} s of audio; use it now with `/say voice:{name}` "
+            f"Cloned **{name}** from {recording.seconds:.1f} s of audio; use it now with `/say voice:{name}` "
             "(only in this server).",
             ephemeral=True,
         )
-
-    async def _download(self, attachment: discord.Attachment) -> bytes:
-        try:
-            data = await attachment.read()
-        except (discord.HTTPException, aiohttp.ClientError):
-            raise CloneCheckError("The file could not be downloaded from Discord; upload it again.") from None
-        if len(data) > MAX_CLONE_BYTES:
-            raise too_large(len(data))
-        return data
-
-    async def _check_recording(self, data: bytes, filename: str) -> tuple[bytes, str, str, float]:
-        """Probe the file as media (never trusting its declared type) and measure its duration by decoding it."""
-        try:
-            info = await probe(data)
-        except AudioError:
-            raise CloneCheckError(UNDECODABLE) from None
-        if not info.has_audio:
-            if info.has_video:
-                raise CloneCheckError(
-                    "The file is a video without sound; upload a recording of the speaker (30 to 80 seconds)."
-                )
-            if _looks_like_media(data):
-                raise CloneCheckError(UNDECODABLE)
-            raise CloneCheckError(
-                "The file is not audio (it could not be decoded as audio or video); upload an mp3, wav, m4a, ogg "
-                "or a video with sound."
-            )
-        stem = filename.rsplit(".", 1)[0] or "recording"
-        upload, upload_name, content_type = data, filename, _content_type(info.format_name)
-        try:
-            if info.has_video:
-                upload = await extract_audio(data)
-                upload_name, content_type = f"{stem}.mp3", "audio/mpeg"
-            # Decoded, not read from the header: a file cut short still claims its full length there.
-            seconds = await duration(upload)
-        except AudioError:
-            raise CloneCheckError(UNDECODABLE) from None
-        claimed = info.duration
-        if claimed is not None and seconds < claimed * TRUNCATION_RATIO and claimed - seconds > 1:
-            raise CloneCheckError(
-                f"The file could not be decoded completely: only {seconds:.1f} s of its {claimed:.1f} s play, "
-                "so it looks cut short; upload the whole recording."
-            )
-        if seconds < MIN_CLONE_SECONDS - CODEC_PADDING_SECONDS:
-            raise CloneCheckError(
-                f"The recording is {seconds:.1f} s long but a clone needs at least 30 s; upload a longer one."
-            )
-        if seconds > MAX_CLONE_SECONDS + CODEC_PADDING_SECONDS:
-            raise CloneCheckError(f"The recording is {seconds:.1f} s long but a clone can use at most 80 s; trim it.")
-        return upload, upload_name, content_type, seconds
-
-
-# Containers a recording comes in: a file that starts like one but cannot be read is damaged, not "not audio".
-_MEDIA_SIGNATURES = (b"ID3", b"OggS", b"fLaC", b"RIFF", b"FORM", b"#!AMR", b"\x1a\x45\xdf\xa3", b"\x30\x26\xb2\x75")
-_CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "flac": "audio/flac", "mov": "audio/mp4"}
-
-
-def _looks_like_media(data: bytes) -> bool:
-    """Whether the data starts like an audio or video file (mp3, wav, ogg, flac, mp4/m4a, webm...)."""
-    if data.startswith(_MEDIA_SIGNATURES) or data[4:8] == b"ftyp":
-        return True
-    # An mp3 or AAC frame's sync word.
-    return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
-
-
-def _content_type(format_name: str | None) -> str:
-    """The MIME type for ffprobe's format name, as the reference's examples send it (audio/mpeg for mp3)."""
-    return _CONTENT_TYPES.get((format_name or "").split(",")[0], "application/octet-stream")
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -304,6 +304,18 @@ class Voice(commands.Cog):
         target = channel or _caller_channel(interaction)
         if target is None:
             raise VoiceError("Join a voice channel first, or name one with the `channel` option.")
+        if channel is not None:
+            # The bot must not become a way into a channel the caller could not enter themselves.
+            caller = interaction.user
+            theirs = channel.permissions_for(caller) if isinstance(caller, discord.Member) else discord.Permissions()
+            missing = [
+                name for name, ok in (("View Channel", theirs.view_channel), ("Connect", theirs.connect)) if not ok
+            ]
+            if missing:
+                raise VoiceError(
+                    f"You can't bring me to {channel.mention}: you need the {' and '.join(missing)} permission "
+                    "there yourself; pick a channel you can join."
+                )
         client = self._voice_client(guild)
         if client is not None and client.channel.id == target.id and client.is_connected():
             await answer(interaction, f"I'm already in {target.mention}.", ephemeral=True)

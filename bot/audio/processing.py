@@ -1,4 +1,4 @@
-"""Audio helpers built on ffmpeg and ffprobe, run as asyncio subprocesses so the event loop never blocks."""
+"""Audio helpers built on ffmpeg and ffprobe, which every one of them reaches through `bot.audio.ffmpeg.run`."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import contextlib
 import dataclasses
 import io
 import json
-import logging
 import shutil
-import tempfile
 import wave
-import weakref
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
+from bot.audio.ffmpeg import AudioError, FFmpegMissingError, Joined, Lane, Outcome, Source, run
+
 __all__ = [
-    "MAX_CONCURRENT_PROCESSES",
     "AudioError",
     "FFmpegMissingError",
+    "Lane",
+    "Media",
     "ProbeResult",
     "concat",
     "duration",
@@ -31,9 +30,6 @@ __all__ = [
     "transcode_to_fit",
 ]
 
-log = logging.getLogger(__name__)
-
-MAX_CONCURRENT_PROCESSES: Final = 4
 # Deadlines after which a process is killed; a caller wanting a shorter one wraps the call in asyncio.timeout.
 PROBE_SECONDS: Final = 30.0
 CONVERT_SECONDS: Final = 120.0
@@ -44,6 +40,8 @@ PCM_CHANNELS: Final = 2
 PCM_BYTES_PER_SECOND: Final = PCM_SAMPLE_RATE * PCM_CHANNELS * 2
 
 OutputFormat = Literal["mp3", "wav"]
+# Audio in memory, or a private copy on disk of a file too large to hold (see bot.audio.ffmpeg.private_copy).
+Media = bytes | Source
 
 # Constant bitrates offered by transcode_to_fit, best first, with a sample rate the mp3 standard allows for each.
 _FIT_LADDER: Final[tuple[tuple[int, int], ...]] = (
@@ -65,33 +63,21 @@ _FIT_OVERHEAD_BYTES: Final = 4_096
 _FIT_OVERHEAD_SECONDS: Final = 0.2
 
 
-class AudioError(Exception):
-    """Audio could not be read or converted; the message is one plain sentence fit for a user."""
-
-
-class FFmpegMissingError(AudioError):
-    """The ffmpeg or ffprobe program is not installed."""
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """What ffprobe found in a file; a file it cannot read at all has no audio and no video."""
+    """What ffprobe found in a file; a file it cannot read at all has no format, no audio and no video."""
 
     duration: float | None
     has_audio: bool
     has_video: bool
     audio_codec: str | None
     format_name: str | None
+    # ffprobe recognised the container, but it is not one of the supported formats (a playlist, an image...).
+    unsupported: bool = False
 
 
 _NOT_MEDIA: Final = ProbeResult(duration=None, has_audio=False, has_video=False, audio_codec=None, format_name=None)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Completed:
-    returncode: int
-    stdout: bytes
-    stderr: bytes
+_UNSUPPORTED: Final = dataclasses.replace(_NOT_MEDIA, unsupported=True)
 
 
 def ffmpeg_available() -> bool:
@@ -104,87 +90,7 @@ def ffprobe_available() -> bool:
     return shutil.which("ffprobe") is not None
 
 
-# One semaphore per event loop: an asyncio primitive must not be shared across loops (tests run several).
-_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _process_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _slots_by_loop.get(loop)
-    if slots is None:
-        slots = asyncio.Semaphore(MAX_CONCURRENT_PROCESSES)
-        _slots_by_loop[loop] = slots
-    return slots
-
-
-async def _run(program: str, arguments: Sequence[str], *, input_data: bytes | None = None, limit: float) -> _Completed:
-    """Run a program with bounded concurrency, killing it after limit seconds or on cancellation."""
-    async with _process_slots():
-        try:
-            process = await asyncio.create_subprocess_exec(
-                program,
-                *arguments,
-                stdin=asyncio.subprocess.PIPE if input_data is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError as error:
-            raise FFmpegMissingError(
-                f"{program} is not installed, so audio cannot be processed; install ffmpeg and restart."
-            ) from error
-        try:
-            async with asyncio.timeout(limit):
-                stdout, stderr = await process.communicate(input_data)
-        except TimeoutError:
-            raise AudioError(f"Processing the audio took longer than {limit:g} seconds.") from None
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    returncode = await process.wait()  # already finished: this only reads the exit status
-    if returncode != 0:
-        log.debug("%s exited with %s: %s", program, returncode, stderr[-2000:].decode(errors="replace"))
-    return _Completed(returncode, stdout, stderr)
-
-
-@contextlib.asynccontextmanager
-async def _workspace() -> AsyncIterator[Path]:
-    """Yield a fresh temporary folder that is removed afterwards, whatever happens."""
-    # mkdtemp is one mkdir call; running it here keeps its name known even if the caller is cancelled.
-    directory = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
-    try:
-        yield directory
-    finally:
-        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
-
-
-def _write_files(files: Sequence[tuple[Path, bytes]]) -> None:
-    for path, data in files:
-        path.write_bytes(data)
-
-
-async def _input_arguments(data: bytes, workspace: Path) -> tuple[list[str], bytes | None]:
-    """Return ffmpeg's input arguments and stdin data: a pipe for streamable formats, else a file."""
-    if _is_streamable(data):
-        return ["-i", "pipe:0"], data
-    path = workspace / "input"
-    await asyncio.to_thread(path.write_bytes, data)
-    return ["-i", str(path)], None
-
-
-def _is_streamable(data: bytes) -> bool:
-    """Return whether the data's format can be read without seeking (mp3, wav, ogg, flac)."""
-    if data.startswith((b"ID3", b"OggS", b"fLaC")):
-        return True
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return True
-    return _mp3_frame(data, 0) is not None
-
-
-_FFMPEG_HEAD: Final = ("-nostdin", "-hide_banner", "-v", "error", "-y")
-
-
-def _audio_error(completed: _Completed) -> AudioError:
+def _audio_error(completed: Outcome) -> AudioError:
     if b"matches no streams" in completed.stderr:
         return AudioError("The file has no audio track.")
     return AudioError("The audio could not be decoded.")
@@ -198,31 +104,23 @@ def _parse_float(value: Any) -> float | None:
     return number if number > 0 else None
 
 
-async def probe(data: bytes) -> ProbeResult:
-    """Describe the media in data, never raising for bad input: what ffprobe cannot read has no audio."""
-    if not data:
+async def probe(data: Media, *, lane: Lane = Lane.REPLIES) -> ProbeResult:
+    """Describe the media in data from its headers, never raising for bad input: what ffprobe can't read has no audio.
+
+    The duration is what the file declares (its audio track's, else its container's), None if it declares none.
+    """
+    if (data.size if isinstance(data, Source) else len(data)) == 0:
         return _NOT_MEDIA
-    async with _workspace() as workspace:
-        # A file rather than a pipe, because containers such as mp4 keep their index at the end.
-        path = workspace / "input"
-        await asyncio.to_thread(path.write_bytes, data)
-        completed = await _run(
-            "ffprobe",
-            ["-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-            limit=PROBE_SECONDS,
-        )
-        result = _read_probe_report(completed)
-        if result.has_audio and result.duration is None:
-            # Streamed webm and similar record no length anywhere: decode to measure it.
-            measured = _decoded_seconds(await _decode_for_duration(["-i", str(path)], None))
-            result = dataclasses.replace(result, duration=measured)
-    return result
+    completed = await run(
+        "ffprobe", [data], ["-show_format", "-show_streams", "-of", "json"], lane=lane, limit=PROBE_SECONDS
+    )
+    return _read_probe_report(completed)
 
 
-def _read_probe_report(completed: _Completed) -> ProbeResult:
+def _read_probe_report(completed: Outcome) -> ProbeResult:
     """Turn ffprobe's JSON into a ProbeResult, taking the first audio stream's duration, else the container's."""
     if completed.returncode != 0:
-        return _NOT_MEDIA
+        return _UNSUPPORTED if b"not on whitelist" in completed.stderr else _NOT_MEDIA
     try:
         report = json.loads(completed.stdout)
     except ValueError:
@@ -247,17 +145,7 @@ def _read_probe_report(completed: _Completed) -> ProbeResult:
     )
 
 
-async def _decode_for_duration(inputs: Sequence[str], stdin_data: bytes | None) -> _Completed:
-    """Decode the first audio track to nowhere, reporting progress (and so its length) on stdout."""
-    return await _run(
-        "ffmpeg",
-        [*_FFMPEG_HEAD, *inputs, "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
-        input_data=stdin_data,
-        limit=PROBE_SECONDS,
-    )
-
-
-def _decoded_seconds(completed: _Completed) -> float | None:
+def _decoded_seconds(completed: Outcome) -> float | None:
     """Read the length of the decoded audio from ffmpeg's last progress report."""
     if completed.returncode != 0:
         return None
@@ -269,13 +157,22 @@ def _decoded_seconds(completed: _Completed) -> float | None:
     return microseconds / 1_000_000 if microseconds else None
 
 
-async def duration(data: bytes) -> float:
-    """Return the audio's length in seconds, measured by decoding it, or raise AudioError."""
+def _stop_after(seconds: float | None) -> list[str]:
+    """ffmpeg's output option that stops decoding after `seconds` of audio, if given."""
+    return [] if seconds is None else ["-t", f"{seconds:g}"]
+
+
+async def duration(data: Media, *, stop_after: float | None = None, lane: Lane = Lane.REPLIES) -> float:
+    """Return the audio's length in seconds, measured by decoding it (at most `stop_after`), or raise AudioError."""
     # Unlike probe(), headers are not trusted: an mp3 cut short still claims its full length in its
     # Xing header, but only what decodes is counted here.
-    async with _workspace() as workspace:
-        inputs, stdin_data = await _input_arguments(data, workspace)
-        completed = await _decode_for_duration(inputs, stdin_data)
+    completed = await run(
+        "ffmpeg",
+        [data],
+        ["-map", "0:a:0", *_stop_after(stop_after), "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
+        lane=lane,
+        limit=PROBE_SECONDS,
+    )
     if completed.returncode != 0:
         raise _audio_error(completed)
     seconds = _decoded_seconds(completed)
@@ -296,68 +193,56 @@ def _encoder_arguments(output_format: str) -> list[str]:
     raise ValueError(f"unsupported output format {output_format!r}; use 'mp3' or 'wav'")
 
 
-async def _convert(data: bytes, codec_arguments: Sequence[str], *, suffix: str) -> bytes:
+async def _convert(data: Media, codec_arguments: Sequence[str], *, suffix: str, lane: Lane = Lane.REPLIES) -> bytes:
     """Decode data's first audio track and encode it with the given arguments into a file."""
-    async with _workspace() as workspace:
-        inputs, stdin_data = await _input_arguments(data, workspace)
-        # A file rather than stdout, so the mp3 muxer can go back and write its Xing/LAME header,
-        # which carries the exact length and the encoder delay that players trim.
-        output = workspace / f"output.{suffix}"
-        completed = await _run(
-            "ffmpeg",
-            [
-                *_FFMPEG_HEAD,
-                *inputs,
-                "-map",
-                "0:a:0",
-                "-vn",
-                "-sn",
-                "-dn",
-                "-map_metadata",
-                "-1",
-                *codec_arguments,
-                str(output),
-            ],
-            input_data=stdin_data,
-            limit=CONVERT_SECONDS,
-        )
-        if completed.returncode != 0:
-            raise _audio_error(completed)
-        result = await asyncio.to_thread(output.read_bytes)
-    if not result:
+    # A file rather than stdout, so the mp3 muxer can go back and write its Xing/LAME header,
+    # which carries the exact length and the encoder delay that players trim.
+    completed = await run(
+        "ffmpeg",
+        [data],
+        ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", *codec_arguments],
+        output=suffix,
+        lane=lane,
+        limit=CONVERT_SECONDS,
+    )
+    if completed.returncode != 0:
+        raise _audio_error(completed)
+    if not completed.output:
         raise AudioError("The audio could not be decoded.")
-    return result
+    return completed.output
 
 
-async def extract_audio(data: bytes, *, output_format: OutputFormat = "mp3") -> bytes:
-    """Return the first audio track of a video or audio file, re-encoded as mono mp3 (128 kbps) or wav."""
-    codec_arguments = ["-ac", "1", *_encoder_arguments(output_format)]
-    return await _convert(data, codec_arguments, suffix=output_format)
+async def extract_audio(
+    data: Media,
+    *,
+    output_format: OutputFormat = "mp3",
+    stop_after: float | None = None,
+    lane: Lane = Lane.REPLIES,
+) -> bytes:
+    """Return the first audio track (its first `stop_after` seconds) of a file, as mono mp3 (128 kbps) or wav."""
+    codec_arguments = [*_stop_after(stop_after), "-ac", "1", *_encoder_arguments(output_format)]
+    return await _convert(data, codec_arguments, suffix=output_format, lane=lane)
 
 
 async def to_pcm(data: bytes) -> bytes:
     """Decode audio to raw 48 kHz stereo 16-bit little-endian PCM, the form discord.py's voice sends."""
-    async with _workspace() as workspace:
-        inputs, stdin_data = await _input_arguments(data, workspace)
-        completed = await _run(
-            "ffmpeg",
-            [
-                *_FFMPEG_HEAD,
-                *inputs,
-                "-map",
-                "0:a:0",
-                "-vn",
-                "-f",
-                "s16le",
-                "-ar",
-                str(PCM_SAMPLE_RATE),
-                "-ac",
-                str(PCM_CHANNELS),
-                "pipe:1",
-            ],
-            input_data=stdin_data,
-            limit=CONVERT_SECONDS,
-        )
+    completed = await run(
+        "ffmpeg",
+        [data],
+        [
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-f",
+            "s16le",
+            "-ar",
+            str(PCM_SAMPLE_RATE),
+            "-ac",
+            str(PCM_CHANNELS),
+            "pipe:1",
+        ],
+        limit=CONVERT_SECONDS,
+    )
     if completed.returncode != 0:
         raise _audio_error(completed)
     if not completed.stdout:
@@ -437,63 +322,39 @@ def _join_wav(parts: Sequence[bytes]) -> bytes | None:
 
 
 async def _concat_mp3_copy(parts: Sequence[bytes]) -> bytes:
-    async with _workspace() as workspace:
-        names = [f"part{index}.mp3" for index in range(len(parts))]
-        listing = "".join(f"file '{name}'\n" for name in names).encode()
-        files = [(workspace / name, part) for name, part in zip(names, parts, strict=True)]
-        await asyncio.to_thread(_write_files, [*files, (workspace / "parts.txt", listing)])
-        output = workspace / "output.mp3"
-        completed = await _run(
-            "ffmpeg",
-            [
-                *_FFMPEG_HEAD,
-                "-f",
-                "concat",
-                "-i",
-                str(workspace / "parts.txt"),
-                "-map",
-                "0:a:0",
-                "-c",
-                "copy",
-                "-map_metadata",
-                "-1",
-                "-f",
-                "mp3",
-                str(output),
-            ],
-            limit=CONVERT_SECONDS,
-        )
-        if completed.returncode != 0:
-            raise _audio_error(completed)
-        return await asyncio.to_thread(output.read_bytes)
+    completed = await run(
+        "ffmpeg",
+        [Joined(parts)],
+        # -xerror: a part that cannot be opened fails the join instead of leaving it silently short.
+        ["-xerror", "-map", "0:a:0", "-c", "copy", "-map_metadata", "-1", "-f", "mp3"],
+        output="mp3",
+        limit=CONVERT_SECONDS,
+    )
+    if completed.returncode != 0 or completed.output is None:
+        raise _audio_error(completed)
+    return completed.output
 
 
 async def _concat_reencode(parts: Sequence[bytes], output_format: str) -> bytes:
-    async with _workspace() as workspace:
-        paths = [workspace / f"part{index}" for index in range(len(parts))]
-        await asyncio.to_thread(_write_files, list(zip(paths, parts, strict=True)))
-        inputs = [argument for path in paths for argument in ("-i", str(path))]
-        labels = "".join(f"[{index}:a:0]" for index in range(len(parts)))
-        output = workspace / f"output.{output_format}"
-        completed = await _run(
-            "ffmpeg",
-            [
-                *_FFMPEG_HEAD,
-                *inputs,
-                "-filter_complex",
-                f"{labels}concat=n={len(parts)}:v=0:a=1[joined]",
-                "-map",
-                "[joined]",
-                "-map_metadata",
-                "-1",
-                *_encoder_arguments(output_format),
-                str(output),
-            ],
-            limit=CONVERT_SECONDS,
-        )
-        if completed.returncode != 0:
-            raise _audio_error(completed)
-        return await asyncio.to_thread(output.read_bytes)
+    labels = "".join(f"[{index}:a:0]" for index in range(len(parts)))
+    completed = await run(
+        "ffmpeg",
+        parts,
+        [
+            "-filter_complex",
+            f"{labels}concat=n={len(parts)}:v=0:a=1[joined]",
+            "-map",
+            "[joined]",
+            "-map_metadata",
+            "-1",
+            *_encoder_arguments(output_format),
+        ],
+        output=output_format,
+        limit=CONVERT_SECONDS,
+    )
+    if completed.returncode != 0 or completed.output is None:
+        raise _audio_error(completed)
+    return completed.output
 
 
 # MPEG audio frame headers: sample rates by version bits, layer III bitrates (kbps) by MPEG-1 or not.

@@ -6,6 +6,11 @@ import io
 
 import discord
 
+from bot.audio.ffmpeg import SUPPORTED_DEMUXERS
+
+# Synthesised audio, read from a pipe: the same format whitelist as every other input (see bot.audio.ffmpeg).
+_BEFORE_OPTIONS = f"-format_whitelist {','.join(SUPPORTED_DEMUXERS)} -protocol_whitelist pipe"
+
 
 class MemoryAudioSource(discord.FFmpegPCMAudio):
     """48 kHz stereo PCM decoded by an ffmpeg subprocess from audio bytes piped in from memory.
@@ -15,7 +20,7 @@ class MemoryAudioSource(discord.FFmpegPCMAudio):
     """
 
     def __init__(self, audio: bytes) -> None:
-        super().__init__(io.BytesIO(audio), pipe=True, options="-loglevel error")
+        super().__init__(io.BytesIO(audio), pipe=True, before_options=_BEFORE_OPTIONS, options="-loglevel error")
 
     def cleanup(self) -> None:
         """Stop ffmpeg and close its output pipe (discord.py 2.7.1 leaves it open once ffmpeg has exited)."""

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import logging
 import random
@@ -53,8 +54,8 @@ log = logging.getLogger("bot.unmixr")
 DEFAULT_BASE_URL: Final = "https://unmixr.com/api/v1"
 MAX_TEXT_LENGTH: Final = 2000
 ALLOWED_AUDIO_HOSTS: Final = frozenset({"unmixr.com", "resource.unmixr.com", "unmixr.s3.amazonaws.com"})
-# Names of this machine: a local API (a stand-in or proxy) may call itself by any of them.
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+# A local API (a stand-in or proxy) may call itself by any loopback name: localhost, 127.0.0.0/8 or ::1.
+_LOCALHOST: Final = "localhost"
 # A server asking for a longer pause than this is not worth waiting for inside one interaction.
 MAX_RETRY_AFTER: Final = 20.0
 
@@ -224,6 +225,16 @@ def _number(value: object) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a host (lower-case, as in a URL) names this machine: localhost or a loopback address."""
+    if host == _LOCALHOST:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class UnmixrClient:
@@ -873,22 +884,30 @@ class UnmixrClient:
     # Downloads --------------------------------------------------------------
 
     def _allowed_audio_url(self, raw: str, base: URL | None = None) -> URL:
-        """Parse an audio URL and refuse any host outside the allow-list."""
+        """Parse an audio URL, refusing any origin outside the allow-list; one that cannot be parsed is malformed."""
         try:
+            if not raw:
+                raise ValueError("empty URL")
             url = URL(raw)
             if not url.is_absolute():
                 url = (base or self._base_url).join(url)
-        except (TypeError, ValueError):
-            raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail="not a URL") from None
-        host = (url.host or "").lower().rstrip(".")
-        if url.scheme not in ("http", "https") or not host or url.user or url.password:
-            raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail="not a plain http(s) URL")
-        # The host of UNMIXR_BASE_URL (a proxy or stand-in may serve audio on another port of it) ...
-        is_api_host = host == self._base_host or (host in _LOOPBACK_HOSTS and self._base_host in _LOOPBACK_HOSTS)
-        # ... or one of Unmixr's own audio hosts, over https only.
-        is_unmixr_host = url.scheme == "https" and host in ALLOWED_AUDIO_HOSTS and url.port == 443
-        if not (is_api_host or is_unmixr_host):
-            raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail=f"host {host!r} is not allowed")
+            # yarl decodes an IDNA host only when it is read: an invalid xn-- label raises UnicodeError here.
+            host = (url.host or "").lower().rstrip(".")
+            port = url.port
+        except (TypeError, ValueError):  # UnicodeError is a ValueError
+            raise MalformedResponseError(endpoint=DOWNLOAD_ENDPOINT, detail="audio URL cannot be parsed") from None
+        if url.user is not None or url.password is not None:
+            raise AudioDownloadError(endpoint=DOWNLOAD_ENDPOINT, detail="credentials in the audio URL")
+        base_url = self._base_url
+        # Exactly the scheme, host and port of UNMIXR_BASE_URL (a local one may call itself by any loopback name) ...
+        same_host = host == self._base_host or (_is_loopback(host) and _is_loopback(self._base_host))
+        is_api_origin = same_host and url.scheme == base_url.scheme and port == base_url.port
+        # ... or one of Unmixr's own audio hosts, over https on its port only.
+        is_unmixr_host = url.scheme == "https" and host in ALLOWED_AUDIO_HOSTS and port == 443
+        if not (is_api_origin or is_unmixr_host):
+            raise AudioDownloadError(
+                endpoint=DOWNLOAD_ENDPOINT, detail=f"{url.scheme}://{host}:{port} is not an allowed audio origin"
+            )
         return url
 
     async def _download(self, raw_url: str, *, fairness_key: Hashable | None) -> bytes:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.audio import processing
+from bot.audio import ffmpeg
+from bot.audio.ffmpeg import LANE_SLOTS, Lane
 from bot.audio.processing import (
     PCM_BYTES_PER_SECOND,
     AudioError,
@@ -181,11 +182,13 @@ async def test_probe_does_not_count_cover_art_as_video(media: Media) -> None:
     assert not result.has_video
 
 
-async def test_probe_measures_a_container_without_duration_by_decoding(media: Media) -> None:
+async def test_probe_reports_no_duration_for_a_container_without_one(media: Media) -> None:
+    # probe reads headers only; decoding (bounded by its caller) is duration()'s job.
     result = await probe(media.webm_without_duration)
     assert result.has_audio
     assert result.audio_codec == "opus"
-    assert result.duration == pytest.approx(3.0, abs=0.1)
+    assert result.duration is None
+    assert await duration(media.webm_without_duration) == pytest.approx(3.0, abs=0.1)
 
 
 @pytest.mark.parametrize(
@@ -386,12 +389,12 @@ _ENDLESS = ["-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "sine=duratio
 
 async def test_a_process_past_its_deadline_is_killed() -> None:
     with pytest.raises(AudioError, match="took longer than"):
-        await processing._run("ffmpeg", _ENDLESS, limit=0.3)
+        await ffmpeg._spawn("ffmpeg", _ENDLESS, lane=Lane.REPLIES, limit=0.3)
     # The autouse fixture checks that no ffmpeg process is left.
 
 
 async def test_a_cancelled_call_kills_its_process() -> None:
-    task = asyncio.create_task(processing._run("ffmpeg", _ENDLESS, limit=60))
+    task = asyncio.create_task(ffmpeg._spawn("ffmpeg", _ENDLESS, lane=Lane.REPLIES, limit=60))
     while "ffmpeg" not in _children():
         await asyncio.sleep(0.01)
     task.cancel()
@@ -433,9 +436,9 @@ async def test_concurrent_processes_are_bounded(media: Media, monkeypatch: pytes
         return process
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", counting_exec)
-    results = await asyncio.gather(*(probe(media.mp3_1s) for _ in range(3 * processing.MAX_CONCURRENT_PROCESSES)))
+    results = await asyncio.gather(*(probe(media.mp3_1s) for _ in range(3 * LANE_SLOTS[Lane.REPLIES])))
     assert all(result.has_audio for result in results)
-    assert 2 <= most <= processing.MAX_CONCURRENT_PROCESSES
+    assert 2 <= most <= LANE_SLOTS[Lane.REPLIES]
 
 
 async def test_joining_does_not_block_the_event_loop(media: Media) -> None:

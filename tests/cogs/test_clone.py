@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,9 +14,11 @@ import pytest
 from bot.audio import probe
 from tests.conftest import MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeInteraction, FakeMember
+from tests.fakes.recordings import FifoTrap, ffconcat_script, hls_playlist, long_mp3
 from tests.fakes.unmixr_catalogue import BRIAN_ID
 
 MANAGE_SERVER = "needs the Manage Server permission"
+SUPPORTED = "mp3, wav, ogg, opus, flac, aac, m4a, mp4, mov, webm or mkv"
 
 
 def _ffmpeg(folder: Path, name: str, *arguments: str) -> bytes:
@@ -87,6 +91,37 @@ class UploadSpy:
 def clone_requests(world: World) -> list[Any]:
     """The /clone-voice/ requests Unmixr received."""
     return [r for r in world.unmixr.requests if r.endpoint == "/clone-voice/"]
+
+
+def balance(world: World) -> tuple[int, int]:
+    """The Unmixr account's prebuilt and cloned character credits, as the stand-in holds them."""
+    return world.unmixr.prebuilt_chars, world.unmixr.cloned_chars
+
+
+def assert_refused_for_free(world: World, refused: FakeInteraction, before: tuple[int, int], *words: str) -> None:
+    """The answer is one ephemeral sentence with these words, nothing was uploaded and no credit was spent."""
+    assert refused.ephemeral
+    answer = refused.content()
+    assert answer.count(". ") == 0 and answer.endswith("."), answer
+    for word in words:
+        assert word in answer, answer
+    assert clone_requests(world) == []
+    assert world.unmixr.clones == []
+    assert balance(world) == before
+
+
+class ProcessSpy:
+    """Remembers the programs the bot starts (ffmpeg, ffprobe) while it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.programs: list[str] = []
+        real_exec = asyncio.create_subprocess_exec
+
+        async def spying_exec(program: str, *arguments: str, **kwargs: Any) -> asyncio.subprocess.Process:
+            self.programs.append(program)
+            return await real_exec(program, *arguments, **kwargs)
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", spying_exec)
 
 
 async def run_clone(
@@ -176,10 +211,9 @@ async def test_consent_is_required_before_anything_is_uploaded(running: World, m
 
 async def test_a_text_file_named_mp3_is_not_audio(running: World) -> None:
     text = b"These are the lyrics, not a recording of anyone.\n" * 40
+    before = balance(running)
     refused = await run_clone(running, "song.mp3", text, content_type="audio/mpeg")
-    assert refused.ephemeral
-    assert "not audio" in refused.content()
-    assert clone_requests(running) == []
+    assert_refused_for_free(running, refused, before, "not audio", SUPPORTED)
 
 
 @pytest.mark.parametrize(
@@ -340,3 +374,72 @@ async def test_a_clone_named_like_a_catalogue_voice_wins_only_in_its_server(
     await there.wait_final()
     assert there.files()
     assert world.tts_requests()[-1].json["voice_id"] == BRIAN_ID
+
+
+# Untrusted media: files that are not what their name says, and files that would keep ffmpeg busy.
+
+
+@pytest.mark.parametrize("make", [hls_playlist, ffconcat_script], ids=["hls playlist", "ffconcat script"])
+async def test_a_playlist_or_script_named_mp3_gets_the_supported_formats_and_opens_nothing(
+    running: World, tmp_path: Path, make: Any
+) -> None:
+    # The classic attack: a "voice.mp3" that names a file on the bot's machine. ffmpeg sniffs content, not names.
+    before = balance(running)
+    with FifoTrap(tmp_path / "recording.mp4") as trap:
+        refused = await run_clone(running, "voice.mp3", make(trap.path))
+    assert_refused_for_free(running, refused, before, "not audio in a supported format", SUPPORTED)
+    assert not trap.opened
+
+
+async def test_an_image_gets_the_supported_formats(running: World, tmp_path: Path) -> None:
+    image = _ffmpeg(tmp_path, "photo.png", "-f", "lavfi", "-i", "color=c=blue:s=64x64:d=0.1", "-frames:v", "1")
+    before = balance(running)
+    refused = await run_clone(running, "photo.png", image, content_type="image/png")
+    assert_refused_for_free(running, refused, before, SUPPORTED)
+
+
+async def test_a_file_without_an_audio_track_is_refused(running: World, tmp_path: Path) -> None:
+    subtitles = tmp_path / "words.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:40,000\nHello there.\n")
+    only_text = _ffmpeg(tmp_path, "words.mkv", "-i", str(subtitles), "-c:s", "srt")
+    before = balance(running)
+    refused = await run_clone(running, "words.mkv", only_text, content_type="video/x-matroska")
+    assert_refused_for_free(running, refused, before, "no audio track")
+
+
+async def test_a_two_hour_recording_is_refused_at_once_with_its_length(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real 2-hour recording (8 kbps): its length is known from ffprobe, so nothing of it is decoded.
+    recording = long_mp3(2 * 3600)
+    declared = (await probe(recording)).duration
+    assert declared is not None and declared > 7000
+    spy = ProcessSpy(monkeypatch)
+    before = balance(running)
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    refused = await run_clone(running, "meeting.mp3", recording)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert_refused_for_free(running, refused, before, f"{declared:.1f} s", "at most 80 s")
+    assert spy.programs == ["ffprobe"]
+    # CPU time, not wall time, so a busy machine does not matter: decoding 2 hours would take seconds.
+    used = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    assert used < 1.0
+
+
+async def test_a_recording_that_declares_no_length_is_decoded_only_up_to_81_seconds(
+    running: World, tmp_path: Path
+) -> None:
+    # Written to a pipe, the webm muxer records no duration: only decoding can tell its length.
+    streamed = subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=95"),
+            *("-c:a", "libopus", "-b:a", "16k", "-f", "webm", "pipe:1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    assert (await probe(streamed)).duration is None
+    before = balance(running)
+    refused = await run_clone(running, "long.webm", streamed, content_type="audio/webm")
+    assert_refused_for_free(running, refused, before, "longer than 81 s", "at most 80 s")

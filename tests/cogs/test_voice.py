@@ -12,6 +12,7 @@ from tests.conftest import MEMBER_PERMISSIONS, MOVE_MEMBERS, World
 from tests.fakes.discord_server import ChannelOption, RoleOption
 from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
 
+VIEW_CHANNEL = 1 << 10
 CONNECT = 1 << 20
 SPEAK = 1 << 21
 
@@ -143,6 +144,36 @@ async def test_missing_permission_is_named(world: World, voice_server: FakeVoice
     join = await world.slash("join")
     await join.wait_final()
     assert name in join.content()
+
+
+@pytest.mark.parametrize(
+    ("denied", "missing"),
+    [
+        (VIEW_CHANNEL, ["View Channel"]),
+        (CONNECT, ["Connect"]),
+        (VIEW_CHANNEL | CONNECT, ["View Channel and Connect"]),
+    ],
+)
+async def test_join_channel_needs_the_caller_to_see_and_connect_there(
+    world: World, voice_server: FakeVoiceServer, denied: int, missing: list[str]
+) -> None:
+    # The member may not enter the Lounge; the bot could, so it must not take them (or their readouts) there.
+    world.guild.set_permission_overwrite(world.voice, role_or_member_id=world.member, allow=0, deny=denied)
+    await world.start_bot()
+    lounge = ChannelOption(int(world.voice["id"]))
+    refused = await world.slash("join", {"channel": lounge}, member=world.member)
+    await refused.wait_final()
+    assert refused.ephemeral
+    for name in missing:
+        assert name in refused.content()
+    assert "yourself" in refused.content()
+    assert world.bot.get_cog("Voice").players == {}
+    assert world.guild.bot_member.id not in world.guild.voice_states
+    # Someone allowed in the Lounge may still bring the bot there from elsewhere.
+    allowed = await world.slash("join", {"channel": lounge}, member=world.other)
+    await allowed.wait_final()
+    assert "Joined" in allowed.content(), allowed.content()
+    await voice_server.wait_for_session(world.guild.id)
 
 
 async def test_bot_leaves_when_left_alone(world: World, voice_server: FakeVoiceServer) -> None:

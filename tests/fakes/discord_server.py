@@ -26,6 +26,8 @@ from aiohttp import web
 
 from tests.fakes import discord_payloads as p
 
+_CDN_SLICE_BYTES = 1 << 20
+
 _log = logging.getLogger(__name__)
 
 ChannelRef = dict[str, Any] | int | str
@@ -1655,7 +1657,16 @@ class FakeDiscord:
         stored = self._files.get(int(request.match_info["attachment_id"]))
         if stored is None or stored[0] != request.match_info["filename"]:
             return web.Response(status=404, text="not found")
-        return web.Response(body=stored[1], headers={"Content-Type": stored[2]})
+        # Streamed a slice at a time: one write of a 100 MB attachment would hold the event loop, which the bot
+        # shares with this stand-in, for a good part of a second (real Discord serves it from elsewhere).
+        data = memoryview(stored[1])
+        response = web.StreamResponse(headers={"Content-Type": stored[2]})
+        response.content_length = len(data)
+        await response.prepare(request)
+        for start in range(0, len(data), _CDN_SLICE_BYTES):
+            await response.write(data[start : start + _CDN_SLICE_BYTES])
+        await response.write_eof()
+        return response
 
     # ---------------------------------------------------------------- REST: identity and gateway
 

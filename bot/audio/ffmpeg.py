@@ -1,0 +1,272 @@
+"""The one door through which audio bytes reach ffmpeg and ffprobe, whoever sent them.
+
+`run` opens each input from a private temporary file (written by `run` from bytes, or earlier by
+`private_copy` from a stream) with a format and a protocol whitelist, so a file can never make ffmpeg open
+another file or a URL (an HLS playlist or an ffconcat script named `voice.mp3` is the classic attack); it
+runs the program in a lane with its own bounded slots, with a deadline, off the event loop; and it removes
+its files afterwards. Callers pass only output options: there is no other way to give ffmpeg an input.
+(discord.py's voice player decodes synthesised audio from a pipe itself; `bot.audio.sources` gives it the
+same format whitelist.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Final, Literal
+
+__all__ = [
+    "SUPPORTED_DEMUXERS",
+    "SUPPORTED_FORMATS",
+    "AudioError",
+    "FFmpegMissingError",
+    "Joined",
+    "Lane",
+    "Outcome",
+    "Source",
+    "TooLargeError",
+    "private_copy",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+# ffmpeg's demuxer names for mp3, wav, ogg/opus, flac, aac, mp4/m4a/mov and webm/mkv.
+SUPPORTED_DEMUXERS: Final = ("mp3", "wav", "ogg", "flac", "aac", "mov", "matroska")
+# The same list as members know it, for answers.
+SUPPORTED_FORMATS: Final = "mp3, wav, ogg, opus, flac, aac, m4a, mp4, mov, webm or mkv"
+# "file" allows any path (a protocol whitelist cannot name one file, and ffmpeg 5.1 has no fd:); that is enough
+# because no demuxer on the format whitelist opens another resource: hls, concat, image2 and dash are off it,
+# and mov follows external references (drefs) only with enable_drefs, off by default.
+_INPUT_OPTIONS: Final = ("-format_whitelist", ",".join(SUPPORTED_DEMUXERS), "-protocol_whitelist", "file")
+# A Joined input adds the concat demuxer, which the parts inherit with the list; its safe mode (the default)
+# confines what they name to plain relative names, i.e. to the private folder holding only this call's files.
+_JOINED_OPTIONS: Final = (
+    "-format_whitelist",
+    ",".join(("concat", *SUPPORTED_DEMUXERS)),
+    "-protocol_whitelist",
+    "file",
+    "-f",
+    "concat",
+    "-safe",
+    "1",
+)
+_FFMPEG_HEAD: Final = ("-nostdin", "-hide_banner", "-v", "error", "-y")
+_PRIVATE_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+# A streamed copy is written a slice at a time from a thread: few hand-offs, and never a whole file in memory.
+_COPY_SLICE_BYTES: Final = 1 << 20
+
+
+class AudioError(Exception):
+    """Audio could not be read or converted; the message is one plain sentence fit for a user."""
+
+
+class FFmpegMissingError(AudioError):
+    """The ffmpeg or ffprobe program is not installed."""
+
+
+class TooLargeError(AudioError):
+    """A streamed input passed its size limit; `received` is how many bytes had arrived by then."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"The file is larger than allowed ({received:,} bytes received so far).")
+        self.received = received
+
+
+class Lane(enum.Enum):
+    """Work that must not wait behind other work gets its own lane, each with its own process slots."""
+
+    # Replies: joining chunks, converting and measuring synthesised audio.
+    REPLIES = "replies"
+    # Checking files members upload (/clone): however many arrive, replies never queue behind them.
+    CHECKS = "checks"
+
+
+LANE_SLOTS: Final = {Lane.REPLIES: 4, Lane.CHECKS: 1}
+# Checks run at a lower CPU priority, so on a busy machine replies get the cores first.
+_CHECKS_NICENESS: Final = 10
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Joined:
+    """Clips read one after the other as one input (ffmpeg's concat demuxer over files the door writes)."""
+
+    parts: Sequence[bytes]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Source:
+    """A private copy of untrusted bytes on disk, made by `private_copy`, that `run` can open any number of times."""
+
+    path: Path
+    size: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the program did: its exit status, what it printed, and the output file's bytes if it asked for one."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    output: bytes | None = None
+
+
+# One set of slots per event loop: an asyncio primitive must not be shared across loops (tests run several).
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Lane, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _slots(lane: Lane) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    lanes = _slots_by_loop.get(loop)
+    if lanes is None:
+        lanes = {each: asyncio.Semaphore(LANE_SLOTS[each]) for each in Lane}
+        _slots_by_loop[loop] = lanes
+    return lanes[lane]
+
+
+@contextlib.asynccontextmanager
+async def private_copy(chunks: AsyncIterable[bytes], *, max_bytes: int) -> AsyncIterator[Source]:
+    """Write a stream to a private temporary file (raising TooLargeError past max_bytes); removed on exit."""
+    workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
+    try:
+        path = workspace / "input"
+        file = await asyncio.to_thread(_open_private, path)
+        size = 0
+        try:
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLargeError(size)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= _COPY_SLICE_BYTES:
+                    await asyncio.to_thread(file.writelines, pending)
+                    pending, pending_size = [], 0
+            await asyncio.to_thread(file.writelines, pending)
+        finally:
+            await asyncio.to_thread(file.close)
+        yield Source(path, size)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+
+
+async def run(
+    program: Literal["ffmpeg", "ffprobe"],
+    inputs: Sequence[bytes | Joined | Source],
+    arguments: Sequence[str],
+    *,
+    output: str | None = None,
+    lane: Lane = Lane.REPLIES,
+    limit: float,
+) -> Outcome:
+    """Run ffmpeg or ffprobe on `inputs` (each opened safely from a private file) with `arguments` after them.
+
+    `output` names the suffix of an output file that ffmpeg writes after `arguments` and that is returned
+    when the program succeeds. The program is killed after `limit` seconds, or when the caller is cancelled.
+    """
+    if "-i" in arguments:
+        raise ValueError("inputs are passed as data in `inputs`, never with -i")
+    if program == "ffprobe" and (len(inputs) != 1 or output is not None):
+        raise ValueError("ffprobe reads exactly one input and writes no file")
+    # mkdtemp makes a folder only this user can enter; its name is known at once, even if the caller is cancelled.
+    workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
+    try:
+        input_arguments = await asyncio.to_thread(_write_inputs, workspace, inputs)
+        target = workspace / f"output.{output}" if output is not None else None
+        if program == "ffprobe":
+            command = ["-v", "error", *input_arguments[:-2], *arguments, *input_arguments[-2:]]
+        else:
+            command = [*_FFMPEG_HEAD, *input_arguments, *arguments]
+            if target is not None:
+                command.append(f"file:{target}")
+        completed = await _spawn(program, command, lane=lane, limit=limit)
+        if target is not None and completed.returncode == 0:
+            data = await asyncio.to_thread(target.read_bytes)
+            completed = dataclasses.replace(completed, output=data)
+        return completed
+    finally:
+        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+
+
+def _write_inputs(workspace: Path, inputs: Sequence[bytes | Joined | Source]) -> list[str]:
+    """Write every input given as bytes to a private file in the workspace; return ffmpeg's options to open them."""
+    arguments: list[str] = []
+    for index, item in enumerate(inputs):
+        if isinstance(item, Source):
+            arguments += [*_INPUT_OPTIONS, "-i", f"file:{item.path}"]
+        elif isinstance(item, Joined):
+            names = [f"input{index}-part{number}" for number in range(len(item.parts))]
+            for name, part in zip(names, item.parts, strict=True):
+                _write_private(workspace / name, part)
+            listing = workspace / f"input{index}.ffconcat"
+            _write_private(listing, ("ffconcat version 1.0\n" + "".join(f"file {n}\n" for n in names)).encode())
+            arguments += [*_JOINED_OPTIONS, "-i", f"file:{listing}"]
+        else:
+            path = workspace / f"input{index}"
+            _write_private(path, item)
+            arguments += [*_INPUT_OPTIONS, "-i", f"file:{path}"]
+    return arguments
+
+
+def _open_private(path: Path) -> BinaryIO:
+    """Create a new file that only this user can read (0600), refusing to follow or reuse an existing name."""
+    return open(os.open(path, _PRIVATE_FILE_FLAGS, 0o600), "wb")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with _open_private(path) as file:
+        file.write(data)
+
+
+async def _spawn(program: str, arguments: Sequence[str], *, lane: Lane, limit: float) -> Outcome:
+    """Run a program in a slot of its lane, killing it after `limit` seconds or on cancellation."""
+    async with _slots(lane):
+        try:
+            process = await asyncio.create_subprocess_exec(
+                program,
+                *arguments,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError as error:
+            raise FFmpegMissingError(
+                f"{program} is not installed, so audio cannot be processed; install ffmpeg and restart."
+            ) from error
+        try:
+            if lane is Lane.CHECKS:
+                _lower_priority(process.pid)
+            async with asyncio.timeout(limit):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
+            raise AudioError(f"Processing the audio took longer than {limit:g} seconds.") from None
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    returncode = await process.wait()  # already finished: this only reads the exit status
+    if returncode != 0:
+        log.debug("%s exited with %s: %s", program, returncode, stderr[-2000:].decode(errors="replace"))
+    return Outcome(returncode, stdout, stderr)
+
+
+def _lower_priority(pid: int) -> None:
+    """Lower a process's CPU priority; it may already have exited, which is fine."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, _CHECKS_NICENESS)
+    except OSError:
+        pass
