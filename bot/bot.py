@@ -16,7 +16,7 @@ from discord.ext import commands
 import cogs
 from bot.audio import AudioCache
 from bot.catalogue import REFRESH_SECONDS, Catalogue
-from bot.replies import NO_MENTIONS
+from bot.replies import NO_MENTIONS, answer
 from bot.settings import Settings
 from bot.speech import SpeechService
 from bot.storage import Storage
@@ -137,9 +137,7 @@ class UnmixrBot(commands.AutoShardedBot):
         if interaction.response.is_done():
             return
         try:
-            await interaction.response.send_message(
-                "These controls have expired; run the command again.", ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await answer(interaction, "These controls have expired; run the command again.", ephemeral=True)
         except discord.HTTPException:
             log.debug("a live view answered interaction %s meanwhile", interaction.id)
 

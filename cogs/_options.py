@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.catalogue import CATEGORIES
+from bot.limits import CHOICE_NAME, fit_choices, shorten
 from bot.unmixr import Voice
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def voice_label(voice: Voice) -> str:
     """A one-line label for a voice: name, language, gender."""
     details = " · ".join(part for part in (voice.language, voice.gender) if part)
     label = f"{voice.character} · {details}" if details else (voice.character or voice.uuid)
-    return label[:100]
+    return shorten(label, CHOICE_NAME)
 
 
 async def voice_choices(
@@ -90,7 +91,7 @@ async def voice_choices(
     except (TimeoutError, Exception) as error:
         log.warning("voice autocomplete failed: %s", type(error).__name__)
         return []
-    return [app_commands.Choice(name=voice_label(voice), value=voice.uuid) for voice in voices]
+    return fit_choices((voice_label(voice), voice.uuid) for voice in voices)
 
 
 async def language_choices(
@@ -115,4 +116,4 @@ async def language_choices(
         return []
     starts = [code for code in languages if code.casefold().startswith(wanted)]
     contains = [code for code in languages if wanted in code.casefold() and code not in starts]
-    return _choices((starts + contains)[:MAX_CHOICES])
+    return fit_choices((code, code) for code in starts + contains)

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.audio import AudioError, duration, extract_audio, probe
 from bot.errors import UserFacingError
+from bot.limits import DescriptionText, NameText
 from bot.replies import answer, defer
 from bot.tree import admin_only
 from bot.unmixr import Voice
@@ -62,9 +63,9 @@ class Clone(commands.Cog):
         self,
         interaction: discord.Interaction[UnmixrBot],
         audio: discord.Attachment,
-        name: app_commands.Range[str, 1, 100],
+        name: NameText,
         consent: bool,
-        description: app_commands.Range[str, 0, 500] | None = None,
+        description: DescriptionText | None = None,
     ) -> None:
         """Check the recording locally, then upload it once."""
         assert interaction.guild_id is not None

@@ -6,6 +6,8 @@ import io
 
 import discord
 
+from bot.voice_internals import ffmpeg_output
+
 
 class MemoryAudioSource(discord.FFmpegPCMAudio):
     """48 kHz stereo PCM decoded by an ffmpeg subprocess from audio bytes piped in from memory.
@@ -19,8 +21,8 @@ class MemoryAudioSource(discord.FFmpegPCMAudio):
 
     def cleanup(self) -> None:
         """Stop ffmpeg and close its output pipe (discord.py 2.7.1 leaves it open once ffmpeg has exited)."""
-        stdout = self._stdout
+        stdout = ffmpeg_output(self)
         super().cleanup()
-        # cleanup() runs again from __del__, after the first call replaced _stdout with a placeholder.
-        if isinstance(stdout, io.IOBase):
+        # cleanup() runs again from __del__, after the first call replaced the pipe with a placeholder.
+        if stdout is not None:
             stdout.close()
