@@ -108,6 +108,14 @@ async def update(
         log.warning("interaction %s expired before its message could be updated", interaction.id)
 
 
+async def post(
+    channel: discord.abc.Messageable, content: str | None = None, *, embed: discord.Embed | None = None
+) -> discord.Message:
+    """Send a message to a channel (not an interaction answer), fitted to Discord's limits and pinging nobody."""
+    kwargs = _fitted(embed, None)
+    return await channel.send(fit_content(content), **kwargs)
+
+
 def _fitted(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
     if embed is not None:

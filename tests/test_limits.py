@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import discord
 import pytest
 from discord import app_commands
@@ -176,3 +179,22 @@ def test_option_bounds_match_storage_and_the_product() -> None:
         "spoken": 200,
     }
     assert {name: transformer.max_value for name, transformer in bounds.items()} == expected
+
+
+SENDING_METHODS = {"send_message", "send", "edit_original_response", "edit_message", "edit"}
+
+
+def test_every_message_the_bot_sends_goes_through_bot_replies() -> None:
+    """bot/replies.py fits every message to Discord's limits; nothing else may send one."""
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for path in sorted([*(root / "bot").rglob("*.py"), *(root / "cogs").rglob("*.py")]):
+        if path == root / "bot" / "replies.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                receiver = node.func.value
+                responds = isinstance(receiver, ast.Attribute) and receiver.attr == "response"
+                if node.func.attr in SENDING_METHODS or (responds and node.func.attr == "autocomplete"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node.func)}")
+    assert found == [], "send through bot.replies (answer, update, post) instead:\n" + "\n".join(found)

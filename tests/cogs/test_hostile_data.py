@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import discord
 import pytest
 
 from bot.limits import (
@@ -28,6 +29,7 @@ from bot.limits import (
     FOOTER_TEXT,
     SELECT_OPTION_TEXT,
 )
+from bot.replies import post
 from tests.cogs.test_voices import button, click, select_menu
 from tests.conftest import UNMIXR_KEY, World
 from tests.fakes.discord_server import TOKEN_LIFETIME, ClientRefused, FakeInteraction
@@ -326,3 +328,51 @@ async def test_an_answer_after_the_token_expired_is_dropped_with_a_warning(
         lambda: any("expired before it could be answered" in r.getMessage() for r in caplog.records)
     )
     assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name.startswith(("bot", "cogs"))]
+
+
+async def test_a_channel_message_is_fitted_and_pings_nobody(running: World) -> None:
+    channel = running.bot.get_channel(int(running.text["id"]))
+    embed = discord.Embed(title="t" * 300, description="d" * 5000).set_thumbnail(url="javascript:alert(1)")
+    sent = await post(channel, "@everyone " + "x" * 3000, embed=embed)
+    stored = running.discord.message(sent.id)
+    assert len(stored["content"]) == CONTENT and stored["content"].endswith(ELLIPSIS)
+    assert stored["mention_everyone"] is False
+    assert_within_limits(stored["embeds"][0])
+    assert "thumbnail" not in stored["embeds"][0]
+
+
+def test_free_text_options_are_registered_with_discords_bounds(running: World) -> None:
+    found: dict[str, int | None] = {}
+
+    def walk(prefix: str, options: list[dict[str, Any]]) -> None:
+        for option in options:
+            if option["type"] in (1, 2):
+                walk(f"{prefix} {option['name']}", option.get("options") or [])
+            elif option["type"] == 3 and not option.get("choices"):
+                found[f"{prefix} {option['name']}"] = option.get("max_length")
+
+    for command in running.discord.commands[running.guild.id]:
+        walk(f"/{command['name']}", command.get("options") or [])
+    assert found == {
+        "/voices query": 100,
+        "/voices language": 35,
+        "/say text": 6000,
+        "/say voice": None,
+        "/say language": 35,
+        "/say rate": 16,
+        "/say pitch": 16,
+        "/say volume": 16,
+        "/clone name": 100,
+        "/clone description": 500,
+        "/settings voice voice": None,
+        "/settings language language": 35,
+        "/settings rate rate": 16,
+        "/settings pitch pitch": 16,
+        "/settings volume volume": 16,
+        "/preferences voice voice": None,
+        "/preferences rate rate": 16,
+        "/preferences nickname nickname": 32,
+        "/pronounce add word": 50,
+        "/pronounce add spoken": 200,
+        "/pronounce remove word": 50,
+    }
