@@ -69,7 +69,8 @@ def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | Non
 
 def clip_label(speaker: str, text: str) -> str:
     """A queue line for a clip: who or which voice, and the start of the text, both kept short."""
-    return f"{shorten(speaker, LABEL_LENGTH)}: {shorten(text, LABEL_LENGTH)}"
+    # One line each in /queue, whatever line breaks the text had.
+    return f"{shorten(' '.join(speaker.split()), LABEL_LENGTH)}: {shorten(' '.join(text.split()), LABEL_LENGTH)}"
 
 
 async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan) -> AsyncIterator[bytes]:
