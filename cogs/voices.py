@@ -235,12 +235,12 @@ class VoiceDetailsView(OwnedView):
         super().__init__(origin.user.id, origin)
         self.cog = cog
         self.voice = voice
-        self.preview.disabled = not voice.sample_voice_url
+        self.preview.disabled = web_url(voice.sample_voice_url) is None
 
     @discord.ui.button(label="Preview", style=discord.ButtonStyle.primary)
     async def preview(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Send the voice's sample audio."""
-        if not self.voice.sample_voice_url:
+        if not self.voice.sample_voice_url or web_url(self.voice.sample_voice_url) is None:
             raise UserFacingError("This voice has no sample; try it with /say instead.")
         await defer(interaction, ephemeral=True)
         data = await self.cog.bot.unmixr.download_sample(self.voice.sample_voice_url)

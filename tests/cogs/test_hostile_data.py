@@ -147,6 +147,7 @@ async def test_details_of_a_hostile_voice_fit_and_leave_bad_urls_out(running: Wo
     _, listing = await list_voices(running)
     menu = select_menu(listing)
     shown: dict[str, dict[str, Any]] = {}
+    details_of: dict[str, dict[str, Any]] = {}
     for index in range(4):
         voice_id = str(uuid.UUID(int=index + 1))
         picked = await click(running, listing, menu["custom_id"], running.member, component_type=3, values=[voice_id])
@@ -154,6 +155,7 @@ async def test_details_of_a_hostile_voice_fit_and_leave_bad_urls_out(running: Wo
         details = picked.final_message()
         assert details is not None
         shown[voice_id] = details["embeds"][0]
+        details_of[voice_id] = details
     for index, (voice_id, embed) in enumerate(shown.items()):
         assert_within_limits(embed)
         assert embed["title"].startswith(f"Hostile {index:03d}") and embed["title"].endswith(ELLIPSIS)
@@ -164,8 +166,9 @@ async def test_details_of_a_hostile_voice_fit_and_leave_bad_urls_out(running: Wo
             assert "thumbnail" not in embed, f"{BAD_AVATARS[index]} must be left out"
         else:
             assert embed["thumbnail"]["url"] == f"{running.unmixr.origin}/avatars/{voice_id}.png"
-        # A sample at a javascript: URL is not linked.
+        # A sample at a javascript: URL is neither linked nor offered as a preview.
         assert ("Sample" in fields) == (index != 1)
+        assert button(details_of[voice_id], "Preview").get("disabled", False) == (index == 1)
 
 
 async def test_a_sample_over_the_upload_limit_is_linked_not_attached(running: World) -> None:
