@@ -20,7 +20,7 @@ from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.lookups import LookupGate
-from bot.replies import NO_MENTIONS
+from bot.replies import NO_MENTIONS, answer, post
 from bot.settings import Settings
 from bot.speech import SpeechService
 from bot.storage import Storage
@@ -161,9 +161,7 @@ class UnmixrBot(commands.AutoShardedBot):
         if interaction.response.is_done():
             return
         try:
-            await interaction.response.send_message(
-                "These controls have expired; run the command again.", ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await answer(interaction, "These controls have expired; run the command again.", ephemeral=True)
         except discord.HTTPException:
             log.debug("a live view answered interaction %s meanwhile", interaction.id)
 
@@ -189,7 +187,7 @@ class UnmixrBot(commands.AutoShardedBot):
     async def _post_alert(self, text: str) -> None:
         # A partial channel needs no cache: the alert channel may belong to a server of another shard.
         assert self.settings.alert_channel_id is not None
-        await self.get_partial_messageable(self.settings.alert_channel_id).send(text, allowed_mentions=NO_MENTIONS)
+        await post(self.get_partial_messageable(self.settings.alert_channel_id), text)
 
     async def _compact_usage(self) -> None:
         # Budgets read only today and the last hour: older days shrink to one ledger row per server.

@@ -1,4 +1,7 @@
-"""One way to answer an interaction, whether it is fresh, deferred or expired."""
+"""One way to answer an interaction, whether it is fresh, deferred or expired.
+
+Everything sent here passes `bot.limits` first, so no answer is ever refused by Discord for its size or shape.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,16 @@ from typing import Any
 
 import discord
 
+from bot.limits import fit_content, fit_embed, fit_view
+
 log = logging.getLogger(__name__)
 
 # Replies never ping anyone, whatever text a member managed to put into them.
 NO_MENTIONS = discord.AllowedMentions.none()
 
 _EPHEMERAL_DEFER = "ephemeral_defer"
+# A press acknowledged to update its own message: there is no "thinking" message to edit.
+_UPDATE = "update"
 
 READOUTS_OFF = (
     "Readouts are off: the bot's Message Content intent is not enabled; the bot's operator can turn it on "
@@ -26,6 +33,14 @@ async def defer(interaction: discord.Interaction, *, ephemeral: bool, thinking: 
         return
     interaction.extras[_EPHEMERAL_DEFER] = ephemeral
     await interaction.response.defer(ephemeral=ephemeral, thinking=thinking)
+
+
+async def defer_update(interaction: discord.Interaction) -> None:
+    """Acknowledge a button or menu press that will update its own message; other answers become follow-ups."""
+    if interaction.response.is_done():
+        return
+    interaction.extras[_EPHEMERAL_DEFER] = _UPDATE
+    await interaction.response.defer()
 
 
 async def answer(
@@ -42,11 +57,8 @@ async def answer(
     An ephemeral answer after a public defer deletes the public "thinking" message first, so the
     channel is not left with a dangling placeholder.
     """
-    kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
-    if embed is not None:
-        kwargs["embed"] = embed
-    if view is not None:
-        kwargs["view"] = view
+    content = fit_content(content)
+    kwargs = _fitted(embed, view)
     try:
         if not interaction.response.is_done():
             if files:
@@ -59,7 +71,7 @@ async def answer(
                 kwargs["attachments"] = files
             await interaction.edit_original_response(content=content, **kwargs)
             return
-        if not deferred_ephemeral:
+        if deferred_ephemeral is False:
             # Public "thinking" message, private answer: remove the placeholder first.
             try:
                 await interaction.delete_original_response()
@@ -68,6 +80,63 @@ async def answer(
         if files:
             kwargs["files"] = files
         await interaction.followup.send(content or discord.utils.MISSING, ephemeral=ephemeral, **kwargs)
-    except discord.NotFound:
-        # The token expired (15 minutes) or the interaction was deleted: nobody is left to answer.
+    except discord.HTTPException as error:
+        if not _expired(error):
+            raise
         log.warning("interaction %s expired before it could be answered", interaction.id)
+
+
+async def update(
+    interaction: discord.Interaction,
+    *,
+    content: str | None = None,
+    embed: discord.Embed | None = None,
+    view: discord.ui.View | None = None,
+) -> None:
+    """Replace the interaction's message (a button's message, or a command's answer), acknowledged or not."""
+    kwargs = _fitted(embed, view)
+    if content is not None:
+        kwargs["content"] = fit_content(content)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.edit_message(**kwargs)
+        else:
+            await interaction.edit_original_response(**kwargs)
+    except discord.HTTPException as error:
+        if not _expired(error):
+            raise
+        log.warning("interaction %s expired before its message could be updated", interaction.id)
+
+
+async def follow_up(interaction: discord.Interaction, content: str) -> None:
+    """Tell the member something more, privately, after the interaction was answered (a queued clip failed)."""
+    try:
+        await interaction.followup.send(fit_content(content) or "…", ephemeral=True, **_fitted(None, None))
+    except discord.HTTPException as error:
+        if not _expired(error):
+            raise
+        log.info("interaction %s expired before its follow-up could be sent", interaction.id)
+
+
+async def post(
+    channel: discord.abc.Messageable, content: str | None = None, *, embed: discord.Embed | None = None
+) -> discord.Message:
+    """Send a message to a channel (not an interaction answer), fitted to Discord's limits and pinging nobody."""
+    kwargs = _fitted(embed, None)
+    return await channel.send(fit_content(content), **kwargs)
+
+
+def _fitted(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+    if embed is not None:
+        kwargs["embed"] = fit_embed(embed)
+    if view is not None:
+        fit_view(view)
+        kwargs["view"] = view
+    return kwargs
+
+
+def _expired(error: discord.HTTPException) -> bool:
+    """Whether Discord refused because the interaction is gone: unknown (404) or its token expired (401)."""
+    # After 15 minutes a token gets 401 "Invalid Webhook Token" (50027); a deleted message or interaction, 404.
+    return isinstance(error, discord.NotFound) or error.status == 401 or error.code == 50027

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
+from bot.limits import shorten
 from bot.replies import answer
 from bot.unmixr import InvalidApiKeyError, UnmixrError
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side; please try again in a moment (reference {id})."
 SHUTTING_DOWN = "The bot is restarting; please try again in a minute."
+# A value quoted back in an answer is cut to this, so the sentence stays readable.
+QUOTED_VALUE = 100
 
 
 def is_admin(interaction: discord.Interaction[Any]) -> bool:
@@ -50,7 +53,8 @@ def message_for(error: BaseException) -> str | None:
     if isinstance(error, UnmixrError):
         return error.message
     if isinstance(error, app_commands.TransformerError):
-        return f"“{error.value}” is not a valid value for this option; pick one of the offered values."
+        value = shorten(str(error.value), QUOTED_VALUE)
+        return f"“{value}” is not a valid value for this option; pick one of the offered values."
     if isinstance(error, app_commands.NoPrivateMessage):
         return GuildOnlyError().message
     if isinstance(error, app_commands.CommandOnCooldown):

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from bot.catalogue import CATEGORIES
+from bot.limits import CHOICE_NAME, fit_choices, shorten
 from bot.unmixr import Voice
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def voice_label(voice: Voice) -> str:
     """A one-line label for a voice: name, language, gender."""
     details = " · ".join(part for part in (voice.language, voice.gender) if part)
     label = f"{voice.character} · {details}" if details else (voice.character or voice.uuid)
-    return label[:100]
+    return shorten(label, CHOICE_NAME)
 
 
 async def voice_choices(
@@ -80,7 +81,7 @@ async def voice_choices(
     # This server's clones join the suggestions as soon as they are read, from the next keystroke on.
     bot.catalogue.warm(interaction.guild_id)
     voices = bot.catalogue.suggest(current, interaction.guild_id, MAX_CHOICES)
-    return [app_commands.Choice(name=voice_label(voice), value=voice.uuid) for voice in voices]
+    return fit_choices((voice_label(voice), voice.uuid) for voice in voices)
 
 
 async def language_choices(
@@ -93,4 +94,4 @@ async def language_choices(
     languages = voice.languages if voice is not None else bot.catalogue.languages(interaction.guild_id)
     starts = [code for code in languages if code.casefold().startswith(wanted)]
     contains = [code for code in languages if wanted in code.casefold() and code not in starts]
-    return _choices((starts + contains)[:MAX_CHOICES])
+    return fit_choices((code, code) for code in starts + contains)

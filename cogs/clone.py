@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.attachments import iter_attachment
 from bot.audio.recording import MAX_BYTES, check_recording, too_large
 from bot.errors import UserFacingError
+from bot.limits import DescriptionText, NameText
 from bot.replies import answer, defer
 from bot.storage import CloneQuotaError
 from bot.tree import admin_only
@@ -50,9 +51,9 @@ class Clone(commands.Cog):
         self,
         interaction: discord.Interaction[UnmixrBot],
         audio: discord.Attachment,
-        name: app_commands.Range[str, 1, 100],
+        name: NameText,
         consent: bool,
-        description: app_commands.Range[str, 0, 500] | None = None,
+        description: DescriptionText | None = None,
     ) -> None:
         """Check the recording locally, then upload it once."""
         assert interaction.guild_id is not None

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.limits import NicknameText, RateText
 from bot.lookups import ensure_lookups
 from bot.replies import answer
 from bot.text import normalize_rate
@@ -17,8 +18,6 @@ from cogs.settings import check_prosody
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
-
-MAX_NICKNAME_LENGTH = 32
 
 
 class Preferences(commands.GroupCog, group_name="preferences", group_description="Your own defaults here."):
@@ -71,22 +70,18 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
 
     @app_commands.command(name="rate", description="Your speaking speed (leave empty to clear).")
     @app_commands.describe(rate="-100% to +100%, or x-slow, slow, medium, fast, x-fast, default")
-    async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: str | None = None) -> None:
+    async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: RateText | None = None) -> None:
         """Set or clear the member's rate."""
         value = check_prosody(normalize_rate, rate) if rate is not None else None
         await self._change(interaction, "rate", "rate", value, f"`{value}`")
 
     @app_commands.command(name="nickname", description="The name readouts call you (leave empty to clear).")
     @app_commands.describe(nickname="How your name should be spoken")
-    async def nickname(self, interaction: discord.Interaction[UnmixrBot], nickname: str | None = None) -> None:
+    async def nickname(self, interaction: discord.Interaction[UnmixrBot], nickname: NicknameText | None = None) -> None:
         """Set or clear the member's spoken name."""
         value = nickname.strip() if nickname is not None else None
         if value is not None and not value:
             raise InvalidOptionError("A nickname needs at least one visible character; leave it empty to clear it.")
-        if value is not None and len(value) > MAX_NICKNAME_LENGTH:
-            raise InvalidOptionError(
-                f"A nickname can be at most {MAX_NICKNAME_LENGTH} characters; yours has {len(value)}."
-            )
         await self._change(interaction, "nickname", "nickname", value, f"`{value}`")
 
     @app_commands.command(name="reset", description="Clear all your preferences in this server.")

@@ -9,15 +9,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError
+from bot.limits import EMBED_DESCRIPTION, SpokenText, WordText, WordToRemoveText, fit_choices, fit_lines
 from bot.replies import answer
-from bot.storage import MAX_PRONUNCIATIONS, MAX_SPOKEN_LENGTH, MAX_WORD_LENGTH, PronunciationLimitError
+from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
-
-# Embed descriptions hold 4,096 characters; long dictionaries are listed up to that.
-LIST_LIMIT = 3900
 
 
 class Pronounce(commands.GroupCog, group_name="pronounce", group_description="How words are spoken here."):
@@ -32,8 +30,8 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
     async def add(
         self,
         interaction: discord.Interaction[UnmixrBot],
-        word: app_commands.Range[str, 1, MAX_WORD_LENGTH],
-        spoken: app_commands.Range[str, 1, MAX_SPOKEN_LENGTH],
+        word: WordText,
+        spoken: SpokenText,
     ) -> None:
         """Add or replace an entry."""
         require_admin(interaction)
@@ -41,12 +39,6 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         word, spoken = word.strip(), spoken.strip()
         if not word or not spoken:
             raise InvalidOptionError("Both the word and how it is spoken need some text.")
-        if len(word) > MAX_WORD_LENGTH:
-            raise InvalidOptionError(f"A word can be at most {MAX_WORD_LENGTH} characters; this one has {len(word)}.")
-        if len(spoken) > MAX_SPOKEN_LENGTH:
-            raise InvalidOptionError(
-                f"The spoken form can be at most {MAX_SPOKEN_LENGTH} characters; this one has {len(spoken)}."
-            )
         try:
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
@@ -59,7 +51,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
 
     @app_commands.command(name="remove", description="Forget a pronunciation (admins).")
     @app_commands.describe(word="The word to forget")
-    async def remove(self, interaction: discord.Interaction[UnmixrBot], word: str) -> None:
+    async def remove(self, interaction: discord.Interaction[UnmixrBot], word: WordToRemoveText) -> None:
         """Remove an entry."""
         require_admin(interaction)
         assert interaction.guild_id is not None
@@ -75,11 +67,9 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         assert interaction.guild_id is not None
         wanted = current.casefold()
         entries = await self.bot.storage.list_pronunciations(interaction.guild_id)
-        return [
-            app_commands.Choice(name=f"{entry.word} → {entry.spoken}"[:100], value=entry.word)
-            for entry in entries
-            if wanted in entry.word.casefold()
-        ][:25]
+        return fit_choices(
+            (f"{entry.word} → {entry.spoken}", entry.word) for entry in entries if wanted in entry.word.casefold()
+        )
 
     @app_commands.command(name="list", description="The server's pronunciations.")
     async def list(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -89,18 +79,13 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         if not entries:
             await answer(interaction, "This server has no pronunciations yet; admins add them with `/pronounce add`.")
             return
-        lines: list[str] = []
-        size = 0
-        for entry in entries:
-            line = f"**{discord.utils.escape_markdown(entry.word)}** → {discord.utils.escape_markdown(entry.spoken)}"
-            if size + len(line) + 1 > LIST_LIMIT:
-                lines.append(f"… and {len(entries) - len(lines)} more")
-                break
-            lines.append(line)
-            size += len(line) + 1
+        lines = [
+            f"**{discord.utils.escape_markdown(entry.word)}** → {discord.utils.escape_markdown(entry.spoken)}"
+            for entry in entries
+        ]
         embed = discord.Embed(
             title=f"Pronunciations ({len(entries)}/{MAX_PRONUNCIATIONS})",
-            description="\n".join(lines),
+            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {left} more"),
             colour=discord.Colour.blurple(),
         )
         await answer(interaction, embed=embed, ephemeral=True)

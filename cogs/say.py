@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.audio import AudioError, transcode_to_fit
 from bot.budget import Reservation
 from bot.errors import UserFacingError
+from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # Cleaning for /say never cuts: over-long text is refused with its length instead.
 NO_CUT = 1_000_000
-# Room left under the upload limit for the multipart envelope.
-UPLOAD_MARGIN = 16 * 1024
 
 
 class SpeechQueue(Protocol):
@@ -101,10 +100,10 @@ class Say(commands.Cog):
         interaction: discord.Interaction[UnmixrBot],
         text: app_commands.Range[str, 1, 6000],
         voice: str | None = None,
-        language: str | None = None,
-        rate: str | None = None,
-        pitch: str | None = None,
-        volume: str | None = None,
+        language: LanguageText | None = None,
+        rate: RateText | None = None,
+        pitch: PitchText | None = None,
+        volume: VolumeText | None = None,
         intensity: app_commands.Range[int, -100, 100] | None = None,
         format: str | None = None,
         play: bool = False,
@@ -192,8 +191,7 @@ class Say(commands.Cog):
     ) -> None:
         result = await self.bot.speech.synthesise(plan, reservation)
         audio, output_type, note = result.audio, result.output_type, ""
-        # The margin must not eat a small limit: past 1/32 of it, it would refuse audio that fits.
-        limit = interaction.filesize_limit - min(UPLOAD_MARGIN, interaction.filesize_limit // 32)
+        limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
                 audio = await transcode_to_fit(audio, limit, duration=result.duration)

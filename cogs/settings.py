@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.budget import effective_budget
 from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.limits import LanguageText, PitchText, RateText, VolumeText
 from bot.lookups import ensure_lookups
 from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
@@ -229,7 +230,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
 
     @app_commands.command(name="language", description="The server's default language (leave empty to clear).")
     @app_commands.describe(language="A language or locale such as en or en-US")
-    async def language(self, interaction: discord.Interaction[UnmixrBot], language: str | None = None) -> None:
+    async def language(self, interaction: discord.Interaction[UnmixrBot], language: LanguageText | None = None) -> None:
         """Set or clear the default language."""
         code = check_language(language) if language else None
         # A language no voice speaks would only be dropped from every request later: refuse it now, from memory
@@ -249,19 +250,19 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
 
     @app_commands.command(name="rate", description="The server's default speed (leave empty to clear).")
     @app_commands.describe(rate="-100% to +100%, or x-slow, slow, medium, fast, x-fast, default")
-    async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: str | None = None) -> None:
+    async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: RateText | None = None) -> None:
         """Set or clear the default rate."""
         await self._change(interaction, "rate", "rate", check_prosody(normalize_rate, rate) if rate else None)
 
     @app_commands.command(name="pitch", description="The server's default pitch (leave empty to clear).")
     @app_commands.describe(pitch="-50% to +50%, or x-low, low, medium, high, x-high, default")
-    async def pitch(self, interaction: discord.Interaction[UnmixrBot], pitch: str | None = None) -> None:
+    async def pitch(self, interaction: discord.Interaction[UnmixrBot], pitch: PitchText | None = None) -> None:
         """Set or clear the default pitch."""
         await self._change(interaction, "pitch", "pitch", check_prosody(normalize_pitch, pitch) if pitch else None)
 
     @app_commands.command(name="volume", description="The server's default volume (leave empty to clear).")
     @app_commands.describe(volume="-100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default")
-    async def volume(self, interaction: discord.Interaction[UnmixrBot], volume: str | None = None) -> None:
+    async def volume(self, interaction: discord.Interaction[UnmixrBot], volume: VolumeText | None = None) -> None:
         """Set or clear the default volume."""
         value = check_prosody(normalize_volume, volume) if volume else None
         await self._change(interaction, "volume", "volume", value)

@@ -15,11 +15,13 @@ from discord.ext import commands
 from bot.audio.player import Clip, GuildPlayer, QueueFullError
 from bot.budget import BudgetError, Reservation
 from bot.errors import UserFacingError
+from bot.limits import CONTENT, fit_lines, shorten
 from bot.mentions import guild_names, speakable_name
-from bot.replies import NO_MENTIONS, READOUTS_OFF, answer, defer
+from bot.replies import READOUTS_OFF, answer, defer, follow_up
 from bot.speech import SayOptions, SpeechPlan
 from bot.text import clean_message, is_speakable, said_prefix
 from bot.tree import message_for
+from bot.voice_internals import connection_task
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -51,7 +53,7 @@ def _queue_full(player: GuildPlayer) -> VoiceError:
 
 def _label(plan: SpeechPlan) -> str:
     """How a clip is listed in /queue: its voice and the start of its text."""
-    return f"{plan.voice.character}: {plan.text[:LABEL_LENGTH]}{'…' if len(plan.text) > LABEL_LENGTH else ''}"
+    return clip_label(plan.voice.character or "speech", plan.text)
 
 
 def _channel_humans(channel: VoiceChannel, bot_id: int) -> int:
@@ -67,14 +69,21 @@ def _channel_humans(channel: VoiceChannel, bot_id: int) -> int:
     return count
 
 
-def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | None:
-    member = interaction.user
-    voice = getattr(member, "voice", None)
-    if voice is None and interaction.guild is not None:
-        state = interaction.guild._voice_state_for(member.id)  # the gateway's voice-state cache
-        voice = state
-    channel = getattr(voice, "channel", None)
+def _voice_channel(member: discord.abc.User) -> VoiceChannel | None:
+    """The voice channel a member is in, from the gateway's voice states (None for a user outside a server)."""
+    voice = member.voice if isinstance(member, discord.Member) else None
+    channel = voice.channel if voice is not None else None
     return channel if isinstance(channel, discord.VoiceChannel | discord.StageChannel) else None
+
+
+def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | None:
+    return _voice_channel(interaction.user)
+
+
+def clip_label(speaker: str, text: str) -> str:
+    """A queue line for a clip: who or which voice, and the start of the text, both kept short."""
+    # One line each in /queue, whatever line breaks the text had.
+    return f"{shorten(' '.join(speaker.split()), LABEL_LENGTH)}: {shorten(' '.join(text.split()), LABEL_LENGTH)}"
 
 
 async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan, reservation: Reservation) -> AsyncIterator[bytes]:
@@ -95,9 +104,7 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await interaction.followup.send(
-                f"Your clip “{label}” was skipped: {reason}", ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await follow_up(interaction, f"Your clip “{label}” was skipped: {reason}")
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -366,15 +373,9 @@ class Voice(commands.Cog):
         if player.idle:
             await answer(interaction, "The queue is empty.", ephemeral=True)
             return
-        lines = []
-        if player.current is not None:
-            lines.append(f"Now: {player.current.label}")
-        for position, clip in enumerate(player.queue, start=2):
-            if len("\n".join(lines)) > 1800:
-                lines.append(f"… and {len(player.queue) - position + 2} more")
-                break
-            lines.append(f"{position}. {clip.label}")
-        await answer(interaction, "\n".join(lines), ephemeral=True)
+        lines = [f"Now: {player.current.label}"] if player.current is not None else []
+        lines += [f"{position}. {clip.label}" for position, clip in enumerate(player.queue, start=2)]
+        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {left} more"), ephemeral=True)
 
     # ----- readouts -----
 
@@ -392,8 +393,8 @@ class Voice(commands.Cog):
         if server.readout_channel_id != message.channel.id:
             return
         author = message.author
-        voice = guild._voice_state_for(author.id)
-        if voice is None or voice.channel is None or voice.channel.id != client.channel.id:
+        channel = _voice_channel(author)
+        if channel is None or channel.id != client.channel.id:
             return
         if server.ignore_role_id and isinstance(author, discord.Member) and author.get_role(server.ignore_role_id):
             return
@@ -435,7 +436,7 @@ class Voice(commands.Cog):
             log.info("readout skipped in server %s: %s", guild.id, error)
             return
         self._last_said[guild.id] = (message.author.id, now)
-        label = f"{message.author.display_name}: {text[:LABEL_LENGTH]}"
+        label = clip_label(message.author.display_name, text)
         clip = Clip(
             label=label,
             requested_by=message.author.id,
@@ -472,10 +473,8 @@ class Voice(commands.Cog):
 
     def _watch_connection(self, guild_id: int, client: discord.VoiceClient) -> None:
         """Learn how the voice connection ends: connect(reconnect=False) leaves reconnecting to us."""
-        # discord.py keeps its voice websocket poller as a private task; its outcome is the only sign of
-        # whether the connection dropped (a network error) or was ended on purpose.
-        runner = getattr(getattr(client, "_connection", None), "_runner", None)
-        if isinstance(runner, asyncio.Task):
+        runner = connection_task(client)
+        if runner is not None:
             runner.add_done_callback(lambda task: self._connection_ended(guild_id, task))
 
     def _connection_ended(self, guild_id: int, task: asyncio.Task[Any]) -> None:

@@ -13,8 +13,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import NotAdminError, UserFacingError
+from bot.limits import LanguageText, QueryText, fit_select_options, link, one_page, upload_limit, web_url
 from bot.lookups import ensure_lookups
-from bot.replies import NO_MENTIONS, answer, defer
+from bot.replies import answer, defer, defer_update, update
 from bot.tree import handle_error, is_admin
 from bot.unmixr import UnmixrError, Voice
 from cogs._options import (
@@ -95,7 +96,7 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
     if not data.voices:
         embed.description = "No voice matches these filters; try fewer of them."
     for voice in data.voices:
-        embed.add_field(name=voice.character or voice.uuid, value=_summary(voice)[:1024], inline=False)
+        embed.add_field(name=voice.character or voice.uuid, value=_summary(voice), inline=False)
     footer = f"Page {data.page} of {max(data.total_pages, 1)} · {data.count:,} voices"
     described = filters.describe()
     embed.set_footer(text=f"{footer} · {described}" if described else footer)
@@ -105,8 +106,9 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
 def details_embed(voice: Voice) -> discord.Embed:
     """The embed of one voice's details."""
     embed = discord.Embed(title=voice.character or voice.uuid, colour=discord.Colour.blurple())
-    embed.description = (voice.description or "No description.")[:4096]
-    if voice.avatar_url:
+    embed.description = voice.description or "No description."
+    # Unmixr's URLs are untrusted: Discord refuses an embed whose image is not http(s).
+    if web_url(voice.avatar_url):
         embed.set_thumbnail(url=voice.avatar_url)
     for name, value in (
         ("Gender", voice.gender),
@@ -118,14 +120,14 @@ def details_embed(voice: Voice) -> discord.Embed:
         ("Capabilities", ", ".join(voice.capabilities or [])),
     ):
         if value:
-            embed.add_field(name=name, value=str(value)[:1024])
+            embed.add_field(name=name, value=str(value))
     locales = list((voice.supported_locales or {}).keys()) or voice.languages
     if locales:
         shown = ", ".join(locales[:LANGUAGES_SHOWN])
         more = f" and {len(locales) - LANGUAGES_SHOWN} more" if len(locales) > LANGUAGES_SHOWN else ""
-        embed.add_field(name="Locales", value=f"{shown}{more}"[:1024], inline=False)
-    if voice.sample_voice_url:
-        embed.add_field(name="Sample", value=f"[listen]({voice.sample_voice_url})", inline=False)
+        embed.add_field(name="Locales", value=f"{shown}{more}", inline=False)
+    if web_url(voice.sample_voice_url):
+        embed.add_field(name="Sample", value=link("listen", voice.sample_voice_url), inline=False)
     embed.set_footer(text=f"uuid {voice.uuid}")
     return embed
 
@@ -141,10 +143,10 @@ class OwnedView(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         """Only the member who ran the command may press these buttons."""
         if interaction.user.id != self.owner_id:
-            await interaction.response.send_message(
+            await answer(
+                interaction,
                 "These buttons belong to whoever ran this command; run it yourself to browse.",
                 ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
             )
             return False
         return True
@@ -155,7 +157,7 @@ class OwnedView(discord.ui.View):
             if isinstance(item, discord.ui.Button | discord.ui.Select):
                 item.disabled = True
         try:
-            await self.origin.edit_original_response(view=self)
+            await update(self.origin, view=self)
         except discord.HTTPException:
             log.debug("could not disable the controls of interaction %s", self.origin.id)
 
@@ -187,28 +189,25 @@ class VoiceListView(OwnedView):
         """Match buttons and the menu to the current page."""
         self.previous_page.disabled = self.data.page <= 1
         self.next_page.disabled = self.data.page >= self.data.total_pages
-        self.voice_select.options = [
-            discord.SelectOption(
-                label=(voice.character or voice.uuid)[:100],
-                value=voice.uuid,
-                description=_summary(voice)[:100],
-            )
+        options = fit_select_options(
+            discord.SelectOption(label=voice.character or voice.uuid, value=voice.uuid, description=_summary(voice))
             for voice in self.data.voices
-        ] or [discord.SelectOption(label="No voices", value="none")]
-        self.voice_select.disabled = not self.data.voices
+        )
+        self.voice_select.options = options or [discord.SelectOption(label="No voices", value="none")]
+        self.voice_select.disabled = not options
 
     async def _show_page(self, interaction: discord.Interaction[UnmixrBot], page: int) -> None:
-        await interaction.response.defer()
+        await defer_update(interaction)
         try:
             data = await self.cog.fetch_page(interaction.guild_id, self.filters, page)
         except UnmixrError as error:
             log.warning("Unmixr error while paging /voices: %s", error.message)
             # A private follow-up: editing the list would leave the error stuck above every later page.
-            await interaction.followup.send(error.message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await answer(interaction, error.message, ephemeral=True)
             return
         self.data = data
         self.refresh_controls()
-        await interaction.edit_original_response(embed=page_embed(self.data, self.filters), view=self)
+        await update(interaction, embed=page_embed(self.data, self.filters), view=self)
 
     @discord.ui.button(emoji="◀", style=discord.ButtonStyle.secondary)
     async def previous_page(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
@@ -227,9 +226,7 @@ class VoiceListView(OwnedView):
         if voice is None:
             raise UserFacingError("That voice is no longer on this page; pick another.")
         view = VoiceDetailsView(self.cog, interaction, voice)
-        await interaction.response.send_message(
-            embed=details_embed(voice), view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await answer(interaction, embed=details_embed(voice), view=view, ephemeral=True)
 
 
 class VoiceDetailsView(OwnedView):
@@ -239,15 +236,24 @@ class VoiceDetailsView(OwnedView):
         super().__init__(origin.user.id, origin)
         self.cog = cog
         self.voice = voice
-        self.preview.disabled = not voice.sample_voice_url
+        self.preview.disabled = web_url(voice.sample_voice_url) is None
 
     @discord.ui.button(label="Preview", style=discord.ButtonStyle.primary)
     async def preview(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Send the voice's sample audio."""
-        if not self.voice.sample_voice_url:
+        if not self.voice.sample_voice_url or web_url(self.voice.sample_voice_url) is None:
             raise UserFacingError("This voice has no sample; try it with /say instead.")
         await defer(interaction, ephemeral=True)
         data = await self.cog.bot.unmixr.download_sample(self.voice.sample_voice_url)
+        if len(data) > upload_limit(interaction.filesize_limit):
+            # Too large to attach here: a link still lets the member listen.
+            where = link("listen to it on Unmixr", self.voice.sample_voice_url)
+            await answer(
+                interaction,
+                f"The sample of **{self.voice.character}** is too large to attach in this server; {where}.",
+                ephemeral=True,
+            )
+            return
         extension = self.voice.sample_voice_url.rsplit(".", 1)[-1].lower()
         extension = extension if extension in ("mp3", "wav", "ogg", "m4a") else "mp3"
         file = discord.File(io.BytesIO(data), filename=f"sample.{extension}")
@@ -310,7 +316,8 @@ class Voices(commands.Cog):
             page_size=PAGE_SIZE,
         )
         return VoicePageData(
-            voices=list(result.results),
+            # An upstream that ignores page_size must not overflow the embed or the menu.
+            voices=one_page(result.results, PAGE_SIZE),
             page=result.current_page or page,
             total_pages=result.total_page or 1,
             count=result.count or len(result.results),
@@ -342,8 +349,8 @@ class Voices(commands.Cog):
         self,
         interaction: discord.Interaction[UnmixrBot],
         category: str | None = None,
-        query: str | None = None,
-        language: str | None = None,
+        query: QueryText | None = None,
+        language: LanguageText | None = None,
         gender: str | None = None,
         capability: str | None = None,
         style: str | None = None,

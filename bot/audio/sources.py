@@ -7,6 +7,7 @@ import io
 import discord
 
 from bot.audio.ffmpeg import SUPPORTED_DEMUXERS
+from bot.voice_internals import ffmpeg_output
 
 # Synthesised audio, read from a pipe: the same format whitelist as every other input (see bot.audio.ffmpeg).
 _BEFORE_OPTIONS = f"-format_whitelist {','.join(SUPPORTED_DEMUXERS)} -protocol_whitelist pipe"
@@ -24,8 +25,8 @@ class MemoryAudioSource(discord.FFmpegPCMAudio):
 
     def cleanup(self) -> None:
         """Stop ffmpeg and close its output pipe (discord.py 2.7.1 leaves it open once ffmpeg has exited)."""
-        stdout = self._stdout
+        stdout = ffmpeg_output(self)
         super().cleanup()
-        # cleanup() runs again from __del__, after the first call replaced _stdout with a placeholder.
-        if isinstance(stdout, io.IOBase):
+        # cleanup() runs again from __del__, after the first call replaced the pipe with a placeholder.
+        if stdout is not None:
             stdout.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import World
 from tests.fakes.discord_server import FakeGuild, FakeInteraction, FakeMember, Response
 from tests.fakes.unmixr_catalogue import BRIAN_ID, STEFFAN_ID
@@ -112,7 +114,10 @@ async def test_nickname_preference_is_checked_and_stored(running: World) -> None
     assert set_nickname.content() == "Your nickname: not set → `Mel`."
     blank = await preferences(running, "nickname", {"nickname": "   "})
     assert blank.ephemeral and "at least one visible character" in blank.content()
-    too_long = await preferences(running, "nickname", {"nickname": "n" * 40})
+    # Discord's client refuses a value over the option's max_length; one that gets through anyway is refused too.
+    with pytest.raises(ValueError, match="32"):
+        await preferences(running, "nickname", {"nickname": "n" * 40})
+    too_long = await preferences(running, "nickname", {"nickname": "n" * 40}, client_checks=False)
     assert too_long.ephemeral and "at most 32" in too_long.content()
     stored = await running.bot.storage.get_member_preferences(running.guild.id, running.member.id)
     assert stored.nickname == "Mel"

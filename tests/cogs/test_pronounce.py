@@ -103,10 +103,12 @@ async def test_the_201st_entry_is_refused_but_replacing_one_still_works(running:
 async def test_too_long_word_or_spoken_form_is_refused(running: World) -> None:
     long_word = await pronounce(running, "add", {"word": "w" * 51, "spoken": "short"}, client_checks=False)
     assert long_word.ephemeral
-    assert long_word.content() == "A word can be at most 50 characters; this one has 51."
+    assert long_word.content() == "`word` can be at most 50 characters but yours has 51; shorten it and try again."
     long_spoken = await pronounce(running, "add", {"word": "short", "spoken": "s" * 201}, client_checks=False)
     assert long_spoken.ephemeral
-    assert long_spoken.content() == "The spoken form can be at most 200 characters; this one has 201."
+    assert (
+        long_spoken.content() == "`spoken` can be at most 200 characters but yours has 201; shorten it and try again."
+    )
     blank = await pronounce(running, "add", {"word": "   ", "spoken": "x"})
     assert blank.ephemeral and "need some text" in blank.content()
     assert await running.bot.storage.list_pronunciations(running.guild.id) == []

@@ -259,8 +259,53 @@ def apply_overwrites(
     return base
 
 
+# ---------------------------------------------------------------- Discord's form validation
+#
+# Discord refuses a body over any limit whole: HTTP 400, code 50035 "Invalid Form Body", and an `errors`
+# object nested by the path of each bad value down to `{"_errors": [{"code", "message"}]}` (paths of an
+# interaction callback start at `data`). Limits and wording from discord/discord-api-docs
+# (developers/reference.mdx "Error Messages", resources/message.mdx "Embed Limits", components/reference.mdx,
+# interactions/application-commands.mdx). Discord counts code points, and trims embed texts before counting.
+
+CONTENT_LIMIT = 2000
+EMBEDS_LIMIT = 10
+EMBED_TOTAL_LIMIT = 6000
+EMBED_TEXT_LIMITS = {"title": 256, "description": 4096}
+FIELDS_LIMIT = 25
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_TEXT_LIMIT = 2048
+AUTHOR_NAME_LIMIT = 256
+ACTION_ROWS_LIMIT = 5
+ROW_BUTTONS_LIMIT = 5
+BUTTON_LABEL_LIMIT = 80
+BUTTON_URL_LIMIT = 512
+CUSTOM_ID_LIMIT = 100
+SELECT_OPTIONS_LIMIT = 25
+SELECT_OPTION_TEXT_LIMIT = 100
+PLACEHOLDER_LIMIT = 150
+CHOICES_LIMIT = 25
+CHOICE_NAME_LIMIT = 100
+CHOICE_VALUE_LIMIT = 100
+MODAL_TITLE_LIMIT = 45
+_SELECT_TYPES = (3, 5, 6, 7, 8)
+_WEB_SCHEMES = ("http", "https")
+_MEDIA_SCHEMES = ("http", "https", "attachment")
+
+
 def _error(errors: dict[str, Any], path: str, code: str, message: str) -> None:
-    errors[path] = {"_errors": [{"code": code, "message": message}]}
+    errors.setdefault(path, []).append({"code": code, "message": message})
+
+
+def nest_errors(flat: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+    """Turn {"data.embeds.0.title": [...]} into Discord's nested form {"data": {"embeds": {"0": {...}}}}."""
+    nested: dict[str, Any] = {}
+    for path, found in flat.items():
+        node = nested
+        for key in [part for part in path.split(".") if part]:
+            node = node.setdefault(key, {})
+        node.setdefault("_errors", []).extend(found)
+    return nested
 
 
 def _too_long(errors: dict[str, Any], path: str, value: Any, limit: int) -> None:
@@ -268,96 +313,185 @@ def _too_long(errors: dict[str, Any], path: str, value: Any, limit: int) -> None
         _error(errors, path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
 
 
-def validate_message(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Check a message body against Discord's limits; return the errors in Discord's nested form."""
+def _bad_length(errors: dict[str, Any], path: str, value: Any, low: int, high: int) -> None:
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        _error(errors, path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+
+def _count_limit(errors: dict[str, Any], path: str, items: list[Any], limit: int) -> None:
+    if len(items) > limit:
+        _error(errors, path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def _trimmed(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _check_url(errors: dict[str, Any], path: str, url: Any, schemes: tuple[str, ...]) -> None:
+    if url is None:
+        return
+    if not isinstance(url, str) or any(character.isspace() for character in url):
+        _error(errors, path, "URL_TYPE_INVALID_URL", "Not a well formed URL.")
+        return
+    scheme, colon, rest = url.partition(":")
+    scheme = scheme.lower() if colon else ""
+    if scheme not in schemes:
+        allowed = ", ".join(repr(item) for item in schemes)
+        _error(
+            errors,
+            path,
+            "URL_TYPE_INVALID_SCHEME",
+            f'Scheme "{scheme}" is not supported. Scheme must be one of ({allowed}).',
+        )
+    elif scheme in _WEB_SCHEMES and not (rest.startswith("//") and len(rest) > 2 and rest[2] not in "/?#"):
+        _error(errors, path, "URL_TYPE_INVALID_URL", "Not a well formed URL.")
+
+
+def _validate_embed(errors: dict[str, Any], embed: dict[str, Any], path: str) -> int:
+    """Check one embed; return its size as Discord counts it toward the 6,000 total."""
+    size = 0
+    for key, limit in EMBED_TEXT_LIMITS.items():
+        text = _trimmed(embed.get(key))
+        _too_long(errors, path + key, text, limit)
+        size += len(text)
+    _check_url(errors, path + "url", embed.get("url"), _WEB_SCHEMES)
+    fields = embed.get("fields") or []
+    _count_limit(errors, path + "fields", fields, FIELDS_LIMIT)
+    for index, field in enumerate(fields):
+        for key, limit in (("name", FIELD_NAME_LIMIT), ("value", FIELD_VALUE_LIMIT)):
+            text = _trimmed(field.get(key))
+            if not text:
+                _error(errors, f"{path}fields.{index}.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+            _too_long(errors, f"{path}fields.{index}.{key}", text, limit)
+            size += len(text)
+    for part, key, limit in (("footer", "text", FOOTER_TEXT_LIMIT), ("author", "name", AUTHOR_NAME_LIMIT)):
+        value = embed.get(part)
+        if value is None:
+            continue
+        text = _trimmed(value.get(key))
+        if not text:
+            _error(errors, f"{path}{part}.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+        _too_long(errors, f"{path}{part}.{key}", text, limit)
+        size += len(text)
+        _check_url(errors, f"{path}{part}.icon_url", value.get("icon_url"), _MEDIA_SCHEMES)
+    _check_url(errors, f"{path}author.url", (embed.get("author") or {}).get("url"), _WEB_SCHEMES)
+    for media in ("thumbnail", "image"):
+        value = embed.get(media)
+        if value is not None:
+            _check_url(errors, f"{path}{media}.url", value.get("url"), _MEDIA_SCHEMES)
+            if value.get("url") is None:
+                _error(errors, f"{path}{media}.url", "BASE_TYPE_REQUIRED", "This field is required")
+    return size
+
+
+def message_errors(data: dict[str, Any], prefix: str = "") -> dict[str, list[dict[str, str]]]:
+    """The flat errors (by dotted path) of a message body; `prefix` is "data." for an interaction callback."""
     errors: dict[str, Any] = {}
-    _too_long(errors, f"{prefix}content", data.get("content"), 2000)
+    _too_long(errors, f"{prefix}content", data.get("content"), CONTENT_LIMIT)
     embeds = data.get("embeds") or []
-    if len(embeds) > 10:
-        _error(errors, f"{prefix}embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
-    total = 0
-    for index, embed in enumerate(embeds):
-        path = f"{prefix}embeds.{index}."
-        for key, limit in (("title", 256), ("description", 4096)):
-            _too_long(errors, path + key, embed.get(key), limit)
-            total += len(embed.get(key) or "")
-        fields = embed.get("fields") or []
-        if len(fields) > 25:
-            _error(errors, path + "fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        for field_index, field in enumerate(fields):
-            _too_long(errors, f"{path}fields.{field_index}.name", field.get("name"), 256)
-            _too_long(errors, f"{path}fields.{field_index}.value", field.get("value"), 1024)
-            if not field.get("name") or not field.get("value"):
-                _error(errors, f"{path}fields.{field_index}", "BASE_TYPE_REQUIRED", "This field is required")
-            total += len(field.get("name") or "") + len(field.get("value") or "")
-        footer = (embed.get("footer") or {}).get("text")
-        author = (embed.get("author") or {}).get("name")
-        _too_long(errors, path + "footer.text", footer, 2048)
-        _too_long(errors, path + "author.name", author, 256)
-        total += len(footer or "") + len(author or "")
-    if total > 6000:
-        _error(errors, f"{prefix}embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+    _count_limit(errors, f"{prefix}embeds", embeds, EMBEDS_LIMIT)
+    total = sum(_validate_embed(errors, embed, f"{prefix}embeds.{index}.") for index, embed in enumerate(embeds))
+    if total > EMBED_TOTAL_LIMIT:
+        _error(
+            errors,
+            f"{prefix}embeds",
+            "MAX_EMBED_SIZE_EXCEEDED",
+            f"Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}",
+        )
     flags = data.get("flags") or 0
     if not flags & FLAG_COMPONENTS_V2:
         _validate_components(errors, data.get("components") or [], f"{prefix}components")
     return errors
 
 
+def validate_message(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Check a message body against Discord's limits; return the errors in Discord's nested form."""
+    return nest_errors(message_errors(data, prefix))
+
+
 def _validate_components(errors: dict[str, Any], rows: list[dict[str, Any]], path: str) -> None:
-    if len(rows) > 5:
-        _error(errors, path, "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    _count_limit(errors, path, rows, ACTION_ROWS_LIMIT)
+    seen_ids: set[str] = set()
     for row_index, row in enumerate(rows):
         row_path = f"{path}.{row_index}"
         if row.get("type") != 1:
             _error(errors, row_path, "COMPONENT_LAYOUT_INVALID", "Top-level components must be action rows")
             continue
         items = row.get("components") or []
-        selects = [item for item in items if item.get("type") in (3, 5, 6, 7, 8)]
-        if not items or len(items) > 5 or (selects and len(items) > 1):
+        selects = [item for item in items if item.get("type") in _SELECT_TYPES]
+        if not items or len(items) > ROW_BUTTONS_LIMIT or (selects and len(items) > 1):
+            _error(errors, row_path, "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the width")
+        for item_index, item in enumerate(items):
+            _validate_interactive(errors, item, f"{row_path}.components.{item_index}", seen_ids)
+
+
+def _validate_interactive(errors: dict[str, Any], item: dict[str, Any], path: str, seen_ids: set[str]) -> None:
+    kind = item.get("type")
+    link_button = kind == 2 and item.get("style") == 5
+    custom_id = item.get("custom_id")
+    if link_button:
+        _check_url(errors, path + ".url", item.get("url"), _WEB_SCHEMES)
+        _too_long(errors, path + ".url", item.get("url"), BUTTON_URL_LIMIT)
+    elif custom_id is None:
+        _error(errors, path + ".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+    else:
+        _bad_length(errors, path + ".custom_id", custom_id, 1, CUSTOM_ID_LIMIT)
+        if custom_id in seen_ids:
             _error(
                 errors,
-                row_path,
-                "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
-                "The specified component exceeds the width",
+                path + ".custom_id",
+                "COMPONENT_CUSTOM_ID_DUPLICATED",
+                "Component custom id cannot be duplicated",
             )
-        for item_index, item in enumerate(items):
-            item_path = f"{row_path}.components.{item_index}"
-            _too_long(errors, item_path + ".custom_id", item.get("custom_id"), 100)
-            _too_long(errors, item_path + ".label", item.get("label"), 80)
-            _too_long(errors, item_path + ".placeholder", item.get("placeholder"), 150)
-            if item.get("type") == 2 and item.get("style") != 5 and not item.get("custom_id"):
-                _error(errors, item_path + ".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
-            if item.get("type") == 3:
-                options = item.get("options") or []
-                if not 1 <= len(options) <= 25:
-                    _error(errors, item_path + ".options", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25")
-                for option_index, option in enumerate(options):
-                    _too_long(errors, f"{item_path}.options.{option_index}.label", option.get("label"), 100)
-                    _too_long(errors, f"{item_path}.options.{option_index}.value", option.get("value"), 100)
-                    _too_long(
-                        errors,
-                        f"{item_path}.options.{option_index}.description",
-                        option.get("description"),
-                        100,
-                    )
+        seen_ids.add(custom_id)
+    if kind == 2:
+        _too_long(errors, path + ".label", item.get("label"), BUTTON_LABEL_LIMIT)
+    if kind in _SELECT_TYPES:
+        _too_long(errors, path + ".placeholder", item.get("placeholder"), PLACEHOLDER_LIMIT)
+        for key, low in (("min_values", 0), ("max_values", 1)):
+            value = item.get(key)
+            if value is not None and not low <= value <= SELECT_OPTIONS_LIMIT:
+                _error(errors, f"{path}.{key}", "NUMBER_TYPE_MAX", f"int value should be between {low} and 25.")
+    if kind == 3:
+        options = item.get("options") or []
+        if not 1 <= len(options) <= SELECT_OPTIONS_LIMIT:
+            _error(errors, path + ".options", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length.")
+        values: set[Any] = set()
+        for index, option in enumerate(options):
+            option_path = f"{path}.options.{index}"
+            _bad_length(errors, option_path + ".label", option.get("label"), 1, SELECT_OPTION_TEXT_LIMIT)
+            _bad_length(errors, option_path + ".value", option.get("value"), 1, SELECT_OPTION_TEXT_LIMIT)
+            _too_long(errors, option_path + ".description", option.get("description"), SELECT_OPTION_TEXT_LIMIT)
+            if option.get("value") in values:
+                _error(
+                    errors,
+                    option_path + ".value",
+                    "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED",
+                    "The specified option value is already used",
+                )
+            values.add(option.get("value"))
 
 
 def validate_choices(choices: list[dict[str, Any]]) -> dict[str, Any]:
-    """Check autocomplete choices against Discord's limits."""
+    """Check autocomplete choices (an interaction callback's data.choices) against Discord's limits."""
     errors: dict[str, Any] = {}
-    if len(choices) > 25:
-        _error(errors, "data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    _count_limit(errors, "data.choices", choices, CHOICES_LIMIT)
     for index, choice in enumerate(choices):
-        name = choice.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            _error(
-                errors,
-                f"data.choices.{index}.name",
-                "BASE_TYPE_BAD_LENGTH",
-                "Must be between 1 and 100 in length.",
-            )
-        _too_long(errors, f"data.choices.{index}.value", choice.get("value"), 100)
-    return errors
+        _bad_length(errors, f"data.choices.{index}.name", choice.get("name"), 1, CHOICE_NAME_LIMIT)
+        value = choice.get("value")
+        if isinstance(value, str):
+            _too_long(errors, f"data.choices.{index}.value", value, CHOICE_VALUE_LIMIT)
+        elif not isinstance(value, int | float):
+            _error(errors, f"data.choices.{index}.value", "BASE_TYPE_REQUIRED", "This field is required")
+    return nest_errors(errors)
+
+
+def validate_modal(data: dict[str, Any]) -> dict[str, Any]:
+    """Check a modal callback's data (title and custom_id)."""
+    errors: dict[str, Any] = {}
+    _bad_length(errors, "data.title", data.get("title"), 1, MODAL_TITLE_LIMIT)
+    _bad_length(errors, "data.custom_id", data.get("custom_id"), 1, CUSTOM_ID_LIMIT)
+    return nest_errors(errors)
 
 
 def _command_text_length(command: dict[str, Any]) -> int:
@@ -473,5 +607,5 @@ def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
         if _command_text_length(command) > 8000:
             _error(errors, path, "APPLICATION_COMMAND_TOO_LARGE", "Command exceeds maximum size (8000)")
     if chat_input > 100:
-        _error(errors, "_", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer chat input commands.")
-    return errors
+        _error(errors, "", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer chat input commands.")
+    return nest_errors(errors)

@@ -3,6 +3,21 @@
 Start a `FakeDiscord`, point discord.py at it with `use_fake_discord(fake)` (or set `Route.BASE` and
 `DiscordWebSocket.DEFAULT_GATEWAY` yourself), run the bot, then drive it with `slash`, `click`,
 `post_message`, `move_member`... and assert on what it recorded.
+
+It refuses what real Discord refuses, the way Discord answers it:
+- every message body (interaction callbacks, follow-ups, edits, channel messages) is checked against Discord's
+  limits (content, embeds, components, URL schemes; `discord_payloads.message_errors`) and refused with 400,
+  code 50035 "Invalid Form Body" and the nested `errors` object (paths start at `data` for callbacks); a refused
+  callback does not acknowledge the interaction;
+- autocomplete choices likewise; an attachment over the interaction's `attachment_size_limit` gets 413, code
+  40005 "Request entity too large";
+- an interaction not acknowledged within `callback_deadline` (3 s, on by default: pass None to switch it off)
+  gets 404, code 10062 "Unknown interaction", and its token is then dead; after 15 minutes of `clock` time a
+  token gets 401, code 50027 "Invalid Webhook Token" on webhook routes (`clock.advance` ages interactions).
+- Option values outside the registered schema (over `max_length`, a missing required option, a value not among
+  the choices, a number out of range) are never sent by Discord's client, which refuses them as the member types:
+  `slash` and `autocomplete` raise `ClientRefused` and dispatch nothing (recorded in `client_refusals`).
+  `client_checks=False` sends them anyway, as a modified client could, to test the bot's own checks.
 """
 
 from __future__ import annotations
@@ -35,9 +50,31 @@ VoiceConnectCallback = Callable[[int, int, str, str], Awaitable[None] | None]
 VoiceDisconnectCallback = Callable[[int], Awaitable[None] | None]
 
 _PRIVATE_MESSAGE_KEYS = ("payload", "files")
+# Discord: answer within 3 s; the token then works for 15 minutes.
+CALLBACK_DEADLINE = 3.0
+TOKEN_LIFETIME = 15 * 60.0
 _REPLAY_BUFFER = 1000
 _QUIET_PERIOD = 0.3
 _POLL = 0.05
+
+
+class ClientRefused(ValueError):
+    """Discord's client would not send this interaction (an option breaks the command's registered schema)."""
+
+
+class FakeClock:
+    """The stand-in's clock for interaction deadlines: real monotonic time, plus what a test advanced it by."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """The current time (time.monotonic() plus the offset)."""
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward, aging every interaction (e.g. past the 15-minute token lifetime)."""
+        self.offset += seconds
 
 
 class ChannelOption(NamedTuple):
@@ -441,7 +478,7 @@ class FakeInteraction:
         self.member = member
         self.channel_id = int(payload["channel_id"])
         self.attachment_size_limit: int = payload["attachment_size_limit"]
-        self.created_at = time.monotonic()
+        self.created_at = fake.clock.now()
         self.responses: list[Response] = []
         self.callback_type: int | None = None
         self.original_id: int | None = None
@@ -450,7 +487,7 @@ class FakeInteraction:
 
     @property
     def acknowledged_at(self) -> float | None:
-        """When (time.monotonic()) the first accepted callback arrived."""
+        """When (the stand-in's clock) the first accepted callback arrived."""
         for response in self.responses:
             if response.kind == "callback" and response.status < 300:
                 return response.at
@@ -480,7 +517,7 @@ class FakeInteraction:
             accepted = [r for r in self.responses if r.status < 300]
             now = time.monotonic()
             if any(_is_answer(r) for r in accepted):
-                quiet = now - self.responses[-1].at
+                quiet = self._fake.clock.now() - self.responses[-1].at
                 if quiet >= _QUIET_PERIOD:
                     return accepted[-1]
                 await asyncio.sleep(min(_QUIET_PERIOD - quiet, _POLL) + 0.001)
@@ -593,8 +630,9 @@ class FakeDiscord:
         shard_count: int = 1,
         bot_name: str = "Unmixr",
         heartbeat_interval_ms: int = 41250,
-        callback_deadline: float | None = None,
+        callback_deadline: float | None = CALLBACK_DEADLINE,
         upload_limit: int = 10 * 1024 * 1024,
+        clock: FakeClock | None = None,
     ) -> None:
         self.token = token
         self.message_content_allowed = message_content_allowed
@@ -603,6 +641,8 @@ class FakeDiscord:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.callback_deadline = callback_deadline
         self.upload_limit = upload_limit
+        self.clock = clock or FakeClock()
+        self.client_refusals: list[str] = []
         self.voice_endpoint: str | None = None
         self.snowflakes = p.SnowflakeFactory()
         self._guild_ids = p.SnowflakeFactory(worker=1)
@@ -1193,7 +1233,7 @@ class FakeDiscord:
         return interaction
 
     async def _send_interaction(self, interaction: FakeInteraction) -> FakeInteraction:
-        interaction.created_at = time.monotonic()
+        interaction.created_at = self.clock.now()
         await self._send_dispatch(
             self._require_session(interaction.guild.shard_id), "INTERACTION_CREATE", interaction.payload
         )
@@ -1253,6 +1293,7 @@ class FakeDiscord:
         subcommand: str | None = None,
         group: str | None = None,
         locale: str = "en-US",
+        client_checks: bool = True,
     ) -> FakeInteraction:
         """A member types in an autocompleted option (type 4, the focused option marked)."""
         data = self._command_data(
@@ -1265,7 +1306,7 @@ class FakeDiscord:
             group=group,
             attachments={},
             focused=focused,
-            client_checks=False,
+            client_checks=client_checks,
             permissions=None,
         )
         interaction = self._new_interaction(
@@ -1345,7 +1386,7 @@ class FakeDiscord:
             given = set(values) | set(attachments)
             missing = [o["name"] for o in specs if o.get("required") and o["name"] not in given]
             if missing:
-                raise ValueError(f"/{name} needs its required options {missing} (Discord would not send it)")
+                self._refuse_if(f"/{name} needs its required options {missing}")
         if subcommand is not None:
             built = [{"name": subcommand, "type": p.OPTION_SUB_COMMAND, "options": built}]
         if group is not None:
@@ -1381,6 +1422,9 @@ class FakeDiscord:
         if focused:
             option["focused"] = True
             option["value"] = value if isinstance(value, str) else str(value)
+            if client_checks and spec is not None:
+                # The text box itself stops at max_length, so even a partial value cannot be longer.
+                self._refuse_if(_length_problem(name, option["value"], spec))
             return option
         if option_type == p.OPTION_STRING:
             option["value"] = str(value)
@@ -1420,8 +1464,13 @@ class FakeDiscord:
         else:
             raise ValueError(f"option {name!r} of type {option_type}: pass attachments with attachments=")
         if client_checks and spec is not None:
-            _check_option_value(name, option["value"], spec)
+            self._refuse_if(_option_problem(name, option["value"], spec))
         return option
+
+    def _refuse_if(self, problem: str | None) -> None:
+        if problem is not None:
+            self.client_refusals.append(problem)
+            raise ClientRefused(f"Discord's client would not send this: {problem}")
 
     async def click(
         self,
@@ -1741,7 +1790,7 @@ class FakeDiscord:
     ) -> web.StreamResponse:
         scope = self._command_scope(application_id, guild_id)
         if not isinstance(body, list):
-            raise _invalid_form({"_": {"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be a list"}]}})
+            raise _invalid_form({"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be a list"}]})
         errors = p.validate_commands(body)
         if errors:
             raise _invalid_form(errors)
@@ -1910,8 +1959,9 @@ class FakeDiscord:
         flags: int,
         message_type: int = 0,
         interaction: FakeInteraction | None = None,
+        error_prefix: str = "",
     ) -> dict[str, Any]:
-        errors = p.validate_message(body)
+        errors = p.validate_message(body, error_prefix)
         if errors:
             raise _invalid_form(errors)
         content = body.get("content") or ""
@@ -1952,8 +2002,10 @@ class FakeDiscord:
         self.messages[message_id] = message
         return message
 
-    def _edit_message(self, message: dict[str, Any], body: dict[str, Any], uploads: list[_Upload]) -> None:
-        errors = p.validate_message(body)
+    def _edit_message(
+        self, message: dict[str, Any], body: dict[str, Any], uploads: list[_Upload], *, error_prefix: str = ""
+    ) -> None:
+        errors = p.validate_message(body, error_prefix)
         if errors:
             raise _invalid_form(errors)
         guild = self.guilds[int(message["guild_id"])]
@@ -2117,6 +2169,11 @@ class FakeDiscord:
             raise _DiscordError(404, 10015, "Unknown Webhook")
         return interaction
 
+    def _check_token(self, interaction: FakeInteraction) -> None:
+        """Refuse a webhook call with an interaction token older than 15 minutes, as Discord does."""
+        if self.clock.now() - interaction.created_at > TOKEN_LIFETIME:
+            raise _DiscordError(401, 50027, "Invalid Webhook Token")
+
     async def _record(self, interaction: FakeInteraction, response: Response) -> None:
         interaction.responses.append(response)
         await self._notify()
@@ -2134,7 +2191,7 @@ class FakeDiscord:
             type=callback_type,
             json=body,
             files=[(u.filename, u.data) for u in uploads],
-            at=time.monotonic(),
+            at=self.clock.now(),
         )
         try:
             answer = await self._apply_callback(interaction, callback_type, body.get("data") or {}, uploads, response)
@@ -2153,8 +2210,10 @@ class FakeDiscord:
         uploads: list[_Upload],
         response: Response,
     ) -> web.StreamResponse:
-        age = time.monotonic() - interaction.created_at
-        if self.callback_deadline is not None and age > self.callback_deadline:
+        age = self.clock.now() - interaction.created_at
+        late = self.callback_deadline is not None and age > self.callback_deadline
+        if age > TOKEN_LIFETIME or (late and interaction.callback_type is None):
+            # Not acknowledged within 3 s (or older than its token): Discord has forgotten the interaction.
             raise _DiscordError(404, 10062, "Unknown interaction")
         if interaction.callback_type is not None:
             raise _DiscordError(400, 40060, "Interaction has already been acknowledged.")
@@ -2179,6 +2238,7 @@ class FakeDiscord:
                 flags=flags,
                 message_type=_response_message_type(interaction),
                 interaction=interaction,
+                error_prefix="data.",
             )
             interaction.original_id = int(message["id"])
             await self._announce("MESSAGE_CREATE", message)
@@ -2208,7 +2268,7 @@ class FakeDiscord:
                 self.messages[component_message_id] = stored
             interaction.original_id = component_message_id
             if callback_type == 7:
-                self._edit_message(stored, data, uploads)
+                self._edit_message(stored, data, uploads, error_prefix="data.")
                 message = stored
                 await self._announce("MESSAGE_UPDATE", stored)
         elif callback_type == 8:
@@ -2216,8 +2276,9 @@ class FakeDiscord:
             if errors:
                 raise _invalid_form(errors)
         elif callback_type == 9:
-            if not data.get("custom_id") or not data.get("title"):
-                raise _invalid_form({"data": {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "Required"}]}})
+            errors = p.validate_modal(data)
+            if errors:
+                raise _invalid_form(errors)
         interaction.callback_type = callback_type
         if interaction.original_id is not None and interaction.original_id not in interaction.message_ids:
             interaction.message_ids.insert(0, interaction.original_id)
@@ -2252,9 +2313,10 @@ class FakeDiscord:
         interaction = self._interaction_for_token(token, application_id)
         body = body if isinstance(body, dict) else {}
         response = Response(
-            kind="followup", type=None, json=body, files=[(u.filename, u.data) for u in uploads], at=time.monotonic()
+            kind="followup", type=None, json=body, files=[(u.filename, u.data) for u in uploads], at=self.clock.now()
         )
         try:
+            self._check_token(interaction)
             if interaction.callback_type is None or interaction.callback_type == 8:
                 raise _DiscordError(404, 10015, "Unknown Webhook")
             self._check_uploads(uploads, interaction.attachment_size_limit)
@@ -2300,6 +2362,7 @@ class FakeDiscord:
         self, *, application_id: str, token: str, message_id: str, **_: Any
     ) -> web.StreamResponse:
         interaction = self._interaction_for_token(token, application_id)
+        self._check_token(interaction)
         return _json_response(_public(self._interaction_message(interaction, message_id)))
 
     async def _edit_webhook_message(
@@ -2313,9 +2376,10 @@ class FakeDiscord:
             type=None,
             json=body,
             files=[(u.filename, u.data) for u in uploads],
-            at=time.monotonic(),
+            at=self.clock.now(),
         )
         try:
+            self._check_token(interaction)
             message = self._interaction_message(interaction, message_id)
             self._check_uploads(uploads, interaction.attachment_size_limit)
             self._edit_message(message, body, uploads)
@@ -2341,9 +2405,10 @@ class FakeDiscord:
             type=None,
             json=None,
             files=[],
-            at=time.monotonic(),
+            at=self.clock.now(),
         )
         try:
+            self._check_token(interaction)
             message = self._interaction_message(interaction, message_id)
         except _DiscordError as error:
             response.status, response.error = error.status, error.body()
@@ -2380,19 +2445,24 @@ def _infer_option_type(value: Any) -> int:
     return p.OPTION_STRING
 
 
-def _check_option_value(name: str, value: Any, spec: dict[str, Any]) -> None:
+def _length_problem(name: str, value: Any, spec: dict[str, Any]) -> str | None:
+    if isinstance(value, str) and spec["type"] == p.OPTION_STRING:
+        low, high = spec.get("min_length", 0), spec.get("max_length", 6000)
+        if not low <= len(value) <= high:
+            return f"option {name!r} is {len(value)} characters; its registered lengths are {low}-{high}"
+    return None
+
+
+def _option_problem(name: str, value: Any, spec: dict[str, Any]) -> str | None:
+    """Why Discord's client would refuse this option value, or None."""
     choices = spec.get("choices")
     if choices and value not in [choice["value"] for choice in choices]:
-        raise ValueError(f"option {name!r} only takes the choices {[c['value'] for c in choices]}, not {value!r}")
-    if isinstance(value, str) and spec["type"] == p.OPTION_STRING:
-        if len(value) > spec.get("max_length", 6000) or len(value) < spec.get("min_length", 0):
-            raise ValueError(
-                f"option {name!r}: Discord allows lengths {spec.get('min_length', 0)}-{spec.get('max_length', 6000)}"
-            )
+        return f"option {name!r} only takes the choices {[c['value'] for c in choices]}, not {value!r}"
     if isinstance(value, int | float) and not isinstance(value, bool):
         low, high = spec.get("min_value"), spec.get("max_value")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"option {name!r}: Discord allows {low}..{high}, not {value}")
+            return f"option {name!r}: Discord allows {low}..{high}, not {value}"
+    return _length_problem(name, value, spec)
 
 
 def _normalise_command(command: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import io
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,9 @@ from discord.ext import commands
 
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_server import (
+    TOKEN_LIFETIME,
     ChannelOption,
+    ClientRefused,
     FakeDiscord,
     FakeGuild,
     FakeMember,
@@ -63,6 +65,8 @@ class StandInBot(commands.AutoShardedBot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents)
         self.guild_id = guild_id
         self.seen: dict[str, list[Any]] = defaultdict(list)
+        # What /act does, by name: each test puts the Discord calls it wants to check here.
+        self.actions: dict[str, Callable[[discord.Interaction], Awaitable[None]]] = {}
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # The default sleeps 5 s before every IDENTIFY but the first.
@@ -110,6 +114,25 @@ class StandInBot(commands.AutoShardedBot):
         async def pick_channel(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
             await interaction.response.send_message(f"channel {channel.name}")
 
+        @app_commands.command(name="act", description="Run a test's action")
+        async def act(
+            interaction: discord.Interaction,
+            what: app_commands.Range[str, 1, 40],
+            note: app_commands.Range[str, 1, 10] = "x",
+        ) -> None:
+            try:
+                await self.actions[what](interaction)
+            except discord.HTTPException as error:
+                seen["refused"].append((error.status, error.code, error.text))
+
+        @act.autocomplete("what")
+        async def act_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            try:
+                await self.actions[current](interaction)
+            except discord.HTTPException as error:
+                seen["refused"].append((error.status, error.code, error.text))
+            return []
+
         @app_commands.command(name="menu", description="Show a menu")
         async def menu(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("pick one", view=MenuView(seen))
@@ -122,6 +145,7 @@ class StandInBot(commands.AutoShardedBot):
         guild = discord.Object(self.guild_id)
         self.tree.add_command(tts, guild=guild)
         self.tree.add_command(menu, guild=guild)
+        self.tree.add_command(act, guild=guild)
         self.tree.add_command(read_aloud, guild=guild)
         await self.tree.sync(guild=guild)
 
@@ -198,7 +222,7 @@ async def test_startup_calls_and_command_sync(world: World) -> None:
     assert ("GET", "/gateway/bot") in paths
     assert ("PUT", f"/applications/{fake.application_id}/guilds/{world.guild.id}/commands") in paths
     synced = {command["name"]: command for command in fake.commands[world.guild.id]}
-    assert set(synced) == {"tts", "menu", "Read aloud"}
+    assert set(synced) == {"tts", "menu", "act", "Read aloud"}
     assert all(command["id"].isdigit() for command in synced.values())
     assert synced["Read aloud"]["type"] == 3
     identify = next(entry for entry in fake.gateway_log if entry["op"] == 2)
@@ -318,7 +342,12 @@ async def test_autocomplete_choices_are_recorded_and_checked(world: World) -> No
     )
     rejected = await too_many.wait_for()
     assert rejected.status == 400
-    assert rejected.error is not None and "data.choices" in rejected.error["errors"]
+    assert rejected.error is not None
+    assert rejected.error["errors"] == {
+        "data": {
+            "choices": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 25 or fewer in length."}]}
+        }
+    }
 
 
 async def test_button_and_select_reach_the_view(world: World) -> None:
@@ -483,3 +512,356 @@ async def test_reconnect_request_makes_the_client_resume(world: World) -> None:
     await fake.post_message(world.guild, world.text, world.alice, "after reconnect")
     await fake.wait_until(lambda: bool(world.bot.seen["message"]))
     assert world.bot.seen["message"][0].content == "after reconnect"
+
+
+# ---------------------------------------------------------------- Discord's rules, as Discord answers them
+
+Action = Callable[[discord.Interaction], Awaitable[None]]
+
+
+async def act(world: World, action: Action, **options: Any) -> Any:
+    """Run /act with `action` as what the bot does; return the interaction."""
+    name = f"action{len(world.bot.actions)}"
+    world.bot.actions[name] = action
+    return await world.fake.slash(world.guild, world.text, world.alice, "act", {"what": name, **options})
+
+
+def errors_at(body: dict[str, Any] | None, path: str) -> list[str]:
+    """The error codes Discord's nested `errors` object holds at a dotted path."""
+    assert body is not None and body["code"] == 50035 and body["message"] == "Invalid Form Body", body
+    node: Any = body["errors"]
+    for key in path.split("."):
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return [error["code"] for error in node.get("_errors", [])]
+
+
+async def refusal(world: World, action: Action) -> tuple[Any, Any]:
+    """Run an action whose first call Discord refuses; return (the refused response, the interaction)."""
+    interaction = await act(world, action)
+    refused = await interaction.wait_for(lambda r: r.status >= 400)
+    await world.fake.wait_until(lambda: bool(world.bot.seen["refused"]), what="discord.py to raise")
+    return refused, interaction
+
+
+def big_embed(**kwargs: Any) -> discord.Embed:
+    return discord.Embed(**kwargs)
+
+
+def with_fields(count: int, name: str = "n", value: str = "v") -> discord.Embed:
+    embed = discord.Embed(title="t")
+    for _ in range(count):
+        embed.add_field(name=name, value=value)
+    return embed
+
+
+EMBED_CASES: list[tuple[str, discord.Embed, str, str]] = [
+    ("title", discord.Embed(title="t" * 257), "embeds.0.title", "BASE_TYPE_MAX_LENGTH"),
+    ("description", discord.Embed(description="d" * 4097), "embeds.0.description", "BASE_TYPE_MAX_LENGTH"),
+    ("26 fields", with_fields(26), "embeds.0.fields", "BASE_TYPE_MAX_LENGTH"),
+    ("field name", with_fields(1, name="n" * 257), "embeds.0.fields.0.name", "BASE_TYPE_MAX_LENGTH"),
+    ("field value", with_fields(1, value="v" * 1025), "embeds.0.fields.0.value", "BASE_TYPE_MAX_LENGTH"),
+    ("blank field value", with_fields(1, value="   "), "embeds.0.fields.0.value", "BASE_TYPE_REQUIRED"),
+    ("footer", discord.Embed(title="t").set_footer(text="f" * 2049), "embeds.0.footer.text", "BASE_TYPE_MAX_LENGTH"),
+    ("author", discord.Embed(title="t").set_author(name="a" * 257), "embeds.0.author.name", "BASE_TYPE_MAX_LENGTH"),
+    (
+        "6,000 in all",
+        discord.Embed(description="d" * 4000).set_footer(text="f" * 2001),
+        "embeds",
+        "MAX_EMBED_SIZE_EXCEEDED",
+    ),
+    (
+        "javascript: thumbnail",
+        discord.Embed(title="t").set_thumbnail(url="javascript:alert(1)"),
+        "embeds.0.thumbnail.url",
+        "URL_TYPE_INVALID_SCHEME",
+    ),
+    (
+        "ftp: image",
+        discord.Embed(title="t").set_image(url="ftp://files.example/a.png"),
+        "embeds.0.image.url",
+        "URL_TYPE_INVALID_SCHEME",
+    ),
+    (
+        "relative thumbnail",
+        discord.Embed(title="t").set_thumbnail(url="/avatars/a.png"),
+        "embeds.0.thumbnail.url",
+        "URL_TYPE_INVALID_SCHEME",
+    ),
+    (
+        "malformed thumbnail",
+        discord.Embed(title="t").set_thumbnail(url="https://exa mple.com/a.png"),
+        "embeds.0.thumbnail.url",
+        "URL_TYPE_INVALID_URL",
+    ),
+    ("title link", discord.Embed(title="t", url="ftp://example.com"), "embeds.0.url", "URL_TYPE_INVALID_SCHEME"),
+]
+
+
+async def test_embeds_over_any_limit_are_refused_as_discord_refuses_them(world: World) -> None:
+    for case, embed, path, code in EMBED_CASES:
+        world.bot.seen["refused"].clear()
+
+        async def send(interaction: discord.Interaction, embed: discord.Embed = embed) -> None:
+            await interaction.response.send_message(embed=embed)
+
+        refused, _ = await refusal(world, send)
+        assert refused.status == 400, case
+        assert errors_at(refused.error, f"data.{path}") == [code], (case, refused.error)
+        assert world.bot.seen["refused"][0][:2] == (400, 50035), case
+
+
+async def test_what_discord_accepts_at_the_limits_goes_through(world: World) -> None:
+    embed = discord.Embed(title="t" * 256, description="  " + "d" * 4096 + "  ")  # trimmed before counting
+    embed.set_thumbnail(url="attachment://avatar.png").set_image(url="https://cdn.example/a.png")
+    for _ in range(6):
+        embed.add_field(name="n" * 100, value="v" * 100)
+    embed.set_footer(text="f" * (6000 - 256 - 4096 - 6 * 200))
+    sent: list[discord.Embed] = [embed]
+
+    async def send(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("c" * 2000, embed=sent[0])
+
+    interaction = await act(world, send)
+    await interaction.wait_final()
+    assert [r.status for r in interaction.responses] == [200]
+    assert len(interaction.embeds()[0]["fields"]) == 6
+
+
+async def test_a_refused_callback_does_not_acknowledge_the_interaction(world: World) -> None:
+    async def send(interaction: discord.Interaction) -> None:
+        try:
+            await interaction.response.send_message("x" * 2001)
+        finally:
+            await interaction.response.send_message("x" * 2000)
+
+    interaction = await act(world, send)
+    await interaction.wait_final()
+    refused, accepted = interaction.responses
+    assert refused.status == 400 and errors_at(refused.error, "data.content") == ["BASE_TYPE_MAX_LENGTH"]
+    assert refused.error["errors"]["data"]["content"]["_errors"][0]["message"] == "Must be 2000 or fewer in length."
+    assert accepted.status == 200 and interaction.content() == "x" * 2000
+
+
+async def test_follow_ups_edits_and_channel_messages_are_checked_too(world: World) -> None:
+    async def deferred(interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+        try:
+            await interaction.edit_original_response(embed=discord.Embed(title="t").set_thumbnail(url="ftp://x.y/a"))
+        finally:
+            await interaction.followup.send("x" * 2001)
+
+    interaction = await act(world, deferred)
+    await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1)
+    await interaction.wait_for(lambda r: r.kind == "followup")
+    edit, followup = interaction.responses[1:]
+    # Webhook bodies are the message itself: their paths have no "data." in front.
+    assert edit.kind == "edit_original" and errors_at(edit.error, "embeds.0.thumbnail.url") == [
+        "URL_TYPE_INVALID_SCHEME"
+    ]
+    assert followup.status == 400 and errors_at(followup.error, "content") == ["BASE_TYPE_MAX_LENGTH"]
+    channel = world.bot.get_channel(int(world.text["id"]))
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.HTTPException) as raised:
+        await channel.send(embed=with_fields(1, value="v" * 1025))
+    assert (raised.value.status, raised.value.code) == (400, 50035)
+
+
+def view_with(*items: discord.ui.Item[Any]) -> discord.ui.View:
+    view = discord.ui.View()
+    for item in items:
+        view.add_item(item)
+    return view
+
+
+def select(options: list[tuple[str, str]], **kwargs: Any) -> discord.ui.Select[Any]:
+    return discord.ui.Select(
+        options=[discord.SelectOption(label=label, value=value) for label, value in options], **kwargs
+    )
+
+
+COMPONENT_CASES: list[tuple[str, Callable[[], discord.ui.View], str, str]] = [
+    (
+        "button label",
+        lambda: view_with(discord.ui.Button(label="b" * 81, custom_id="b")),
+        "components.0.components.0.label",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    (
+        "custom_id",
+        lambda: view_with(discord.ui.Button(label="b", custom_id="c" * 101)),
+        "components.0.components.0.custom_id",
+        "BASE_TYPE_BAD_LENGTH",
+    ),
+    (
+        "duplicate custom_id",
+        lambda: view_with(
+            discord.ui.Button(label="a", custom_id="same"), discord.ui.Button(label="b", custom_id="same")
+        ),
+        "components.0.components.1.custom_id",
+        "COMPONENT_CUSTOM_ID_DUPLICATED",
+    ),
+    (
+        "duplicate select values",
+        lambda: view_with(select([("One", "v"), ("Two", "v")], custom_id="s")),
+        "components.0.components.0.options.1.value",
+        "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED",
+    ),
+    (
+        "option label",
+        lambda: view_with(select([("l" * 101, "v")], custom_id="s")),
+        "components.0.components.0.options.0.label",
+        "BASE_TYPE_BAD_LENGTH",
+    ),
+    (
+        "option value",
+        lambda: view_with(select([("l", "v" * 101)], custom_id="s")),
+        "components.0.components.0.options.0.value",
+        "BASE_TYPE_BAD_LENGTH",
+    ),
+    (
+        "placeholder",
+        lambda: view_with(select([("l", "v")], custom_id="s", placeholder="p" * 151)),
+        "components.0.components.0.placeholder",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+    (
+        "select without options",
+        lambda: view_with(select([], custom_id="s")),
+        "components.0.components.0.options",
+        "BASE_TYPE_BAD_LENGTH",
+    ),
+]
+
+
+async def test_components_over_any_limit_are_refused(world: World) -> None:
+    for case, make_view, path, code in COMPONENT_CASES:
+        world.bot.seen["refused"].clear()
+        view = make_view()
+
+        async def send(interaction: discord.Interaction, view: discord.ui.View = view) -> None:
+            await interaction.response.send_message("menu", view=view)
+
+        refused, _ = await refusal(world, send)
+        assert errors_at(refused.error, f"data.{path}") == [code], (case, refused.error)
+
+
+def test_structural_component_rules() -> None:
+    button = {"type": 2, "style": 1, "label": "b", "custom_id": "b"}
+    six_rows = [{"type": 1, "components": [{**button, "custom_id": f"b{i}"}]} for i in range(6)]
+    assert p.message_errors({"components": six_rows})["components"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    wide = [{"type": 1, "components": [{**button, "custom_id": f"b{i}"} for i in range(6)]}]
+    assert p.message_errors({"components": wide})["components.0"][0]["code"] == "COMPONENT_LAYOUT_WIDTH_EXCEEDED"
+    options = [{"label": str(i), "value": str(i)} for i in range(26)]
+    many = [{"type": 1, "components": [{"type": 3, "custom_id": "s", "options": options}]}]
+    assert p.message_errors({"components": many})["components.0.components.0.options"][0]["code"] == (
+        "BASE_TYPE_BAD_LENGTH"
+    )
+    link = [{"type": 1, "components": [{"type": 2, "style": 5, "label": "go", "url": "javascript:alert(1)"}]}]
+    assert p.message_errors({"components": link})["components.0.components.0.url"][0]["code"] == (
+        "URL_TYPE_INVALID_SCHEME"
+    )
+    ten = [{"title": "t"}] * 11
+    assert p.message_errors({"embeds": ten}, "data.")["data.embeds"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+
+
+async def test_autocomplete_choices_over_any_limit_are_refused(world: World) -> None:
+    cases = [
+        ([app_commands.Choice(name="n" * 101, value="v")], "data.choices.0.name", "BASE_TYPE_BAD_LENGTH"),
+        ([app_commands.Choice(name="", value="v")], "data.choices.0.name", "BASE_TYPE_BAD_LENGTH"),
+        ([app_commands.Choice(name="n", value="v" * 101)], "data.choices.0.value", "BASE_TYPE_MAX_LENGTH"),
+    ]
+    for choices, path, code in cases:
+
+        async def suggest(interaction: discord.Interaction, choices: list[Any] = choices) -> None:
+            await interaction.response.autocomplete(choices)
+
+        name = f"action{len(world.bot.actions)}"
+        world.bot.actions[name] = suggest
+        interaction = await world.fake.autocomplete(world.guild, world.text, world.alice, "act", {"what": name}, "what")
+        refused = await interaction.wait_for(lambda r: r.status >= 400)
+        assert errors_at(refused.error, path) == [code], (path, refused.error)
+
+
+async def test_attachments_over_the_interaction_limit_get_discords_413(world: World) -> None:
+    async def upload(interaction: discord.Interaction) -> None:
+        size = interaction.filesize_limit + 1
+        await interaction.response.send_message(file=discord.File(io.BytesIO(b"x" * size), filename="big.mp3"))
+
+    interaction = await act(world, upload)
+    refused = await interaction.wait_for(lambda r: r.status >= 400)
+    assert (refused.status, refused.error) == (413, {"message": "Request entity too large", "code": 40005})
+    assert interaction.acknowledged_at is None
+
+
+def test_the_deadline_is_on_by_default() -> None:
+    assert FakeDiscord().callback_deadline == 3.0
+
+
+async def test_an_interaction_not_acknowledged_within_3_s_is_unknown(world: World) -> None:
+    release = asyncio.Event()
+
+    async def slow(interaction: discord.Interaction) -> None:
+        await release.wait()
+        try:
+            await interaction.response.defer()
+        finally:
+            await interaction.followup.send("too late")
+
+    interaction = await act(world, slow)
+    world.fake.clock.advance(3.1)
+    release.set()
+    await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1)
+    late, followup = interaction.responses
+    assert (late.kind, late.status, late.error) == ("callback", 404, {"message": "Unknown interaction", "code": 10062})
+    assert (followup.status, followup.error["code"]) == (404, 10015)
+    # The follow-up's refusal is what reached the command last: the token died with the deadline.
+    assert world.bot.seen["refused"] == [(404, 10015, "Unknown Webhook")]
+
+
+async def test_a_token_older_than_15_minutes_gets_401_invalid_webhook_token(world: World) -> None:
+    release = asyncio.Event()
+
+    async def deferred(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await release.wait()
+        try:
+            await interaction.followup.send("much later")
+        finally:
+            await interaction.edit_original_response(content="edited later")
+
+    interaction = await act(world, deferred)
+    await interaction.wait_for(lambda r: r.kind == "callback")
+    world.fake.clock.advance(TOKEN_LIFETIME + 1)
+    release.set()
+    await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1)
+    await interaction.wait_for(lambda r: r.kind == "edit_original")
+    expired = {"message": "Invalid Webhook Token", "code": 50027}
+    assert [(r.kind, r.status, r.error) for r in interaction.responses[1:]] == [
+        ("followup", 401, expired),
+        ("edit_original", 401, expired),
+    ]
+    assert world.bot.seen["refused"] == [(401, 50027, "Invalid Webhook Token")]
+
+
+async def test_option_values_outside_the_schema_are_never_sent_by_the_client(world: World) -> None:
+    fake = world.fake
+    before = len(fake.interactions)
+    with pytest.raises(ClientRefused, match="registered lengths are 1-10"):
+        await fake.slash(world.guild, world.text, world.alice, "act", {"what": "x", "note": "n" * 11})
+    with pytest.raises(ClientRefused):
+        await fake.autocomplete(world.guild, world.text, world.alice, "act", {"what": "w" * 41}, "what")
+    assert len(fake.interactions) == before
+    assert len(fake.client_refusals) == 2
+    # A client that bypasses the schema (client_checks=False) does reach the bot.
+    sent: list[str] = []
+
+    async def record(interaction: discord.Interaction) -> None:
+        sent.append(interaction.namespace.note)
+        await interaction.response.send_message("ok")
+
+    world.bot.actions["record"] = record
+    bypass = await fake.slash(
+        world.guild, world.text, world.alice, "act", {"what": "record", "note": "n" * 11}, client_checks=False
+    )
+    await bypass.wait_final()
+    assert sent == ["n" * 11]

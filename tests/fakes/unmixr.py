@@ -217,6 +217,8 @@ class FakeUnmixr:
         self.clone_limit = clone_limit
         self.chars_per_second = chars_per_second
         self.max_page_size = max_page_size
+        # Set to serve pages of this size whatever `page_size` asks for (an upstream that ignores it).
+        self.page_size_override: int | None = None
         self.max_clone_bytes = CLONE_MAX_BYTES
         self.voices: list[dict[str, Any]] = copy.deepcopy(voices) if voices is not None else default_voices()
         self.clones: list[dict[str, Any]] = []
@@ -614,6 +616,8 @@ class FakeUnmixr:
             if size < 1:
                 return _json_response({"detail": "Invalid page_size: it must be a positive integer."}, 400)
         size = min(size, self.max_page_size)
+        if self.page_size_override is not None:
+            size = self.page_size_override
         count = len(voices)
         total = max(1, math.ceil(count / size))
         page_text = (query.get("page") or "1").strip()

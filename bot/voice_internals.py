@@ -1,0 +1,44 @@
+"""The only reads of discord.py's private attributes, each where no public way exists, checked by a test.
+
+discord.py is pinned below 2.8 (pyproject.toml); `tests/test_voice_internals.py` fails loudly when an update
+moves one of these, and `tests/test_private_attributes.py` keeps every other module off private attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Any
+
+import discord
+
+log = logging.getLogger(__name__)
+
+
+def connection_task(client: discord.VoiceClient) -> asyncio.Task[Any] | None:
+    """The task that reads the voice websocket: it ends with the error that dropped the connection, if any.
+
+    With `connect(reconnect=False)` discord.py disconnects on a network error and re-raises it from this task,
+    while a disconnect on purpose (ours, or someone moving or kicking the bot) ends it without one. No public
+    attribute or event tells those apart, and the voice cog must: it rejoins after a drop and keeps the queue,
+    but clears the queue when the bot was disconnected on purpose.
+    """
+    state = getattr(client, "_connection", None)
+    if state is None or not hasattr(state, "_runner"):
+        log.warning("discord.py changed VoiceClient._connection._runner: dropped voice connections are not rejoined")
+        return None
+    runner = state._runner
+    # None when the connection was already torn down before we looked.
+    return runner if isinstance(runner, asyncio.Task) else None
+
+
+def ffmpeg_output(source: discord.FFmpegAudio) -> io.IOBase | None:
+    """The pipe an ffmpeg source reads its decoded audio from (None once discord.py cleaned it up).
+
+    discord.py 2.7 kills ffmpeg in `cleanup()` but leaves this pipe open until garbage collection; closing it
+    ourselves frees the descriptor at once. The pipe is not exposed publicly.
+    """
+    # Missing too when ffmpeg failed to start, so this only returns None; the test checks a live source.
+    stdout = getattr(source, "_stdout", None)
+    return stdout if isinstance(stdout, io.IOBase) else None
