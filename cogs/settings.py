@@ -73,38 +73,39 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         old = await self.bot.storage.set_guild_setting(interaction.guild_id, name, value)
         new_server = await self.bot.storage.get_guild_settings(interaction.guild_id)
         effective = resolve_server(name, new_server, self.bot.settings.default_voice_id)
-        old_text = await self._show(name, old) if old is not None else "not set"
+        old_text = self._show(name, old, interaction.guild_id) if old is not None else "not set"
         if value is None and name in _BUDGET_PERIODS:
             budget = effective_budget(None, self.bot.guard.operator_limit(_BUDGET_KINDS[name]))
             new_text = f"cleared (now {budget.amount(_BUDGET_PERIODS[name])}, the {SOURCE_LABELS[budget.source]})"
         elif value is None:
-            now = await self._effective(name, effective.value, new_server)
+            now = self._effective(name, effective.value, new_server)
             new_text = f"cleared (now {now}, the {SOURCE_LABELS[effective.source]})"
         else:
-            new_text = shown or await self._show(name, value)
+            new_text = shown or self._show(name, value, interaction.guild_id)
         note = ""
         if name == "readout_channel_id" and value is not None and not self.bot.readouts_enabled:
             note = f"\n-# {READOUTS_OFF}"
         await answer(interaction, f"Server {label}: {old_text} → {new_text}.{note}", ephemeral=True)
 
-    async def _effective(self, name: str, value: Any, server: GuildSettings) -> str:
+    def _effective(self, name: str, value: Any, server: GuildSettings) -> str:
         if name in _BUDGET_PERIODS:
             budget = effective_budget(getattr(server, name), self.bot.guard.operator_limit(_BUDGET_KINDS[name]))
             return budget.describe(_BUDGET_PERIODS[name])
         # With no voice at any level, the voice is the first prebuilt one for the language: name it.
         if name != "voice_id" or value is not None:
-            return await self._show(name, value)
+            return self._show(name, value, server.guild_id)
         language = resolve_server("language", server).value or "en-US"
         voice = self.bot.catalogue.default_voice(language)
         if voice is None:
             return f"the first prebuilt voice for {language}"
         return f"**{voice.character}**, the first prebuilt voice for {language}"
 
-    async def _show(self, name: str, value: Any) -> str:
+    def _show(self, name: str, value: Any, guild_id: int) -> str:
         if value is None:
             return "none"
         if name == "voice_id":
-            voice = self.bot.catalogue.get(str(value), None)
+            # This server's clones too: a server default may be one of them.
+            voice = self.bot.catalogue.get(str(value), guild_id)
             return f"**{voice.character}**" if voice is not None else f"`{value}`"
         if name == "readout_channel_id":
             return f"<#{value}>"
@@ -138,12 +139,12 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         lines = []
         for label, name in rows:
             resolved = resolve_server(name, server, self.bot.settings.default_voice_id)
-            shown = await self._effective(name, resolved.value, server)
+            shown = self._effective(name, resolved.value, server)
             lines.append(f"**{label}**: {shown} ({SOURCE_LABELS[resolved.source]})")
         lines.extend(await self._budget_lines(interaction.guild_id, interaction.user.id))
         preferences = await self.bot.storage.get_member_preferences(interaction.guild_id, interaction.user.id)
         mine = [
-            f"**{label}**: {await self._show(name, getattr(preferences, name))} (yours)"
+            f"**{label}**: {self._show(name, getattr(preferences, name), interaction.guild_id)} (yours)"
             for label, name in (("voice", "voice_id"), ("rate", "rate"), ("nickname", "nickname"))
             if getattr(preferences, name) is not None
         ]
@@ -330,7 +331,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         await defer(interaction, ephemeral=True)
         old = await self.bot.storage.reset_guild_settings(interaction.guild_id)
         changed = [
-            f"{name.replace('_id', '').replace('_', '-')} {await self._show(name, getattr(old, name))}"
+            f"{name.replace('_id', '').replace('_', '-')} {self._show(name, getattr(old, name), interaction.guild_id)}"
             for name in BUILTIN_DEFAULTS
             if getattr(old, name, None) is not None
         ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bot.storage import Storage
+from tests.cogs.test_say import add_clone_upstream
 from tests.conftest import World
 from tests.fakes.discord_server import ChannelOption, FakeInteraction, FakeMember, Response, RoleOption
 from tests.fakes.unmixr_catalogue import BRIAN_ID
@@ -358,3 +360,17 @@ async def test_deleting_the_readout_channel_or_ignored_role_clears_the_setting(w
     lines = show_lines(await settings(world, "show"))
     assert lines["readout-channel"] == "none (built-in default)"
     assert lines["ignore-role"] == "none (built-in default)"
+
+
+async def test_a_clone_as_the_server_voice_is_shown_by_its_name(world: World) -> None:
+    clone_id = add_clone_upstream(world.unmixr, "Narrator Nell")
+    async with await Storage.open(world.settings.database_path) as storage:
+        await storage.add_cloned_voice(clone_id, world.guild.id, "Narrator Nell", None, world.admin.id)
+    await world.start_bot()
+    await world.discord.wait_until(lambda: world.bot.catalogue.has_server(world.guild.id), what="the clones read")
+    changed = await settings(world, "voice", {"voice": "Narrator Nell"})
+    assert "**Narrator Nell**" in changed.content()
+    lines = show_lines(await settings(world, "show"))
+    assert lines["voice"] == "**Narrator Nell** (server setting)"
+    reset = await settings(world, "reset")
+    assert "voice **Narrator Nell**" in reset.content()
