@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     low_balance_characters: int = Field(10_000, ge=0, validation_alias="LOW_BALANCE_CHARACTERS")
     alert_channel_id: int | None = Field(None, validation_alias="ALERT_CHANNEL_ID")
     max_clones_per_server: int = Field(10, ge=0, validation_alias="MAX_CLONES_PER_SERVER")
+    # Monitoring: /healthz and /metrics on this address when a port is set (0 picks a free one, for tests).
+    metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="METRICS_PORT")
+    metrics_host: str = Field("127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
     # Development only: point discord.py at a local Discord stand-in (see README).
     discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
@@ -60,6 +63,7 @@ class Settings(BaseSettings):
         "server_daily_budget",
         "member_hourly_budget",
         "alert_channel_id",
+        "metrics_port",
         mode="before",
     )
     @classmethod
