@@ -15,6 +15,11 @@ WHERE_TO_GET = {
     "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
     "UNMIXR_API_KEY": "https://app.unmixr.com/manage-api-keys/",
 }
+# The values `.env.example` ships with: a required value still equal to one of them was never filled in.
+PLACEHOLDERS = {
+    "DISCORD_TOKEN": "paste-your-bot-token-here",
+    "UNMIXR_API_KEY": "paste-your-unmixr-api-key-here",
+}
 
 
 class Settings(BaseSettings):
@@ -76,9 +81,12 @@ class Settings(BaseSettings):
     @field_validator("discord_token", "unmixr_api_key", mode="before")
     @classmethod
     def _blank_is_missing(cls, value: object) -> object:
-        # `DISCORD_TOKEN=` in a .env file is as good as not set: report it as missing, not as a bad login later.
+        # `DISCORD_TOKEN=` in a .env file, or .env.example's placeholder left in, is as good as not set: report it
+        # as missing, not as a bad login later.
         if isinstance(value, str) and not value.strip():
             raise PydanticCustomError("missing", "Field required")
+        if isinstance(value, str) and value.strip() in PLACEHOLDERS.values():
+            raise PydanticCustomError("missing", "still the placeholder from .env.example")
         return value
 
     @field_validator("log_level")
@@ -120,7 +128,10 @@ def describe_errors(error: ValidationError) -> str:
         name = str(item["loc"][0]).upper() if item["loc"] else "?"
         if item["type"] == "missing":
             where = WHERE_TO_GET.get(name)
-            missing.append(f"{name} (get it from {where})" if where else name)
+            notes = [item["msg"]] if item["msg"] != "Field required" else []
+            if where:
+                notes.append(f"get it from {where}")
+            missing.append(f"{name} ({', '.join(notes)})" if notes else name)
         else:
             # pydantic prefixes a validator's own message with "Value error, ": keep only the message.
             invalid.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")

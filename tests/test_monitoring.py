@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli_support import cli_env
 from tests.conftest import World
+from tests.fakes.discord_server import FakeDiscord
+
+__all__ = ["cli_env"]  # a fixture a test below uses by name
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -127,3 +135,51 @@ async def test_healthz_names_the_database_when_it_does_not_answer(world: World) 
     status, body = await health(bot)
     assert status == 503
     assert body == {"status": "fail", "failing": ["database"], "shards": [0], "disconnected_shards": []}
+
+
+async def test_a_bot_process_serves_metrics_and_sees_real_heartbeat_latency(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    # In another process, an ack that arrives before discord.py's keep-alive thread has noted its send time reads
+    # as a whole interval late (at Discord's 41 s interval: "Can't keep up ... 41 s behind"). The stand-in answers
+    # after a network-like pause, so the measured latency is that pause, not the interval.
+    discord_fake.heartbeat_interval_ms = 1000
+    env = {**cli_env, "METRICS_PORT": "0", "LOG_LEVEL": "INFO"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+            assert line, "".join(log)
+            log.append(line)
+            found = re.search(r"monitoring on (http://\S+) ", line)
+            url = found.group(1) if found else None
+        reader = asyncio.create_task(_collect(process.stderr, log))
+        await discord_fake.wait_until_connected(timeout=20)
+        latencies: list[float] = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(6):
+                await asyncio.sleep(1.0)
+                async with session.get(f"{url}/metrics") as response:
+                    found = re.search(r'unmixr_bot_gateway_latency_seconds\{shard="0"\} (\S+)', await response.text())
+                assert found is not None
+                latencies.append(float(found.group(1)))
+            async with session.get(f"{url}/healthz") as response:
+                assert response.status == 200
+        assert sorted(latencies)[len(latencies) // 2] < 0.5, latencies
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 20)
+    await reader
+    assert process.returncode == 0, "".join(log)
+    assert not any("Can't keep up" in line or "Traceback" in line for line in log), "".join(log)
+
+
+async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode())
