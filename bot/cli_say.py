@@ -180,10 +180,11 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             max_concurrency=settings.unmixr_max_concurrency,
             snapshot=settings.audio_cache_dir / SNAPSHOT_NAME,
         )
+        cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         catalogue = Catalogue(client, storage, include_openai=settings.openai_api_key is not None)
         speech = SpeechService(
             client,
-            AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes),
+            cache,
             storage,
             catalogue,
             # The operator pays the account: server and member budgets are for Discord's members.
