@@ -104,6 +104,8 @@ class CatalogueSnapshotClient(UnmixrClient):
         super().__init__(*args, **kwargs)
         self._snapshot_path = snapshot
         self._snapshot_pages: dict[str, dict[str, Any]] | None = None
+        # Pages are fetched concurrently: the file is read once, and every page goes into that one copy.
+        self._snapshot_lock = asyncio.Lock()
         self._snapshot_changed = False
         self.bypass = False
         self.served_from_snapshot = 0
@@ -123,9 +125,10 @@ class CatalogueSnapshotClient(UnmixrClient):
         return data
 
     async def _load_snapshot(self) -> dict[str, dict[str, Any]]:
-        if self._snapshot_pages is None:
-            self._snapshot_pages = await asyncio.to_thread(self._read_snapshot)
-        return self._snapshot_pages
+        async with self._snapshot_lock:
+            if self._snapshot_pages is None:
+                self._snapshot_pages = await asyncio.to_thread(self._read_snapshot)
+            return self._snapshot_pages
 
     def _read_snapshot(self) -> dict[str, dict[str, Any]]:
         try:

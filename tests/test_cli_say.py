@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cli_say import OPERATOR_ID
+import aiohttp
+from pydantic import SecretStr
+
+from bot.cli_say import OPERATOR_ID, CatalogueSnapshotClient
 from bot.storage import Storage
 from tests.cli_support import cli_env, one_line, run_cli
 from tests.fakes.unmixr import FakeUnmixr
@@ -187,3 +190,22 @@ async def test_say_without_voice_uses_the_default_voice(
     [request] = tts_requests(unmixr)
     assert request["voice_id"]
     assert stdout.startswith("Wrote d.mp3: ")
+
+
+async def test_catalogue_pages_fetched_at_once_are_all_kept(tmp_path: Path, unmixr: FakeUnmixr) -> None:
+    snapshot = tmp_path / "catalogue-pages.json"
+    categories = ["prebuilt-voices", "multilingual-voices", "animation-voices", "child-voices", "chat-voices"]
+
+    async def fetch_all() -> list[int]:
+        async with aiohttp.ClientSession() as session:
+            client = CatalogueSnapshotClient(
+                session, SecretStr(unmixr.api_key), base_url=unmixr.base_url, snapshot=snapshot
+            )
+            pages = await asyncio.gather(*(client.voice_list(category=c, page_size=100) for c in categories))
+            await client.save()
+        return [page.count for page in pages]
+
+    first = await fetch_all()
+    assert len(unmixr.requests) == len(categories)
+    assert await fetch_all() == first
+    assert len(unmixr.requests) == len(categories), "every page fetched concurrently was kept"
