@@ -20,6 +20,8 @@ from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.lookups import LookupGate
+from bot.metrics import Metrics
+from bot.monitoring import MonitoringServer
 from bot.replies import NO_MENTIONS, answer, post
 from bot.settings import Settings
 from bot.speech import SpeechService
@@ -67,6 +69,8 @@ class UnmixrBot(commands.AutoShardedBot):
         self.background_tasks: set[asyncio.Task[Any]] = set()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failed_extensions: dict[str, BaseException] = {}
+        self.metrics = Metrics()
+        self.monitoring: MonitoringServer | None = None
         # Opened in setup_hook, closed in close(), in reverse order.
         self.session: aiohttp.ClientSession
         self.storage: Storage
@@ -89,6 +93,7 @@ class UnmixrBot(commands.AutoShardedBot):
             base_url=settings.unmixr_base_url,
             openai_api_key=settings.openai_api_key,
             max_concurrency=settings.unmixr_max_concurrency,
+            observer=self.metrics.upstream,
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
@@ -96,6 +101,7 @@ class UnmixrBot(commands.AutoShardedBot):
             self.storage,
             server_daily=settings.server_daily_budget,
             member_hourly=settings.member_hourly_budget,
+            metrics=self.metrics,
         )
         # What an interaction's voice look-ups need before they can answer from memory.
         self.lookups = LookupGate(self.catalogue)
@@ -106,6 +112,7 @@ class UnmixrBot(commands.AutoShardedBot):
             self.catalogue,
             self.guard,
             operator_voice_id=settings.default_voice_id,
+            metrics=self.metrics,
         )
         self.balance_watch = LowBalanceWatch(
             self.unmixr,
@@ -113,6 +120,7 @@ class UnmixrBot(commands.AutoShardedBot):
             threshold=settings.low_balance_characters,
             post=self._post_alert if settings.alert_channel_id is not None else None,
         )
+        await self._start_monitoring()
         await self.load_all_extensions()
         if settings.dev_guild_id is not None:
             guild = discord.Object(settings.dev_guild_id)
@@ -122,6 +130,28 @@ class UnmixrBot(commands.AutoShardedBot):
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
+
+    async def _start_monitoring(self) -> None:
+        """Feed the state gauges, and serve /healthz and /metrics when METRICS_PORT is set."""
+        metrics = self.metrics
+        metrics.upstream_concurrency.set(self.unmixr.limiter.limit)
+        self.unmixr.limiter.on_change = metrics.upstream_concurrency.set
+        metrics.guilds.set_function(lambda: len(self.guilds))
+        metrics.voice_connections.set_function(lambda: len(self.voice_clients))
+        metrics.before_scrape(lambda: metrics.latencies(dict(self.latencies)))
+        if self.settings.metrics_port is not None:
+            self.monitoring = MonitoringServer(
+                self, metrics, host=self.settings.metrics_host, port=self.settings.metrics_port
+            )
+            await self.monitoring.start()
+
+    async def on_app_command_completion(
+        self,
+        interaction: discord.Interaction[Any],
+        command: app_commands.Command[Any, Any, Any] | app_commands.ContextMenu,
+    ) -> None:
+        """Count a command that finished without an error (failures are counted by the tree's error path)."""
+        self.metrics.command(command.qualified_name, "ok")
 
     async def load_all_extensions(self) -> None:
         """Load every module of `cogs/`; one that fails is logged and the others still load."""
@@ -214,6 +244,8 @@ class UnmixrBot(commands.AutoShardedBot):
             log.info("waiting for %d interactions to finish", len(waiting))
             await asyncio.wait(waiting, timeout=SHUTDOWN_GRACE_SECONDS)
         await self.close_extras()
+        if self.monitoring is not None:
+            await self.monitoring.close()
         await super().close()
         for task in list(self.background_tasks):
             task.cancel()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.errors import UserFacingError
+from bot.metrics import Metrics
 from bot.resolution import SOURCE_LABELS
 from bot.storage import BudgetExceededError, Storage
 from bot.unmixr import CreditUsage
@@ -86,8 +87,10 @@ class Reservation:
         cached: Collection[int],
         *,
         cloned_voice: bool,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self.ticket = ticket
         self._holds = dict(holds)  # chunk index -> credits held, for chunks not in the cache when checked
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
@@ -109,6 +112,8 @@ class Reservation:
             prebuilt, cloned = (0, held) if self._cloned_voice else (held, 0)
         else:
             prebuilt, cloned = usage.prebuilt, usage.voice_cloning
+        if self._metrics is not None:
+            self._metrics.spent(prebuilt=prebuilt, voice_cloning=cloned)
         was_cached = index in self._cached
         self._cached.discard(index)
         await self._storage.settle_usage(
@@ -153,8 +158,10 @@ class CreditGuard:
         server_daily: int | None,
         member_hourly: int | None,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._server_daily = server_daily
         self._member_hourly = member_hourly
         self.clock = clock
@@ -197,4 +204,4 @@ class CreditGuard:
             )
         except BudgetExceededError as refused:
             raise BudgetError(refused) from None
-        return Reservation(self._storage, ticket, holds, cached, cloned_voice=cloned_voice)
+        return Reservation(self._storage, ticket, holds, cached, cloned_voice=cloned_voice, metrics=self._metrics)

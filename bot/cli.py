@@ -1,4 +1,8 @@
-"""The operator's command line: run the bot, check the set-up, sync commands, try the API."""
+"""The operator's command line: run the bot, check the set-up, sync commands, try the API.
+
+Results go to stdout. Every failure is one line on stderr, never a traceback: exit status 1, or 2 for bad usage
+and missing settings.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ import importlib.util
 import logging
 import shutil
 import signal
+import sqlite3
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final, NoReturn
 
 import aiohttp
 import discord
@@ -22,11 +26,25 @@ from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
 
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
 MESSAGE_CONTENT_HELP = (
     "Discord refused the Message Content intent (gateway close 4014), so readouts are off. "
     "To read the readout channel aloud, enable 'Message Content Intent' on the Bot page of your application "
     "at https://discord.com/developers/applications and restart the bot; everything else works without it."
 )
+LOGIN_REFUSED = "Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application."
+
+
+class CommandLineError(Exception):
+    """A failure the command line reports as its one line, with its exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def apply_discord_endpoints(settings: Settings) -> None:
@@ -58,6 +76,63 @@ async def run_bot(settings: Settings, *, on_bot: Callable[[Any], None] | None = 
             message_content = False
 
 
+# ----- failures as one line
+
+
+def _reason(error: object) -> str:
+    """An error's own words on one line (its type when it has none)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def explain(error: BaseException) -> tuple[str, int] | None:
+    """The one line and exit status for a known kind of failure, or None for an unexpected one."""
+    from bot.cli_say import OutputError
+    from bot.errors import UserFacingError
+    from bot.monitoring import StartupError
+    from bot.storage import StorageError
+    from bot.unmixr import UnmixrError
+
+    if isinstance(error, CommandLineError):
+        return error.message, error.status
+    if isinstance(error, OutputError):
+        return error.message, EXIT_USAGE if error.usage else EXIT_FAILURE
+    if isinstance(error, UserFacingError):
+        # The same sentence a member gets, without Discord's markdown.
+        return error.message.replace("**", "").replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
+    if isinstance(error, UnmixrError):
+        return f"Unmixr: {error.message}", EXIT_FAILURE
+    if isinstance(error, StartupError):
+        return str(error), EXIT_FAILURE
+    if isinstance(error, discord.LoginFailure):
+        return LOGIN_REFUSED, EXIT_FAILURE
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return "Discord refused the bot's intents; check the Bot page of your application.", EXIT_FAILURE
+    if isinstance(error, discord.HTTPException):
+        return f"Discord refused the request: {error.status} {_reason(error.text or error)}.", EXIT_FAILURE
+    if isinstance(error, discord.GatewayNotFound | discord.ConnectionClosed | aiohttp.ClientError):
+        # discord.py's own requests are the only ones that fail with a bare aiohttp error: Unmixr's are wrapped.
+        origin = yarl.URL(discord.http.Route.BASE).origin()
+        return f"Discord could not be reached at {origin} ({_reason(error)}); check the network.", EXIT_FAILURE
+    if isinstance(error, StorageError | sqlite3.Error):
+        return f"The database could not be used: {_reason(error)}.", EXIT_FAILURE
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or _reason(error)}{where}.", EXIT_FAILURE
+    return None
+
+
+def _fail(message: str, status: int, secrets: Sequence[str] = ()) -> int:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[redacted]")
+    print(message, file=sys.stderr)
+    return status
+
+
+# ----- run
+
+
 def _install_signal_handlers(holder: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
 
@@ -76,16 +151,20 @@ async def _serve(settings: Settings) -> int:
     _install_signal_handlers(holder)
     try:
         await run_bot(settings, on_bot=lambda bot: holder.__setitem__("bot", bot))
-    except discord.LoginFailure:
-        log.error("Discord refused DISCORD_TOKEN; copy the token again from the Bot page of your application.")
-        return 1
-    except discord.PrivilegedIntentsRequired:
-        log.error("Discord refused the bot's intents; check the Bot page of your application.")
-        return 1
+    except Exception as error:
+        known = explain(error)
+        if known is None:
+            log.exception("the bot stopped on an unexpected error")
+            return EXIT_FAILURE
+        log.error("%s", known[0])
+        return known[1]
     stopping = holder.get("stopping")
     if stopping is not None:
         await stopping
     return 0
+
+
+# ----- operator tools
 
 
 def _client(settings: Settings, session: aiohttp.ClientSession) -> Any:
@@ -111,7 +190,7 @@ def voice_support() -> dict[str, bool]:
     }
 
 
-async def _check(settings: Settings) -> int:
+async def _check(settings: Settings, args: argparse.Namespace) -> int:
     from bot.unmixr import UnmixrError
 
     problems: list[str] = []
@@ -136,9 +215,12 @@ async def _check(settings: Settings) -> int:
         )
     problems.extend(await _check_discord(settings))
     for problem in problems:
-        print(f"Problem: {problem}")
-    print("All checks passed." if not problems else f"{len(problems)} problem(s) found.")
-    return 1 if problems else 0
+        print(f"Problem: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found.")
+        return EXIT_FAILURE
+    print("All checks passed.")
+    return 0
 
 
 async def _check_discord(settings: Settings) -> list[str]:
@@ -148,10 +230,11 @@ async def _check_discord(settings: Settings) -> list[str]:
     try:
         await client.login(settings.discord_token.get_secret_value())
         info = await client.application_info()
-    except discord.LoginFailure:
-        return ["Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application."]
-    except (discord.HTTPException, aiohttp.ClientError) as error:
-        return [f"Discord could not be reached ({type(error).__name__})."]
+    except Exception as error:
+        known = explain(error)
+        if known is None:
+            raise
+        return [known[0]]
     finally:
         await client.close()
     print(f"Discord: OK, logged in as application {info.name} ({info.id})")
@@ -184,60 +267,14 @@ async def _voices(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _find_voice(client: Any, name_or_id: str) -> Any:
-    from bot.catalogue import find_in
-    from bot.unmixr import UnmixrError
-
-    try:
-        return await client.voice_details(name_or_id)
-    except UnmixrError:
-        log.debug("%r is not a voice uuid; searching by name", name_or_id)
-    for category in ("prebuilt-voices", None):
-        page = await client.voice_list(category=category, query=name_or_id, page_size=100)
-        found = find_in(name_or_id, page.results)
-        if found is not None:
-            return found
-    return None
-
-
 async def _say(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.audio import concat
-    from bot.text import MAX_REQUEST_CHARS, split_text
-    from bot.unmixr import TTSRequest
+    from bot.cli_say import say
 
-    async with aiohttp.ClientSession() as session:
-        client = _client(settings, session)
-        voice = await _find_voice(client, args.voice)
-        if voice is None:
-            print(f"No voice called {args.voice!r}; try `python -m bot voices --query NAME`.")
-            return 1
-        chunks = split_text(args.text, MAX_REQUEST_CHARS)
-        if not chunks:
-            print("Nothing to say: the text is empty.")
-            return 1
-        requests = [
-            TTSRequest(
-                text=chunk,
-                voice_id=voice.uuid,
-                language=args.language,
-                speaking_rate=args.rate,
-                speaking_pitch=args.pitch,
-                speaking_volume=args.volume,
-                intensity=args.intensity,
-                output_type=args.format,
-            )
-            for chunk in chunks
-        ]
-        results = await asyncio.gather(*(client.short_tts(request) for request in requests))
-    audio = results[0].audio if len(results) == 1 else await concat([r.audio for r in results], args.format)
-    await asyncio.to_thread(Path(args.output).write_bytes, audio)
-    seconds = sum(r.duration or 0 for r in results)
-    credits = sum(r.credit_usage.prebuilt + r.credit_usage.voice_cloning for r in results)
-    print(f"Wrote {args.output}: {voice.character}, {seconds:.1f} s, {credits} credits")
+    print(await say(settings, args))
     return 0
 
 
-async def _balance(settings: Settings) -> int:
+async def _balance(settings: Settings, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         balance = await _client(settings, session).credit_balance()
     print(f"prebuilt characters: {balance.prebuilt_chars:,}")
@@ -245,53 +282,151 @@ async def _balance(settings: Settings) -> int:
     return 0
 
 
-async def _sync(settings: Settings, guild_id: int | None) -> int:
+async def _sync(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bot import UnmixrBot
 
+    guild_id: int | None = args.guild
     apply_discord_endpoints(settings)
-    bot = UnmixrBot(settings, message_content=False)
+    # Only the command tree is needed: no monitoring port (a running bot holds it), no development sync.
+    bot = UnmixrBot(settings.model_copy(update={"metrics_port": None, "dev_guild_id": None}), message_content=False)
     async with bot:
         await bot.login(settings.discord_token.get_secret_value())
-        if guild_id is not None:
-            guild = discord.Object(guild_id)
-            bot.tree.copy_global_to(guild=guild)
-            synced = await bot.tree.sync(guild=guild)
-            print(f"Synced {len(synced)} commands to server {guild_id} (visible at once).")
-        else:
-            synced = await bot.tree.sync()
-            print(f"Synced {len(synced)} global commands (Discord may take up to an hour to show changes).")
+        try:
+            if guild_id is not None:
+                guild = discord.Object(guild_id)
+                bot.tree.copy_global_to(guild=guild)
+                synced = await bot.tree.sync(guild=guild)
+                print(f"Synced {len(synced)} commands to server {guild_id} (visible at once).")
+            else:
+                synced = await bot.tree.sync()
+                print(f"Synced {len(synced)} global commands (Discord may take up to an hour to show changes).")
+        except discord.Forbidden as error:
+            where = f"server {guild_id}" if guild_id is not None else "the application"
+            raise CommandLineError(
+                f"Discord refused to sync the commands to {where} ({error.status} {_reason(error.text or error)}): "
+                "invite the bot there with the applications.commands scope (see the README's invite link)."
+            ) from None
     return 0
+
+
+# ----- the command line
+
+_COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]]] = {
+    "check": _check,
+    "sync": _sync,
+    "voices": _voices,
+    "say": _say,
+    "balance": _balance,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the message and where to read the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line on stderr and exit with status 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def _choices_help(what: str, values: Sequence[str]) -> str:
+    return f"{what}: one of {', '.join(values)}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="python -m bot", description="The Unmixr text-to-speech Discord bot.")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="run the bot (the default)")
-    commands.add_parser("check", help="check the configuration, Unmixr, Discord and voice support")
-    sync = commands.add_parser("sync", help="register the slash commands with Discord")
-    sync.add_argument("--guild", type=int, help="sync to one server only (instant) instead of globally")
-    voices = commands.add_parser("voices", help="list voices")
-    voices.add_argument("--category")
-    voices.add_argument("--query")
-    voices.add_argument("--language")
-    voices.add_argument("--gender", choices=["any", "male", "female", "child"])
-    voices.add_argument("--capability")
-    voices.add_argument("--style")
-    voices.add_argument("--use-case")
-    voices.add_argument("--page", type=int)
-    voices.add_argument("--page-size", type=int)
-    say = commands.add_parser("say", help="synthesise text to an audio file")
-    say.add_argument("text")
-    say.add_argument("--voice", required=True, help="a voice name or uuid")
-    say.add_argument("-o", "--output", required=True, help="the file to write")
-    say.add_argument("--language")
-    say.add_argument("--rate")
-    say.add_argument("--pitch")
-    say.add_argument("--volume")
-    say.add_argument("--intensity", type=int)
-    say.add_argument("--format", choices=["mp3", "wav"], default="mp3")
-    commands.add_parser("balance", help="show the account's credit balance")
+    from cogs._options import CAPABILITY_CHOICES, CATEGORY_CHOICES, GENDER_CHOICES, STYLE_CHOICES, USE_CASE_CHOICES
+
+    categories = [choice.value for choice in CATEGORY_CHOICES]
+    genders = [choice.value for choice in GENDER_CHOICES]
+    capabilities = [choice.value for choice in CAPABILITY_CHOICES]
+    styles = [choice.value for choice in STYLE_CHOICES]
+    use_cases = [choice.value for choice in USE_CASE_CHOICES]
+
+    parser = _Parser(
+        prog="python -m bot",
+        description="The Unmixr text-to-speech Discord bot; without a command, runs the bot.",
+        epilog="Settings come from the environment and .env (see .env.example). Every failure is one line on "
+        "stderr: exit status 1, or 2 for bad usage or missing settings.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    commands.add_parser("run", help="run the bot (the default)", description="Run the bot until SIGTERM or Ctrl-C.")
+    commands.add_parser(
+        "check",
+        help="check the configuration, Unmixr, Discord and voice support",
+        description="Check the configuration, the Unmixr key and credits, the Discord login and intents, and "
+        "what voice playback needs (ffmpeg, libopus, PyNaCl, davey). Problems go to stderr; exit status 1 if any.",
+    )
+    sync = commands.add_parser(
+        "sync",
+        help="register the slash commands with Discord",
+        description="Register the slash commands globally (Discord may take up to an hour) or on one server.",
+    )
+    sync.add_argument(
+        "--guild", type=_positive, metavar="SERVER_ID", help="sync to this server only (instant) instead of globally"
+    )
+    voices = commands.add_parser(
+        "voices", help="list voices from Unmixr's catalogue", description="List one page of Unmixr's voices."
+    )
+    voices.add_argument(
+        "--category",
+        choices=categories,
+        metavar="CATEGORY",
+        help=_choices_help("the voice category (default prebuilt-voices)", categories),
+    )
+    voices.add_argument("--query", metavar="NAME", help="voices whose name contains this")
+    voices.add_argument("--language", metavar="CODE", help="a language or locale, such as en or en-US")
+    voices.add_argument("--gender", choices=genders, metavar="GENDER", help=_choices_help("gender", genders))
+    voices.add_argument(
+        "--capability", choices=capabilities, metavar="CAPABILITY", help=_choices_help("capability", capabilities)
+    )
+    voices.add_argument("--style", choices=styles, metavar="STYLE", help=_choices_help("speaking style", styles))
+    voices.add_argument("--use-case", choices=use_cases, metavar="USE_CASE", help=_choices_help("use case", use_cases))
+    voices.add_argument("--page", type=_positive, metavar="N", help="the page to show (default 1)")
+    voices.add_argument("--page-size", type=_positive, metavar="N", help="voices per page (Unmixr's default 12)")
+    say = commands.add_parser(
+        "say",
+        help="synthesise text to an audio file",
+        description="Synthesise text into an audio file with the bot's own checks, budget ledger and audio cache: "
+        "everything is checked before anything is spent, and a repeat is served from the cache for 0 credits.",
+    )
+    say.add_argument("text", help="what to say (at most 6,000 characters)")
+    say.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the audio file to write; its extension (.mp3 or .wav) sets the format",
+    )
+    say.add_argument(
+        "--voice",
+        metavar="NAME_OR_UUID",
+        help="a voice name or uuid (default DEFAULT_VOICE_ID, else the first prebuilt voice for the language)",
+    )
+    say.add_argument(
+        "--format", choices=["mp3", "wav"], help="the audio format, whatever the extension (needed for other ones)"
+    )
+    say.add_argument("--language", metavar="CODE", help="a language or locale the voice speaks, such as en-US")
+    say.add_argument("--rate", help="speed: -100%% to +100%%, or x-slow, slow, medium, fast, x-fast, default")
+    say.add_argument("--pitch", help="pitch: -50%% to +50%%, or x-low, low, medium, high, x-high, default")
+    say.add_argument(
+        "--volume", help="volume: -100%% to +100%%, or silent, x-soft, soft, medium, loud, x-loud, default"
+    )
+    say.add_argument(
+        "--intensity", type=int, metavar="N", help="style intensity from -100 to 100 (voices that support it)"
+    )
+    commands.add_parser(
+        "balance", help="show the account's credit balance", description="Show the Unmixr credits left."
+    )
     return parser
 
 
@@ -300,36 +435,26 @@ def main(argv: Sequence[str]) -> int:
     from bot.logs import setup_logging
 
     args = build_parser().parse_args(argv)
+    command = args.command or "run"
     try:
         settings = load_settings()
     except SettingsError as error:
-        # Errors go to stderr, so scripts reading a command's output never mistake them for it.
-        print(error, file=sys.stderr)
-        return 2
+        return _fail(str(error), EXIT_USAGE)
     secrets = [settings.discord_token.get_secret_value(), settings.unmixr_api_key.get_secret_value()]
     if settings.openai_api_key is not None:
         secrets.append(settings.openai_api_key.get_secret_value())
-    setup_logging(settings.log_level if args.command in (None, "run") else "WARNING", secrets)
-    from bot.unmixr import UnmixrError
-
-    command = args.command or "run"
+    if command == "run":
+        setup_logging(settings.log_level, secrets)
+        return asyncio.run(_serve(settings))
+    # The tools speak in their own lines; the log is for diagnosis only (LOG_LEVEL=DEBUG).
+    setup_logging("DEBUG" if settings.log_level == "DEBUG" else "CRITICAL", secrets)
     try:
-        if command == "run":
-            return asyncio.run(_serve(settings))
-        if command == "check":
-            return asyncio.run(_check(settings))
-        if command == "sync":
-            return asyncio.run(_sync(settings, args.guild))
-        if command == "voices":
-            return asyncio.run(_voices(settings, args))
-        if command == "say":
-            return asyncio.run(_say(settings, args))
-        return asyncio.run(_balance(settings))
-    except UnmixrError as error:
-        print(f"Unmixr: {error.message}", file=sys.stderr)
-        return 1
-    except discord.LoginFailure:
-        print("Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application.", file=sys.stderr)
-        return 1
+        return asyncio.run(_COMMANDS[command](settings, args))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        log.debug("%s failed", command, exc_info=error)
+        known = explain(error)
+        if known is None:
+            return _fail(f"Unexpected error ({type(error).__name__}): {_reason(error)}", EXIT_FAILURE, secrets)
+        return _fail(known[0], known[1], secrets)

@@ -15,6 +15,11 @@ WHERE_TO_GET = {
     "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
     "UNMIXR_API_KEY": "https://app.unmixr.com/manage-api-keys/",
 }
+# The values `.env.example` ships with: a required value still equal to one of them was never filled in.
+PLACEHOLDERS = {
+    "DISCORD_TOKEN": "paste-your-bot-token-here",
+    "UNMIXR_API_KEY": "paste-your-unmixr-api-key-here",
+}
 
 
 class Settings(BaseSettings):
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     low_balance_characters: int = Field(10_000, ge=0, validation_alias="LOW_BALANCE_CHARACTERS")
     alert_channel_id: int | None = Field(None, validation_alias="ALERT_CHANNEL_ID")
     max_clones_per_server: int = Field(10, ge=0, validation_alias="MAX_CLONES_PER_SERVER")
+    # Monitoring: /healthz and /metrics on this address when a port is set (0 picks a free one, for tests).
+    metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="METRICS_PORT")
+    metrics_host: str = Field("127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
     # Development only: point discord.py at a local Discord stand-in (see README).
     discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
@@ -60,6 +68,7 @@ class Settings(BaseSettings):
         "server_daily_budget",
         "member_hourly_budget",
         "alert_channel_id",
+        "metrics_port",
         mode="before",
     )
     @classmethod
@@ -72,9 +81,12 @@ class Settings(BaseSettings):
     @field_validator("discord_token", "unmixr_api_key", mode="before")
     @classmethod
     def _blank_is_missing(cls, value: object) -> object:
-        # `DISCORD_TOKEN=` in a .env file is as good as not set: report it as missing, not as a bad login later.
+        # `DISCORD_TOKEN=` in a .env file, or .env.example's placeholder left in, is as good as not set: report it
+        # as missing, not as a bad login later.
         if isinstance(value, str) and not value.strip():
             raise PydanticCustomError("missing", "Field required")
+        if isinstance(value, str) and value.strip() in PLACEHOLDERS.values():
+            raise PydanticCustomError("missing", "still the placeholder from .env.example")
         return value
 
     @field_validator("log_level")
@@ -116,7 +128,10 @@ def describe_errors(error: ValidationError) -> str:
         name = str(item["loc"][0]).upper() if item["loc"] else "?"
         if item["type"] == "missing":
             where = WHERE_TO_GET.get(name)
-            missing.append(f"{name} (get it from {where})" if where else name)
+            notes = [item["msg"]] if item["msg"] != "Field required" else []
+            if where:
+                notes.append(f"get it from {where}")
+            missing.append(f"{name} ({', '.join(notes)})" if notes else name)
         else:
             # pydantic prefixes a validator's own message with "Value error, ": keep only the message.
             invalid.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")

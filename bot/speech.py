@@ -12,6 +12,7 @@ from bot.audio import AudioCache, cache_key, concat, duration
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
+from bot.metrics import Metrics
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
 from bot.storage import GuildSettings, MemberPreferences, Storage
 from bot.text import (
@@ -126,8 +127,10 @@ class SpeechService:
         guard: CreditGuard,
         *,
         operator_voice_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics if metrics is not None else Metrics()
         self._cache = cache
         self._storage = storage
         self._catalogue = catalogue
@@ -373,6 +376,7 @@ class SpeechService:
         if joined_key is not None:
             joined = await self._cache.get(joined_key)
             if joined is not None and joined.duration is not None:
+                self._metrics.cache(hit=True, chunks=len(plan.chunks))
                 for index in range(len(plan.chunks)):
                     await reservation.cache_hit(index)
                 return SpeechResult(plan, joined.data, plan.output_type, joined.duration, 0, True)
@@ -396,6 +400,7 @@ class SpeechService:
         request = plan.request_for(chunk)
         key = _cache_key(request)
         cached = await self._cache.get(key)
+        self._metrics.cache(hit=cached is not None)
         if cached is not None:
             await reservation.cache_hit(index)
             seconds = cached.duration if cached.duration is not None else await duration(cached.data)

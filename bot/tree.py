@@ -10,6 +10,7 @@ from discord import app_commands
 
 from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
 from bot.limits import shorten
+from bot.metrics import Outcome
 from bot.replies import answer
 from bot.unmixr import InvalidApiKeyError, UnmixrError
 
@@ -81,7 +82,15 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
 
     async def on_error(self, interaction: discord.Interaction[UnmixrBot], error: app_commands.AppCommandError) -> None:
         """Turn an error into its answer; unknown ones are logged with the interaction id."""
+        if interaction.type is discord.InteractionType.application_command and interaction.command is not None:
+            self.client.metrics.command(interaction.command.qualified_name, outcome_of(error))
         await handle_error(interaction, error)
+
+
+def outcome_of(error: BaseException) -> Outcome:
+    """How a failed command counts in the metrics: refused (a known answer) or error (unexpected)."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    return "refused" if message_for(original) is not None else "error"
 
 
 async def handle_error(interaction: discord.Interaction[Any], error: BaseException) -> None:

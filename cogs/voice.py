@@ -126,8 +126,9 @@ class Voice(commands.Cog):
         self._unconnected_since: dict[int, float] = {}
 
     async def cog_load(self) -> None:
-        """Start watching for channels the bot should leave."""
+        """Start watching for channels the bot should leave, and report the queues' length in the metrics."""
         self._watcher = self.bot.spawn(self._watch(), name="voice-watch")
+        self.bot.metrics.queued_clips.set_function(lambda: sum(len(player) for player in self.players.values()))
 
     async def cog_unload(self) -> None:
         """Stop watching and leave every channel."""

@@ -4,68 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-import pytest
-
+from tests.cli_support import assert_no_secrets, base_env, cli_env, run_cli
 from tests.conftest import DISCORD_TOKEN, UNMIXR_KEY
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.unmixr import FakeUnmixr
 
-SECRETS = (DISCORD_TOKEN, UNMIXR_KEY)
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment: nothing of the test runner's own settings leaks in."""
-    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> dict[str, str]:
-    """The environment of a bot configured against the stand-ins."""
-    return {
-        **base_env(tmp_path),
-        "DISCORD_TOKEN": DISCORD_TOKEN,
-        "UNMIXR_API_KEY": unmixr.api_key,
-        "UNMIXR_BASE_URL": unmixr.base_url,
-        "DISCORD_API_BASE": discord_fake.api_base,
-        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-        "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
-        "AUDIO_CACHE_DIR": str(tmp_path / "data" / "audio-cache"),
-    }
-
-
-async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str, str]:
-    """Run `python -m bot ARGS` without blocking the loop the stand-ins run in; return (status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
-def assert_no_secrets(*texts: str) -> None:
-    """Neither secret appears in any output."""
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text
+__all__ = ["cli_env"]  # a fixture the tests below use by name
 
 
 async def test_missing_required_settings_give_one_readable_message(tmp_path: Path) -> None:
     status, stdout, stderr = await run_cli(env=base_env(tmp_path), cwd=tmp_path)
     output = stderr.strip()
-    assert status != 0
+    assert status == 2
     assert stdout == ""
     assert "Traceback" not in output
     assert len(output.splitlines()) == 1, output
@@ -131,7 +85,7 @@ async def test_check_reports_missing_ffmpeg_as_a_problem(cli_env: dict[str, str]
     assert status == 1, stdout + stderr
     assert "ffmpeg: missing" in stdout and "ffprobe: missing" in stdout
     assert "PyNaCl: OK" in stdout
-    problems = [line for line in stdout.splitlines() if line.startswith("Problem:")]
+    problems = stderr.splitlines()
     assert len(problems) == 1 and "ffmpeg" in problems[0] and "apt-get install ffmpeg" in problems[0]
     assert "Traceback" not in stdout + stderr
 
@@ -142,8 +96,9 @@ async def test_check_with_a_wrong_unmixr_key_exits_1_with_a_plain_sentence(
     env = {**cli_env, "UNMIXR_API_KEY": "wrong-key-1234567890"}
     status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
     assert status == 1
-    problems = [line for line in stdout.splitlines() if line.startswith("Problem:")]
-    assert problems == ["Problem: Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."]
+    assert stderr.splitlines() == [
+        "Problem: Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."
+    ]
     assert "Traceback" not in stdout + stderr
     assert "wrong-key-1234567890" not in stdout + stderr
 
@@ -152,7 +107,9 @@ async def test_check_with_a_wrong_discord_token_exits_1(cli_env: dict[str, str],
     env = {**cli_env, "DISCORD_TOKEN": "not-the-token-0987654321"}
     status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
     assert status == 1
-    assert "Discord refused DISCORD_TOKEN" in stdout
+    assert stderr.splitlines() == [
+        "Problem: Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application."
+    ]
     assert "Traceback" not in stdout + stderr
     assert "not-the-token-0987654321" not in stdout + stderr
 

@@ -64,6 +64,11 @@ VOICE_ENDPOINT: Final = "/voice/"
 CLONED_VOICE_LIST_ENDPOINT: Final = "/cloned-voice-list/"
 CREDIT_BALANCE_ENDPOINT: Final = "/credit-balance/"
 DOWNLOAD_ENDPOINT: Final = "audio-download"
+# How each endpoint is named to an observer: the reference's path template, never a real uuid or audio URL.
+ENDPOINT_TEMPLATES: Final = {VOICE_ENDPOINT: "/voice/{uuid}/", DOWNLOAD_ENDPOINT: "{audio_url}"}
+
+# Told of every HTTP attempt: (endpoint template, HTTP status or "timeout"/"connection_error", seconds).
+RequestObserver = Callable[[str, str, float], None]
 
 _BASE64_KEYS: Final = ("audio", "audio_base64", "audio_content", "data")
 _MAX_REDIRECTS: Final = 3
@@ -254,6 +259,7 @@ class UnmixrClient:
         tts_timeout: float = 25.0,
         default_timeout: float = 10.0,
         max_audio_bytes: int = 50 * 1024 * 1024,
+        observer: RequestObserver | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
@@ -272,6 +278,7 @@ class UnmixrClient:
         self._tts_timeout = tts_timeout
         self._default_timeout = default_timeout
         self._max_audio_bytes = max_audio_bytes
+        self._observer = observer
         self._secrets = tuple(
             secret.get_secret_value()
             for secret in (api_key, openai_api_key)
@@ -598,6 +605,7 @@ class UnmixrClient:
         label = endpoint if endpoint != DOWNLOAD_ENDPOINT else f"{url.host}{url.path}"
         started = time.perf_counter()
         outcome = "no response"
+        status = "connection_error"
         try:
             opened = await self._open(
                 method,
@@ -612,14 +620,16 @@ class UnmixrClient:
             if not isinstance(opened, aiohttp.ClientResponse):
                 failure = opened.error if isinstance(opened, _Retryable) else opened
                 outcome = failure.detail or type(failure).__name__
+                status = "timeout" if isinstance(failure, UnmixrTimeoutError) else status
                 # Raised here, outside any except clause, so no aiohttp exception (which may hold the
                 # request's headers) stays attached as the context.
                 raise opened
             response = opened
-            outcome = str(response.status)
+            outcome = status = str(response.status)
             body = await self._read(response, body_cap, endpoint, too_large)
             if isinstance(body, UnmixrError):
                 outcome = f"{response.status}, {body.detail}"
+                status = "timeout" if isinstance(body, UnmixrTimeoutError) else status
                 raise body
             return _Reply(
                 status=response.status,
@@ -629,8 +639,10 @@ class UnmixrClient:
                 location=response.headers.get("Location", ""),
             )
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, label, outcome, elapsed, attempt)
+            elapsed = time.perf_counter() - started
+            log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, label, outcome, elapsed * 1000, attempt)
+            if self._observer is not None:
+                self._observer(ENDPOINT_TEMPLATES.get(endpoint, endpoint), status, elapsed)
 
     async def _open(
         self,

@@ -630,6 +630,7 @@ class FakeDiscord:
         shard_count: int = 1,
         bot_name: str = "Unmixr",
         heartbeat_interval_ms: int = 41250,
+        heartbeat_ack_delay: float = 0.05,
         callback_deadline: float | None = CALLBACK_DEADLINE,
         upload_limit: int = 10 * 1024 * 1024,
         clock: FakeClock | None = None,
@@ -639,6 +640,9 @@ class FakeDiscord:
         self.members_intent_allowed = members_intent_allowed
         self.shard_count = shard_count
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.heartbeat_ack_delay = heartbeat_ack_delay
+        # While True, new gateway connections are refused (HTTP 503), so a disconnected shard stays down.
+        self.refuse_gateway = False
         self.callback_deadline = callback_deadline
         self.upload_limit = upload_limit
         self.clock = clock or FakeClock()
@@ -795,6 +799,8 @@ class FakeDiscord:
         return self._shard_sessions.get(shard_id)
 
     async def _gateway_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_gateway:
+            return web.Response(status=503, text="the gateway is down (refuse_gateway)")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         connection = _GatewayConnection(ws)
@@ -831,6 +837,10 @@ class FakeDiscord:
         session = connection.session
         self.gateway_log.append({"shard_id": session.shard_id if session else None, "op": op, "d": logged})
         if op == 1:
+            # discord.py's keep-alive thread notes the send time only once the loop has sent the heartbeat; an
+            # ack arriving before that is measured against the previous beat ("Can't keep up ... 41 s behind").
+            # Discord is never that fast, so the stand-in answers after a network-like pause.
+            await asyncio.sleep(self.heartbeat_ack_delay)
             await connection.send(json.dumps({"op": 11, "s": None, "t": None, "d": None}))
         elif op == 2:
             await self._identify(connection, data)

@@ -1,0 +1,150 @@
+"""The operator's command line reports every failure as one line on stderr, with exit status 1 (2 for bad usage)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import shutil
+import socket
+from pathlib import Path
+
+from bot.cli import build_parser
+from bot.settings import PLACEHOLDERS
+from tests.cli_support import assert_no_secrets, base_env, cli_env, one_line, run_cli
+from tests.fakes.discord_server import FakeDiscord
+
+__all__ = ["cli_env"]  # a fixture the tests below use by name
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+CLOSED_PORT_URL = "http://127.0.0.1:9"
+
+
+def test_settings_know_the_placeholders_of_env_example() -> None:
+    shipped = dict(
+        line.split("=", 1) for line in (REPOSITORY / ".env.example").read_text().splitlines() if re.match(r"\w+=", line)
+    )
+    assert {name: shipped[name] for name in PLACEHOLDERS} == PLACEHOLDERS
+
+
+async def test_env_example_copied_unchanged_counts_as_missing(tmp_path: Path) -> None:
+    shutil.copy(REPOSITORY / ".env.example", tmp_path / ".env")
+    status, stdout, stderr = await run_cli("check", env=base_env(tmp_path), cwd=tmp_path)
+    assert status == 2
+    assert stdout == "", "never 'Configuration: OK' for placeholder values"
+    line = one_line(stderr)
+    assert line.startswith("Missing required settings: DISCORD_TOKEN (still the placeholder from .env.example")
+    assert "UNMIXR_API_KEY (still the placeholder from .env.example" in line
+
+
+def test_every_option_has_help_and_categories_are_listed() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in subparsers.choices.items():
+        for action in command._actions:
+            assert action.help, f"`{name} {'/'.join(action.option_strings) or action.dest}` has no help text"
+    help_text = subparsers.choices["voices"].format_help()
+    for category in ("prebuilt-voices", "clones", "chat-voices", "animation-voices"):
+        assert category in help_text
+
+
+async def test_an_unknown_category_is_bad_usage_naming_the_categories(cli_env: dict[str, str], tmp_path: Path) -> None:
+    status, stdout, stderr = await run_cli("voices", "--category", "robots", env=cli_env, cwd=tmp_path)
+    assert stdout == "", stdout
+    assert status == 2
+    line = one_line(stderr)
+    assert "invalid choice: 'robots'" in line and "prebuilt-voices" in line and "chat-voices" in line
+
+
+async def test_a_missing_argument_is_one_line_of_usage(cli_env: dict[str, str], tmp_path: Path) -> None:
+    status, stdout, stderr = await run_cli("say", "Hello.", env=cli_env, cwd=tmp_path)
+    assert stdout == "", stdout
+    assert status == 2
+    assert "-o/--output" in one_line(stderr)
+
+
+async def test_sync_to_a_server_the_bot_is_not_in_is_one_line(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    status, stdout, stderr = await run_cli("sync", "--guild", "123456789012345678", env=cli_env, cwd=tmp_path)
+    assert status == 1
+    line = one_line(stderr)
+    assert line.startswith("Discord refused to sync the commands to server 123456789012345678 (403 Missing Access)")
+    assert "applications.commands" in line
+    assert_no_secrets(stdout, stderr)
+
+
+async def test_tools_name_discord_when_it_cannot_be_reached(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "DISCORD_API_BASE": f"{CLOSED_PORT_URL}/api/v10"}
+    status, stdout, stderr = await run_cli("sync", env=env, cwd=tmp_path)
+    assert status == 1
+    assert one_line(stderr).startswith(f"Discord could not be reached at {CLOSED_PORT_URL} (")
+    assert stdout == ""
+
+    status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
+    assert status == 1
+    assert one_line(stderr).startswith(f"Problem: Discord could not be reached at {CLOSED_PORT_URL}")
+    assert "Unmixr: OK" in stdout and stdout.endswith("1 problem(s) found.\n")
+
+
+async def test_balance_names_unmixr_when_it_cannot_be_reached(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "UNMIXR_BASE_URL": f"{CLOSED_PORT_URL}/api/v1"}
+    status, stdout, stderr = await run_cli("balance", env=env, cwd=tmp_path)
+    assert stdout == "", stdout
+    assert status == 1
+    assert one_line(stderr) == "Unmixr: The bot could not reach Unmixr; please try again in a moment."
+
+
+async def test_running_the_bot_without_discord_is_one_line_naming_discord(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "DISCORD_API_BASE": f"{CLOSED_PORT_URL}/api/v10", "LOG_LEVEL": "WARNING"}
+    status, stdout, stderr = await run_cli(env=env, cwd=tmp_path)
+    assert status == 1
+    line = one_line(stderr)
+    assert f"Discord could not be reached at {CLOSED_PORT_URL}" in line and "ERROR" in line
+    assert_no_secrets(stdout, stderr)
+
+
+async def test_running_the_bot_on_a_taken_metrics_port_is_one_line(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**cli_env, "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        status, stdout, stderr = await run_cli(env=env, cwd=tmp_path)
+        assert stdout == "", stdout
+    assert status == 1
+    line = one_line(stderr)
+    assert f"Cannot serve monitoring on METRICS_HOST 127.0.0.1 port {port} (Address already in use)" in line
+
+
+async def test_sync_leaves_the_monitoring_port_to_the_running_bot(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**cli_env, "METRICS_PORT": str(taken.getsockname()[1])}
+        status, stdout, stderr = await run_cli("sync", env=env, cwd=tmp_path)
+    assert status == 0, stderr
+    assert "global commands" in stdout
+
+
+async def test_the_readme_operator_commands_run_as_written(cli_env: dict[str, str], tmp_path: Path) -> None:
+    readme = (REPOSITORY / "README.md").read_text()
+    bare = re.findall(r"python3 -m (?!venv)\S+", readme)
+    assert bare == [], "a bare python3 has none of the bot's packages after the README's install into .venv"
+    block = readme.split("## Operator tools", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #", 1)[0].replace(" [--guild ID]", "") for line in block.splitlines() if line.strip()]
+    assert len(commands) == 5
+    for command in commands:
+        words = shlex.split(command)
+        # The suite runs in the interpreter the README's own install made (.venv/bin/python in CI).
+        assert words[:3] == [".venv/bin/python", "-m", "bot"], command
+        status, stdout, stderr = await run_cli(*words[3:], env=cli_env, cwd=tmp_path)
+        assert status == 0, (command, stdout, stderr)
+        assert stderr == "", (command, stderr)
+    assert (tmp_path / "hello.mp3").stat().st_size > 0
