@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bot import limits
 from bot.storage import MAX_SPOKEN_LENGTH, MAX_WORD_LENGTH
 from tests.fakes import discord_payloads as p
+from tests.source_scan import parse_file
 
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=7000)
 urls = st.sampled_from(
@@ -191,7 +192,7 @@ def test_every_message_the_bot_sends_goes_through_bot_replies() -> None:
     for path in sorted([*(root / "bot").rglob("*.py"), *(root / "cogs").rglob("*.py")]):
         if path == root / "bot" / "replies.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 receiver = node.func.value
                 responds = isinstance(receiver, ast.Attribute) and receiver.attr == "response"

@@ -17,6 +17,8 @@ from typing import Any
 
 import discord
 
+from tests.source_scan import parse_source
+
 ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {ROOT / "bot" / "voice_internals.py"}
 _PRIVATE_USE = re.compile(r"\._([A-Za-z]\w*)|\bdef (_[A-Za-z]\w*)")
@@ -95,7 +97,7 @@ class _Scanner(ast.NodeVisitor):
 def scan(source: str, namespace: dict[str, Any]) -> list[tuple[int, str]]:
     """The (line, expression) of every read of a discord.py private attribute in `source`."""
     scanner = _Scanner(namespace)
-    scanner.visit(ast.parse(source))
+    scanner.visit(parse_source(source))
     return scanner.found
 
 
