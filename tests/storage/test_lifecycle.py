@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 
 from bot.storage import Storage, StorageClosedError
+from tests.storage.conftest import Database
 
 
-async def test_use_after_close_raises_a_storage_error(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_use_after_close_raises_a_storage_error(database: Database) -> None:
+    storage = await Storage.open(database.location)
     await storage.get_guild_settings(1)
     await storage.close()
     # Closing twice is harmless.
@@ -19,12 +20,12 @@ async def test_use_after_close_raises_a_storage_error(database_path: Path) -> No
         await storage.usage_for_month(1, 2024, 1)
 
 
-async def test_async_with_closes(database_path: Path) -> None:
-    async with await Storage.open(database_path) as storage:
+async def test_async_with_closes(database: Database) -> None:
+    async with await Storage.open(database.location) as storage:
         await storage.set_guild_setting(1, "format", "wav")
     with pytest.raises(StorageClosedError):
         await storage.list_pronunciations(1)
-    async with await Storage.open(database_path) as reopened:
+    async with await Storage.open(database.location) as reopened:
         assert (await reopened.get_guild_settings(1)).format == "wav"
 
 
