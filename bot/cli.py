@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--intensity", type=int)
     say.add_argument("--format", choices=["mp3", "wav"], default="mp3")
     commands.add_parser("balance", help="show the account's credit balance")
+    commands.add_parser("migrate-db", help="copy the SQLite database (DATABASE_PATH) into PostgreSQL (DATABASE_URL)")
     return parser
 
 
@@ -300,6 +301,10 @@ def main(argv: Sequence[str]) -> int:
     from bot.logs import setup_logging
 
     args = build_parser().parse_args(argv)
+    if args.command == "migrate-db":
+        from bot.storage.migrate import main as migrate_database
+
+        return migrate_database()
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -309,7 +314,12 @@ def main(argv: Sequence[str]) -> int:
     secrets = [settings.discord_token.get_secret_value(), settings.unmixr_api_key.get_secret_value()]
     if settings.openai_api_key is not None:
         secrets.append(settings.openai_api_key.get_secret_value())
+    if settings.database_url is not None:
+        from bot.storage import url_secrets
+
+        secrets.extend(url_secrets(settings.database_url.get_secret_value()))
     setup_logging(settings.log_level if args.command in (None, "run") else "WARNING", secrets)
+    from bot.storage import StorageError
     from bot.unmixr import UnmixrError
 
     command = args.command or "run"
@@ -327,6 +337,9 @@ def main(argv: Sequence[str]) -> int:
         return asyncio.run(_balance(settings))
     except UnmixrError as error:
         print(f"Unmixr: {error.message}", file=sys.stderr)
+        return 1
+    except StorageError as error:
+        print(f"Database: {error}", file=sys.stderr)
         return 1
     except discord.LoginFailure:
         print("Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application.", file=sys.stderr)

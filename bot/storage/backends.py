@@ -311,7 +311,9 @@ class PostgresBackend(Backend):
         self._description = description
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> PostgresBackend:
+    async def open(
+        cls, url: str, *, pool_size: int = POOL_SIZE, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS
+    ) -> PostgresBackend:
         """Connect to the database at url (postgresql://user:password@host:port/database)."""
         masked = mask_url(url)
         try:
@@ -320,7 +322,7 @@ class PostgresBackend(Backend):
                 min_size=1,
                 max_size=pool_size,
                 timeout=CONNECT_TIMEOUT_SECONDS,
-                command_timeout=STATEMENT_TIMEOUT_SECONDS,
+                command_timeout=statement_timeout,
                 reset=_keep_session_state,
                 server_settings={"application_name": "unmixr-discord"},
             )
