@@ -162,11 +162,12 @@ class UnmixrBot(commands.AutoShardedBot):
         """Say which shards this process runs, once every one of them is connected."""
         log.info("connected: this process runs %s, %d servers", self.describe_shards(), len(self.guilds))
 
-    async def on_shard_ready(self, shard_id: int) -> None:
-        """A shard started a new gateway session: drop the cached state of its servers.
+    async def on_shard_connect(self, shard_id: int) -> None:
+        """A shard started a new gateway session (READY, not a resume): drop the cached state of its servers.
 
         Another process may have held the shard while this one had no session (a deployment's processes
-        overlapping, say) and changed their settings in the shared database; a resumed session needs nothing.
+        overlapping, say) and changed those servers' settings in the shared database. At READY, before any of
+        the new session's interactions, so none is answered from what was cached before.
         """
         count = self.shard_count or 1
         dropped = self.storage.forget_guilds(lambda guild_id: (guild_id >> 22) % count == shard_id)
