@@ -1,7 +1,7 @@
 """Run every benchmark in turn, each in its own process, then print one table of figures against targets.
 
 Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead long_text cache memory readout
-                                          upstream_load)
+                                          upstream_load database)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.common import RESULT_PREFIX
 
-BENCHMARKS = ("ack_latency", "say_overhead", "long_text", "cache", "memory", "readout", "upstream_load")
+BENCHMARKS = ("ack_latency", "say_overhead", "long_text", "cache", "memory", "readout", "upstream_load", "database")
 TIMEOUT_SECONDS = 240
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 The cluster lives in a temporary folder and listens only on a Unix socket there (no TCP port to collide with
 another run on the machine), with password authentication so that the URLs carry a real secret. initdb and
 pg_ctl refuse to run as root, so as root they run as the `postgres` user the package creates. Durability is
-switched off (fsync, synchronous commit): the data is thrown away anyway.
+switched off (fsync, synchronous commit) unless asked for: the data is thrown away anyway.
 
 Run `python -m tests.fakes.postgres` to start one by hand: it prints the URL and stops the cluster on Ctrl-C.
 """
@@ -46,7 +46,9 @@ def server_binaries() -> Path | None:
 class ThrowawayPostgres:
     """A PostgreSQL cluster in a temporary folder: start(), use admin_url, stop() (which deletes everything)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # durable: keep PostgreSQL's own defaults (fsync, synchronous commit), as a benchmark should.
+        self.durable = durable
         self.password = secrets.token_urlsafe(18)
         self.directory: Path | None = None
         self._binaries: Path | None = None
@@ -104,16 +106,14 @@ class ThrowawayPostgres:
             "--no-sync",
         )
         password_file.unlink()
-        options = " ".join(
-            (
-                "-c listen_addresses=''",
-                f"-c unix_socket_directories='{self.directory}'",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-                "-c max_connections=300",
-            )
-        )
+        settings = [
+            "-c listen_addresses=''",
+            f"-c unix_socket_directories='{self.directory}'",
+            "-c max_connections=300",
+        ]
+        if not self.durable:
+            settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options = " ".join(settings)
         self._run(
             "pg_ctl",
             "--pgdata",
