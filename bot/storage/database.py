@@ -263,7 +263,11 @@ class Storage:
 
     @property
     def is_local(self) -> bool:
-        """Whether every read is local (SQLite on this machine's disk): no read can wait on the network."""
+        """Whether the database is on this machine's disk (SQLite): no call, read or write, waits on the network.
+
+        When false (PostgreSQL), a cache miss and every ledger call (reserve_usage before a request, say) is a
+        round trip: the bot acknowledges the interaction before making one.
+        """
         return self._db.is_local
 
     async def ping(self) -> None:

@@ -29,6 +29,9 @@ SERVER_USER = "postgres"
 # Where Debian installs the server programs, one folder per major version.
 BINARY_FOLDERS = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "apt-get install postgresql"
+# The clusters' folders, each with the id of the process that owns it.
+PREFIX = "unmixr-pg-"
+OWNER_FILE = "owner"
 
 
 def server_binaries() -> Path | None:
@@ -79,7 +82,11 @@ class ThrowawayPostgres:
         if binaries is None:
             raise RuntimeError(f"PostgreSQL's server is not installed ({INSTALL_HINT})")
         self._binaries = binaries
-        self.directory = Path(tempfile.mkdtemp(prefix="unmixr-pg-"))
+        if os.geteuid() == 0:
+            self._as_user = ["runuser", "-u", SERVER_USER, "--"]
+        self._reap_abandoned()
+        self.directory = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.directory / OWNER_FILE).write_text(str(os.getpid()))
         password_file = self.directory / "password"
         password_file.write_text(self.password + "\n")
         if os.geteuid() == 0:
@@ -87,7 +94,6 @@ class ThrowawayPostgres:
             account = pwd.getpwnam(SERVER_USER)
             for path in (self.directory, password_file):
                 os.chown(path, account.pw_uid, account.pw_gid)
-            self._as_user = ["runuser", "-u", SERVER_USER, "--"]
         data = self.directory / "data"
         self._run(
             "initdb",
@@ -133,10 +139,23 @@ class ThrowawayPostgres:
         """Stop the server at once and delete its folder."""
         if self.directory is None:
             return
-        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+        with contextlib.suppress(RuntimeError, FileNotFoundError):
             self._run("pg_ctl", "--pgdata", str(self.directory / "data"), "--mode", "immediate", "--wait", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
+
+    def _reap_abandoned(self) -> None:
+        # A run killed outright (no teardown) leaves its server running: stop those whose owner is gone.
+        for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+            try:
+                owner = int((folder / OWNER_FILE).read_text())
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(RuntimeError, FileNotFoundError):
+                    self._run("pg_ctl", "--pgdata", str(folder / "data"), "--mode", "immediate", "--wait", "stop")
+                shutil.rmtree(folder, ignore_errors=True)
+            except (OSError, ValueError):
+                continue  # not ours to judge: unreadable, or its owner is alive (PermissionError included)
 
     def server_log(self) -> str:
         """The end of the server's log, to explain a failure."""
