@@ -13,7 +13,8 @@ before a PostgreSQL cache miss. This shows what moving to PostgreSQL (DATABASE_U
 
 PostgreSQL runs on this machine with its default durability (fsync and synchronous commit on, as an operator's
 server would), reached over its Unix socket: a server on another machine adds one network round trip per query
-(reserve_usage is 5 of them: BEGIN, the lock, two sums, INSERT...RETURNING, COMMIT; a cache miss is 1).
+(reserve_usage with both budgets is 6 of them: BEGIN, the lock, two sums, INSERT...RETURNING, COMMIT; without a
+budget it is 1, and so is a cache miss).
 `BENCH_DATABASE_URL` (a superuser URL) uses another server instead of starting one.
 Run: python -m bench.database
 """
@@ -160,7 +161,7 @@ async def run() -> Report:
     report.note(
         f"{REQUESTS} sequential /say (after {WARM_UP} to warm up), and {SERVERS} servers for the storage figures. "
         "PostgreSQL: local server with default durability over its Unix socket; on another machine add one "
-        "network round trip per query (a miss is 1, reserve_usage 5 or 6)."
+        "network round trip per query (a miss is 1, reserve_usage 6 with budgets, 1 without)."
     )
     return report
 

@@ -160,13 +160,12 @@ class _SQLiteSession:
         self._connection = connection
 
     async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
-        async with self._connection.execute(sql, tuple(parameters)) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else tuple(row)
+        rows = await self.fetchall(sql, parameters)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
-        async with self._connection.execute(sql, tuple(parameters)) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        # One trip to the connection's thread (execute, fetch and close together) instead of three.
+        return [tuple(row) for row in await self._connection.execute_fetchall(sql, tuple(parameters))]
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         async with self._connection.execute(sql, tuple(parameters)) as cursor:
