@@ -82,12 +82,21 @@ def visible(interaction: FakeInteraction) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def clone_names(interaction: FakeInteraction) -> str:
+    """The names `/voices category: clones` lists, one a line."""
+    [embed] = interaction.embeds()
+    names = [field["name"] for field in embed.get("fields", [])]
+    names += [line.partition(":")[0] for line in embed.get("description", "").splitlines()[1:]]
+    return "\n".join(sorted(name for name in names if name))
+
+
 async def what_members_see(world: World) -> dict[str, str]:
     admin = {"member": world.admin}
     return {
         "settings": visible(await final(world, "settings", subcommand="show", **admin)),
         "pronunciations": visible(await final(world, "pronounce", subcommand="list")),
-        "clones": visible(await final(world, "voices", {"category": "clones"})),
+        # The clones' names: their details come from Unmixr's clone list, not from the database.
+        "clones": clone_names(await final(world, "voices", {"category": "clones"})),
         "balance": visible(await final(world, "balance", **admin)),
     }
 
@@ -169,6 +178,7 @@ async def test_a_filled_sqlite_database_moves_to_postgresql_and_the_bot_shows_th
     await world.bot.storage.claim_alert("prebuilt", datetime.now(UTC).date())
     await world.bot.storage.take_clone_slot(world.guild.id, 10)
     before = await what_members_see(world)
+    assert before["clones"] == "Narrator Nell" and "GIF" in before["pronunciations"]
     await world.stop_bot()
     counts = sqlite_counts(sqlite_path)
     assert all(counts.values()), counts

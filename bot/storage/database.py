@@ -307,24 +307,42 @@ class Storage:
     async def _cached(
         self, cache: _BoundedCache[_Key, _Value], key: _Key, load: Callable[[], Awaitable[_Value]]
     ) -> _Value:
-        value = cache.get(key)
-        if value is not None:
-            return value
-        pending = cache.loading.get(key)
-        if pending is None:
-            writes_seen = cache.writes
-            pending = asyncio.ensure_future(load())
-            cache.loading[key] = pending
-
-            def loaded(task: asyncio.Future[_Value]) -> None:
-                if cache.loading.get(key) is task:
-                    del cache.loading[key]
-                if not task.cancelled() and task.exception() is None:
-                    cache.fill(key, task.result(), writes_seen)
-
-            pending.add_done_callback(loaded)
-        # Shielded: a reader that gives up (a cancelled interaction) does not cancel the load others wait for.
-        return await asyncio.shield(pending)
+        while True:
+            value = cache.get(key)
+            if value is not None:
+                return value
+            pending = cache.loading.get(key)
+            if pending is None:
+                break
+            try:
+                # Shielded: this reader giving up (a cancelled interaction) does not cancel the shared load.
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not pending.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                # The reader that was loading gave up before the row came: load it again.
+        # This reader loads, in its own task, so that reads and writes reach the database in the order they came;
+        # readers arriving meanwhile wait for its result instead of sending the same query.
+        shared: asyncio.Future[_Value] = asyncio.get_running_loop().create_future()
+        cache.loading[key] = shared
+        writes_seen = cache.writes
+        try:
+            value = await load()
+        except BaseException as error:
+            if cache.loading.get(key) is shared:
+                del cache.loading[key]
+            if isinstance(error, asyncio.CancelledError):
+                shared.cancel()
+            else:
+                shared.set_exception(error)
+                shared.exception()  # retrieved: readers waiting get it; none waiting is not an error to log
+            raise
+        if cache.loading.get(key) is shared:
+            del cache.loading[key]
+        cache.fill(key, value, writes_seen)
+        shared.set_result(value)
+        return value
 
     @asynccontextmanager
     async def _write(self, guild_id: int, forget: Callable[[], None]) -> AsyncIterator[Session]:

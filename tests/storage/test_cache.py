@@ -80,20 +80,39 @@ async def test_readers_missing_at_once_share_one_load(storage: Storage) -> None:
     assert reads.count == 1
 
 
-async def test_a_reader_giving_up_does_not_cancel_the_load_others_wait_for(storage: Storage) -> None:
+async def test_a_waiting_reader_giving_up_does_not_cancel_the_load(storage: Storage) -> None:
+    await storage.set_member_preference(GUILD, USER, "nickname", "Robin")
+    storage.forget_guilds(lambda _guild_id: True)
+    reads = CountedReads(storage)
+    reads.release.clear()
+    loading = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
+    await reads.read.wait()
+    impatient = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    reads.release.set()
+    assert (await loading).nickname == "Robin"
+    assert impatient.cancelled()
+    assert reads.count == 1
+    assert (await storage.get_member_preferences(GUILD, USER)).nickname == "Robin"
+    assert reads.count == 1  # cached by the load
+
+
+async def test_the_loading_reader_giving_up_leaves_the_waiting_ones_their_answer(storage: Storage) -> None:
     await storage.set_member_preference(GUILD, USER, "nickname", "Robin")
     storage.forget_guilds(lambda _guild_id: True)
     reads = CountedReads(storage)
     reads.release.clear()
     impatient = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
-    patient = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
     await reads.read.wait()
+    patient = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
+    await asyncio.sleep(0)
     impatient.cancel()
     reads.release.set()
+    # The waiting reader loads again rather than inheriting the cancellation.
     assert (await patient).nickname == "Robin"
     assert impatient.cancelled()
-    assert storage.has_cached(GUILD, USER) is False  # pronunciations and settings were not read
-    assert reads.count == 1
+    assert reads.count == 2
 
 
 async def test_a_slow_read_never_puts_back_what_a_write_replaced(storage: Storage) -> None:
@@ -111,3 +130,14 @@ async def test_a_slow_read_never_puts_back_what_a_write_replaced(storage: Storag
     # But the cache keeps the write's value, not the slow read's.
     assert (await storage.get_guild_settings(GUILD)).language == "fr-FR"
     assert reads.count == 1
+
+
+async def test_a_read_sent_before_a_write_gets_the_value_before_it(storage: Storage) -> None:
+    # Requests are answered in the order they came: a /say sent before a preference change uses the old one.
+    await storage.set_member_preference(GUILD, USER, "voice_id", "old-voice")
+    storage.forget_guilds(lambda _guild_id: True)
+    read = asyncio.create_task(storage.get_member_preferences(GUILD, USER))
+    write = asyncio.create_task(storage.set_member_preference(GUILD, USER, "voice_id", "new-voice"))
+    assert (await read).voice_id == "old-voice"
+    assert await write == "old-voice"
+    assert (await storage.get_member_preferences(GUILD, USER)).voice_id == "new-voice"
