@@ -1,7 +1,8 @@
 """Run every benchmark in turn, each in its own process, then print one table of figures against targets.
 
 Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead long_text cache memory readout
-                                          upstream_load queued_credits autocomplete clone_checks)
+                                          upstream_load queued_credits autocomplete clone_checks
+                                          database)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BENCHMARKS = (
     "queued_credits",
     "autocomplete",
     "clone_checks",
+    "database",
 )
 TIMEOUT_SECONDS = 240
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -48,6 +48,16 @@ def bot_intents(*, message_content: bool) -> discord.Intents:
     return intents
 
 
+def _shard_options(settings: Settings) -> dict[str, Any]:
+    """SHARD_COUNT and SHARD_IDS for AutoShardedBot; neither: Discord's recommended count, every shard here."""
+    options: dict[str, Any] = {}
+    if settings.shard_count is not None:
+        options["shard_count"] = settings.shard_count
+    if settings.shard_ids is not None:
+        options["shard_ids"] = list(settings.shard_ids)
+    return options
+
+
 class UnmixrBot(commands.AutoShardedBot):
     """The unmixr-discord bot."""
 
@@ -62,6 +72,7 @@ class UnmixrBot(commands.AutoShardedBot):
             member_cache_flags=discord.MemberCacheFlags.from_intents(bot_intents(message_content=False)),
             allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            **_shard_options(settings),
         )
         self.settings = settings
         self.readouts_enabled = message_content
@@ -86,7 +97,10 @@ class UnmixrBot(commands.AutoShardedBot):
         """Open every resource, load the extensions and, in development, sync the dev server."""
         settings = self.settings
         self.session = aiohttp.ClientSession()
-        self.storage = await Storage.open(settings.database_path)
+        self.storage = await Storage.open(settings.database_location)
+        log.info("storage: %s", self.storage.description)
+        if settings.shard_count is not None:
+            log.info("this process runs %s", self.describe_shards())
         self.unmixr = UnmixrClient(
             self.session,
             settings.unmixr_api_key,
@@ -163,6 +177,35 @@ class UnmixrBot(commands.AutoShardedBot):
             except commands.ExtensionError as error:
                 self.failed_extensions[module.name] = error
                 log.error("could not load extension %s", module.name, exc_info=error.__cause__ or error)
+
+    @property
+    def held_shards(self) -> tuple[int, ...]:
+        """The shards this process runs (SHARD_IDS, else all of them once the shard count is known)."""
+        if self.shard_ids is not None:
+            return tuple(self.shard_ids)
+        return tuple(range(self.shard_count or 0))
+
+    def describe_shards(self) -> str:
+        """Which shards this process runs, for the log."""
+        shards = self.held_shards
+        listed = ", ".join(str(shard) for shard in shards) if shards else "none yet"
+        return f"shard{'s' if len(shards) != 1 else ''} {listed} of {self.shard_count or '?'}"
+
+    async def on_ready(self) -> None:
+        """Say which shards this process runs, once every one of them is connected."""
+        log.info("connected: this process runs %s, %d servers", self.describe_shards(), len(self.guilds))
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        """A shard started a new gateway session (READY, not a resume): drop the cached state of its servers.
+
+        Another process may have held the shard while this one had no session (a deployment's processes
+        overlapping, say) and changed those servers' settings in the shared database. At READY, before any of
+        the new session's interactions, so none is answered from what was cached before.
+        """
+        count = self.shard_count or 1
+        dropped = self.storage.forget_guilds(lambda guild_id: (guild_id >> 22) % count == shard_id)
+        if dropped:
+            log.info("shard %d has a new session: dropped %d cached entries of its servers", shard_id, dropped)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run a background task that is kept, and whose failure is logged."""

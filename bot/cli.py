@@ -115,7 +115,7 @@ def explain(error: BaseException) -> tuple[str, int] | None:
         origin = yarl.URL(discord.http.Route.BASE).origin()
         return f"Discord could not be reached at {origin} ({_reason(error)}); check the network.", EXIT_FAILURE
     if isinstance(error, StorageError | sqlite3.Error):
-        return f"The database could not be used: {_reason(error)}.", EXIT_FAILURE
+        return f"Database: {_reason(error)}.", EXIT_FAILURE
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
         return f"{error.strerror or _reason(error)}{where}.", EXIT_FAILURE
@@ -427,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "balance", help="show the account's credit balance", description="Show the Unmixr credits left."
     )
+    commands.add_parser(
+        "migrate-db",
+        help="copy the SQLite database (DATABASE_PATH) into PostgreSQL (DATABASE_URL)",
+        description="Copy every row of the SQLite file at DATABASE_PATH into the PostgreSQL database at "
+        "DATABASE_URL (both read from the environment, so the password is never on a command line). A rerun "
+        "adds only the rows that are missing.",
+    )
     return parser
 
 
@@ -436,6 +443,11 @@ def main(argv: Sequence[str]) -> int:
 
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    if command == "migrate-db":
+        # Needs only the two database settings, not the bot's tokens.
+        from bot.storage.migrate import main as migrate_database
+
+        return migrate_database()
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -443,6 +455,10 @@ def main(argv: Sequence[str]) -> int:
     secrets = [settings.discord_token.get_secret_value(), settings.unmixr_api_key.get_secret_value()]
     if settings.openai_api_key is not None:
         secrets.append(settings.openai_api_key.get_secret_value())
+    if settings.database_url is not None:
+        from bot.storage import url_secrets
+
+        secrets.extend(url_secrets(settings.database_url.get_secret_value()))
     if command == "run":
         setup_logging(settings.log_level, secrets)
         return asyncio.run(_serve(settings))

@@ -174,7 +174,7 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
         format=output_type,
     )
     text = clean_message(args.text, NO_NAMES, max_length=_NO_CUT)
-    async with aiohttp.ClientSession() as session, await Storage.open(settings.database_path) as storage:
+    async with aiohttp.ClientSession() as session, await Storage.open(settings.database_location) as storage:
         client = CatalogueSnapshotClient(
             session,
             settings.unmixr_api_key,

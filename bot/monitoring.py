@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -31,17 +31,14 @@ class _Shard(Protocol):
 
 
 class _Storage(Protocol):
-    async def count_cloned_voices(self, guild_id: int | None = None) -> int: ...
+    async def ping(self) -> None: ...
 
 
 class Monitored(Protocol):
     """What the health check reads of the bot (an AutoShardedBot with storage)."""
 
     @property
-    def shard_ids(self) -> Sequence[int] | None: ...
-
-    @property
-    def shard_count(self) -> int | None: ...
+    def held_shards(self) -> tuple[int, ...]: ...
 
     @property
     def shards(self) -> Mapping[int, _Shard]: ...
@@ -75,17 +72,10 @@ class Health:
         }
 
 
-def held_shards(bot: Monitored) -> list[int]:
-    """The shard ids this process runs: SHARD_IDS when given, else every shard once the count is known."""
-    if bot.shard_ids is not None:
-        return sorted(bot.shard_ids)
-    return list(range(bot.shard_count)) if bot.shard_count else []
-
-
 async def check_health(bot: Monitored) -> Health:
     """Every shard's gateway connected, and the database answering a small query."""
     failing: list[str] = []
-    held = held_shards(bot)
+    held = list(bot.held_shards)
     running = bot.shards
     disconnected = [shard for shard in held if shard not in running or running[shard].is_closed()]
     if not held or disconnected:
@@ -95,7 +85,7 @@ async def check_health(bot: Monitored) -> Health:
         if storage is None:
             raise RuntimeError("storage is not open yet")
         async with asyncio.timeout(DATABASE_TIMEOUT):
-            await storage.count_cloned_voices()
+            await storage.ping()
     except Exception as error:  # any failure is the same answer: the database does not answer
         log.warning("health check: the database did not answer (%s)", type(error).__name__)
         failing.append("database")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://unmixr.com/api/v1"
 
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     # Monitoring: /healthz and /metrics on this address when a port is set (0 picks a free one, for tests).
     metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="METRICS_PORT")
     metrics_host: str = Field("127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
+    # Several processes (PRODUCT.md, Operating it): PostgreSQL instead of the SQLite file, and a range of shards.
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    shard_count: int | None = Field(None, ge=1, validation_alias="SHARD_COUNT")
+    # Comma-separated in the environment (NoDecode: not JSON); declared after the two it is checked against.
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(None, validation_alias="SHARD_IDS")
     # Development only: point discord.py at a local Discord stand-in (see README).
     discord_api_base: str | None = Field(None, validation_alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
@@ -69,6 +75,8 @@ class Settings(BaseSettings):
         "member_hourly_budget",
         "alert_channel_id",
         "metrics_port",
+        "database_url",
+        "shard_count",
         mode="before",
     )
     @classmethod
@@ -89,6 +97,45 @@ class Settings(BaseSettings):
             raise PydanticCustomError("missing", "still the placeholder from .env.example")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql://user:password@host:port/database URL")
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            return tuple(int(part) for part in value.split(","))
+        except ValueError:
+            raise ValueError("must be shard numbers separated by commas, e.g. 0,1") from None
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if "shard_count" not in info.data or "database_url" not in info.data:
+            return value  # the other setting is invalid itself, and says so
+        count = info.data["shard_count"]
+        if count is None:
+            raise ValueError("needs SHARD_COUNT, the total number of shards across every process")
+        if info.data["database_url"] is None:
+            raise ValueError(
+                "needs DATABASE_URL: processes running some of the shards must share one PostgreSQL database"
+            )
+        if not value or any(not 0 <= shard < count for shard in value):
+            raise ValueError(f"each shard must be from 0 to {count - 1} (SHARD_COUNT is {count})")
+        if len(set(value)) != len(value):
+            raise ValueError("names a shard twice")
+        return tuple(sorted(value))
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -101,6 +148,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def database_location(self) -> str | Path:
+        """Where storage lives: the PostgreSQL URL (a secret: never log it) when set, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url is not None else self.database_path
 
     @property
     def audio_cache_max_bytes(self) -> int:

@@ -25,6 +25,9 @@ ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
 DISCORD_TOKEN = "test-discord-token-0123456789"
 UNMIXR_KEY = "test-unmixr-key-abcdef123456"
 
+# PostgreSQL for the tests that need it (a throwaway cluster, a fresh database per test).
+pytest_plugins = ["tests.postgres_fixtures"]
+
 
 @pytest.fixture
 async def unmixr() -> AsyncIterator[FakeUnmixr]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bot import limits
 from bot.storage import MAX_SPOKEN_LENGTH, MAX_WORD_LENGTH
 from tests.fakes import discord_payloads as p
-from tests.source_scan import parse_file
+from tests.source_scan import parse_files
 
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=7000)
 urls = st.sampled_from(
@@ -189,10 +189,10 @@ def test_every_message_the_bot_sends_goes_through_bot_replies() -> None:
     """bot/replies.py fits every message to Discord's limits; nothing else may send one."""
     root = Path(__file__).resolve().parent.parent
     found = []
-    for path in sorted([*(root / "bot").rglob("*.py"), *(root / "cogs").rglob("*.py")]):
-        if path == root / "bot" / "replies.py":
-            continue
-        for node in ast.walk(parse_file(path)):
+    paths = sorted(path for path in [*(root / "bot").rglob("*.py"), *(root / "cogs").rglob("*.py")])
+    paths = [path for path in paths if path != root / "bot" / "replies.py"]
+    for path, tree in zip(paths, parse_files(paths), strict=True):
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 receiver = node.func.value
                 responds = isinstance(receiver, ast.Attribute) and receiver.attr == "response"

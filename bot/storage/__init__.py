@@ -1,10 +1,12 @@
-"""Persistent state of the bot in SQLite, behind the typed methods of Storage."""
+"""Persistent state of the bot in SQLite or PostgreSQL, behind the typed methods of Storage."""
 
+from bot.storage.backends import is_postgres_url, mask_url, url_secrets
 from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Storage, word_key
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
     CloneQuotaError,
+    DatabaseUnavailableError,
     MigrationError,
     PronunciationLimitError,
     SchemaVersionError,
@@ -42,6 +44,7 @@ __all__ = [
     "CloneQuotaError",
     "ClonedVoice",
     "ClonedVoiceExistsError",
+    "DatabaseUnavailableError",
     "GuildSettings",
     "MemberPreferences",
     "MigrationError",
@@ -52,5 +55,8 @@ __all__ = [
     "StorageClosedError",
     "StorageError",
     "Usage",
+    "is_postgres_url",
+    "mask_url",
+    "url_secrets",
     "word_key",
 ]

@@ -1,4 +1,19 @@
-"""The bot's SQLite storage: one aiosqlite connection behind typed methods, with a write-through cache."""
+"""The bot's storage: typed methods over SQLite or PostgreSQL, with write-through caches of per-server state.
+
+Every statement is written once, with `?` placeholders, and runs on either backend (`bot/storage/backends.py`).
+
+Why the caches stay right with several processes sharing PostgreSQL. Server settings, member preferences and
+pronunciations are per-server state, cached in memory and written through. Discord sends a server's
+interactions and events only to the process holding the server's shard, so only that process reads or writes
+the server's state, and every write passes through its cache. Shards move between processes only by a restart
+(`SHARD_IDS` is fixed for a process's life), and a process starts with empty caches, so swapping shards leaves
+nothing stale; when a shard of a running process starts a new gateway session (Discord dropped the old one,
+and another process may have served those servers meanwhile) the bot drops their entries (`forget_guilds`).
+Account-wide state, shared by every process (the usage ledger behind budgets and /balance, clone ownership
+and slots, low-balance alerts), is never cached: it is read from the database each time, and each check-and-
+write on it is one transaction that holds the server's lock (`pg_advisory_xact_lock`) or relies on a unique
+key (`ON CONFLICT`), never an in-memory lock.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +23,13 @@ import logging
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
-import aiosqlite
-
+from bot.storage.backends import COMPACTION_LOCK, Backend, Session, open_backend
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
@@ -43,7 +56,6 @@ from bot.storage.models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_SIZE: Final[int] = 20_000
-MEMORY: Final[str] = ":memory:"
 
 # Column names below come only from the constant whitelists in models.py, never from callers, so
 # building these statements once at import is safe; every value is bound as a parameter.
@@ -67,7 +79,6 @@ _SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
     )
     for name in MEMBER_PREFERENCE_NAMES
 }
-_LEDGER_COLUMNS: Final[str] = "characters, credits_prebuilt, credits_cloned, requests, cache_hits, reserved"
 _INSERT_LEDGER: Final[str] = (
     "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
     "credits_cloned, requests, cache_hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
@@ -80,20 +91,15 @@ _SETTLE_LEDGER: Final[str] = (
     "requests = requests + ?, cache_hits = cache_hits + ? "
     "WHERE id = ?"
 )
-_SUM_USAGE: Final[str] = (
-    "SELECT COALESCE(SUM(characters), 0), COALESCE(SUM(credits_prebuilt), 0), "
-    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0), "
-    "COALESCE(SUM(reserved), 0) "
-    "FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"
+# PostgreSQL sums integers as NUMERIC: the casts bring the totals back to integers on both databases.
+_SUMS: Final[str] = ", ".join(
+    f"CAST(COALESCE(SUM({column}), 0) AS BIGINT)"
+    for column in ("characters", "credits_prebuilt", "credits_cloned", "requests", "cache_hits", "reserved")
 )
-_SUM_MEMBER_USAGE: Final[str] = (
-    "SELECT COALESCE(SUM(characters), 0), COALESCE(SUM(credits_prebuilt), 0), "
-    "COALESCE(SUM(credits_cloned), 0), COALESCE(SUM(requests), 0), COALESCE(SUM(cache_hits), 0), "
-    "COALESCE(SUM(reserved), 0) "
-    "FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"
-)
+_SUM_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"  # noqa: S608
+_SUM_MEMBER_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"  # noqa: S608
 _COMMITTED_TODAY: Final[str] = (
-    "SELECT COALESCE(SUM(reserved + credits_prebuilt + credits_cloned), 0) FROM usage_ledger "
+    "SELECT CAST(COALESCE(SUM(reserved + credits_prebuilt + credits_cloned), 0) AS BIGINT) FROM usage_ledger "
     "WHERE guild_id = ? AND day = ?"
 )
 _MEMBER_ROWS: Final[str] = (
@@ -111,11 +117,18 @@ _Value = TypeVar("_Value")
 
 
 class _BoundedCache(Generic[_Key, _Value]):
-    """A least-recently-used map, so a bot in many servers keeps only the active ones in memory."""
+    """A least-recently-used map, so a bot in many servers keeps only the active ones in memory.
+
+    `writes` counts changes made by writers: a value loaded from the database is kept only if no write
+    happened while it was being read, so a slow read can never put back what a write just replaced.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[_Key, _Value] = OrderedDict()
+        self.writes = 0
+        # Loads in progress, shared by every reader of the same key.
+        self.loading: dict[_Key, asyncio.Future[_Value]] = {}
 
     def get(self, key: _Key) -> _Value | None:
         """Return the cached value, or None when it is not cached."""
@@ -124,16 +137,37 @@ class _BoundedCache(Generic[_Key, _Value]):
             self._entries.move_to_end(key)
         return value
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
     def put(self, key: _Key, value: _Value) -> None:
-        """Cache a value, dropping the least recently used entry when full."""
+        """Cache the value a write just stored, dropping the least recently used entry when full."""
+        self.writes += 1
+        self._store(key, value)
+
+    def fill(self, key: _Key, value: _Value, writes_seen: int) -> None:
+        """Cache a value loaded from the database, unless a write happened since the load began."""
+        if self.writes == writes_seen:
+            self._store(key, value)
+
+    def discard(self, key: _Key) -> None:
+        """Forget a value, so the next read loads it from the database."""
+        self.writes += 1
+        self._entries.pop(key, None)
+
+    def discard_where(self, which: Callable[[_Key], bool]) -> int:
+        """Forget every value whose key matches; return how many."""
+        doomed = [key for key in self._entries if which(key)]
+        for key in doomed:
+            del self._entries[key]
+        self.writes += 1
+        return len(doomed)
+
+    def _store(self, key: _Key, value: _Value) -> None:
         self._entries[key] = value
         self._entries.move_to_end(key)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
-
-    def discard(self, key: _Key) -> None:
-        """Forget a value, so the next read loads it from the database."""
-        self._entries.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -177,42 +211,30 @@ def _timestamp(moment: datetime) -> str:
 class Storage:
     """The bot's persistent state: server settings, member preferences, pronunciations, clones, usage."""
 
-    def __init__(self, connection: aiosqlite.Connection, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        """Wrap an open, migrated connection; use Storage.open instead."""
-        self._connection: aiosqlite.Connection | None = connection
-        # One connection runs one statement at a time; the lock keeps a multi-statement transaction
-        # from interleaving with another coroutine's statements, and cache loads from racing writes.
-        self._lock = asyncio.Lock()
+    def __init__(self, backend: Backend, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        """Wrap an open, migrated backend; use Storage.open instead."""
+        self._backend: Backend | None = backend
+        self._description = backend.description
         self._guild_settings: _BoundedCache[int, GuildSettings] = _BoundedCache(cache_size)
         self._member_preferences: _BoundedCache[tuple[int, int], MemberPreferences] = _BoundedCache(cache_size)
         self._pronunciations: _BoundedCache[int, tuple[Pronunciation, ...]] = _BoundedCache(cache_size)
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, cache_size: int = DEFAULT_CACHE_SIZE) -> Self:
-        """Open (creating it and its folder if needed) and migrate the database at path."""
-        location = os.fspath(path)
-        if location != MEMORY:
-            await asyncio.to_thread(Path(location).parent.mkdir, parents=True, exist_ok=True)
-        # isolation_level=None: transactions are begun and ended explicitly, never implicitly.
-        connection = await aiosqlite.connect(location, isolation_level=None)
+    async def open(cls, location: str | os.PathLike[str], *, cache_size: int = DEFAULT_CACHE_SIZE) -> Self:
+        """Open and migrate the database: a SQLite file (created with its folder if needed) or a postgresql:// URL."""
+        backend = await open_backend(location)
         try:
-            await connection.execute("PRAGMA journal_mode = WAL")
-            await connection.execute("PRAGMA busy_timeout = 5000")
-            await connection.execute("PRAGMA foreign_keys = ON")
-            # Safe from corruption in WAL mode; only the last commits may be lost on power failure.
-            await connection.execute("PRAGMA synchronous = NORMAL")
-            await apply_migrations(connection)
+            await apply_migrations(backend)
         except BaseException:
-            await connection.close()
+            await backend.close()
             raise
-        return cls(connection, cache_size=cache_size)
+        return cls(backend, cache_size=cache_size)
 
     async def close(self) -> None:
-        """Close the connection; the storage cannot be used afterwards."""
-        async with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                await connection.close()
+        """Close the database; the storage cannot be used afterwards."""
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            await backend.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -225,41 +247,120 @@ class Storage:
     ) -> None:
         await self.close()
 
+    def __repr__(self) -> str:
+        return f"<Storage {self._description}>"
+
     @property
-    def _db(self) -> aiosqlite.Connection:
-        if self._connection is None:
+    def _db(self) -> Backend:
+        if self._backend is None:
             raise StorageClosedError
-        return self._connection
+        return self._backend
 
-    async def _fetchone(self, sql: str, parameters: tuple[Any, ...]) -> Any:
-        rows = await self._fetchall(sql, parameters)
-        return rows[0] if rows else None
+    @property
+    def description(self) -> str:
+        """Which database this is and where, safe to log (never a password)."""
+        return self._description
 
-    async def _fetchall(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        # One trip to the connection's thread (execute, fetch and close together) instead of three.
-        return list(await self._db.execute_fetchall(sql, parameters))
+    @property
+    def is_local(self) -> bool:
+        """Whether the database is on this machine's disk (SQLite): no call, read or write, waits on the network.
+
+        When false (PostgreSQL), a cache miss and every ledger call (reserve_usage before a request, say) is a
+        round trip: the bot acknowledges the interaction before making one.
+        """
+        return self._db.is_local
+
+    async def ping(self) -> None:
+        """Run a trivial query, raising if the database does not answer."""
+        await self._db.fetchone("SELECT 1")
+
+    # Caches: what a request needs in memory, so that it can be answered without a round trip
+
+    def has_cached(self, guild_id: int, user_id: int) -> bool:
+        """Whether the server's settings and pronunciations and the member's preferences are all in memory.
+
+        Cheap and synchronous, for deciding before acknowledging an interaction whether reading them may wait
+        on the network (always answered from memory when true; see is_local for the disk case).
+        """
+        return (
+            guild_id in self._guild_settings
+            and (guild_id, user_id) in self._member_preferences
+            and guild_id in self._pronunciations
+        )
+
+    async def warm(self, guild_id: int, user_id: int) -> None:
+        """Load into memory what has_cached looks for (the reads run concurrently)."""
+        await asyncio.gather(
+            self.get_guild_settings(guild_id),
+            self.get_member_preferences(guild_id, user_id),
+            self.list_pronunciations(guild_id),
+        )
+
+    def forget_guilds(self, which: Callable[[int], bool]) -> int:
+        """Drop the cached state of every server whose id matches (say, the servers of one shard)."""
+        return (
+            self._guild_settings.discard_where(which)
+            + self._member_preferences.discard_where(lambda key: which(key[0]))
+            + self._pronunciations.discard_where(which)
+        )
+
+    async def _cached(
+        self, cache: _BoundedCache[_Key, _Value], key: _Key, load: Callable[[], Awaitable[_Value]]
+    ) -> _Value:
+        while True:
+            value = cache.get(key)
+            if value is not None:
+                return value
+            pending = cache.loading.get(key)
+            if pending is None:
+                break
+            try:
+                # Shielded: this reader giving up (a cancelled interaction) does not cancel the shared load.
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not pending.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                # The reader that was loading gave up before the row came: load it again.
+        # This reader loads, in its own task, so that reads and writes reach the database in the order they came;
+        # readers arriving meanwhile wait for its result instead of sending the same query.
+        shared: asyncio.Future[_Value] = asyncio.get_running_loop().create_future()
+        cache.loading[key] = shared
+        writes_seen = cache.writes
+        try:
+            value = await load()
+        except BaseException as error:
+            if cache.loading.get(key) is shared:
+                del cache.loading[key]
+            if isinstance(error, asyncio.CancelledError):
+                shared.cancel()
+            else:
+                shared.set_exception(error)
+                shared.exception()  # retrieved: readers waiting get it; none waiting is not an error to log
+            raise
+        if cache.loading.get(key) is shared:
+            del cache.loading[key]
+        cache.fill(key, value, writes_seen)
+        shared.set_result(value)
+        return value
 
     @asynccontextmanager
-    async def _transaction(self, forget: Callable[[], None]) -> AsyncIterator[aiosqlite.Connection]:
-        # On any failure (cancellation included) the cached entry is dropped rather than trusted, since
-        # the database may or may not hold the write; the next read reloads it.
-        async with self._lock:
-            connection = self._db
-            try:
-                await connection.execute("BEGIN IMMEDIATE")
-                yield connection
-                await connection.commit()
-            except BaseException:
-                forget()
-                # Not guarded by in_transaction: a cancelled BEGIN or COMMIT may still be queued on the
-                # connection's thread, and the rollback runs after it there (a no-op without a transaction).
-                await connection.rollback()
-                raise
+    async def _write(self, guild_id: int, forget: Callable[[], None]) -> AsyncIterator[Session]:
+        # One transaction under the server's lock, so that writes to one server, from any process, run one
+        # after another and each cache update follows the previous one. On any failure (cancellation included)
+        # the cached entry is dropped rather than trusted, since the database may or may not hold the write.
+        try:
+            async with self._db.transaction(lock=guild_id) as session:
+                yield session
+        except BaseException:
+            forget()
+            raise
 
     # Server settings
 
-    async def _load_guild_settings(self, guild_id: int) -> GuildSettings:
-        row = await self._fetchone(_SELECT_GUILD_SETTINGS, (guild_id,))
+    @staticmethod
+    async def _load_guild_settings(session: Session, guild_id: int) -> GuildSettings:
+        row = await session.fetchone(_SELECT_GUILD_SETTINGS, (guild_id,))
         if row is None:
             return GuildSettings(guild_id=guild_id)
         values = dict(zip(GUILD_SETTING_NAMES, row, strict=True))
@@ -269,32 +370,24 @@ class Storage:
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
         """Return the server's own settings (all None when it has set nothing)."""
-        cached = self._guild_settings.get(guild_id)
-        if cached is not None:
-            return cached
-        async with self._lock:
-            cached = self._guild_settings.get(guild_id)
-            if cached is None:
-                cached = await self._load_guild_settings(guild_id)
-                self._guild_settings.put(guild_id, cached)
-            return cached
+        return await self._cached(self._guild_settings, guild_id, lambda: self._load_guild_settings(self._db, guild_id))
 
     async def set_guild_setting(self, guild_id: int, name: str, value: str | int | bool | None) -> Any:
         """Set one server setting (None clears it) and return its old value."""
         if name not in _SET_GUILD_SETTING:
             raise ValueError(f"unknown server setting {name!r}; known: {', '.join(GUILD_SETTING_NAMES)}")
         _check_type(name, value, GUILD_SETTING_TYPES[name])
-        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
-            old = await self._load_guild_settings(guild_id)
-            await connection.execute(_SET_GUILD_SETTING[name], (guild_id, value))
+        async with self._write(guild_id, lambda: self._guild_settings.discard(guild_id)) as session:
+            old = await self._load_guild_settings(session, guild_id)
+            await session.execute(_SET_GUILD_SETTING[name], (guild_id, value))
             self._guild_settings.put(guild_id, dataclasses.replace(old, **_change(name, value)))
         return getattr(old, name)
 
     async def reset_guild_settings(self, guild_id: int) -> GuildSettings:
         """Clear every server setting (pronunciations stay) and return the settings as they were."""
-        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
-            old = await self._load_guild_settings(guild_id)
-            await connection.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        async with self._write(guild_id, lambda: self._guild_settings.discard(guild_id)) as session:
+            old = await self._load_guild_settings(session, guild_id)
+            await session.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
             self._guild_settings.put(guild_id, GuildSettings(guild_id=guild_id))
         return old
 
@@ -307,19 +400,20 @@ class Storage:
         return await self._clear_if_equal(guild_id, "ignore_role_id", role_id)
 
     async def _clear_if_equal(self, guild_id: int, name: str, value: int) -> bool:
-        async with self._transaction(lambda: self._guild_settings.discard(guild_id)) as connection:
-            old = await self._load_guild_settings(guild_id)
+        async with self._write(guild_id, lambda: self._guild_settings.discard(guild_id)) as session:
+            old = await self._load_guild_settings(session, guild_id)
             if getattr(old, name) != value:
                 self._guild_settings.put(guild_id, old)
                 return False
-            await connection.execute(_SET_GUILD_SETTING[name], (guild_id, None))
+            await session.execute(_SET_GUILD_SETTING[name], (guild_id, None))
             self._guild_settings.put(guild_id, dataclasses.replace(old, **_change(name, None)))
         return True
 
     # Member preferences
 
-    async def _load_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
-        row = await self._fetchone(_SELECT_MEMBER_PREFERENCES, (guild_id, user_id))
+    @staticmethod
+    async def _load_member_preferences(session: Session, guild_id: int, user_id: int) -> MemberPreferences:
+        row = await session.fetchone(_SELECT_MEMBER_PREFERENCES, (guild_id, user_id))
         if row is None:
             return MemberPreferences(guild_id=guild_id, user_id=user_id)
         return MemberPreferences(
@@ -328,16 +422,11 @@ class Storage:
 
     async def get_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
         """Return the member's own preferences in the server (all None when none are set)."""
-        key = (guild_id, user_id)
-        cached = self._member_preferences.get(key)
-        if cached is not None:
-            return cached
-        async with self._lock:
-            cached = self._member_preferences.get(key)
-            if cached is None:
-                cached = await self._load_member_preferences(guild_id, user_id)
-                self._member_preferences.put(key, cached)
-            return cached
+        return await self._cached(
+            self._member_preferences,
+            (guild_id, user_id),
+            lambda: self._load_member_preferences(self._db, guild_id, user_id),
+        )
 
     async def set_member_preference(self, guild_id: int, user_id: int, name: str, value: str | None) -> Any:
         """Set one member preference (None clears it) and return its old value."""
@@ -345,18 +434,18 @@ class Storage:
             raise ValueError(f"unknown preference {name!r}; known: {', '.join(MEMBER_PREFERENCE_NAMES)}")
         _check_type(name, value, MEMBER_PREFERENCE_TYPES[name])
         key = (guild_id, user_id)
-        async with self._transaction(lambda: self._member_preferences.discard(key)) as connection:
-            old = await self._load_member_preferences(guild_id, user_id)
-            await connection.execute(_SET_MEMBER_PREFERENCE[name], (guild_id, user_id, value))
+        async with self._write(guild_id, lambda: self._member_preferences.discard(key)) as session:
+            old = await self._load_member_preferences(session, guild_id, user_id)
+            await session.execute(_SET_MEMBER_PREFERENCE[name], (guild_id, user_id, value))
             self._member_preferences.put(key, dataclasses.replace(old, **_change(name, value)))
         return getattr(old, name)
 
     async def reset_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
         """Clear every preference of the member in the server and return them as they were."""
         key = (guild_id, user_id)
-        async with self._transaction(lambda: self._member_preferences.discard(key)) as connection:
-            old = await self._load_member_preferences(guild_id, user_id)
-            await connection.execute(
+        async with self._write(guild_id, lambda: self._member_preferences.discard(key)) as session:
+            old = await self._load_member_preferences(session, guild_id, user_id)
+            await session.execute(
                 "DELETE FROM member_preferences WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
             )
             self._member_preferences.put(key, MemberPreferences(guild_id=guild_id, user_id=user_id))
@@ -364,8 +453,9 @@ class Storage:
 
     # Pronunciations
 
-    async def _load_pronunciations(self, guild_id: int) -> tuple[Pronunciation, ...]:
-        rows = await self._fetchall(
+    @staticmethod
+    async def _load_pronunciations(session: Session, guild_id: int) -> tuple[Pronunciation, ...]:
+        rows = await session.fetchall(
             "SELECT word, spoken FROM pronunciations WHERE guild_id = ? ORDER BY word_key, word",
             (guild_id,),
         )
@@ -373,14 +463,10 @@ class Storage:
 
     async def list_pronunciations(self, guild_id: int) -> list[Pronunciation]:
         """Return the server's pronunciation dictionary, ordered by word (case-insensitive)."""
-        cached = self._pronunciations.get(guild_id)
-        if cached is None:
-            async with self._lock:
-                cached = self._pronunciations.get(guild_id)
-                if cached is None:
-                    cached = await self._load_pronunciations(guild_id)
-                    self._pronunciations.put(guild_id, cached)
-        return list(cached)
+        entries = await self._cached(
+            self._pronunciations, guild_id, lambda: self._load_pronunciations(self._db, guild_id)
+        )
+        return list(entries)
 
     async def add_pronunciation(
         self, guild_id: int, word: str, spoken: str, created_by: int, *, at: datetime | None = None
@@ -393,15 +479,17 @@ class Storage:
             raise ValueError(f"the spoken form must have 1 to {MAX_SPOKEN_LENGTH} characters")
         created_at = _timestamp(at or datetime.now(UTC))
         key = word_key(word)
-        async with self._transaction(lambda: self._pronunciations.discard(guild_id)) as connection:
-            row = await self._fetchone(
+        async with self._write(guild_id, lambda: self._pronunciations.discard(guild_id)) as session:
+            row = await session.fetchone(
                 "SELECT word, spoken FROM pronunciations WHERE guild_id = ? AND word_key = ?", (guild_id, key)
             )
             if row is None:
-                (count,) = await self._fetchone("SELECT COUNT(*) FROM pronunciations WHERE guild_id = ?", (guild_id,))
+                (count,) = await session.fetchone(  # type: ignore[misc]
+                    "SELECT COUNT(*) FROM pronunciations WHERE guild_id = ?", (guild_id,)
+                )
                 if count >= MAX_PRONUNCIATIONS:
                     raise PronunciationLimitError(MAX_PRONUNCIATIONS)
-            await connection.execute(
+            await session.execute(
                 "INSERT INTO pronunciations (guild_id, word_key, word, spoken, created_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (guild_id, word_key) DO UPDATE SET "
@@ -409,22 +497,22 @@ class Storage:
                 "created_by = excluded.created_by, created_at = excluded.created_at",
                 (guild_id, key, word, spoken, created_by, created_at),
             )
-            self._pronunciations.put(guild_id, await self._load_pronunciations(guild_id))
+            self._pronunciations.put(guild_id, await self._load_pronunciations(session, guild_id))
         return None if row is None else Pronunciation(word=row[0], spoken=row[1])
 
     async def remove_pronunciation(self, guild_id: int, word: str) -> Pronunciation | None:
         """Remove the word's entry (case-insensitive) and return it, or None if there was none."""
         key = word_key(word)
-        async with self._transaction(lambda: self._pronunciations.discard(guild_id)):
-            row = await self._fetchone(
+        async with self._write(guild_id, lambda: self._pronunciations.discard(guild_id)) as session:
+            row = await session.fetchone(
                 "DELETE FROM pronunciations WHERE guild_id = ? AND word_key = ? RETURNING word, spoken",
                 (guild_id, key),
             )
             if row is not None:
-                self._pronunciations.put(guild_id, await self._load_pronunciations(guild_id))
+                self._pronunciations.put(guild_id, await self._load_pronunciations(session, guild_id))
         return None if row is None else Pronunciation(word=row[0], spoken=row[1])
 
-    # Cloned voices
+    # Cloned voices: account-wide (which server owns which voice), read from the database every time
 
     @staticmethod
     def _cloned_voice(row: Any) -> ClonedVoice:
@@ -454,16 +542,17 @@ class Storage:
         A known voice_id raises ClonedVoiceExistsError.
         """
         moment = _utc(created_at or datetime.now(UTC))
-        async with self._transaction(lambda: None) as connection:
-            try:
-                await connection.execute(
-                    f"INSERT INTO cloned_voices ({_CLONED_VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
-                    (voice_id, guild_id, name, description, created_by, _timestamp(moment)),
-                )
-            except aiosqlite.IntegrityError as error:
-                raise ClonedVoiceExistsError(voice_id) from error
+        async with self._db.transaction(lock=guild_id) as session:
+            # The unique voice_id decides between two processes recording the same voice: the second gets no row.
+            inserted = await session.fetchone(
+                f"INSERT INTO cloned_voices ({_CLONED_VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
+                "ON CONFLICT (voice_id) DO NOTHING RETURNING voice_id",
+                (voice_id, guild_id, name, description, created_by, _timestamp(moment)),
+            )
+            if inserted is None:
+                raise ClonedVoiceExistsError(voice_id)
             if slot_id is not None:
-                await connection.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
+                await session.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
         return ClonedVoice(
             voice_id=voice_id,
             guild_id=guild_id,
@@ -475,69 +564,64 @@ class Storage:
 
     async def count_cloned_voices(self, guild_id: int | None = None) -> int:
         """Return how many voices the server (or, without a server, the whole bot) has cloned."""
-        async with self._lock:
-            if guild_id is None:
-                (count,) = await self._fetchone("SELECT COUNT(*) FROM cloned_voices", ())
-            else:
-                (count,) = await self._fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
-        return int(count)
+        if guild_id is None:
+            row = await self._db.fetchone("SELECT COUNT(*) FROM cloned_voices")
+        else:
+            row = await self._db.fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
+        return int(row[0]) if row is not None else 0
 
     async def take_clone_slot(self, guild_id: int, limit: int, *, at: datetime | None = None) -> str:
         """Take one of the server's `limit` clone slots for an upload, or raise CloneQuotaError.
 
-        Clones made and uploads in flight both hold a slot; the check and the take are one transaction, so
-        two uploads at once cannot both take the last slot. Fill it with add_cloned_voice(slot_id=...) or
-        give it back with release_clone_slot.
+        Clones made and uploads in flight both hold a slot; the check and the take are one transaction under
+        the server's lock, so two uploads at once (in one process or two) cannot both take the last slot. Fill
+        it with add_cloned_voice(slot_id=...) or give it back with release_clone_slot.
         """
         moment = _utc(at or datetime.now(UTC)).timestamp()
         slot_id = secrets.token_hex(16)
-        async with self._transaction(lambda: None) as connection:
-            await connection.execute(
+        async with self._db.transaction(lock=guild_id) as session:
+            await session.execute(
                 "DELETE FROM clone_slots WHERE guild_id = ? AND taken_at < ?", (guild_id, moment - CLONE_SLOT_SECONDS)
             )
-            (count,) = await self._fetchone(
+            (count,) = await session.fetchone(  # type: ignore[misc]
                 "SELECT (SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?) "
                 "+ (SELECT COUNT(*) FROM clone_slots WHERE guild_id = ?)",
                 (guild_id, guild_id),
             )
             if count >= limit:
-                raise CloneQuotaError(count, limit)
-            await connection.execute(
+                raise CloneQuotaError(int(count), limit)
+            await session.execute(
                 "INSERT INTO clone_slots (slot_id, guild_id, taken_at) VALUES (?, ?, ?)", (slot_id, guild_id, moment)
             )
         return slot_id
 
     async def release_clone_slot(self, slot_id: str) -> None:
         """Give back a clone slot whose upload did not make a voice."""
-        async with self._lock:
-            await self._db.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
+        await self._db.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
 
     async def list_cloned_voices(self, guild_id: int) -> list[ClonedVoice]:
         """Return the voices cloned by the server, oldest first."""
-        async with self._lock:
-            rows = await self._fetchall(
-                f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices "  # noqa: S608
-                "WHERE guild_id = ? ORDER BY created_at, voice_id",
-                (guild_id,),
-            )
+        rows = await self._db.fetchall(
+            f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices "  # noqa: S608
+            "WHERE guild_id = ? ORDER BY created_at, voice_id",
+            (guild_id,),
+        )
         return [self._cloned_voice(row) for row in rows]
 
     async def get_cloned_voice(self, voice_id: str) -> ClonedVoice | None:
         """Return the cloned voice with this id (whichever server made it), or None."""
-        async with self._lock:
-            row = await self._fetchone(
-                f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices WHERE voice_id = ?",  # noqa: S608
-                (voice_id,),
-            )
+        row = await self._db.fetchone(
+            f"SELECT {_CLONED_VOICE_COLUMNS} FROM cloned_voices WHERE voice_id = ?",  # noqa: S608
+            (voice_id,),
+        )
         return None if row is None else self._cloned_voice(row)
 
     async def remove_cloned_voice(self, voice_id: str) -> ClonedVoice | None:
         """Forget a cloned voice (when Unmixr no longer has it) and return it, or None if unknown."""
-        async with self._transaction(lambda: None):
-            row = await self._fetchone(
-                f"DELETE FROM cloned_voices WHERE voice_id = ? RETURNING {_CLONED_VOICE_COLUMNS}",  # noqa: S608
-                (voice_id,),
-            )
+        row = await self._db.fetchone(
+            f"DELETE FROM cloned_voices WHERE voice_id = ? RETURNING {_CLONED_VOICE_COLUMNS}",  # noqa: S608
+            (voice_id,),
+        )
         return None if row is None else self._cloned_voice(row)
 
     # Usage: one ledger row per request, reserved before anything is spent and settled chunk by chunk
@@ -569,9 +653,8 @@ class Storage:
             1,
             int(cache_hit),
         )
-        # One statement is its own atomic transaction; the lock keeps it out of another's transaction.
-        async with self._lock:
-            await self._fetchone(_INSERT_LEDGER, parameters)
+        # One statement is its own atomic transaction.
+        await self._db.fetchone(_INSERT_LEDGER, parameters)
 
     async def reserve_usage(
         self,
@@ -586,10 +669,11 @@ class Storage:
     ) -> int:
         """Hold `amount` credits for one request and return its ledger id, or raise BudgetExceededError.
 
-        The check and the hold are one transaction, so concurrent requests cannot overshoot a budget together
-        (a write transaction is exclusive in SQLite). `cache_hits` chunks are counted as served from cache.
-        The server budget is per UTC day; the member budget per rolling hour. A request of 0 credits is
-        never refused.
+        The check and the hold are one transaction under the server's lock, so concurrent requests, from one
+        process or several, cannot overshoot a budget together (SQLite: one writer at a time; PostgreSQL: an
+        advisory lock on the server, after which the sums see every hold committed before). `cache_hits` chunks
+        are counted as served from cache. The server budget is per UTC day; the member budget per rolling
+        hour. A request of 0 credits is never refused.
         """
         if amount < 0 or cache_hits < 0:
             raise ValueError("usage amounts cannot be negative")
@@ -598,35 +682,34 @@ class Storage:
         row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
         if amount == 0 or (server_budget is None and (member_budget is None or user_id is None)):
             # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
-            async with self._lock:
-                (ticket,) = await self._fetchone(_INSERT_LEDGER, row)
+            (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
             return int(ticket)
-        async with self._transaction(lambda: None):
+        async with self._db.transaction(lock=guild_id) as session:
             if amount > 0 and server_budget is not None:
-                (used,) = await self._fetchone(_COMMITTED_TODAY, (guild_id, day))
+                (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, day))  # type: ignore[misc]
                 if used + amount > server_budget:
                     fits_ever = amount <= server_budget
                     midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
                     raise BudgetExceededError(
                         kind="server",
                         budget=server_budget,
-                        used=used,
+                        used=int(used),
                         amount=amount,
                         frees_at=midnight if fits_ever else None,
                     )
             if amount > 0 and member_budget is not None and user_id is not None:
                 since = moment.timestamp() - MEMBER_WINDOW_SECONDS
-                rows = await self._fetchall(_MEMBER_ROWS, (guild_id, user_id, since))
+                rows = await session.fetchall(_MEMBER_ROWS, (guild_id, user_id, since))
                 used = sum(committed for _at, committed in rows)
                 if used + amount > member_budget:
                     raise BudgetExceededError(
                         kind="member",
                         budget=member_budget,
-                        used=used,
+                        used=int(used),
                         amount=amount,
                         frees_at=_member_frees_at(rows, used, amount, member_budget),
                     )
-            (ticket,) = await self._fetchone(_INSERT_LEDGER, row)
+            (ticket,) = await session.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
         return int(ticket)
 
     async def settle_usage(
@@ -646,13 +729,12 @@ class Storage:
         if min(release, characters, credits_prebuilt, credits_cloned, requests) < 0:
             raise ValueError("usage amounts cannot be negative")
         parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
-        async with self._lock:
-            await self._db.execute(_SETTLE_LEDGER, parameters)
+        await self._db.execute(_SETTLE_LEDGER, parameters)
 
     async def _sum_usage(self, sql: str, parameters: tuple[Any, ...]) -> Usage:
-        async with self._lock:
-            row = await self._fetchone(sql, parameters)
-        characters, credits_prebuilt, credits_cloned, requests, cache_hits, reserved = row
+        row = await self._db.fetchone(sql, parameters)
+        assert row is not None  # an aggregate always returns one row
+        characters, credits_prebuilt, credits_cloned, requests, cache_hits, reserved = (int(value) for value in row)
         return Usage(
             characters=characters,
             credits_prebuilt=credits_prebuilt,
@@ -681,11 +763,13 @@ class Storage:
         """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.
 
         Budgets only look at today and the last hour; /balance needs days and months. Held credits left by a
-        process that died mid-request were never confirmed as spent, so they are dropped here.
+        process that died mid-request were never confirmed as spent, so they are dropped here. Every process
+        runs this now and then: the compaction lock makes a second run wait for the first and then find
+        nothing left to merge, instead of merging the same rows twice.
         """
-        async with self._transaction(lambda: None):
-            (last_id,) = await self._fetchone("SELECT COALESCE(MAX(id), 0) FROM usage_ledger", ())
-            await self._db.execute(
+        async with self._db.transaction(lock=COMPACTION_LOCK) as session:
+            (last_id,) = await session.fetchone("SELECT COALESCE(MAX(id), 0) FROM usage_ledger")  # type: ignore[misc]
+            await session.execute(
                 "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
                 "credits_cloned, requests, cache_hits) "
                 "SELECT guild_id, NULL, MIN(at), day, 0, SUM(characters), SUM(credits_prebuilt), "
@@ -693,24 +777,22 @@ class Storage:
                 "WHERE day < ? GROUP BY guild_id, day HAVING COUNT(*) > 1 OR COUNT(user_id) > 0 OR SUM(reserved) > 0",
                 (before.isoformat(),),
             )
-            async with self._db.execute(
+            removed = await session.execute(
                 "DELETE FROM usage_ledger WHERE id <= ? AND day < ? AND (guild_id, day) IN "
                 "(SELECT guild_id, day FROM usage_ledger WHERE id > ?)",
                 (last_id, before.isoformat(), last_id),
-            ) as cursor:
-                removed = cursor.rowcount
-        return max(removed, 0)
+            )
+        return removed
 
     # Low-balance alerts
 
     async def claim_alert(self, kind: str, day: date, *, at: datetime | None = None) -> bool:
         """Record that the `kind` alert is being sent for `day`; False if it already was (by any process)."""
         moment = _utc(at or datetime.now(UTC))
-        async with self._lock:
-            row = await self._fetchone(
-                "INSERT INTO alerts_sent (kind, day, sent_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING kind",
-                (kind, day.isoformat(), moment.timestamp()),
-            )
+        row = await self._db.fetchone(
+            "INSERT INTO alerts_sent (kind, day, sent_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING kind",
+            (kind, day.isoformat(), moment.timestamp()),
+        )
         return row is not None
 
 

@@ -17,7 +17,7 @@ class SchemaVersionError(StorageError):
         self.supported = supported
         super().__init__(
             f"The database has schema version {found}, but this bot only knows up to version {supported}: "
-            "upgrade the bot, or point DATABASE_PATH at another file."
+            "upgrade the bot, or point DATABASE_PATH (or DATABASE_URL) at another database."
         )
 
 
@@ -72,3 +72,12 @@ class CloneQuotaError(StorageError):
         self.count = count
         self.limit = limit
         super().__init__(f"{count} cloned voices of at most {limit}")
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database could not be reached or refused the connection; the message names it without a password."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"Could not connect to the database at {where}: {reason}")

@@ -1,23 +1,48 @@
-"""Numbered schema migrations, applied in order, with the version kept in PRAGMA user_version."""
+"""Numbered schema migrations, one list for both databases, each migration written in each one's SQL.
+
+SQLite keeps the version in PRAGMA user_version; PostgreSQL, which has no such thing, in the table
+schema_migrations (one row per migration applied). The two schemas hold the same tables, columns and keys;
+PostgreSQL's types are the strict ones (BIGINT for ids and counts, DOUBLE PRECISION for times, BOOLEAN), and
+its text keys compare byte by byte (COLLATE "C"), as SQLite's do, so that ordering and ranges on ISO dates and
+words behave the same whatever the database's locale.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
-import aiosqlite
-
-from bot.storage.errors import MigrationError, SchemaVersionError
+from bot.storage.backends import Backend
+from bot.storage.errors import MigrationError, SchemaVersionError, StorageError
 
 log = logging.getLogger(__name__)
 
-# Each entry is (version, script). Versions run 1, 2, 3... without gaps; a script never changes once
-# released (add a new one instead) and holds no transaction control, since each runs inside its own.
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change: its number and its script for each database."""
+
+    version: int
+    sqlite: str
+    postgresql: str
+
+    def script(self, dialect: str) -> str:
+        """The script for a backend's dialect ("sqlite" or "postgresql")."""
+        if dialect == "sqlite":
+            return self.sqlite
+        if dialect == "postgresql":
+            return self.postgresql
+        raise ValueError(f"no migration script for {dialect!r}")
+
+
+# Versions run 1, 2, 3... without gaps; a script never changes once released (add a new migration instead)
+# and holds no transaction control, since each runs inside its own transaction.
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
         1,
-        """
+        sqlite="""
         CREATE TABLE guild_settings (
             guild_id INTEGER PRIMARY KEY,
             voice_id TEXT,
@@ -73,13 +98,69 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             PRIMARY KEY (guild_id, day)
         ) STRICT, WITHOUT ROWID;
         """,
+        postgresql="""
+        CREATE TABLE guild_settings (
+            guild_id BIGINT PRIMARY KEY,
+            voice_id TEXT,
+            language TEXT,
+            rate TEXT,
+            pitch TEXT,
+            volume TEXT,
+            intensity BIGINT,
+            format TEXT,
+            max_length BIGINT,
+            readout_channel_id BIGINT,
+            xsaid BOOLEAN,
+            ignore_role_id BIGINT
+        );
+
+        CREATE TABLE member_preferences (
+            guild_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            voice_id TEXT,
+            rate TEXT,
+            nickname TEXT,
+            PRIMARY KEY (guild_id, user_id)
+        );
+
+        CREATE TABLE pronunciations (
+            guild_id BIGINT NOT NULL,
+            word_key TEXT COLLATE "C" NOT NULL,
+            word TEXT COLLATE "C" NOT NULL,
+            spoken TEXT NOT NULL,
+            created_by BIGINT NOT NULL,
+            created_at TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (guild_id, word_key)
+        );
+
+        CREATE TABLE cloned_voices (
+            voice_id TEXT COLLATE "C" PRIMARY KEY,
+            guild_id BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT,
+            created_by BIGINT NOT NULL,
+            created_at TEXT COLLATE "C" NOT NULL
+        );
+        CREATE INDEX cloned_voices_by_guild ON cloned_voices (guild_id, created_at);
+
+        CREATE TABLE usage (
+            guild_id BIGINT NOT NULL,
+            day TEXT COLLATE "C" NOT NULL,
+            characters BIGINT NOT NULL DEFAULT 0,
+            credits_prebuilt BIGINT NOT NULL DEFAULT 0,
+            credits_cloned BIGINT NOT NULL DEFAULT 0,
+            requests BIGINT NOT NULL DEFAULT 0,
+            cache_hits BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (guild_id, day)
+        );
+        """,
     ),
-    (
+    Migration(
         2,
         # Credit guards: server budgets, one ledger row per request (reserved, then settled) that both
         # /balance and the budgets read, clone slots taken while an upload is in flight, and the record of
         # low-balance alerts so each is sent once a day whichever process sees it first.
-        """
+        sqlite="""
         ALTER TABLE guild_settings ADD COLUMN budget INTEGER;
         ALTER TABLE guild_settings ADD COLUMN member_budget INTEGER;
 
@@ -119,45 +200,73 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             PRIMARY KEY (kind, day)
         ) STRICT, WITHOUT ROWID;
         """,
+        postgresql="""
+        ALTER TABLE guild_settings ADD COLUMN budget BIGINT;
+        ALTER TABLE guild_settings ADD COLUMN member_budget BIGINT;
+
+        CREATE TABLE usage_ledger (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            guild_id BIGINT NOT NULL,
+            user_id BIGINT,
+            at DOUBLE PRECISION NOT NULL,
+            day TEXT COLLATE "C" NOT NULL,
+            reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            characters BIGINT NOT NULL DEFAULT 0,
+            credits_prebuilt BIGINT NOT NULL DEFAULT 0,
+            credits_cloned BIGINT NOT NULL DEFAULT 0,
+            requests BIGINT NOT NULL DEFAULT 0,
+            cache_hits BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX usage_ledger_by_day ON usage_ledger (guild_id, day);
+        CREATE INDEX usage_ledger_by_member ON usage_ledger (guild_id, user_id, at);
+        INSERT INTO usage_ledger
+            (guild_id, user_id, at, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits)
+        SELECT guild_id, NULL, EXTRACT(EPOCH FROM CAST(day AS DATE)), day,
+            characters, credits_prebuilt, credits_cloned, requests, cache_hits
+        FROM usage;
+        DROP TABLE usage;
+
+        CREATE TABLE clone_slots (
+            slot_id TEXT COLLATE "C" PRIMARY KEY,
+            guild_id BIGINT NOT NULL,
+            taken_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX clone_slots_by_guild ON clone_slots (guild_id);
+
+        CREATE TABLE alerts_sent (
+            kind TEXT COLLATE "C" NOT NULL,
+            day TEXT COLLATE "C" NOT NULL,
+            sent_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (kind, day)
+        );
+        """,
     ),
 )
 
-LATEST_VERSION: Final[int] = MIGRATIONS[-1][0]
+LATEST_VERSION: Final[int] = MIGRATIONS[-1].version
 
 
-async def schema_version(connection: aiosqlite.Connection) -> int:
-    """Return the schema version recorded in the database."""
-    async with connection.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row is not None else 0
-
-
-async def apply_migrations(connection: aiosqlite.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
+async def apply_migrations(backend: Backend, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Bring the database up to the last migration, each in its own transaction, and return the version."""
-    versions = [version for version, _ in migrations]
+    versions = [migration.version for migration in migrations]
     if versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"migration versions must run 1, 2, 3... without gaps, got {versions}")
     latest = versions[-1] if versions else 0
 
-    current = await schema_version(connection)
+    current = await backend.schema_version()
     if current > latest:
         raise SchemaVersionError(found=current, supported=latest)
 
-    for version, script in migrations:
-        if version <= current:
+    for migration in migrations:
+        if migration.version <= current:
             continue
-        # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
-        transaction = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version:d};\nCOMMIT;"
         try:
-            await connection.executescript(transaction)
+            applied = await backend.migrate(migration.version, migration.script(backend.dialect))
+        except StorageError:
+            raise
         except Exception as error:
-            if connection.in_transaction:
-                await connection.rollback()
-            # Another process sharing the file may have applied it between our read and our BEGIN.
-            current = await schema_version(connection)
-            if current >= version:
-                continue
-            raise MigrationError(version) from error
-        log.info("Applied database migration %d", version)
-        current = version
+            raise MigrationError(migration.version) from error
+        if applied:
+            log.info("Applied database migration %d", migration.version)
+        current = migration.version
     return current

@@ -1,11 +1,12 @@
 """Cloned voices: recorded with the server that made them, listed per server."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from bot.storage import ClonedVoice, ClonedVoiceExistsError, Storage
+from tests.storage.conftest import Database
 
 GUILD = 1
 OTHER_GUILD = 2
@@ -13,8 +14,8 @@ ADMIN = 3
 WHEN = datetime(2024, 5, 1, 12, 30, 15, 250_000, tzinfo=UTC)
 
 
-async def test_add_get_list_and_survive_a_reopen(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_add_get_list_and_survive_a_reopen(database: Database) -> None:
+    storage = await Storage.open(database.location)
     first = await storage.add_cloned_voice("uuid-1", GUILD, "Narrator", "warm and slow", ADMIN, WHEN)
     assert first == ClonedVoice("uuid-1", GUILD, "Narrator", "warm and slow", ADMIN, WHEN)
     later = WHEN + timedelta(minutes=5)
@@ -22,7 +23,7 @@ async def test_add_get_list_and_survive_a_reopen(database_path: Path) -> None:
     await storage.add_cloned_voice("uuid-3", OTHER_GUILD, "Secret", None, ADMIN, WHEN)
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         voices = await reopened.list_cloned_voices(GUILD)
         assert [voice.voice_id for voice in voices] == ["uuid-1", "uuid-2"]
@@ -81,3 +82,24 @@ async def test_remove_forgets_the_voice(storage: Storage) -> None:
     assert await storage.remove_cloned_voice("uuid-1") == record
     assert await storage.remove_cloned_voice("uuid-1") is None
     assert await storage.list_cloned_voices(GUILD) == []
+
+
+async def test_two_processes_recording_one_voice_record_it_once(database: Database) -> None:
+    # Two processes sharing a database: the voice keeps the owner of the one recorded first.
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        results = await asyncio.gather(
+            first.add_cloned_voice("voice-x", 1, "X", None, 10),
+            second.add_cloned_voice("voice-x", 2, "X", None, 20),
+            return_exceptions=True,
+        )
+        recorded = [result for result in results if isinstance(result, ClonedVoice)]
+        assert len(recorded) == 1
+        assert any(isinstance(result, ClonedVoiceExistsError) for result in results)
+        stored = await second.get_cloned_voice("voice-x")
+        assert stored is not None and stored.guild_id == recorded[0].guild_id
+        assert await first.count_cloned_voices() == 1
+    finally:
+        await first.close()
+        await second.close()

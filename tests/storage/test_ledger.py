@@ -1,16 +1,14 @@
 """The usage ledger as budgets see it: atomic reservations, settlement, windows, compaction, slots and alerts."""
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from bot.storage import BudgetExceededError, CloneQuotaError, Storage, Usage
+from bot.storage.backends import open_backend
 from bot.storage.migrations import MIGRATIONS, apply_migrations
+from tests.storage.conftest import Database
 
 GUILD = 5
 MEMBER = 42
@@ -86,8 +84,8 @@ async def test_cache_hits_are_never_refused_and_cost_nothing(storage: Storage) -
     assert (day.committed, day.cache_hits, day.requests) == (10, 3, 3)
 
 
-async def test_concurrent_reservations_never_overshoot_the_budget(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_concurrent_reservations_never_overshoot_the_budget(database: Database) -> None:
+    storage = await Storage.open(database.location)
     try:
 
         async def one() -> bool:
@@ -104,10 +102,10 @@ async def test_concurrent_reservations_never_overshoot_the_budget(database_path:
         await storage.close()
 
 
-async def test_two_connections_share_one_budget(database_path: Path) -> None:
+async def test_two_connections_share_one_budget(database: Database) -> None:
     # Two processes on one SQLite file: the write transaction is exclusive across connections too.
-    first = await Storage.open(database_path)
-    second = await Storage.open(database_path)
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
     try:
         results = await asyncio.gather(
             *(
@@ -156,17 +154,18 @@ async def test_compaction_keeps_every_sum_and_drops_held_credits_of_old_days(sto
     assert await storage.usage_for_day(GUILD, old.date()) == after
 
 
-async def test_migration_2_moves_the_old_daily_usage_into_the_ledger(database_path: Path) -> None:
-    database_path.parent.mkdir(parents=True)
-    connection = await aiosqlite.connect(database_path, isolation_level=None)
-    await apply_migrations(connection, MIGRATIONS[:1])
-    await connection.execute(
-        "INSERT INTO usage (guild_id, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits) "
-        "VALUES (5, '2024-03-31', 35, 15, 40, 3, 1)"
-    )
-    await connection.close()
+async def test_migration_2_moves_the_old_daily_usage_into_the_ledger(database: Database) -> None:
+    backend = await open_backend(database.location)
+    try:
+        await apply_migrations(backend, MIGRATIONS[:1])
+        await backend.execute(
+            "INSERT INTO usage (guild_id, day, characters, credits_prebuilt, credits_cloned, requests, cache_hits) "
+            "VALUES (5, '2024-03-31', 35, 15, 40, 3, 1)"
+        )
+    finally:
+        await backend.close()
 
-    storage = await Storage.open(database_path)
+    storage = await Storage.open(database.location)
     try:
         assert await storage.usage_for_day(GUILD, date(2024, 3, 31)) == Usage(
             characters=35, credits_prebuilt=15, credits_cloned=40, requests=3, cache_hits=1
@@ -174,8 +173,9 @@ async def test_migration_2_moves_the_old_daily_usage_into_the_ledger(database_pa
         assert (await storage.usage_for_month(GUILD, 2024, 3)).credits == 55
     finally:
         await storage.close()
-    with closing(sqlite3.connect(database_path)) as raw:
-        at, day = raw.execute("SELECT at, day FROM usage_ledger").fetchone()
+    row = await database.fetchone("SELECT at, day FROM usage_ledger")
+    assert row is not None
+    at, day = row
     assert datetime.fromtimestamp(at, UTC) == datetime(2024, 3, 31, tzinfo=UTC) and day == "2024-03-31"
 
 
@@ -210,9 +210,9 @@ async def test_a_slot_left_by_a_dead_upload_frees_itself(storage: Storage) -> No
     await storage.take_clone_slot(GUILD, 1, at=NOON + timedelta(minutes=16))
 
 
-async def test_an_alert_is_claimed_once_a_day_per_kind_across_connections(database_path: Path) -> None:
-    first = await Storage.open(database_path)
-    second = await Storage.open(database_path)
+async def test_an_alert_is_claimed_once_a_day_per_kind_across_connections(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
     try:
         day = date(2024, 6, 15)
         claims = await asyncio.gather(*((first, second)[n % 2].claim_alert("prebuilt", day) for n in range(6)))
@@ -220,6 +220,67 @@ async def test_an_alert_is_claimed_once_a_day_per_kind_across_connections(databa
         assert await first.claim_alert("cloned", day)
         assert await second.claim_alert("prebuilt", day + timedelta(days=1))
         assert not await second.claim_alert("cloned", day)
+    finally:
+        await first.close()
+        await second.close()
+
+
+# Two Storage objects on one database are two processes sharing it: each has its own connections (a pool of
+# them on PostgreSQL), so these run truly at once, and only the database's own locks keep them right.
+
+
+async def test_two_processes_share_a_member_budget(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        results = await asyncio.gather(
+            *(
+                (first, second)[number % 2].reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON)
+                for number in range(12)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, int) for result in results) == 3
+        assert all(isinstance(result, int | BudgetExceededError) for result in results)
+        assert (await second.member_usage(GUILD, MEMBER, at=NOON)).committed == 90
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_processes_taking_clone_slots_share_the_quota(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        await first.add_cloned_voice("voice-made", GUILD, "Made", None, MEMBER)
+        results = await asyncio.gather(
+            *((first, second)[number % 2].take_clone_slot(GUILD, 4) for number in range(10)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, str) for result in results) == 3
+        assert all(isinstance(result, str | CloneQuotaError) for result in results)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_processes_compacting_at_once_merge_each_row_once(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        old = datetime(2024, 6, 10, 9, 0, tzinfo=UTC)
+        for number in range(40):
+            guild = GUILD + number % 4
+            ticket = await first.reserve_usage(
+                guild, MEMBER + number % 3, amount=10, at=old + timedelta(minutes=number)
+            )
+            await first.settle_usage(ticket, release=10, characters=10, credits_prebuilt=9, requests=1)
+        before = [await first.usage_for_day(GUILD + number, old.date()) for number in range(4)]
+
+        removed = await asyncio.gather(first.compact_usage(date(2024, 6, 14)), second.compact_usage(date(2024, 6, 14)))
+        assert sorted(removed) == [0, 40]
+        assert [await second.usage_for_day(GUILD + number, old.date()) for number in range(4)] == before
+        assert await database.fetchone("SELECT COUNT(*) FROM usage_ledger") == (4,)
     finally:
         await first.close()
         await second.close()

@@ -1,14 +1,14 @@
-"""Opening the database: folder creation, pragmas, numbered migrations and the schema version."""
+"""Opening the database: folder creation, pragmas, numbered migrations and the schema version, on both databases."""
 
-import sqlite3
-from contextlib import closing
+import asyncio
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from bot.storage import LATEST_VERSION, MigrationError, SchemaVersionError, Storage
-from bot.storage.migrations import MIGRATIONS, apply_migrations, schema_version
+from bot.storage.backends import SQLiteBackend, open_backend
+from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
+from tests.storage.conftest import Database
 
 TABLES = {
     "guild_settings",
@@ -21,67 +21,95 @@ TABLES = {
 }
 
 
-def read_pragma(path: Path, name: str) -> object:
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute(f"PRAGMA {name}").fetchone()[0]
+async def recorded_version(database: Database) -> int:
+    """The schema version as the database itself records it."""
+    if database.is_postgres:
+        row = await database.fetchone("SELECT MAX(version) FROM schema_migrations")
+    else:
+        row = await database.fetchone("PRAGMA user_version")
+    assert row is not None
+    return int(row[0] or 0)
 
 
-def table_names(path: Path) -> set[str]:
-    with closing(sqlite3.connect(path)) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {name for (name,) in rows}
+async def record_version(database: Database, version: int) -> None:
+    """Write a schema version behind the storage's back, as a newer bot would have."""
+    if database.is_postgres:
+        await database.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", version)
+    else:
+        await database.execute(f"PRAGMA user_version = {version:d}")
 
 
-async def test_open_creates_folder_tables_and_sets_user_version(database_path: Path) -> None:
-    assert not database_path.parent.exists()
-    storage = await Storage.open(database_path)
+def steps(*scripts: str) -> list[Migration]:
+    """Test migrations whose SQL is the same on both databases."""
+    return [Migration(number, sqlite=script, postgresql=script) for number, script in enumerate(scripts, start=1)]
+
+
+async def test_open_creates_the_tables_and_records_the_version(database: Database) -> None:
+    if not database.is_postgres:
+        assert isinstance(database.location, Path) and not database.location.parent.exists()
+    storage = await Storage.open(database.location)
     await storage.close()
-    assert database_path.is_file()
-    assert read_pragma(database_path, "user_version") == LATEST_VERSION == MIGRATIONS[-1][0]
-    assert TABLES <= table_names(database_path)
+    if not database.is_postgres:
+        assert isinstance(database.location, Path) and database.location.is_file()
+    assert await recorded_version(database) == LATEST_VERSION == MIGRATIONS[-1].version
+    assert TABLES <= await database.tables()
 
 
-async def test_open_sets_wal_busy_timeout_and_foreign_keys(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_open_sets_wal_busy_timeout_and_foreign_keys(sqlite_database: Database) -> None:
+    storage = await Storage.open(sqlite_database.location)
     try:
-        connection = storage._db
+        backend = storage._db
+        assert isinstance(backend, SQLiteBackend)
         for pragma, expected in (("journal_mode", "wal"), ("busy_timeout", 5000), ("foreign_keys", 1)):
-            async with connection.execute(f"PRAGMA {pragma}") as cursor:
+            async with backend.connection.execute(f"PRAGMA {pragma}") as cursor:
                 assert (await cursor.fetchone())[0] == expected, pragma
     finally:
         await storage.close()
     # WAL is a property of the file, so a fresh connection sees it too.
-    assert read_pragma(database_path, "journal_mode") == "wal"
+    assert await sqlite_database.fetchone("PRAGMA journal_mode") == ("wal",)
 
 
-async def test_reopening_keeps_version_and_data(database_path: Path) -> None:
-    first = await Storage.open(database_path)
+async def test_reopening_keeps_version_and_data(database: Database) -> None:
+    first = await Storage.open(database.location)
     await first.set_guild_setting(1, "language", "de-DE")
     await first.close()
 
     # Re-running the migrations would fail on CREATE TABLE, so a clean reopen proves they are skipped.
-    second = await Storage.open(database_path)
+    second = await Storage.open(database.location)
     try:
         assert (await second.get_guild_settings(1)).language == "de-DE"
     finally:
         await second.close()
-    assert read_pragma(database_path, "user_version") == LATEST_VERSION
+    assert await recorded_version(database) == LATEST_VERSION
 
 
-async def test_database_newer_than_the_code_is_refused_clearly(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_processes_starting_at_once_migrate_once(database: Database) -> None:
+    opened = await asyncio.gather(*(Storage.open(database.location) for _ in range(4)))
+    try:
+        await opened[0].set_guild_setting(1, "format", "wav")
+        assert (await opened[3].get_guild_settings(1)).format == "wav"
+    finally:
+        for storage in opened:
+            await storage.close()
+    assert await recorded_version(database) == LATEST_VERSION
+    if database.is_postgres:
+        rows = await database.fetchall("SELECT version FROM schema_migrations ORDER BY version")
+        assert rows == [(version,) for version in range(1, LATEST_VERSION + 1)]
+
+
+async def test_database_newer_than_the_code_is_refused_clearly(database: Database) -> None:
+    storage = await Storage.open(database.location)
     await storage.close()
-    with closing(sqlite3.connect(database_path)) as connection:
-        connection.execute(f"PRAGMA user_version = {LATEST_VERSION + 5}")
+    await record_version(database, LATEST_VERSION + 5)
 
     with pytest.raises(SchemaVersionError) as caught:
-        await Storage.open(database_path)
+        await Storage.open(database.location)
     assert caught.value.found == LATEST_VERSION + 5
     assert caught.value.supported == LATEST_VERSION
     message = str(caught.value)
     assert str(LATEST_VERSION + 5) in message and "upgrade" in message
     # Nothing was downgraded or touched.
-    assert read_pragma(database_path, "user_version") == LATEST_VERSION + 5
+    assert await recorded_version(database) == LATEST_VERSION + 5
 
 
 async def test_memory_database_is_allowed() -> None:
@@ -93,39 +121,55 @@ async def test_memory_database_is_allowed() -> None:
         await storage.close()
 
 
-async def test_migrations_apply_in_order_and_only_the_new_ones(tmp_path: Path) -> None:
-    path = tmp_path / "steps.sqlite3"
-    first = [(1, "CREATE TABLE a (x INTEGER);")]
-    second = [*first, (2, "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (7);")]
-    async with aiosqlite.connect(path, isolation_level=None) as connection:
-        assert await apply_migrations(connection, first) == 1
-        assert await apply_migrations(connection, second) == 2
-        assert await apply_migrations(connection, second) == 2
-        assert await schema_version(connection) == 2
-        async with connection.execute("SELECT x FROM a") as cursor:
-            # Migration 2 ran exactly once.
-            assert await cursor.fetchall() == [(7,)]
+async def test_migrations_apply_in_order_and_only_the_new_ones(database: Database) -> None:
+    first = steps("CREATE TABLE a (x INTEGER);")
+    second = steps("CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (7);")
+    backend = await open_backend(database.location)
+    try:
+        assert await apply_migrations(backend, first) == 1
+        assert await apply_migrations(backend, second) == 2
+        assert await apply_migrations(backend, second) == 2
+        assert await backend.schema_version() == 2
+        # Migration 2 ran exactly once.
+        assert [tuple(row) for row in await backend.fetchall("SELECT x FROM a")] == [(7,)]
+    finally:
+        await backend.close()
 
 
-async def test_a_failing_migration_is_rolled_back_entirely(tmp_path: Path) -> None:
-    path = tmp_path / "broken.sqlite3"
-    migrations = [
-        (1, "CREATE TABLE kept (x INTEGER);"),
-        (2, "CREATE TABLE half (x INTEGER); INSERT INTO kept VALUES (1); SELECT nope FROM missing;"),
-    ]
-    async with aiosqlite.connect(path, isolation_level=None) as connection:
+async def test_a_failing_migration_is_rolled_back_entirely(database: Database) -> None:
+    migrations = steps(
+        "CREATE TABLE kept (x INTEGER);",
+        "CREATE TABLE half (x INTEGER); INSERT INTO kept VALUES (1); SELECT nope FROM missing;",
+    )
+    backend = await open_backend(database.location)
+    try:
         with pytest.raises(MigrationError) as caught:
-            await apply_migrations(connection, migrations)
+            await apply_migrations(backend, migrations)
         assert caught.value.version == 2
-        assert not connection.in_transaction
-        assert await schema_version(connection) == 1
-    assert table_names(path) == {"kept"}
-    with closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM kept").fetchone()[0] == 0
+        assert await backend.schema_version() == 1
+        if isinstance(backend, SQLiteBackend):
+            assert not backend.connection.in_transaction
+        # The backend is still usable.
+        assert await backend.fetchone("SELECT COUNT(*) FROM kept") == (0,)
+    finally:
+        await backend.close()
+    assert "half" not in await database.tables()
+    assert "kept" in await database.tables()
 
 
-async def test_migration_versions_must_be_consecutive(tmp_path: Path) -> None:
-    async with aiosqlite.connect(tmp_path / "gap.sqlite3", isolation_level=None) as connection:
+async def test_migration_versions_must_be_consecutive(database: Database) -> None:
+    backend = await open_backend(database.location)
+    try:
+        gap = [Migration(1, sqlite="SELECT 1;", postgresql="SELECT 1;"), Migration(3, "SELECT 1;", "SELECT 1;")]
         with pytest.raises(ValueError, match="without gaps"):
-            await apply_migrations(connection, [(1, "SELECT 1;"), (3, "SELECT 1;")])
-        assert await schema_version(connection) == 0
+            await apply_migrations(backend, gap)
+        assert await backend.schema_version() == 0
+    finally:
+        await backend.close()
+
+
+async def test_each_migration_has_a_script_for_each_database() -> None:
+    for migration in MIGRATIONS:
+        assert migration.script("sqlite").strip() and migration.script("postgresql").strip()
+    with pytest.raises(ValueError, match="mysql"):
+        MIGRATIONS[0].script("mysql")

@@ -1,7 +1,6 @@
 """The pronunciation dictionary: case-insensitive words, replacing, removing, the 200-entry limit."""
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +13,15 @@ from bot.storage import (
     Storage,
     word_key,
 )
+from tests.storage.conftest import Database
 
 GUILD = 10
 OTHER_GUILD = 20
 ADMIN = 30
 
 
-async def test_add_list_and_survive_a_reopen(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_add_list_and_survive_a_reopen(database: Database) -> None:
+    storage = await Storage.open(database.location)
     assert await storage.add_pronunciation(GUILD, "nginx", "engine x", ADMIN) is None
     assert await storage.add_pronunciation(GUILD, "Beta", "bay-ta", ADMIN) is None
     assert await storage.add_pronunciation(GUILD, "apple", "ap-pel", ADMIN) is None
@@ -35,7 +35,7 @@ async def test_add_list_and_survive_a_reopen(database_path: Path) -> None:
     assert await storage.list_pronunciations(GUILD) == expected
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         assert await reopened.list_pronunciations(GUILD) == expected
         assert await reopened.list_pronunciations(OTHER_GUILD) == [Pronunciation("SQL", "sequel")]
@@ -59,8 +59,8 @@ async def test_words_are_matched_case_insensitively_beyond_ascii(storage: Storag
     assert await storage.list_pronunciations(GUILD) == []
 
 
-async def test_remove_is_case_insensitive_and_reports_a_missing_word(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_remove_is_case_insensitive_and_reports_a_missing_word(database: Database) -> None:
+    storage = await Storage.open(database.location)
     await storage.add_pronunciation(GUILD, "Kubernetes", "koo-ber-net-eez", ADMIN)
     await storage.add_pronunciation(OTHER_GUILD, "Kubernetes", "k8s", ADMIN)
     assert await storage.remove_pronunciation(GUILD, "nothing") is None
@@ -68,7 +68,7 @@ async def test_remove_is_case_insensitive_and_reports_a_missing_word(database_pa
     assert await storage.remove_pronunciation(GUILD, "kubernetes") is None
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         assert await reopened.list_pronunciations(GUILD) == []
         assert await reopened.list_pronunciations(OTHER_GUILD) == [Pronunciation("Kubernetes", "k8s")]
@@ -82,8 +82,8 @@ async def test_surrounding_blanks_are_trimmed(storage: Storage) -> None:
     assert await storage.remove_pronunciation(GUILD, " sql") == Pronunciation("SQL", "sequel")
 
 
-async def test_the_limit_refuses_a_new_entry_but_allows_replacing(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_the_limit_refuses_a_new_entry_but_allows_replacing(database: Database) -> None:
+    storage = await Storage.open(database.location)
     try:
         for number in range(MAX_PRONUNCIATIONS):
             assert await storage.add_pronunciation(GUILD, f"word{number}", f"spoken {number}", ADMIN) is None
@@ -106,7 +106,7 @@ async def test_the_limit_refuses_a_new_entry_but_allows_replacing(database_path:
     finally:
         await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         entries = {entry.word: entry.spoken for entry in await reopened.list_pronunciations(GUILD)}
         assert len(entries) == MAX_PRONUNCIATIONS

@@ -1,9 +1,6 @@
 """Server settings and member preferences: values, old values, resets, clearing, caching."""
 
 import asyncio
-import sqlite3
-from contextlib import closing
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +12,7 @@ from bot.storage import (
     Pronunciation,
     Storage,
 )
+from tests.storage.conftest import Database
 
 GUILD = 111
 OTHER_GUILD = 222
@@ -53,14 +51,14 @@ async def test_nothing_set_means_all_none(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("name", GUILD_SETTING_NAMES)
-async def test_each_setting_round_trips_with_its_type_through_a_reopen(database_path: Path, name: str) -> None:
+async def test_each_setting_round_trips_with_its_type_through_a_reopen(database: Database, name: str) -> None:
     value = SAMPLE_SETTINGS[name]
-    storage = await Storage.open(database_path)
+    storage = await Storage.open(database.location)
     assert await storage.set_guild_setting(GUILD, name, value) is None
     assert getattr(await storage.get_guild_settings(GUILD), name) == value
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         stored = getattr(await reopened.get_guild_settings(GUILD), name)
         assert stored == value
@@ -111,9 +109,9 @@ async def test_guilds_are_independent(storage: Storage) -> None:
 
 
 async def test_reset_clears_every_setting_returns_the_old_ones_and_keeps_pronunciations(
-    database_path: Path,
+    database: Database,
 ) -> None:
-    storage = await Storage.open(database_path)
+    storage = await Storage.open(database.location)
     for name, value in SAMPLE_SETTINGS.items():
         await storage.set_guild_setting(GUILD, name, value)  # type: ignore[arg-type]
     await storage.set_guild_setting(OTHER_GUILD, "language", "ja-JP")
@@ -124,7 +122,7 @@ async def test_reset_clears_every_setting_returns_the_old_ones_and_keeps_pronunc
     assert (await storage.get_guild_settings(GUILD)).is_empty()
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         assert (await reopened.get_guild_settings(GUILD)).is_empty()
         assert (await reopened.get_guild_settings(OTHER_GUILD)).language == "ja-JP"
@@ -149,8 +147,8 @@ async def test_clear_channel_only_when_it_is_the_readout_channel(storage: Storag
     assert await storage.clear_channel(GUILD, 42) is False
 
 
-async def test_clear_role_only_when_it_is_the_ignored_role(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_clear_role_only_when_it_is_the_ignored_role(database: Database) -> None:
+    storage = await Storage.open(database.location)
     assert await storage.clear_role(GUILD, 7) is False
     await storage.set_guild_setting(GUILD, "ignore_role_id", 7)
     await storage.set_guild_setting(GUILD, "readout_channel_id", 7)
@@ -158,7 +156,7 @@ async def test_clear_role_only_when_it_is_the_ignored_role(database_path: Path) 
     assert await storage.clear_role(GUILD, 7) is True
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         settings = await reopened.get_guild_settings(GUILD)
         assert settings.ignore_role_id is None
@@ -167,8 +165,8 @@ async def test_clear_role_only_when_it_is_the_ignored_role(database_path: Path) 
         await reopened.close()
 
 
-async def test_member_preferences_set_reset_and_survive_a_reopen(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_member_preferences_set_reset_and_survive_a_reopen(database: Database) -> None:
+    storage = await Storage.open(database.location)
     for name, value in SAMPLE_PREFERENCES.items():
         assert await storage.set_member_preference(GUILD, USER, name, value) is None
     assert await storage.set_member_preference(GUILD, USER, "rate", "fast") == "slow"
@@ -176,7 +174,7 @@ async def test_member_preferences_set_reset_and_survive_a_reopen(database_path: 
     await storage.set_member_preference(GUILD, USER + 1, "nickname", "Someone else")
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         expected = MemberPreferences(GUILD, USER, voice_id="my-voice", rate="fast", nickname="Robin")
         assert await reopened.get_member_preferences(GUILD, USER) == expected
@@ -193,7 +191,7 @@ async def test_member_preferences_set_reset_and_survive_a_reopen(database_path: 
     finally:
         await reopened.close()
 
-    again = await Storage.open(database_path)
+    again = await Storage.open(database.location)
     try:
         assert (await again.get_member_preferences(GUILD, USER)).is_empty()
     finally:
@@ -205,24 +203,22 @@ async def test_member_preference_of_the_wrong_type_is_refused(storage: Storage) 
         await storage.set_member_preference(GUILD, USER, "nickname", 5)  # type: ignore[arg-type]
 
 
-async def test_reads_are_served_from_the_cache_and_writes_go_through(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_reads_are_served_from_the_cache_and_writes_go_through(database: Database) -> None:
+    storage = await Storage.open(database.location)
     try:
         await storage.set_guild_setting(GUILD, "language", "de-DE")
         await storage.set_member_preference(GUILD, USER, "nickname", "Robin")
         assert (await storage.get_guild_settings(GUILD)).language == "de-DE"
 
         # A change made behind the storage's back is not seen: reads come from memory.
-        with closing(sqlite3.connect(database_path)) as outside:
-            outside.execute("UPDATE guild_settings SET language = 'xx-XX'")
-            outside.execute("UPDATE member_preferences SET nickname = 'Outside'")
-            outside.commit()
+        await database.execute("UPDATE guild_settings SET language = 'xx-XX'")
+        await database.execute("UPDATE member_preferences SET nickname = 'Outside'")
         assert (await storage.get_guild_settings(GUILD)).language == "de-DE"
         assert (await storage.get_member_preferences(GUILD, USER)).nickname == "Robin"
 
         # A write goes to the file, where a second storage on the same file finds it.
         await storage.set_guild_setting(GUILD, "pitch", "+5%")
-        second = await Storage.open(database_path)
+        second = await Storage.open(database.location)
         try:
             seen = await second.get_guild_settings(GUILD)
             assert seen.pitch == "+5%"
@@ -232,8 +228,8 @@ async def test_reads_are_served_from_the_cache_and_writes_go_through(database_pa
         await storage.close()
 
 
-async def test_evicted_entries_are_reloaded_from_the_database(database_path: Path) -> None:
-    storage = await Storage.open(database_path, cache_size=2)
+async def test_evicted_entries_are_reloaded_from_the_database(database: Database) -> None:
+    storage = await Storage.open(database.location, cache_size=2)
     try:
         for guild_id in range(1, 6):
             await storage.set_guild_setting(guild_id, "max_length", guild_id * 100)
@@ -246,14 +242,14 @@ async def test_evicted_entries_are_reloaded_from_the_database(database_path: Pat
         await storage.close()
 
 
-async def test_concurrent_setting_writes_all_land(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_concurrent_setting_writes_all_land(database: Database) -> None:
+    storage = await Storage.open(database.location)
     await asyncio.gather(
         *(storage.set_member_preference(GUILD, user_id, "nickname", f"n{user_id}") for user_id in range(50)),
         *(storage.set_guild_setting(guild_id, "max_length", guild_id + 1) for guild_id in range(50)),
     )
     await storage.close()
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         for number in range(50):
             assert (await reopened.get_member_preferences(GUILD, number)).nickname == f"n{number}"
@@ -262,8 +258,8 @@ async def test_concurrent_setting_writes_all_land(database_path: Path) -> None:
         await reopened.close()
 
 
-async def test_cache_matches_the_database_after_cancelled_writes(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_cache_matches_the_database_after_cancelled_writes(database: Database) -> None:
+    storage = await Storage.open(database.location)
     try:
         await storage.get_guild_settings(GUILD)
         for steps in range(8):
@@ -273,8 +269,7 @@ async def test_cache_matches_the_database_after_cancelled_writes(database_path: 
                 await asyncio.sleep(0)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            with closing(sqlite3.connect(database_path)) as outside:
-                row = outside.execute("SELECT max_length FROM guild_settings WHERE guild_id = ?", (GUILD,)).fetchone()
+            row = await database.fetchone("SELECT max_length FROM guild_settings WHERE guild_id = ?", GUILD)
             on_disk = None if row is None else row[0]
             assert (await storage.get_guild_settings(GUILD)).max_length == on_disk
         # The storage is still usable afterwards.

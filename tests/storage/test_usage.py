@@ -2,11 +2,11 @@
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from bot.storage import Storage, Usage
+from tests.storage.conftest import Database
 
 GUILD = 5
 OTHER_GUILD = 6
@@ -42,8 +42,8 @@ async def test_nothing_recorded_is_all_zero(storage: Storage) -> None:
     assert await storage.usage_for_month(GUILD, 2024, 1) == Usage()
 
 
-async def test_days_split_at_utc_midnight_and_months_add_up(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_days_split_at_utc_midnight_and_months_add_up(database: Database) -> None:
+    storage = await Storage.open(database.location)
     before_midnight = datetime(2024, 3, 31, 23, 59, 59, 999_999, tzinfo=UTC)
     at_midnight = datetime(2024, 4, 1, 0, 0, tzinfo=UTC)
     await record(storage, before_midnight, characters=10, prebuilt=10)
@@ -55,7 +55,7 @@ async def test_days_split_at_utc_midnight_and_months_add_up(database_path: Path)
     await record(storage, at_midnight, characters=999, prebuilt=999, guild_id=OTHER_GUILD)
     await storage.close()
 
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         march_31 = await reopened.usage_for_day(GUILD, date(2024, 3, 31))
         assert march_31 == Usage(characters=35, credits_prebuilt=15, credits_cloned=40, requests=3, cache_hits=0)
@@ -89,8 +89,8 @@ async def test_usage_defaults_to_now_in_utc(storage: Storage) -> None:
     assert total == 12
 
 
-async def test_concurrent_records_add_up_exactly(database_path: Path) -> None:
-    storage = await Storage.open(database_path)
+async def test_concurrent_records_add_up_exactly(database: Database) -> None:
+    storage = await Storage.open(database.location)
     at = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
     await asyncio.gather(
         *(
@@ -99,7 +99,7 @@ async def test_concurrent_records_add_up_exactly(database_path: Path) -> None:
         )
     )
     await storage.close()
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database.location)
     try:
         usage = await reopened.usage_for_day(GUILD, at.date())
         assert usage == Usage(characters=700, credits_prebuilt=300, credits_cloned=50, requests=100, cache_hits=20)

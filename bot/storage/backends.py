@@ -1,0 +1,410 @@
+"""The two databases behind Storage: a SQLite file (one process) or PostgreSQL (several processes sharing it).
+
+Storage speaks one set of SQL with `?` placeholders; each backend runs it, PostgreSQL after turning `?` into
+`$1, $2...`. Both offer the same few primitives: single statements (`fetchone`, `fetchall`, `execute`, each
+its own transaction) and `transaction(lock=...)`, inside which the same primitives run on one connection.
+The `lock` is a number (a server's id) that serialises the transactions holding it across every process
+sharing the database: SQLite gets that from BEGIN IMMEDIATE (one writer at a time), PostgreSQL from
+`pg_advisory_xact_lock`, released when the transaction ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Final, Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosqlite
+import asyncpg
+
+from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError
+
+MEMORY: Final[str] = ":memory:"
+POSTGRES_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://")
+# Shown instead of the password wherever a database URL is printed (the same mark as bot.logs uses).
+MASK: Final[str] = "[redacted]"
+# Connections one process keeps to PostgreSQL: enough for a burst of requests, few enough for many processes.
+POOL_SIZE: Final[int] = 10
+CONNECT_TIMEOUT_SECONDS: Final[float] = 10.0
+# Longer than any statement of ours takes, shorter than an interaction may wait for its answer.
+STATEMENT_TIMEOUT_SECONDS: Final[float] = 15.0
+# Advisory-lock numbers that are not a server's id (ids are positive snowflakes).
+MIGRATION_LOCK: Final[int] = -1
+COMPACTION_LOCK: Final[int] = -2
+
+Row = Sequence[Any]
+
+
+class Session(Protocol):
+    """Statements run on one connection (inside a transaction, or each alone)."""
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        """Run a statement and return its first row, or None."""
+        ...
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """Run a statement and return every row."""
+        ...
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Run a statement and return how many rows it changed."""
+        ...
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether a database location is a postgresql:// URL rather than a SQLite path."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL (decoded), or None."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every form in which a database URL's password may appear in text, for masking."""
+    try:
+        raw = urlsplit(url).password
+    except ValueError:
+        return [url]
+    if not raw:
+        return []
+    return [form for form in {raw, unquote(raw)} if form]
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by a mark, for logs and error messages."""
+    masked = url
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        masked = masked.replace(f":{secret}@", f":{MASK}@")
+    return masked
+
+
+@functools.lru_cache(maxsize=1024)
+def to_postgres(sql: str) -> str:
+    """Turn `?` placeholders (outside string literals and quoted names) into PostgreSQL's `$1, $2...`."""
+    parts: list[str] = []
+    number = 0
+    quote: str | None = None
+    for character in sql:
+        if quote is not None:
+            if character == quote:
+                quote = None
+        elif character in "'\"":
+            quote = character
+        elif character == "?":
+            number += 1
+            parts.append(f"${number}")
+            continue
+        parts.append(character)
+    return "".join(parts)
+
+
+class Backend(ABC):
+    """One database, opened and migrated: statements, transactions and the schema version."""
+
+    dialect: ClassVar[str]
+    # Whether reading it needs no network: a SQLite file is on local disk.
+    is_local: ClassVar[bool]
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Where the data lives, safe to log (no password)."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        """Run one statement on its own and return its first row, or None."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement on its own and return every row."""
+
+    @abstractmethod
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Run one statement on its own and return how many rows it changed."""
+
+    @abstractmethod
+    def transaction(self, *, lock: int | None = None) -> Any:
+        """An async context manager yielding a Session whose statements commit together or not at all.
+
+        Transactions given the same `lock` run one after another, across every process using the database.
+        """
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The number of the last migration applied."""
+
+    @abstractmethod
+    async def migrate(self, version: int, script: str) -> bool:
+        """Apply one migration and record its version, in one transaction; False if it was already applied."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection; the backend cannot be used afterwards."""
+
+
+class _SQLiteSession:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        rows = await self.fetchall(sql, parameters)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        # One trip to the connection's thread (execute, fetch and close together) instead of three.
+        return [tuple(row) for row in await self._connection.execute_fetchall(sql, tuple(parameters))]
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        async with self._connection.execute(sql, tuple(parameters)) as cursor:
+            return max(cursor.rowcount, 0)
+
+
+class SQLiteBackend(Backend):
+    """A SQLite file in WAL mode through one aiosqlite connection (its own thread)."""
+
+    dialect = "sqlite"
+    is_local = True
+
+    def __init__(self, connection: aiosqlite.Connection, location: str) -> None:
+        self._connection: aiosqlite.Connection | None = connection
+        self._location = location
+        # One connection runs one statement at a time; the lock keeps a transaction's statements together.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> SQLiteBackend:
+        """Open (creating it and its folder if needed) the SQLite file at path."""
+        location = os.fspath(path)
+        if location != MEMORY:
+            await asyncio.to_thread(Path(location).parent.mkdir, parents=True, exist_ok=True)
+        # isolation_level=None: transactions are begun and ended explicitly, never implicitly.
+        connection = await aiosqlite.connect(location, isolation_level=None)
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            # Safe from corruption in WAL mode; only the last commits may be lost on power failure.
+            await connection.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection, location)
+
+    @property
+    def description(self) -> str:
+        return f"SQLite at {self._location}"
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The open connection (for SQLite-only maintenance and tests)."""
+        if self._connection is None:
+            raise StorageClosedError
+        return self._connection
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        async with self._lock:
+            return await _SQLiteSession(self.connection).fetchone(sql, parameters)
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        async with self._lock:
+            return await _SQLiteSession(self.connection).fetchall(sql, parameters)
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        async with self._lock:
+            return await _SQLiteSession(self.connection).execute(sql, parameters)
+
+    @asynccontextmanager
+    async def transaction(self, *, lock: int | None = None) -> AsyncIterator[Session]:
+        # `lock` needs nothing more here: BEGIN IMMEDIATE already admits one writer at a time to the file.
+        async with self._lock:
+            connection = self.connection
+            try:
+                await connection.execute("BEGIN IMMEDIATE")
+                yield _SQLiteSession(connection)
+                await connection.commit()
+            except BaseException:
+                # Not guarded by in_transaction: a cancelled BEGIN or COMMIT may still be queued on the
+                # connection's thread, and the rollback runs after it there (a no-op without a transaction).
+                await connection.rollback()
+                raise
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0]) if row is not None else 0
+
+    async def migrate(self, version: int, script: str) -> bool:
+        # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
+        transaction = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version:d};\nCOMMIT;"
+        async with self._lock:
+            connection = self.connection
+            try:
+                await connection.executescript(transaction)
+            except Exception as error:
+                if connection.in_transaction:
+                    await connection.rollback()
+                # Another process sharing the file may have applied it between our read and our BEGIN.
+                async with connection.execute("PRAGMA user_version") as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and int(row[0]) >= version:
+                    return False
+                raise MigrationError(version) from error
+        return True
+
+    async def close(self) -> None:
+        async with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await connection.close()
+
+
+def _rowcount(status: str) -> int:
+    # asyncpg returns the command tag, e.g. "DELETE 3" or "INSERT 0 1": the count is the last word.
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _PostgresSession:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        return await self._connection.fetchrow(to_postgres(sql), *parameters)  # type: ignore[no-any-return]
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return list(await self._connection.fetch(to_postgres(sql), *parameters))
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        return _rowcount(await self._connection.execute(to_postgres(sql), *parameters))
+
+
+async def _keep_session_state(_connection: asyncpg.Connection) -> None:
+    """Hand a connection back to the pool as it is.
+
+    asyncpg's default reset (RESET ALL, UNLISTEN, unlock advisory locks) is a round trip on every release;
+    Storage changes no session state and takes only transaction-level locks, which end with the transaction
+    (asyncpg still rolls back a transaction left open).
+    """
+
+
+class PostgresBackend(Backend):
+    """PostgreSQL through an asyncpg connection pool, shared with the other processes of the bot."""
+
+    dialect = "postgresql"
+    is_local = False
+
+    def __init__(self, pool: asyncpg.Pool, description: str) -> None:
+        self._pool: asyncpg.Pool | None = pool
+        self._description = description
+
+    @classmethod
+    async def open(
+        cls, url: str, *, pool_size: int = POOL_SIZE, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS
+    ) -> PostgresBackend:
+        """Connect to the database at url (postgresql://user:password@host:port/database)."""
+        masked = mask_url(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=statement_timeout,
+                reset=_keep_session_state,
+                server_settings={"application_name": "unmixr-discord"},
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+            # `from None`: the driver's exception is not chained, so no traceback can carry the URL along.
+            raise DatabaseUnavailableError(masked, _masked_reason(error, url)) from None
+        return cls(pool, f"PostgreSQL at {masked}")
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool (for bulk copies such as migrate-db)."""
+        if self._pool is None:
+            raise StorageClosedError
+        return self._pool
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        return await self.pool.fetchrow(to_postgres(sql), *parameters)  # type: ignore[no-any-return]
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return list(await self.pool.fetch(to_postgres(sql), *parameters))
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        return _rowcount(await self.pool.execute(to_postgres(sql), *parameters))
+
+    @asynccontextmanager
+    async def transaction(self, *, lock: int | None = None) -> AsyncIterator[Session]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            if lock is not None:
+                # Waits for any other transaction holding it, in any process; released at COMMIT or ROLLBACK.
+                # Statements after this one see what that transaction committed (READ COMMITTED).
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", lock)
+            yield _PostgresSession(connection)
+
+    async def schema_version(self) -> int:
+        async with self.pool.acquire() as connection:
+            return await _recorded_version(connection)
+
+    async def migrate(self, version: int, script: str) -> bool:
+        async with self.pool.acquire() as connection, connection.transaction():
+            # Processes starting at once migrate one after another; the later ones find the work done.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            if await _recorded_version(connection) >= version:
+                return False
+            try:
+                # No parameters: the script's statements run together in the simple query protocol.
+                await connection.execute(script)
+            except asyncpg.PostgresError as error:
+                raise MigrationError(version) from error
+            await connection.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", version, time.time()
+            )
+        return True
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
+async def _recorded_version(connection: asyncpg.Connection) -> int:
+    # PostgreSQL has no PRAGMA user_version: the versions applied are rows of schema_migrations.
+    if await connection.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return 0
+    return int(await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+def _masked_reason(error: BaseException, url: str) -> str:
+    reason = (str(error) or type(error).__name__).replace(url, mask_url(url))
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        reason = reason.replace(secret, MASK)
+    return reason
+
+
+async def open_backend(location: str | os.PathLike[str]) -> Backend:
+    """Open the database at a SQLite path or a postgresql:// URL."""
+    if is_postgres_url(location):
+        return await PostgresBackend.open(str(location))
+    return await SQLiteBackend.open(location)

@@ -1,0 +1,385 @@
+"""Several processes, one database: two real `python -m bot` processes, one shard each, sharing PostgreSQL.
+
+The processes are configured by environment only (as an operator would run them, and as bench/memory.py does),
+against the Discord stand-in with 2 shards and one throwaway PostgreSQL database. The stand-in sends each
+server's interactions on its shard's gateway session, so only the process holding that shard can answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from bot.settings import SettingsError, load_settings
+from bot.storage import url_secrets
+from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.unmixr import FakeUnmixr
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Server:
+    """A server of the stand-in with the people and channel the test uses."""
+
+    guild: FakeGuild
+    text: dict[str, Any]
+    admin: FakeMember
+    member: FakeMember
+
+    async def slash(self, name: str, options: dict[str, Any] | None = None, **kwargs: Any) -> FakeInteraction:
+        member = kwargs.pop("member", self.admin)
+        return await self.guild._fake.slash(self.guild, self.text, member, name, options or {}, **kwargs)
+
+
+@dataclass
+class BotProcess:
+    """One `python -m bot` process and its log."""
+
+    name: str
+    shards: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_for_log(self, needle: str, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.process.returncode is not None:
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} never logged {needle!r}:\n{self.text()[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> int:
+        """SIGTERM, as a process manager stops it; returns the exit status."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+
+@dataclass
+class Deployment:
+    """The stand-ins, two servers on two shards, one PostgreSQL database, and the environment of every process."""
+
+    discord: FakeDiscord
+    unmixr: FakeUnmixr
+    first: Server  # on shard 0
+    second: Server  # on shard 1
+    database_url: str
+    directory: Path
+    processes: list[BotProcess]
+
+    def environment(self, name: str, shards: str) -> dict[str, str]:
+        home = self.directory / name
+        return {
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(REPOSITORY),
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "UNMIXR_API_KEY": self.unmixr.api_key,
+            "UNMIXR_BASE_URL": self.unmixr.base_url,
+            "DISCORD_API_BASE": self.discord.api_base,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "DATABASE_URL": self.database_url,
+            # Set, to show that it is not used: with DATABASE_URL nothing goes to a SQLite file.
+            "DATABASE_PATH": str(home / "data" / "bot.sqlite3"),
+            "AUDIO_CACHE_DIR": str(home / "data" / "audio-cache"),
+            "SHARD_COUNT": "2",
+            "SHARD_IDS": shards,
+            "LOG_LEVEL": "INFO",
+        }
+
+    async def launch(self, name: str, shards: str) -> BotProcess:
+        """Start `python -m bot` running these shards (each machine of a deployment has its own folder)."""
+        home = self.directory / name
+        home.mkdir(exist_ok=True)
+        log = home / f"bot-{len(self.processes)}.log"
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                cwd=home,
+                env=self.environment(name, shards),
+                stdout=output,
+                stderr=output,
+            )
+        started = BotProcess(name, shards, process, log)
+        self.processes.append(started)
+        return started
+
+
+def add_server(discord_fake: FakeDiscord, name: str) -> Server:
+    guild = discord_fake.add_guild(name=name)
+    text = guild.add_text_channel("general")
+    admin = guild.add_member(f"Admin of {name}", permissions=ADMIN_PERMISSIONS)
+    member = guild.add_member(f"Member of {name}", permissions=MEMBER_PERMISSIONS)
+    return Server(guild, text, admin, member)
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path, unmixr: FakeUnmixr, postgres_database: str) -> AsyncIterator[Deployment]:
+    discord_fake = FakeDiscord(token=DISCORD_TOKEN, shard_count=2)
+    await discord_fake.start()
+    servers = [add_server(discord_fake, "Server A"), add_server(discord_fake, "Server B")]
+    first, second = sorted(servers, key=lambda server: server.guild.shard_id)
+    assert (first.guild.shard_id, second.guild.shard_id) == (0, 1)
+    state = Deployment(discord_fake, unmixr, first, second, postgres_database, tmp_path, [])
+    try:
+        yield state
+    finally:
+        for process in state.processes:
+            await process.stop()
+        await discord_fake.close()
+
+
+async def answer(interaction: FakeInteraction, timeout: float = 30.0) -> str:
+    """The final answer's text: its content and every text of its embeds."""
+    await interaction.wait_final(timeout=timeout)
+    parts = [interaction.content()]
+    for embed in interaction.embeds():
+        parts += [embed.get("title", ""), embed.get("description", ""), embed.get("footer", {}).get("text", "")]
+        parts += [f"{field['name']}: {field['value']}" for field in embed.get("fields", [])]
+    return "\n".join(part for part in parts if part)
+
+
+async def start_pair(deployment: Deployment, shards: tuple[str, str]) -> tuple[BotProcess, BotProcess]:
+    """Start two processes at once (as a deployment does), one shard each, and wait until both are connected."""
+    one = await deployment.launch("machine-a", shards[0])
+    two = await deployment.launch("machine-b", shards[1])
+    for process in (one, two):
+        await process.wait_for_log(f"connected: this process runs shard {process.shards} of 2")
+    return one, two
+
+
+def recording(folder: Path, frequency: int) -> bytes:
+    """A 35 s recording, as a member would upload for /clone."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "ffmpeg is installed system-wide"
+    target = folder / f"voice-{frequency}.mp3"
+    source = f"sine=frequency={frequency}:duration=35"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", source, "-ac", "1", "-b:a", "32k", str(target)],
+        check=True,
+        timeout=60,
+    )
+    return target.read_bytes()
+
+
+async def cloned_voice_owners(url: str) -> dict[str, int]:
+    connection = await asyncpg.connect(url)
+    try:
+        return {row["voice_id"]: row["guild_id"] for row in await connection.fetch("SELECT * FROM cloned_voices")}
+    finally:
+        await connection.close()
+
+
+async def test_two_processes_one_shard_each_share_settings_and_clones_across_a_shard_swap(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    zero, one = deployment.first, deployment.second
+    # The commands are registered once, globally, as an operator does (`python -m bot sync`).
+    sync = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sync", cwd=tmp_path, env=deployment.environment("sync", "0")
+    )
+    assert await asyncio.wait_for(sync.wait(), 60) == 0
+
+    machine_a, machine_b = await start_pair(deployment, ("0", "1"))
+    # Each shard was identified once, each by the one process told to run it.
+    assert deployment.discord.identify_counts == {0: 1, 1: 1}
+
+    # Settings, preferences and pronunciations made through each process, for the servers of its own shard.
+    assert "+20%" in await answer(await zero.slash("settings", {"rate": "+20%"}, subcommand="rate"))
+    assert "Ada" in await answer(await zero.slash("preferences", {"nickname": "Ada"}, subcommand="nickname"))
+    assert "jif" in await answer(await zero.slash("pronounce", {"word": "GIF", "spoken": "jif"}, subcommand="add"))
+    assert "-10%" in await answer(await one.slash("settings", {"pitch": "-10%"}, subcommand="pitch"))
+    assert "Sequel" in await answer(await one.slash("pronounce", {"word": "SQL", "spoken": "Sequel"}, subcommand="add"))
+    shown_zero = await answer(await zero.slash("settings", subcommand="show"))
+    shown_one = await answer(await one.slash("settings", subcommand="show"))
+    assert "+20%" in shown_zero and "Ada" in shown_zero and "-10%" not in shown_zero
+    assert "-10%" in shown_one and "+20%" not in shown_one
+
+    # Two clones at once, one in each process: each voice belongs to the server that made it.
+    clone_zero, clone_one = await asyncio.gather(
+        zero.slash(
+            "clone",
+            {"name": "Zero Voice", "consent": True},
+            attachments={"audio": ("zero.mp3", recording(tmp_path, 220), "audio/mpeg")},
+        ),
+        one.slash(
+            "clone",
+            {"name": "One Voice", "consent": True},
+            attachments={"audio": ("one.mp3", recording(tmp_path, 330), "audio/mpeg")},
+        ),
+    )
+    assert "Zero Voice" in await answer(clone_zero, timeout=60)
+    assert "One Voice" in await answer(clone_one, timeout=60)
+    uuids = {clone["character"]: clone["uuid"] for clone in deployment.unmixr.clones}
+    assert await cloned_voice_owners(deployment.database_url) == {
+        uuids["Zero Voice"]: zero.guild.id,
+        uuids["One Voice"]: one.guild.id,
+    }
+
+    # With the process of shard 1 gone, shard 0's server is still answered: machine A serves it.
+    assert await machine_b.stop() == 0
+    assert "+20%" in await answer(await zero.slash("settings", subcommand="show"))
+    assert await machine_a.stop() == 0
+
+    # Restart with the shards swapped: machine A now runs shard 1, machine B shard 0.
+    machine_a, machine_b = await start_pair(deployment, ("1", "0"))
+    assert await answer(await zero.slash("settings", subcommand="show")) == shown_zero
+    assert await answer(await one.slash("settings", subcommand="show")) == shown_one
+    listed = await answer(await zero.slash("pronounce", subcommand="list", member=zero.member))
+    assert "GIF" in listed and "SQL" not in listed
+    assert "SQL" in await answer(await one.slash("pronounce", subcommand="list", member=one.member))
+    # Each clone is usable in its own server, and in no other.
+    said = await zero.slash("say", {"text": "Hello from my own clone.", "voice": "Zero Voice"}, member=zero.member)
+    await said.wait_final(timeout=30)
+    assert said.files(), said.content()
+    refused = await one.slash("say", {"text": "Borrowed voice.", "voice": "Zero Voice"}, member=one.member)
+    assert "no voice called" in (await answer(refused)).lower()
+
+    # Every process said which shards it ran, never wrote a SQLite file, and never logged the password.
+    for process in deployment.processes:
+        log = process.text()
+        assert f"runs shard {process.shards} of 2" in log
+        assert "Traceback" not in log
+        for secret in (*url_secrets(deployment.database_url), DISCORD_TOKEN):
+            assert secret not in log
+    for machine in ("machine-a", "machine-b"):
+        assert not (tmp_path / machine / "data" / "bot.sqlite3").exists()
+    assert await machine_a.stop() == 0 and await machine_b.stop() == 0
+
+
+async def test_a_shard_starting_a_new_session_reloads_its_servers_from_the_database(
+    world: World, postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await world.start_bot(database_url=SecretStr(postgres_database))
+    rate = await world.slash("settings", {"rate": "+20%"}, subcommand="rate", member=world.admin)
+    await rate.wait_final()
+    # Another process held this shard for a while (Discord dropped this one's session) and changed the setting.
+    connection = await asyncpg.connect(postgres_database)
+    try:
+        await connection.execute("UPDATE guild_settings SET rate = '-30%' WHERE guild_id = $1", world.guild.id)
+    finally:
+        await connection.close()
+    assert "+20%" in await answer(await world.slash("settings", subcommand="show", member=world.admin))
+
+    await world.discord.invalidate_session(shard_id=0, resumable=False)
+    await world.discord.wait_until(
+        lambda: "shard 0 has a new session" in caplog.text, timeout=30, what="the shard's new session"
+    )
+    shown = await answer(await world.slash("settings", subcommand="show", member=world.admin))
+    assert "-30%" in shown and "+20%" not in shown
+
+
+BASE_SETTINGS = {"DISCORD_TOKEN": DISCORD_TOKEN, "UNMIXR_API_KEY": "test-unmixr-key-abcdef123456"}
+POSTGRES_URL = "postgresql://unmixr:s3cret-pass@db.internal:5432/unmixr"
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SHARD_IDS": "0"}, "SHARD_IDS: needs SHARD_COUNT"),
+        ({"SHARD_IDS": "0", "SHARD_COUNT": "2"}, "SHARD_IDS: needs DATABASE_URL"),
+        ({"SHARD_IDS": "0,2", "SHARD_COUNT": "2", "DATABASE_URL": POSTGRES_URL}, "each shard must be from 0 to 1"),
+        ({"SHARD_IDS": "1,1", "SHARD_COUNT": "2", "DATABASE_URL": POSTGRES_URL}, "names a shard twice"),
+        ({"SHARD_IDS": "zero", "SHARD_COUNT": "2", "DATABASE_URL": POSTGRES_URL}, "separated by commas"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT"),
+        ({"DATABASE_URL": "mysql://unmixr:s3cret-pass@db/unmixr"}, "DATABASE_URL: must be a postgresql://"),
+    ],
+)
+def test_shard_and_database_settings_are_checked(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], message: str
+) -> None:
+    for name, value in {**BASE_SETTINGS, **environment}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings(_env_file=None)
+    assert message in str(refused.value)
+    assert "s3cret-pass" not in str(refused.value)
+
+
+def test_shards_and_a_database_url_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**BASE_SETTINGS, "SHARD_IDS": "3, 1", "SHARD_COUNT": "4", "DATABASE_URL": POSTGRES_URL}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(_env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (4, (1, 3))
+    assert settings.database_url is not None and "s3cret-pass" not in repr(settings)
+    # SHARD_COUNT alone is fine, with SQLite too: one process running every shard of a fixed count.
+    monkeypatch.delenv("SHARD_IDS")
+    monkeypatch.delenv("DATABASE_URL")
+    assert load_settings(_env_file=None).shard_count == 4
+
+
+async def run_bot_process(environment: dict[str, str], cwd: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], "HOME": str(cwd), "PYTHONPATH": str(REPOSITORY), **environment},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_shard_ids_without_shard_count_stop_the_bot_with_one_line(tmp_path: Path) -> None:
+    status, output = await run_bot_process({**BASE_SETTINGS, "SHARD_IDS": "0"}, tmp_path)
+    assert status == 2
+    assert output.strip().splitlines() == [
+        "Invalid settings: SHARD_IDS: needs SHARD_COUNT, the total number of shards across every process. "
+        "Set them in the environment or in a .env file (see .env.example)."
+    ]
+
+
+async def test_a_database_that_cannot_be_reached_stops_the_bot_with_one_line_and_no_password(
+    tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord, postgres_database: str
+) -> None:
+    wrong = postgres_database.replace("unmixr:", "unmixr:not-the-password-", 1)
+    environment = {
+        **BASE_SETTINGS,
+        "UNMIXR_API_KEY": unmixr.api_key,
+        "UNMIXR_BASE_URL": unmixr.base_url,
+        "DISCORD_API_BASE": discord_fake.api_base,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DATABASE_URL": wrong,
+        "LOG_LEVEL": "DEBUG",
+    }
+    status, output = await run_bot_process(environment, tmp_path)
+    assert status == 1
+    assert "Traceback" not in output
+    # One line, logged by the bot as it stops (after the log's time and level).
+    [line] = [line for line in output.splitlines() if "Database:" in line]
+    assert "password authentication failed" in line and "postgresql://unmixr:[redacted]@" in line
+    for secret in url_secrets(wrong):
+        assert secret not in output
+    assert not (tmp_path / "data" / "bot.sqlite3").exists()
