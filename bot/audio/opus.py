@@ -35,6 +35,10 @@ ENCODER_ARGUMENTS: Final = (
     "-c:a", "libopus", "-ar", "48000", "-ac", "1", "-b:a", "64k", "-application", "audio", "-frame_duration", "20",
     "-f", "opus", "-page_duration", "200000", "-flush_packets", "1",
 )  # fmt: skip
+# The containers audio may come in (as for members' files); nothing in it may make ffmpeg open a file or a URL.
+_INPUT_OPTIONS: Final = (
+    "-format_whitelist", "mp3,wav,ogg,flac,aac,mov,matroska", "-protocol_whitelist", "pipe",
+)  # fmt: skip
 # Changing the arguments above changes what a cached encoding holds: bump this so old entries stop matching.
 _ENCODING_VERSION: Final = 1
 OUTPUT_TYPE: Final = "opus"
@@ -215,6 +219,7 @@ async def _encode_into(audio: bytes, encoding: OpusEncoding) -> str | None:
         "-hide_banner",
         "-loglevel",
         "error",
+        *_INPUT_OPTIONS,
         "-i",
         "pipe:0",
         *ENCODER_ARGUMENTS,

@@ -151,6 +151,14 @@ async def test_audio_ffmpeg_cannot_read_ends_with_an_error_and_no_packets(tmp_pa
     assert len(cache) == 0
 
 
+async def test_audio_in_a_container_off_the_whitelist_is_not_read() -> None:
+    # Sun AU is audio ffmpeg decodes from a pipe, but not a container audio comes in here.
+    encoding = await finished(await opus.encode(tone(1.0, extension="au")))
+
+    assert encoding.error
+    assert list(encoding.packets()) == []
+
+
 async def test_discord_py_sends_every_packet_as_it_is_then_five_silence_frames(voice_world: VoiceWorld) -> None:
     voice_client = await voice_world.channel.connect(reconnect=False, timeout=5.0, cls=discord.VoiceClient)
     session = await voice_world.voice.wait_for_session(voice_world.guild.id)
