@@ -2,7 +2,7 @@
 
 Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead long_text cache memory readout
                                           upstream_load queued_credits autocomplete clone_checks
-                                          database)
+                                          database voice_scale)
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ BENCHMARKS = (
     "autocomplete",
     "clone_checks",
     "database",
+    "voice_scale",
 )
 TIMEOUT_SECONDS = 240
+# voice_scale runs five rounds, each with its own bot process (about 3 minutes on a loaded machine).
+LONGER_TIMEOUTS = {"voice_scale": 600}
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
@@ -37,19 +40,20 @@ def run_one(name: str) -> tuple[dict[str, Any] | None, float, str]:
     """Run one benchmark, echoing its output; returns its result line's payload, its time and any failure."""
     print(f"\n##### python -m bench.{name}", flush=True)
     started = time.monotonic()
+    timeout = LONGER_TIMEOUTS.get(name, TIMEOUT_SECONDS)
     try:
         completed = subprocess.run(
             [sys.executable, "-m", f"bench.{name}"],
             cwd=REPOSITORY,
             capture_output=True,
             text=True,
-            timeout=TIMEOUT_SECONDS,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as error:
         output = error.stdout if isinstance(error.stdout, str) else ""
         print(output)
-        return None, time.monotonic() - started, f"timed out after {TIMEOUT_SECONDS} s"
+        return None, time.monotonic() - started, f"timed out after {timeout} s"
     elapsed = time.monotonic() - started
     result: dict[str, Any] | None = None
     for line in completed.stdout.splitlines():

@@ -7,7 +7,6 @@ moves one of these, and `tests/test_private_attributes.py` keeps every other mod
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from typing import Any
 
@@ -31,14 +30,3 @@ def connection_task(client: discord.VoiceClient) -> asyncio.Task[Any] | None:
     runner = state._runner
     # None when the connection was already torn down before we looked.
     return runner if isinstance(runner, asyncio.Task) else None
-
-
-def ffmpeg_output(source: discord.FFmpegAudio) -> io.IOBase | None:
-    """The pipe an ffmpeg source reads its decoded audio from (None once discord.py cleaned it up).
-
-    discord.py 2.7 kills ffmpeg in `cleanup()` but leaves this pipe open until garbage collection; closing it
-    ourselves frees the descriptor at once. The pipe is not exposed publicly.
-    """
-    # Missing too when ffmpeg failed to start, so this only returns None; the test checks a live source.
-    stdout = getattr(source, "_stdout", None)
-    return stdout if isinstance(stdout, io.IOBase) else None

@@ -218,7 +218,7 @@ class Voice(commands.Cog):
                 self._watch_connection(guild.id, client)
             player = self.players.get(guild.id)
             if player is None:
-                player = GuildPlayer(guild.id, client)
+                player = GuildPlayer(guild.id, client, cache=self.bot.audio_cache)
                 self.players[guild.id] = player
             else:
                 player.voice_client = client

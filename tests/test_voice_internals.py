@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from collections.abc import AsyncIterator
 
 import discord
 import pytest
 
-from bot.audio.sources import MemoryAudioSource
-from bot.voice_internals import connection_task, ffmpeg_output
+from bot.voice_internals import connection_task
 from tests.conftest import World
 from tests.fakes.discord_voice import FakeVoiceServer
 
@@ -46,29 +43,3 @@ async def test_the_voice_connection_task_ends_with_the_error_that_dropped_it(
     assert task.done() and not task.cancelled()
     error = task.exception()
     assert isinstance(error, discord.ConnectionClosed) and error.code == 1001
-
-
-def short_wav() -> bytes:
-    """A tenth of a second of silence as a WAV file."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x00\x00" * 800)
-    return buffer.getvalue()
-
-
-def test_the_ffmpeg_output_pipe_is_found_and_closed_on_cleanup() -> None:
-    source = MemoryAudioSource(short_wav())
-    pipe = ffmpeg_output(source)
-    assert isinstance(pipe, io.IOBase), "discord.py moved FFmpegAudio._stdout"
-    assert not pipe.closed
-    # Play it to the end, so ffmpeg has read all its input before it is stopped.
-    frames = 0
-    while source.read():
-        frames += 1
-    assert frames >= 5
-    source.cleanup()
-    assert pipe.closed
-    assert ffmpeg_output(source) is None

@@ -5,8 +5,8 @@
 another file or a URL (an HLS playlist or an ffconcat script named `voice.mp3` is the classic attack); it
 runs the program in a lane with its own bounded slots, with a deadline, off the event loop; and it removes
 its files afterwards. Callers pass only output options: there is no other way to give ffmpeg an input.
-(discord.py's voice player decodes synthesised audio from a pipe itself; `bot.audio.sources` gives it the
-same format whitelist.)
+(Synthesised audio for voice is encoded to Opus from a pipe by `bot.audio.opus`, with the same format
+whitelist.)
 """
 
 from __future__ import annotations

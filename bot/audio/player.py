@@ -13,7 +13,9 @@ from typing import Any
 
 import discord
 
-from bot.audio.sources import MemoryAudioSource
+from bot.audio import opus
+from bot.audio.cache import AudioCache
+from bot.audio.sources import OpusSource
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +141,18 @@ class Clip:
 class GuildPlayer:
     """Plays one server's clips through its voice client, one after another."""
 
-    def __init__(self, guild_id: int, voice_client: discord.VoiceClient, *, max_queue: int | None = None) -> None:
+    def __init__(
+        self,
+        guild_id: int,
+        voice_client: discord.VoiceClient,
+        *,
+        max_queue: int | None = None,
+        cache: AudioCache | None = None,
+    ) -> None:
         self.guild_id = guild_id
         self.voice_client = voice_client
+        # Where each chunk's Opus encoding is kept, so a replay starts no encoder.
+        self.cache = cache
         self.max_queue = MAX_QUEUE if max_queue is None else max_queue
         self.queue: deque[Clip] = deque()
         self.current: Clip | None = None
@@ -255,12 +266,11 @@ class GuildPlayer:
 
         if not self.voice_client.is_connected():
             await self._wait_connected()
-        # Starting ffmpeg forks a process: done off the loop, like the decoding itself.
-        source = await asyncio.to_thread(MemoryAudioSource, audio)
-        if self._skip_current or not self.voice_client.is_connected():
-            source.cleanup()
-            return
-        self.voice_client.play(source, after=after)
+        # Encoded once, ahead of playback: the player thread then only sends packets that are ready.
+        encoding = await opus.encode(audio, self.cache)
+        if not encoding.has_audio or self._skip_current or not self.voice_client.is_connected():
+            return  # nothing to play (the encoder logged why), or skipped or disconnected meanwhile
+        self.voice_client.play(OpusSource(encoding), after=after)
         self.last_active = time.monotonic()
         await finished
         self.last_active = time.monotonic()

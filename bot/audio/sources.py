@@ -1,32 +1,39 @@
-"""Audio sources for discord.py's player: ffmpeg decoding from memory, streamed as it decodes."""
+"""Audio sources for discord.py's player: Opus packets encoded ahead, played from memory."""
 
 from __future__ import annotations
 
-import io
+import logging
 
 import discord
+from discord.oggparse import OggError
 
-from bot.audio.ffmpeg import SUPPORTED_DEMUXERS
-from bot.voice_internals import ffmpeg_output
+from bot.audio.opus import OpusEncoding
 
-# Synthesised audio, read from a pipe: the same format whitelist as every other input (see bot.audio.ffmpeg).
-_BEFORE_OPTIONS = f"-format_whitelist {','.join(SUPPORTED_DEMUXERS)} -protocol_whitelist pipe"
+log = logging.getLogger(__name__)
 
 
-class MemoryAudioSource(discord.FFmpegPCMAudio):
-    """48 kHz stereo PCM decoded by an ffmpeg subprocess from audio bytes piped in from memory.
+class OpusSource(discord.AudioSource):
+    """Plays an encoding's Opus packets as they are (``is_opus``): the player thread only frames and encrypts them.
 
-    Playback starts with the first decoded frame, so a long chunk does not wait to be decoded whole, and
-    no temporary file is left behind.
+    Reading never waits on a process that lives as long as the stream: the packets are in memory, or arrive
+    from an encoder running far ahead of playback.
     """
 
-    def __init__(self, audio: bytes) -> None:
-        super().__init__(io.BytesIO(audio), pipe=True, before_options=_BEFORE_OPTIONS, options="-loglevel error")
+    def __init__(self, encoding: OpusEncoding) -> None:
+        self._packets = encoding.packets()
+
+    def read(self) -> bytes:
+        """The next 20 ms Opus packet, or nothing at the end."""
+        try:
+            return next(self._packets, b"")
+        except OggError as error:
+            log.warning("unreadable Opus stream: %s", error)
+            return b""
+
+    def is_opus(self) -> bool:
+        """The packets are Opus already: discord.py must not encode them again."""
+        return True
 
     def cleanup(self) -> None:
-        """Stop ffmpeg and close its output pipe (discord.py 2.7.1 leaves it open once ffmpeg has exited)."""
-        stdout = ffmpeg_output(self)
-        super().cleanup()
-        # cleanup() runs again from __del__, after the first call replaced the pipe with a placeholder.
-        if stdout is not None:
-            stdout.close()
+        """Let go of the encoding."""
+        self._packets = iter(())

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.audio import opus
 from tests.conftest import MEMBER_PERMISSIONS, MOVE_MEMBERS, World
 from tests.fakes.discord_server import ChannelOption, RoleOption
 from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
@@ -69,6 +70,23 @@ async def test_join_then_say_play_delivers_the_clip(speaking: World, voice_serve
     assert reported
     expected = len(request.json["text"]) / speaking.unmixr.chars_per_second
     assert abs(clips[0].seconds - max(0.5, expected)) < 0.2
+
+
+async def test_a_replayed_clip_is_sent_from_the_cache_without_an_encoder(
+    speaking: World, voice_server: FakeVoiceServer
+) -> None:
+    text = "The same words, played twice in a row."
+    await (await speaking.say(text=text, play=True)).wait_final()
+    session = await voice_server.wait_for_session(speaking.guild.id)
+    await wait_clips(session, 1)
+    started = opus.encodings_started()
+
+    await (await speaking.say(text=text, play=True)).wait_final()
+
+    await wait_clips(session, 2)
+    assert opus.encodings_started() == started
+    audio = [packet.opus for packet in session.packets if not packet.is_silence]
+    assert audio[: len(audio) // 2] == audio[len(audio) // 2 :]
 
 
 async def test_say_play_joins_the_callers_channel_by_itself(speaking: World, voice_server: FakeVoiceServer) -> None:
@@ -371,7 +389,7 @@ async def test_playback_in_three_servers_does_not_block_the_event_loop(
     stop.set()
     await ticking
     assert all(session.seconds_received() > 1.0 for session in sessions)
-    # Decoding runs in ffmpeg and sending in discord.py's player threads: the loop stays responsive.
+    # Encoding runs in ffmpeg and sending in discord.py's player threads: the loop stays responsive.
     lags.sort()
     print(f"loop lag over {len(lags)} ticks: p50 {lags[len(lags) // 2] * 1000:.1f} ms, max {lags[-1] * 1000:.1f} ms")
     assert lags[-1] < 0.25

@@ -2,7 +2,11 @@
 
 The real discord.py ``VoiceClient`` connects to it in-process: FakeDiscord hands out ``endpoint`` in
 VOICE_SERVER_UPDATE, discord.py opens ``wss://{endpoint}/?v=8``, performs the handshake and IP discovery,
-then streams Opus frames over UDP, which this server decrypts and records per guild.
+then streams Opus frames over UDP, which this server records per guild with their arrival times.
+
+Arrival times come from the kernel (``SO_TIMESTAMPNS``) where it offers them, so a busy event loop in the
+process running the stand-in does not shift them; packets are decrypted only when someone reads them, so
+recording a hundred streams at once costs the stand-in little.
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ _IP_DISCOVERY_REQUEST = 1
 _IP_DISCOVERY_RESPONSE = 2
 _RTP_HEADER_LENGTH = 12
 _NONCE_SUFFIX_LENGTH = 4
+# Linux socket options (asm-generic values; the socket module does not name them): the kernel stamps each
+# datagram with its arrival time (a struct timespec of CLOCK_REALTIME in the ancillary data).
+_SO_TIMESTAMPNS = 35
+_ANCILLARY_BUFFER = socket.CMSG_SPACE(16)
+_DATAGRAM_BUFFER = 65_536
+# Room for about a second of a hundred streams, so a stalled stand-in does not lose packets.
+_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 VoiceConnectCallback = Callable[[int, int, str, str], None]
 
@@ -127,12 +138,15 @@ class VoiceSession:
         self.max_dave_protocol_version: int | None = None
         self.client_address: tuple[str, int] | None = None
         self.udp_address: tuple[str, int] | None = None
-        self.packets: list[ReceivedPacket] = []
+        self._packets: list[ReceivedPacket] = []
+        # Datagrams not decrypted yet: the packet, its arrival time, and the mode and key it was sent under.
+        self._pending: list[tuple[bytes, float, str, bytes]] = []
+        self._undecryptable = 0
+        self.last_received_at: float | None = None
         self.speaking_events: list[tuple[float, int]] = []
         self.heartbeats = 0
         self.last_seq_ack: int | None = None
         self.resumes = 0
-        self.undecryptable = 0
         self.close_code: int | None = None
         self.closed_by_server = False
         self.connected = asyncio.Event()
@@ -146,6 +160,40 @@ class VoiceSession:
             f"VoiceSession(guild_id={self.guild_id}, user_id={self.user_id}, ssrc={self.ssrc}, "
             f"mode={self.mode!r}, packets={len(self.packets)}, close_code={self.close_code})"
         )
+
+    @property
+    def packets(self) -> list[ReceivedPacket]:
+        """Every decrypted packet received so far, in arrival order (decrypting what arrived since the last read)."""
+        self._decrypt_pending()
+        return self._packets
+
+    @property
+    def undecryptable(self) -> int:
+        """How many RTP packets for this session could not be decrypted."""
+        self._decrypt_pending()
+        return self._undecryptable
+
+    @property
+    def datagrams(self) -> int:
+        """How many RTP packets arrived for this session, decrypted or not (cheap: decrypts nothing)."""
+        return len(self._packets) + len(self._pending) + self._undecryptable
+
+    def _record(self, data: bytes, received_at: float) -> None:
+        self._pending.append((data, received_at, self.mode, self.secret_key))
+        self.last_received_at = received_at
+
+    def _decrypt_pending(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for data, received_at, mode, key in pending:
+            opus = _decrypt_rtpsize(data, mode, key)
+            if opus is None:
+                self._undecryptable += 1
+                continue
+            sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
+            counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
+            self._packets.append(ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter))
 
     @property
     def first_packet_at(self) -> float | None:
@@ -201,16 +249,6 @@ class VoiceSession:
         return self._sequence
 
 
-class _MediaProtocol(asyncio.DatagramProtocol):
-    """Hands every UDP datagram to the voice server."""
-
-    def __init__(self, server: FakeVoiceServer) -> None:
-        self._server = server
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._server._on_datagram(data, addr)
-
-
 class FakeVoiceServer:
     """A Discord voice server on 127.0.0.1: TLS websocket for signalling plus UDP for media."""
 
@@ -237,7 +275,8 @@ class FakeVoiceServer:
         self._next_ssrc = 1000
         self._websockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._media: socket.socket | None = None
+        self._kernel_timestamps = False
         self._directory: Path | None = None
         self._session_changed = asyncio.Event()
 
@@ -255,10 +294,7 @@ class FakeVoiceServer:
         self.host = host
         self._directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="fake-discord-voice-"))
         self.cert_path, self.key_path = await _make_certificate(self._directory, host)
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _MediaProtocol(self), local_addr=(host, 0))
-        self._transport = transport
-        self.udp_port = transport.get_extra_info("sockname")[1]
+        self._open_media_socket(host)
 
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_context.load_cert_chain(self.cert_path, self.key_path)
@@ -281,12 +317,49 @@ class FakeVoiceServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._media is not None:
+            asyncio.get_running_loop().remove_reader(self._media.fileno())
+            self._media.close()
+            self._media = None
         if self._directory is not None:
             await asyncio.to_thread(shutil.rmtree, self._directory, True)
             self._directory = None
+
+    def _open_media_socket(self, host: str) -> None:
+        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        media.setblocking(False)
+        with contextlib.suppress(OSError):
+            media.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
+        try:
+            media.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            self._kernel_timestamps = True
+        except OSError:
+            self._kernel_timestamps = False  # arrival is then timed when the event loop reads the datagram
+        media.bind((host, 0))
+        self._media = media
+        self.udp_port = media.getsockname()[1]
+        asyncio.get_running_loop().add_reader(media.fileno(), self._drain_media)
+
+    def _drain_media(self) -> None:
+        """Read every datagram waiting on the media socket, each with its arrival time."""
+        media = self._media
+        if media is None:
+            return
+        # The kernel's stamps are wall-clock time; this offset turns them into time.monotonic().
+        offset = time.time() - time.monotonic()
+        while True:
+            try:
+                data, ancillary, _flags, address = media.recvmsg(_DATAGRAM_BUFFER, _ANCILLARY_BUFFER)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            received_at = time.monotonic()
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= 16:
+                    seconds, nanoseconds = struct.unpack_from("@qq", payload)
+                    received_at = seconds + nanoseconds / 1e9 - offset
+            self._on_datagram(data, address, received_at)
 
     def expect(self, guild_id: int, channel_id: int, session_id: str, token: str) -> None:
         """Record what FakeDiscord handed out, so IDENTIFY and RESUME are checked against it."""
@@ -522,18 +595,18 @@ class FakeVoiceServer:
         session.connected.set()
         self._notify()
 
-    def _on_datagram(self, data: bytes, address: tuple[str, int]) -> None:
+    def _on_datagram(self, data: bytes, address: tuple[str, int], received_at: float) -> None:
         if len(data) == _IP_DISCOVERY_LENGTH and struct.unpack_from(">H", data, 0)[0] == _IP_DISCOVERY_REQUEST:
             self._answer_ip_discovery(data, address)
         elif len(data) >= _RTP_HEADER_LENGTH + _NONCE_SUFFIX_LENGTH and data[0] >> 6 == 2:
-            self._receive_rtp(data)
+            self._receive_rtp(data, received_at)
         else:
             self.stray_datagrams += 1
 
     def _answer_ip_discovery(self, data: bytes, address: tuple[str, int]) -> None:
         ssrc = struct.unpack_from(">I", data, 4)[0]
         session = self._by_ssrc.get(ssrc)
-        if session is None or self._transport is None:
+        if session is None or self._media is None:
             self.stray_datagrams += 1
             return
         session.udp_address = (address[0], address[1])
@@ -542,21 +615,16 @@ class FakeVoiceServer:
         ip = address[0].encode("ascii")
         answer[8 : 8 + len(ip)] = ip
         struct.pack_into(">H", answer, 72, address[1])
-        self._transport.sendto(bytes(answer), address)
+        with contextlib.suppress(OSError):  # a full send buffer: the client asks again
+            self._media.sendto(bytes(answer), address)
 
-    def _receive_rtp(self, data: bytes) -> None:
-        received_at = time.monotonic()
-        sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
+    def _receive_rtp(self, data: bytes, received_at: float) -> None:
+        ssrc = struct.unpack_from(">I", data, 8)[0]
         session = self._by_ssrc.get(ssrc)
         if session is None:
             self.stray_datagrams += 1
             return
-        opus = _decrypt_rtpsize(data, session.mode, session.secret_key)
-        if opus is None:
-            session.undecryptable += 1
-            return
-        counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
-        session.packets.append(ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter))
+        session._record(data, received_at)
 
 
 def _decrypt_rtpsize(packet: bytes, mode: str, key: bytes) -> bytes | None:

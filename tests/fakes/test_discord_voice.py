@@ -483,7 +483,10 @@ async def test_discord_py_plays_two_clips_that_arrive_decrypted_in_order(
 
     await play(voice_client, tones[1.0])
     await play(voice_client, tones[0.5])
-    await wait_for(lambda: sum(packet.is_silence for packet in session.packets) == 10)
+    # The "not speaking" after the last clip travels on the websocket, unordered with the UDP packets.
+    await wait_for(
+        lambda: sum(packet.is_silence for packet in session.packets) == 10 and len(session.speaking_events) == 5
+    )
 
     # Silence frames separate the clips; the generous gap keeps a busy machine's scheduling jitter from splitting one.
     clips = session.clips(gap=0.5)
