@@ -19,7 +19,7 @@ from bot.alerts import LowBalanceWatch
 from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
-from bot.lookups import LookupGate
+from bot.lookups import LookupGate, StorageReadiness
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
 from bot.replies import NO_MENTIONS, answer, post
@@ -117,8 +117,9 @@ class UnmixrBot(commands.AutoShardedBot):
             member_hourly=settings.member_hourly_budget,
             metrics=self.metrics,
         )
-        # What an interaction's voice look-ups need before they can answer from memory.
-        self.lookups = LookupGate(self.catalogue)
+        # What an interaction's look-ups need before they can answer from memory: the catalogue, and the
+        # server's and member's stored state when the database is on the network.
+        self.lookups = LookupGate(self.catalogue, StorageReadiness(self.storage), local_writes=self.storage.is_local)
         self.speech = SpeechService(
             self.unmixr,
             self.audio_cache,

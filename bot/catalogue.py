@@ -107,8 +107,8 @@ class Catalogue:
         """Whether the catalogue has been fetched at least once."""
         return self._snapshot is not None
 
-    def ready(self, guild_id: int | None) -> bool:
-        """Whether `prepare` would use only memory and storage (no Unmixr call) for this server."""
+    def ready(self, guild_id: int | None, user_id: int | None = None) -> bool:
+        """Whether `prepare` would use only memory and storage (no Unmixr call) for this server (any member)."""
         return self._snapshot is not None
 
     def has_server(self, guild_id: int) -> bool:
@@ -117,7 +117,7 @@ class Catalogue:
 
     # ----- loading
 
-    async def prepare(self, guild_id: int | None) -> None:
+    async def prepare(self, guild_id: int | None, user_id: int | None = None) -> None:
         """Load what this server's look-ups need: the catalogue the first time (waiting for Unmixr), its clones."""
         while self._snapshot is None:
             await asyncio.shield(self._start(self._refresh_catalogue, "catalogue"))

@@ -13,6 +13,7 @@ from bot.attachments import iter_attachment
 from bot.audio.recording import MAX_BYTES, check_recording, too_large
 from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
+from bot.lookups import ensure_lookups
 from bot.replies import answer, defer
 from bot.storage import CloneQuotaError
 from bot.tree import admin_only
@@ -67,6 +68,8 @@ class Clone(commands.Cog):
         if audio.size > MAX_BYTES:
             raise too_large(audio.size)
         limit = self.bot.settings.max_clones_per_server
+        # Counting and taking a slot are database calls: on a remote database the gate defers first.
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         made = await self.bot.storage.count_cloned_voices(interaction.guild_id)
         if made >= limit:
             raise quota_reached(made, limit)

@@ -36,6 +36,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         shown: str,
     ) -> None:
         assert interaction.guild_id is not None
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         old = await self.bot.storage.set_member_preference(interaction.guild_id, interaction.user.id, name, value)
         old_text = self._show(name, old, interaction.guild_id)
         new_text = shown if value is not None else "cleared (the server's default applies)"
@@ -88,6 +89,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """Clear every preference of the member."""
         assert interaction.guild_id is not None
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         old = await self.bot.storage.reset_member_preferences(interaction.guild_id, interaction.user.id)
         cleared = [
             f"{label} {self._show(name, getattr(old, name), interaction.guild_id)}"

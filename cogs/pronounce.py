@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.errors import InvalidOptionError
 from bot.limits import EMBED_DESCRIPTION, SpokenText, WordText, WordToRemoveText, fit_choices, fit_lines
+from bot.lookups import ensure_lookups
 from bot.replies import answer
 from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
@@ -39,6 +40,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         word, spoken = word.strip(), spoken.strip()
         if not word or not spoken:
             raise InvalidOptionError("Both the word and how it is spoken need some text.")
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         try:
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
@@ -55,6 +57,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         """Remove an entry."""
         require_admin(interaction)
         assert interaction.guild_id is not None
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         old = await self.bot.storage.remove_pronunciation(interaction.guild_id, word.strip())
         if old is None:
             raise InvalidOptionError(f"There is no pronunciation for “{word[:50]}”; `/pronounce list` shows them all.")
@@ -65,6 +68,10 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         self, interaction: discord.Interaction[UnmixrBot], current: str
     ) -> list[app_commands.Choice[str]]:
         assert interaction.guild_id is not None
+        if not self.bot.lookups.ready(interaction.guild_id, interaction.user.id):
+            # An autocomplete cannot defer: answer from memory only, and have the entries read for the next key.
+            self.bot.spawn(self.bot.lookups.prepare(interaction.guild_id, interaction.user.id), name="pronunciations")
+            return []
         wanted = current.casefold()
         entries = await self.bot.storage.list_pronunciations(interaction.guild_id)
         return fit_choices(
@@ -75,6 +82,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
     async def list(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """List every entry."""
         assert interaction.guild_id is not None
+        await ensure_lookups(interaction, ephemeral=True)
         entries = await self.bot.storage.list_pronunciations(interaction.guild_id)
         if not entries:
             await answer(interaction, "This server has no pronunciations yet; admins add them with `/pronounce add`.")

@@ -116,11 +116,12 @@ class Say(commands.Cog):
                 raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
+        # The request writes the usage ledger before it answers: on a remote database that defers first.
+        await ensure_lookups(interaction, ephemeral=play, writes=True)
         if needs_lookup(interaction.guild, text):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
         names = await guild_names(interaction.guild, self.bot.storage, text)
         cleaned = clean_message(text, names, max_length=NO_CUT)
-        await ensure_lookups(interaction, ephemeral=play)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,
@@ -145,13 +146,13 @@ class Say(commands.Cog):
     async def read_aloud(self, interaction: discord.Interaction[UnmixrBot], message: discord.Message) -> None:
         """Speak a message's cleaned text with the caller's voice: in voice if the bot is with them."""
         assert interaction.guild is not None
+        queue = self._queue()
+        in_voice = queue is not None and queue.in_callers_channel(interaction)
+        await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
         server = await self.bot.storage.get_guild_settings(interaction.guild.id)
         limit = resolve("max_length", server=server).value
         names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
         cleaned = clean_message(message.content, names, max_length=limit)
-        queue = self._queue()
-        in_voice = queue is not None and queue.in_callers_channel(interaction)
-        await ensure_lookups(interaction, ephemeral=in_voice)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,

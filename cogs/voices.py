@@ -263,7 +263,7 @@ class VoiceDetailsView(OwnedView):
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Make this voice the member's preference in this server."""
         assert interaction.guild_id is not None
-        await ensure_lookups(interaction, ephemeral=True)
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         await self.cog.bot.storage.set_member_preference(
             interaction.guild_id, interaction.user.id, "voice_id", self.voice.uuid
@@ -278,7 +278,7 @@ class VoiceDetailsView(OwnedView):
         assert interaction.guild_id is not None
         if not is_admin(interaction):
             raise NotAdminError()
-        await ensure_lookups(interaction, ephemeral=True)
+        await ensure_lookups(interaction, ephemeral=True, writes=True)
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         old = await self.cog.bot.storage.set_guild_setting(interaction.guild_id, "voice_id", self.voice.uuid)
         old_voice = self.cog.bot.catalogue.get(old, interaction.guild_id) if old else None
@@ -296,7 +296,7 @@ class Voices(commands.Cog):
         """One page of voices: from Unmixr, or this server's clones for `category: clones`."""
         if filters.category == "clones":
             assert guild_id is not None
-            await self.bot.lookups.prepare(guild_id)  # both callers have deferred already
+            await self.bot.catalogue.prepare(guild_id)  # both callers have deferred already
             clones = self.bot.catalogue.guild_clones(guild_id)
             if filters.query:
                 wanted = filters.query.casefold()
