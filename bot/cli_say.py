@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +24,7 @@ from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.errors import TextTooLongError, UnknownVoiceError
+from bot.files import write_atomically
 from bot.settings import Settings
 from bot.speech import SayOptions, SpeechPlan, SpeechResult, SpeechService
 from bot.storage import Storage
@@ -75,19 +74,6 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise OutputError(f"Cannot write {path}: permission denied.")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it over: never half a file under the name."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 class CatalogueSnapshotClient(UnmixrClient):
@@ -154,7 +140,7 @@ class CatalogueSnapshotClient(UnmixrClient):
         encoded = json.dumps(self._snapshot_pages, separators=(",", ":")).encode()
         try:
             await asyncio.to_thread(self._snapshot_path.parent.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread(_write_atomically, self._snapshot_path, encoded)
+            await asyncio.to_thread(write_atomically, self._snapshot_path, encoded)
         except OSError as error:
             log.debug("could not save the catalogue snapshot: %s", error)
 
@@ -224,7 +210,7 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             await catalogue.close()
         await client.save()
     try:
-        await asyncio.to_thread(_write_atomically, output, result.audio)
+        await asyncio.to_thread(write_atomically, output, result.audio)
     except OSError as error:
         raise OutputError(
             f"Cannot write {output}: {error.strerror or error}; the audio is cached, so running the same command "

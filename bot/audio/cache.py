@@ -9,12 +9,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from bot.files import TEMPORARY_SUFFIX, write_atomically
 
 __all__ = ["AudioCache", "CachedAudio", "cache_key"]
 
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 _KEY_VERSION: Final = 1
 _MAGIC: Final = b"UNMIXR-AUDIO-CACHE 1\n"
 _SUFFIX: Final = ".audio"
-_TEMPORARY_SUFFIX: Final = ".tmp"
 # A temporary file this old was left by a process that died while writing it.
 _STALE_TEMPORARY_SECONDS: Final = 3600
 _KEY_PATTERN: Final = re.compile(r"[0-9a-f]{64}")
@@ -198,7 +198,7 @@ class AudioCache:
                     status = item.stat()
                 except FileNotFoundError:
                     continue
-                if item.name.endswith(_TEMPORARY_SUFFIX) and status.st_mtime < stale_before:
+                if item.name.endswith(TEMPORARY_SUFFIX) and status.st_mtime < stale_before:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(item.path)
                     continue
@@ -264,18 +264,8 @@ def _read_entry(path: Path) -> tuple[CachedAudio, int | None] | None:
 
 def _write_entry(path: Path, data: bytes, *, duration: float | None, output_type: str) -> int:
     """Write an entry atomically (a temporary file in the same folder, renamed over the name); return its size."""
-    contents = _encode_entry(data, duration=duration, output_type=output_type)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=_TEMPORARY_SUFFIX)
-    try:
-        with os.fdopen(descriptor, "wb") as temporary:
-            temporary.write(contents)
-        os.replace(temporary_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary_name)
-        raise
-    return len(contents)
+    return write_atomically(path, _encode_entry(data, duration=duration, output_type=output_type))
 
 
 def _remove_files(paths: list[Path]) -> None:
