@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,21 +339,22 @@ class SpeechService:
         Chunks that were never sent release their hold when the iteration stops early.
         """
         gate = asyncio.Semaphore(CHUNK_CONCURRENCY)
-        started: set[int] = set()
+        sent: set[int] = set()
 
         async def one(index: int, chunk: str) -> ChunkAudio:
             async with gate:
-                started.add(index)
-                return await self._synthesise_chunk(plan, index, chunk, reservation)
+                return await self._synthesise_chunk(plan, index, chunk, reservation, lambda: sent.add(index))
 
         tasks = [asyncio.ensure_future(one(index, chunk)) for index, chunk in enumerate(plan.chunks)]
         try:
             for task in tasks:
-                yield await task
+                # Shielded: stopping this iteration must not cancel a chunk whose request is already out.
+                yield await asyncio.shield(task)
         finally:
             # A chunk whose request is out may be charged already: let it finish so its audio is cached and
-            # counted (a retry then costs nothing for it); only chunks not yet sent are cancelled.
-            unsent = [task for index, task in enumerate(tasks) if not task.done() and index not in started]
+            # counted (a retry then costs nothing for it). Chunks not sent yet (still waiting for a slot of
+            # the upstream limit) are cancelled, and their holds given back.
+            unsent = [task for index, task in enumerate(tasks) if not task.done() and index not in sent]
             for task in unsent:
                 task.cancel()
             for task in tasks:
@@ -362,7 +363,7 @@ class SpeechService:
                     task.add_done_callback(self._chunk_finished)
             await asyncio.gather(*unsent, *(task for task in tasks if task.done()), return_exceptions=True)
             for index in range(len(tasks)):
-                if index not in started:
+                if index not in sent:
                     await reservation.release(index)
 
     def _chunk_finished(self, task: asyncio.Future[ChunkAudio]) -> None:
@@ -396,7 +397,14 @@ class SpeechService:
             from_cache=all(part.from_cache for part in parts),
         )
 
-    async def _synthesise_chunk(self, plan: SpeechPlan, index: int, chunk: str, reservation: Reservation) -> ChunkAudio:
+    async def _synthesise_chunk(
+        self,
+        plan: SpeechPlan,
+        index: int,
+        chunk: str,
+        reservation: Reservation,
+        on_sent: Callable[[], None] | None = None,
+    ) -> ChunkAudio:
         request = plan.request_for(chunk)
         key = _cache_key(request)
         cached = await self._cache.get(key)
@@ -406,8 +414,16 @@ class SpeechService:
             seconds = cached.duration if cached.duration is not None else await duration(cached.data)
             return ChunkAudio(index, cached.data, seconds, 0, True)
         fairness: Hashable = plan.guild_id
+        out = False
+
+        def leaving() -> None:
+            nonlocal out
+            out = True
+            if on_sent is not None:
+                on_sent()
+
         try:
-            result = await self._client.short_tts(request, fairness_key=fairness)
+            result = await self._client.short_tts(request, fairness_key=fairness, on_sent=leaving)
         except UnmixrError as error:
             if error.credit_usage is not None:
                 await reservation.settle(index, len(chunk), error.credit_usage)
@@ -417,8 +433,11 @@ class SpeechService:
                 await reservation.release(index)
             raise
         except BaseException:
-            # Stopped while the request was out: it may have been charged, so the hold counts as spent.
-            await reservation.settle(index, len(chunk), None)
+            if out:
+                # Stopped while the request was out: it may have been charged, so the hold counts as spent.
+                await reservation.settle(index, len(chunk), None)
+            else:
+                await reservation.release(index)  # stopped while it waited for a slot: nothing was sent
             raise
         usage = result.credit_usage if result.usage_reported else None
         await reservation.settle(index, len(chunk), usage)

@@ -418,8 +418,17 @@ class UnmixrClient:
                 raise MalformedResponseError(endpoint=CREDIT_BALANCE_ENDPOINT, detail="no credits in body")
         return self._parse(CreditBalance, credits, CREDIT_BALANCE_ENDPOINT)
 
-    async def short_tts(self, request: TTSRequest, *, fairness_key: Hashable | None = None) -> TTSResult:
-        """Synthesise up to 2,000 characters and return the audio with its duration and cost."""
+    async def short_tts(
+        self,
+        request: TTSRequest,
+        *,
+        fairness_key: Hashable | None = None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> TTSResult:
+        """Synthesise up to 2,000 characters and return the audio with its duration and cost.
+
+        `on_sent` is called when the request leaves (it has its slot): until then, cancelling costs nothing.
+        """
         if len(request.text) > MAX_TEXT_LENGTH:
             # Refused locally: the request could only fail, so it is not sent at all.
             raise InputTooLongError(
@@ -438,6 +447,7 @@ class UnmixrClient:
                 headers=self._api_headers(),
                 json_body=payload,
                 time_limit=self._tts_timeout,
+                on_sent=on_sent,
                 fairness_key=fairness_key,
                 body_cap=body_cap,
                 too_large=AudioTooLargeError,
@@ -555,6 +565,7 @@ class UnmixrClient:
         json_body: Any = None,
         form: aiohttp.FormData | None = None,
         too_large: type[UnmixrError] = MalformedResponseError,
+        on_sent: Callable[[], None] | None = None,
     ) -> _Reply:
         """Make one HTTP request and read its body; a `/short-tts/` attempt holds a slot of the adaptive limit."""
         # Only synthesis loads Unmixr: catalogue reads, clones and downloads of ready audio never queue.
@@ -564,6 +575,8 @@ class UnmixrClient:
             else contextlib.nullcontext()
         )
         async with gate as permit:
+            if on_sent is not None:
+                on_sent()
             try:
                 reply = await self._exchange(
                     method,

@@ -121,3 +121,31 @@ async def test_a_readout_over_the_authors_budget_is_skipped_and_logged(
     # The author over their budget is skipped; the other member, with a budget of their own, is read.
     assert [r.json["text"] for r in speaking.tts_requests()] == [first, prose(40, salt=32)]
     assert any("readout skipped" in r.getMessage() and "member budget" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_skipped_clips_chunks_still_waiting_for_an_upstream_slot_are_never_sent(
+    world: World,
+    voice_server: FakeVoiceServer,  # noqa: F811
+) -> None:
+    # One upstream request at a time: the clip's other chunks wait for the slot while the first is out.
+    await world.start_bot(unmixr_max_concurrency=1)
+    await world.discord.move_member(world.guild, world.member, world.voice)
+    world.unmixr.set_latency(1.0, endpoint="/short-tts/")
+    before = world.unmixr.prebuilt_chars
+    play_task = asyncio.create_task(play(world, unique_text(0, 6000)))
+    await world.discord.wait_until(lambda: len(world.tts_requests()) == 1, what="the first chunk sent")
+    # Skipped while its first chunk is still being synthesised (1 s) and the others wait for the slot.
+    skipped = await world.slash("skip")
+    await skipped.wait_final()
+    assert "Skipped" in skipped.content()
+    await play_task
+    # The chunks that were waiting for the slot are dropped; nothing more is sent, and every hold is back.
+    for _ in range(100):
+        if await held(world) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await held(world) == 0
+    assert len(world.tts_requests()) == 1
+    spent = before - world.unmixr.prebuilt_chars
+    today = await world.bot.storage.usage_for_day(world.guild.id, datetime.now(UTC).date())
+    assert today.credits == spent == len(world.tts_requests()[0].json["text"])
