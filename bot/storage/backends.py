@@ -38,6 +38,9 @@ STATEMENT_TIMEOUT_SECONDS: Final[float] = 15.0
 # Advisory-lock numbers that are not a server's id (ids are positive snowflakes).
 MIGRATION_LOCK: Final[int] = -1
 COMPACTION_LOCK: Final[int] = -2
+# How long a SQLite connection waits for another one's lock, in ms (also bounds the switch to WAL below).
+SQLITE_BUSY_TIMEOUT_MS: Final[int] = 5000
+SQLITE_WAL_RETRY_SECONDS: Final[float] = 0.02
 
 Row = Sequence[Any]
 
@@ -172,6 +175,23 @@ class _SQLiteSession:
             return max(cursor.rowcount, 0)
 
 
+async def _switch_to_wal(connection: aiosqlite.Connection) -> None:
+    """Put the file in WAL mode, waiting out other processes opening the same new file at the same moment.
+
+    The switch needs the file to itself and SQLite answers "database is locked" at once instead of calling
+    the busy handler, so two processes starting together on a fresh file would otherwise fail to start.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except aiosqlite.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(SQLITE_WAL_RETRY_SECONDS)
+
+
 class SQLiteBackend(Backend):
     """A SQLite file in WAL mode through one aiosqlite connection (its own thread)."""
 
@@ -193,8 +213,8 @@ class SQLiteBackend(Backend):
         # isolation_level=None: transactions are begun and ended explicitly, never implicitly.
         connection = await aiosqlite.connect(location, isolation_level=None)
         try:
-            await connection.execute("PRAGMA journal_mode = WAL")
-            await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
+            await _switch_to_wal(connection)
             await connection.execute("PRAGMA foreign_keys = ON")
             # Safe from corruption in WAL mode; only the last commits may be lost on power failure.
             await connection.execute("PRAGMA synchronous = NORMAL")
