@@ -69,6 +69,8 @@ class UnmixrBot(commands.AutoShardedBot):
             tree_cls=UnmixrTree,
             allowed_mentions=NO_MENTIONS,
             chunk_guilds_at_startup=False,
+            # Nothing reads old messages back (readouts speak new ones as they arrive): no message cache.
+            max_messages=None,
             member_cache_flags=discord.MemberCacheFlags.from_intents(bot_intents(message_content=False)),
             allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
@@ -295,6 +297,8 @@ class UnmixrBot(commands.AutoShardedBot):
             task.cancel()
         if self.background_tasks:
             await asyncio.wait(list(self.background_tasks), timeout=5)
+        if hasattr(self, "guard"):
+            await self.guard.flush()
         if hasattr(self, "audio_cache"):
             await self.audio_cache.flush()
         if hasattr(self, "catalogue"):

@@ -3,11 +3,12 @@ is spent; each chunk then settles its hold with what Unmixr charged, or gives it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from bot.errors import UserFacingError
 from bot.metrics import Metrics
@@ -77,21 +78,27 @@ class BudgetError(UserFacingError):
 
 
 class Reservation:
-    """Credits held for one request: each chunk settles its hold with the real cost, or releases it."""
+    """Credits held for one request: each chunk settles its hold with the real cost, or releases it.
+
+    Every change is a delta on the request's ledger row, written in the background (kept, and awaited at
+    shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order.
+    """
 
     def __init__(
         self,
         storage: Storage,
-        ticket: int,
+        ticket: asyncio.Future[int],
         holds: Mapping[int, int],
         cached: Collection[int],
         *,
         cloned_voice: bool,
         metrics: Metrics | None = None,
+        writes: set[asyncio.Task[Any]] | None = None,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
-        self.ticket = ticket
+        self._writes = writes if writes is not None else set()
+        self._ticket = ticket  # the ledger row's id; still being written when nothing could refuse the request
         self._holds = dict(holds)  # chunk index -> credits held, for chunks not in the cache when checked
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
         self._cloned_voice = cloned_voice
@@ -105,6 +112,16 @@ class Reservation:
         """Whether the chunk was in the cache when the request was checked."""
         return index in self._cached
 
+    def _write(self, **deltas: int) -> asyncio.Task[None]:
+        async def write() -> None:
+            await self._storage.settle_usage(await self._ticket, **deltas)
+
+        task = asyncio.get_running_loop().create_task(write(), name="settle-usage")
+        self._writes.add(task)
+        task.add_done_callback(_settled)
+        task.add_done_callback(self._writes.discard)
+        return task
+
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
         held = self._holds.pop(index, 0)
@@ -116,8 +133,8 @@ class Reservation:
             self._metrics.spent(prebuilt=prebuilt, voice_cloning=cloned)
         was_cached = index in self._cached
         self._cached.discard(index)
-        await self._storage.settle_usage(
-            self.ticket,
+        # Not awaited: the answer does not wait for the bookkeeping.
+        self._write(
             release=held,
             characters=characters,
             credits_prebuilt=prebuilt,
@@ -133,19 +150,24 @@ class Reservation:
             return
         held = self._holds.pop(index, 0)
         self._cached.add(index)
-        await self._storage.settle_usage(self.ticket, release=held, requests=1, cache_hits=1)
+        await self._write(release=held, requests=1, cache_hits=1)
 
     async def release(self, index: int) -> None:
         """The chunk was never sent, or got an error answer: its hold is given back."""
         held = self._holds.pop(index, 0)
         if held:
-            await self._storage.settle_usage(self.ticket, release=held)
+            await self._write(release=held)
 
     async def release_all(self) -> None:
         """Give back every hold not settled yet (the request was dropped or failed)."""
         held, self._holds = self.held, {}
         if held:
-            await self._storage.settle_usage(self.ticket, release=held)
+            await self._write(release=held)
+
+
+def _settled(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("recording what a request spent failed", exc_info=task.exception())
 
 
 class CreditGuard:
@@ -165,6 +187,12 @@ class CreditGuard:
         self._server_daily = server_daily
         self._member_hourly = member_hourly
         self.clock = clock
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def flush(self) -> None:
+        """Wait until every settlement is written (before the storage closes, and for tests)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     async def budgets(self, guild_id: int) -> tuple[Budget, Budget]:
         """The server's effective daily budget and its members' effective hourly budget."""
@@ -192,16 +220,30 @@ class CreditGuard:
         `cached` chunks are counted as cache hits: free, and never refused.
         """
         server_budget, member_budget = await self.budgets(guild_id)
-        try:
-            ticket = await self._storage.reserve_usage(
-                guild_id,
-                user_id,
-                amount=sum(holds.values()),
-                cache_hits=len(cached),
-                server_budget=server_budget.limit,
-                member_budget=member_budget.limit,
-                at=self.clock(),
-            )
-        except BudgetExceededError as refused:
-            raise BudgetError(refused) from None
-        return Reservation(self._storage, ticket, holds, cached, cloned_voice=cloned_voice, metrics=self._metrics)
+        amount = sum(holds.values())
+        written = self._storage.reserve_usage(
+            guild_id,
+            user_id,
+            amount=amount,
+            cache_hits=len(cached),
+            server_budget=server_budget.limit,
+            member_budget=member_budget.limit,
+            at=self.clock(),
+        )
+        ticket: asyncio.Future[int]
+        if amount == 0 or (server_budget.limit is None and member_budget.limit is None):
+            # Nothing can refuse it: the ledger row is written while the answer gets under way.
+            task = asyncio.get_running_loop().create_task(written, name="reserve-usage")
+            self._writes.add(task)
+            task.add_done_callback(_settled)
+            task.add_done_callback(self._writes.discard)
+            ticket = task
+        else:
+            ticket = asyncio.get_running_loop().create_future()
+            try:
+                ticket.set_result(await written)
+            except BudgetExceededError as refused:
+                raise BudgetError(refused) from None
+        return Reservation(
+            self._storage, ticket, holds, cached, cloned_voice=cloned_voice, metrics=self._metrics, writes=self._writes
+        )

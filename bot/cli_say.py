@@ -171,15 +171,9 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
         )
         cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         catalogue = Catalogue(client, storage, include_openai=settings.openai_api_key is not None)
-        speech = SpeechService(
-            client,
-            cache,
-            storage,
-            catalogue,
-            # The operator pays the account: server and member budgets are for Discord's members.
-            CreditGuard(storage, server_daily=None, member_hourly=None),
-            operator_voice_id=settings.default_voice_id,
-        )
+        # The operator pays the account: server and member budgets are for Discord's members.
+        guard = CreditGuard(storage, server_daily=None, member_hourly=None)
+        speech = SpeechService(client, cache, storage, catalogue, guard, operator_voice_id=settings.default_voice_id)
 
         async def plan() -> SpeechPlan:
             return await speech.plan(
@@ -206,6 +200,7 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
         finally:
             await reservation.release_all()
             # The cache writes in the background: the next run must find this audio on disk.
+            await guard.flush()
             await cache.flush()
             await catalogue.close()
         await client.save()

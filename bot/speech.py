@@ -72,6 +72,16 @@ class SpeechPlan:
     output_type: str
     pronunciations: dict[str, str]
     dropped: list[str] = field(default_factory=list)
+    # Each chunk's request and cache key, built once: the budget check and the synthesis both need them.
+    _requests: dict[int, tuple[TTSRequest, str]] = field(default_factory=dict, repr=False)
+
+    def request(self, index: int) -> tuple[TTSRequest, str]:
+        """The Unmixr request for chunk `index` and its audio-cache key."""
+        made = self._requests.get(index)
+        if made is None:
+            request = self.request_for(self.chunks[index])
+            made = self._requests[index] = (request, _cache_key(request))
+        return made
 
     def request_for(self, chunk: str) -> TTSRequest:
         """The Unmixr request for one chunk, with only the pronunciations that occur in it."""
@@ -308,7 +318,7 @@ class SpeechService:
         # The joined file of a long text is cached too, so a repeated long text is not joined again.
         if len(plan.chunks) < 2:
             return None
-        return cache_key(chunks=[_cache_key(plan.request_for(chunk)) for chunk in plan.chunks])
+        return cache_key(chunks=[plan.request(index)[1] for index in range(len(plan.chunks))])
 
     async def reserve(self, plan: SpeechPlan, *, joined: bool = False) -> Reservation:
         """Check the budgets and hold the request's estimate: its chunks' code points, cached chunks free.
@@ -321,9 +331,7 @@ class SpeechService:
         if joined_key is not None and joined_key in self._cache:
             cached = set(range(len(plan.chunks)))
         else:
-            cached = {
-                index for index, chunk in enumerate(plan.chunks) if _cache_key(plan.request_for(chunk)) in self._cache
-            }
+            cached = {index for index in range(len(plan.chunks)) if plan.request(index)[1] in self._cache}
         holds = {index: len(chunk) for index, chunk in enumerate(plan.chunks) if index not in cached}
         return await self._guard.reserve(
             guild_id=plan.guild_id,
@@ -405,8 +413,7 @@ class SpeechService:
         reservation: Reservation,
         on_sent: Callable[[], None] | None = None,
     ) -> ChunkAudio:
-        request = plan.request_for(chunk)
-        key = _cache_key(request)
+        request, key = plan.request(index)
         cached = await self._cache.get(key)
         self._metrics.cache(hit=cached is not None)
         if cached is not None:

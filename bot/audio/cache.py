@@ -27,6 +27,8 @@ _MAGIC: Final = b"UNMIXR-AUDIO-CACHE 1\n"
 _SUFFIX: Final = ".audio"
 # A temporary file this old was left by a process that died while writing it.
 _STALE_TEMPORARY_SECONDS: Final = 3600
+# How long put_soon() waits before writing (the clip is served from memory meanwhile).
+WRITE_DELAY_SECONDS: Final = 0.05
 _KEY_PATTERN: Final = re.compile(r"[0-9a-f]{64}")
 _OUTPUT_TYPE_PATTERN: Final = re.compile(r"[a-z0-9]{1,16}")
 
@@ -152,6 +154,8 @@ class AudioCache:
         task.add_done_callback(self._writes.discard)
 
     async def _write_pending(self, key: str) -> None:
+        # Let the answer that brought this clip go out first: the write competes with it for the interpreter.
+        await asyncio.sleep(WRITE_DELAY_SECONDS)
         audio = self._pending[key]
         try:
             await self.put(key, audio.data, duration=audio.duration, output_type=audio.output_type)

@@ -133,7 +133,7 @@ def clean_message(content: str, resolver: MentionResolver, *, max_length: int) -
     text = _PLACEHOLDERS.sub("", content)
     text = _TOKENS.sub(lambda match: _replace_token(match, resolver), text)
     text = _remove_markdown(text)
-    text = "".join(_restore_escape(character) for character in text)
+    text = text.translate(_RESTORE_ESCAPES)
     text = _REPEATS.sub(r"\1\1\1", text)
     text = _WHITESPACE.sub(" ", text).strip()
     return truncate(text, max_length)
@@ -242,7 +242,5 @@ def _remove_markdown(text: str) -> str:
     return _STRAY_MARKERS.sub("", text)
 
 
-def _restore_escape(character: str) -> str:
-    """Return the escaped character a placeholder stands for, or the character itself."""
-    offset = ord(character) - _PLACEHOLDER_BASE
-    return chr(offset) if 0 <= offset < 0x80 else character
+# Each placeholder back to the escaped character it stands for (str.translate: one pass in C).
+_RESTORE_ESCAPES: Final = {_PLACEHOLDER_BASE + code: chr(code) for code in range(0x80)}

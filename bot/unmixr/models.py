@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,7 +35,12 @@ class _Tolerant(BaseModel):
 
 
 class Voice(_Tolerant):
-    """One voice of the catalogue or one cloned voice; any subset of fields may be present."""
+    """One voice of the catalogue or one cloned voice; any subset of fields may be present.
+
+    Frozen: what is worked out from its fields once (`languages`) stays true.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     uuid: str = ""
     character: str = ""
@@ -96,9 +102,10 @@ class Voice(_Tolerant):
         """The voice's display name."""
         return self.character
 
-    @property
+    @functools.cached_property
     def languages(self) -> list[str]:
         """Every language the voice speaks: `language`, then `other_languages`, then locales, deduplicated."""
+        # Worked out once per voice: every request checks that its voice speaks the language asked for.
         seen: set[str] = set()
         ordered: list[str] = []
         candidates = [self.language or "", *self.other_languages, *self.supported_locales]
