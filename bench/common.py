@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 TTS = "/short-tts/"
 DOWNLOAD = "/audio/"
 POLL_SECONDS = 0.005
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def configure_logging() -> None:
@@ -305,3 +307,81 @@ async def stack(
         await discord_fake.close()
         await unmixr.close()
         await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+def bot_environment(
+    directory: Path,
+    discord_fake: FakeDiscord,
+    unmixr: FakeUnmixr,
+    *,
+    code: Path = REPOSITORY,
+    log_level: str = "WARNING",
+    **settings: str,
+) -> dict[str, str]:
+    """The whole configuration of a `python -m bot` run from `code` against the stand-ins, its data in `directory`.
+
+    `settings` are more environment variables (`DEV_GUILD_ID`, `SSL_CERT_FILE`...).
+    """
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(directory)),
+        "PYTHONPATH": str(code),
+        "DISCORD_TOKEN": DISCORD_TOKEN,
+        "UNMIXR_API_KEY": UNMIXR_KEY,
+        "UNMIXR_BASE_URL": unmixr.base_url,
+        "DISCORD_API_BASE": discord_fake.api_base,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DATABASE_PATH": str(directory / "data" / "bot.sqlite3"),
+        "AUDIO_CACHE_DIR": str(directory / "data" / "audio-cache"),
+        "LOG_LEVEL": log_level,
+        **settings,
+    }
+
+
+async def launch_bot(directory: Path, environment: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start `python -m bot` in `directory` (which has no .env: `environment` is its whole configuration).
+
+    Its output goes to `directory / "bot.log"`.
+    """
+    with (directory / "bot.log").open("wb") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=directory, env=environment, stdout=log, stderr=log
+        )
+
+
+async def start_bot_process(
+    directory: Path,
+    discord_fake: FakeDiscord,
+    unmixr: FakeUnmixr,
+    dev_guild: FakeGuild,
+    *,
+    code: Path = REPOSITORY,
+    voice: FakeVoiceServer | None = None,
+) -> asyncio.subprocess.Process:
+    """Start the bot in its own process; returns once it is connected and has synced its commands."""
+    extra = {"DEV_GUILD_ID": str(dev_guild.id)}
+    if voice is not None:
+        # The voice stand-in's self-signed certificate is the only one the bot needs to trust.
+        extra["SSL_CERT_FILE"] = str(voice.cert_path)
+    process = await launch_bot(directory, bot_environment(directory, discord_fake, unmixr, code=code, **extra))
+    await discord_fake.wait_until_connected(timeout=60)
+    await discord_fake.wait_until(lambda: bool(discord_fake.commands.get(dev_guild.id)), timeout=30, what="sync")
+    # The bot synced its commands to one server; the others see the same commands as global ones.
+    discord_fake.commands["global"] = list(discord_fake.commands[dev_guild.id])
+    return process
+
+
+async def stop_bot_process(process: asyncio.subprocess.Process, directory: Path, *, timeout: float = 5.0) -> None:
+    """SIGTERM the bot and wait for it (killing it after `timeout`); show its log if it failed."""
+    killed = False
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            process.kill()
+            killed = True
+            await process.wait()
+    if process.returncode not in (0, -15) and not killed:
+        log = (directory / "bot.log").read_text(errors="replace")
+        print(f"the bot exited with {process.returncode}; its log:\n{log[-3000:]}")

@@ -21,7 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DISCORD_TOKEN, MEMBER_PERMISSIONS, UNMIXR_KEY, Report, configure_logging
+from bench.common import (
+    DISCORD_TOKEN,
+    MEMBER_PERMISSIONS,
+    UNMIXR_KEY,
+    Report,
+    bot_environment,
+    configure_logging,
+    launch_bot,
+)
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.unmixr import FakeUnmixr
 
@@ -31,7 +39,6 @@ GOAL_MB = 200.0
 # The extra, informative run: guilds closer to a real community server.
 LARGER_CHANNELS = 19
 LARGER_ROLES = 10
-REPOSITORY = Path(__file__).resolve().parent.parent
 # The bot is idle once its CPU time grows by at most this many clock ticks a second, this many seconds running.
 IDLE_TICKS = 2
 IDLE_SECONDS = 3
@@ -111,24 +118,8 @@ async def measure(guilds: int, shards: int, channels: int = 1, roles: int = 0) -
         built = time.monotonic() - started
         await unmixr.start()
         await discord_fake.start()
-        environment = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", str(directory)),
-            "PYTHONPATH": str(REPOSITORY),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "UNMIXR_API_KEY": UNMIXR_KEY,
-            "UNMIXR_BASE_URL": unmixr.base_url,
-            "DISCORD_API_BASE": discord_fake.api_base,
-            "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-            "DATABASE_PATH": str(directory / "data" / "bot.sqlite3"),
-            "AUDIO_CACHE_DIR": str(directory / "data" / "audio-cache"),
-            "LOG_LEVEL": "INFO",
-        }
-        with log_file.open("wb") as log:
-            # The folder has no .env, so the environment above is the whole configuration.
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=directory, env=environment, stdout=log, stderr=log
-            )
+        environment = bot_environment(directory, discord_fake, unmixr, log_level="INFO")
+        process = await launch_bot(directory, environment)
         launched = time.monotonic()
         await discord_fake.wait_until_connected(timeout=30 + 10 * shards)
         connected = time.monotonic() - launched

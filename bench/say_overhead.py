@@ -1,6 +1,9 @@
 """Target: the bot's overhead on /say (end to end, minus the Unmixr stand-in's own latency) under 5 ms at p50.
 
 No subprocess is on the path of a one-chunk reply. A naive bot (bench/naive_bot.py) is measured the same way.
+The bot runs twice: in this process beside the stand-ins (their work on the same event loop is counted
+against it), and as its own `python -m bot` process, as it runs in production (the stand-ins' work is off
+its loop, but every hop between the processes adds a wake-up).
 
 One /say at a time, each with a distinct text of about 100 characters (no cache hits). End to end is
 from the Discord stand-in dispatching the interaction (`created_at`) to the final answer, the edit with
@@ -20,7 +23,19 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import DOWNLOAD, TTS, Report, Stack, answered, busy_seconds, describe_ms, percentile, stack
+from bench.common import (
+    DOWNLOAD,
+    TTS,
+    Report,
+    Stack,
+    answered,
+    busy_seconds,
+    describe_ms,
+    percentile,
+    stack,
+    start_bot_process,
+    stop_bot_process,
+)
 from bench.naive_bot import running_naive_bot
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.unmixr import FakeUnmixr
@@ -115,8 +130,15 @@ async def run() -> Report:
     async with stack(prepare=timed_rest(rest_intervals), start=False) as state:
         async with running_naive_bot(state.settings, state.discord, state.guild.id):
             naive = await measure(state, rest_intervals)
+    async with stack(prepare=timed_rest(rest_intervals), start=False) as state:
+        process = await start_bot_process(state.directory, state.discord, state.unmixr, state.guild)
+        try:
+            separate = await measure(state, rest_intervals)
+        finally:
+            await stop_bot_process(process, state.directory)
 
-    for name, figures in (("this bot", ours), ("naive bot", naive)):
+    runs = (("this bot, in this process", ours), ("naive bot, in this process", naive))
+    for name, figures in (*runs, ("this bot, in its own process", separate)):
         print(f"== {name}")
         print(f"end to end:                        {describe_ms(figures.end_to_end)}")
         print(f"Unmixr stand-in serving:           {describe_ms(figures.upstream)}")
@@ -129,8 +151,10 @@ async def run() -> Report:
         print(f"upstream requests per /say: {figures.upstream_requests / REQUESTS:.1f} (/short-tts/ and the download)")
     p50 = percentile(ours.overheads, 50)
     naive_p50 = percentile(naive.overheads, 50)
+    separate_p50 = percentile(separate.overheads, 50)
     report.add("overhead p50", p50 * 1000, "ms", "< 5 ms", p50 < GOAL)
     report.add("overhead p99", percentile(ours.overheads, 99) * 1000, "ms")
+    report.add("overhead p50, bot in its own process", separate_p50 * 1000, "ms", summary=True)
     report.add("naive bot overhead p50", naive_p50 * 1000, "ms", summary=True)
     report.add("this bot's cost over the naive bot, p50", (p50 - naive_p50) * 1000, "ms", summary=True)
     report.add("overhead p50, minus Discord stand-in", percentile(ours.strict, 50) * 1000, "ms")
@@ -143,10 +167,12 @@ async def run() -> Report:
     )
     report.note(
         f"{REQUESTS} sequential /say of ~100 characters, distinct texts, no injected latency (then "
-        f"{LATENCY_CHECK_REQUESTS} with {LATENCY_CHECK_SECONDS * 1000:.0f} ms, as a check); bot and stand-ins "
-        "share one process, so the Discord stand-in's work (dispatching the interaction, handling the defer and "
-        "the edit with the attachment) is inside the first figure and taken out in the second. The naive bot "
-        "(bench/naive_bot.py: defer, one upstream call, attach) runs the same /say on fresh stand-ins afterwards."
+        f"{LATENCY_CHECK_REQUESTS} with {LATENCY_CHECK_SECONDS * 1000:.0f} ms, as a check). The headline runs the "
+        "bot in this process, beside the stand-ins, so the Discord stand-in's work (dispatching the interaction, "
+        "handling the defer and the edit with the attachment) shares its event loop and is counted against it; "
+        "'minus Discord stand-in' takes the REST handling out again. The naive bot (bench/naive_bot.py: defer, one "
+        "upstream call, attach) runs the same way on fresh stand-ins. 'In its own process' runs `python -m bot` as "
+        "in production: the stand-ins' work leaves the bot's loop, and each hop adds a wake-up of the other process."
     )
     return report
 

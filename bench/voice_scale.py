@@ -45,11 +45,14 @@ import aiohttp
 from bench.common import (
     DISCORD_TOKEN,
     MEMBER_PERMISSIONS,
+    REPOSITORY,
     UNMIXR_KEY,
     Report,
     configure_logging,
     first_answer,
     percentile,
+    start_bot_process,
+    stop_bot_process,
     wait_all,
 )
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
@@ -71,7 +74,6 @@ STALLED_SECONDS = 3.0
 # A stream with all its frames is over once nothing more arrived for this long.
 QUIET_SECONDS = 0.3
 ROUND_TIMEOUT = 120.0
-REPOSITORY = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -229,61 +231,6 @@ def stream_done(server: Server, session: VoiceSession | None, now: float) -> boo
     return quiet > STALLED_SECONDS
 
 
-async def start_bot(
-    directory: Path,
-    code: Path,
-    discord_fake: FakeDiscord,
-    unmixr: FakeUnmixr,
-    voice: FakeVoiceServer,
-    dev_guild: FakeGuild,
-) -> asyncio.subprocess.Process:
-    """Start `python -m bot` from `code` against the stand-ins; returns once it is connected with its commands."""
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", str(directory)),
-        "PYTHONPATH": str(code),
-        "DISCORD_TOKEN": DISCORD_TOKEN,
-        "UNMIXR_API_KEY": UNMIXR_KEY,
-        "UNMIXR_BASE_URL": unmixr.base_url,
-        "DISCORD_API_BASE": discord_fake.api_base,
-        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-        "DATABASE_PATH": str(directory / "data" / "bot.sqlite3"),
-        "AUDIO_CACHE_DIR": str(directory / "data" / "audio-cache"),
-        "DEV_GUILD_ID": str(dev_guild.id),
-        "LOG_LEVEL": "WARNING",
-        # The voice stand-in's self-signed certificate is the only one the bot needs to trust.
-        "SSL_CERT_FILE": str(voice.cert_path),
-    }
-    log = (directory / "bot.log").open("wb")
-    # The folder has no .env, so the environment above is the whole configuration.
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=directory, env=environment, stdout=log, stderr=log
-    )
-    log.close()
-    await discord_fake.wait_until_connected(timeout=60)
-    await discord_fake.wait_until(lambda: bool(discord_fake.commands.get(dev_guild.id)), timeout=30, what="sync")
-    # The bot synced its commands to one server; the others see the same commands as global ones.
-    discord_fake.commands["global"] = list(discord_fake.commands[dev_guild.id])
-    return process
-
-
-async def stop_bot(process: asyncio.subprocess.Process, directory: Path) -> None:
-    """SIGTERM the bot and wait for it; show its log if it failed."""
-    killed = False
-    if process.returncode is None:
-        process.terminate()
-        try:
-            # Leaving 100 voice channels waits on discord.py's gateway rate limit: no need to watch that.
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            process.kill()
-            killed = True
-            await process.wait()
-    if process.returncode not in (0, -15) and not killed:
-        log = (directory / "bot.log").read_text(errors="replace")
-        print(f"the bot exited with {process.returncode}; its log:\n{log[-3000:]}")
-
-
 async def join_all(discord_fake: FakeDiscord, voice: FakeVoiceServer, servers: list[Server]) -> float:
     """Have every listener run /join, so the round measures playing, not connecting; returns how long it took."""
     started = time.monotonic()
@@ -375,7 +322,7 @@ async def measure(count: int, code: Path, *, verbose: bool = False) -> RoundResu
         await voice.start()
         voice.attach(discord_fake)
         await warm_tones(unmixr, servers)
-        process = await start_bot(directory, code, discord_fake, unmixr, voice, servers[0].guild)
+        process = await start_bot_process(directory, discord_fake, unmixr, servers[0].guild, code=code, voice=voice)
         # One /say through the whole path first: the catalogue is loaded and the first-use costs are paid.
         warm = await discord_fake.slash(servers[0].guild, servers[0].text, servers[0].asker, "say", {"text": "Hi."})
         if await wait_all([warm], first_answer, timeout=60):
@@ -438,7 +385,8 @@ async def measure(count: int, code: Path, *, verbose: bool = False) -> RoundResu
         )
     finally:
         if process is not None:
-            await stop_bot(process, directory)
+            # Leaving 100 voice channels waits on discord.py's gateway rate limit: no need to watch that.
+            await stop_bot_process(process, directory)
         await voice.close()
         await discord_fake.close()
         await unmixr.close()
