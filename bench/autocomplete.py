@@ -147,7 +147,7 @@ class CallbackTimer:
     def __init__(self) -> None:
         self.seconds: list[float] = []
         self.cpu_seconds: list[float] = []
-        self.module = sys.modules["cogs.say"]  # extensions are loaded as fresh modules
+        self.module: Any = sys.modules["cogs.say"]  # extensions are loaded as fresh modules
         self.original: Callable[..., Awaitable[Any]] = self.module.voice_choices
 
     def install(self) -> None:

@@ -22,6 +22,7 @@ Run: python -m bench.database
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -78,13 +79,13 @@ async def storage_latencies(location: str | Path) -> dict[str, list[float]]:
             await storage.set_guild_setting(guild_id, "rate", "+5%")
             await storage.set_member_preference(guild_id, USER, "nickname", "Bench")
         for guild_id in servers:  # every entry was cached by its write
-            await timed(results["hit"], lambda guild_id=guild_id: storage.get_guild_settings(guild_id))
+            await timed(results["hit"], functools.partial(storage.get_guild_settings, guild_id))
         storage.forget_guilds(lambda _guild_id: True)
         for guild_id in servers:
-            await timed(results["miss"], lambda guild_id=guild_id: storage.get_guild_settings(guild_id))
+            await timed(results["miss"], functools.partial(storage.get_guild_settings, guild_id))
         storage.forget_guilds(lambda _guild_id: True)
         for guild_id in servers:
-            await timed(results["warm"], lambda guild_id=guild_id: storage.warm(guild_id, USER))
+            await timed(results["warm"], functools.partial(storage.warm, guild_id, USER))
         for guild_id in servers:
             reserve = storage.reserve_usage(
                 guild_id, USER, amount=100, server_budget=1_000_000, member_budget=1_000_000
@@ -94,8 +95,8 @@ async def storage_latencies(location: str | Path) -> dict[str, list[float]]:
             results["reserve"].append(time.perf_counter() - started)
             await timed(
                 results["settle"],
-                lambda ticket=ticket: storage.settle_usage(
-                    ticket, release=100, characters=100, credits_prebuilt=100, requests=1
+                functools.partial(
+                    storage.settle_usage, ticket, release=100, characters=100, credits_prebuilt=100, requests=1
                 ),
             )
     finally:

@@ -50,7 +50,7 @@ async def run() -> Report:
                 break
             await asyncio.sleep(0.05)
         spent = before - state.unmixr.prebuilt_chars
-        sent = sum(len(r.json["text"]) for r in state.unmixr.requests if r.endpoint == TTS)
+        sent = sum(len(r.json["text"]) for r in state.unmixr.requests if r.endpoint == TTS and r.json is not None)
         recorded = usage.credits
     print(f"{CLIPS} clips of {CHARACTERS} characters queued in {queued_in:.2f} s, then /stop")
     print(f"Unmixr charged {spent} credits for {sent} characters sent; the bot recorded {recorded}, holds {held}")
