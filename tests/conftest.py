@@ -13,6 +13,7 @@ import pytest
 
 from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.discord_voice import FakeVoiceServer
 from tests.fakes.harness import BotRunner
 from tests.fakes.unmixr import FakeUnmixr
 
@@ -136,6 +137,19 @@ async def running(world: World) -> World:
     """The world with the bot started."""
     await world.start_bot()
     return world
+
+
+@pytest.fixture
+async def voice_server(world: World) -> AsyncIterator[FakeVoiceServer]:
+    """The voice stand-in, attached to the Discord stand-in, its certificate trusted by this process."""
+    server = FakeVoiceServer()
+    await server.start()
+    server.attach(world.discord)
+    server.trust_in_process()
+    yield server
+    # The bot leaves first, as it would on Discord; closing the server under it would leave its poller failing.
+    await world.stop_bot()
+    await server.close()
 
 
 @pytest.fixture(autouse=True)

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import discord
-import pytest
 
 from bot.voice_internals import connection_task
 from tests.conftest import World
 from tests.fakes.discord_voice import FakeVoiceServer
-
-
-@pytest.fixture
-async def voice_server(world: World) -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
-    await server.start()
-    server.attach(world.discord)
-    server.trust_in_process()
-    yield server
-    await world.stop_bot()
-    await server.close()
 
 
 async def test_the_voice_connection_task_ends_with_the_error_that_dropped_it(

@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.storage import Storage
 from tests.conftest import World
@@ -141,18 +138,6 @@ def _recording(folder: Path) -> bytes:
     source = ["-f", "lavfi", "-i", "sine=frequency=220:duration=35", "-ac", "1", "-b:a", "32k"]
     subprocess.run([ffmpeg, "-v", "error", "-y", *source, str(target)], check=True, timeout=60)
     return target.read_bytes()
-
-
-@pytest.fixture
-async def voice_server(world: World) -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
-    await server.start()
-    server.attach(world.discord)
-    server.trust_in_process()
-    yield server
-    # The bot leaves first, as it would on Discord.
-    await world.stop_bot()
-    await server.close()
 
 
 @dataclass(frozen=True)

@@ -287,17 +287,6 @@ async def test_over_long_options_are_refused_by_the_client_and_by_the_bot(
     assert len(running.unmixr.requests) == before
 
 
-@pytest.fixture
-async def voice_server(world: World) -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
-    await server.start()
-    server.attach(world.discord)
-    server.trust_in_process()
-    yield server
-    await world.stop_bot()
-    await server.close()
-
-
 async def test_queue_of_50_clips_with_long_labels_fits_one_message(world: World, voice_server: FakeVoiceServer) -> None:
     await world.start_bot()
     await world.discord.move_member(world.guild, world.member, world.voice)

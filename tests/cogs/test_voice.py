@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,18 +15,6 @@ from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
 VIEW_CHANNEL = 1 << 10
 CONNECT = 1 << 20
 SPEAK = 1 << 21
-
-
-@pytest.fixture
-async def voice_server(world: World) -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
-    await server.start()
-    server.attach(world.discord)
-    server.trust_in_process()
-    yield server
-    # The bot leaves first, as it would on Discord; closing the server under it would leave its poller failing.
-    await world.stop_bot()
-    await server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.cogs.test_voice import speaking, voice_server, wait_clips  # noqa: F401 (fixtures)
+from tests.cogs.test_voice import speaking, wait_clips  # noqa: F401 (fixtures)
 from tests.conftest import World
 from tests.fakes.discord_server import ChannelOption
 from tests.fakes.discord_voice import FakeVoiceServer
@@ -37,7 +37,7 @@ async def held(world: World) -> int:
 
 async def test_twenty_long_clips_then_stop_spend_at_most_two_clips(
     speaking: World,  # noqa: F811
-    voice_server: FakeVoiceServer,  # noqa: F811
+    voice_server: FakeVoiceServer,
 ) -> None:
     before = speaking.unmixr.prebuilt_chars
     answers = [await play(speaking, unique_text(n, 6000)) for n in range(20)]
@@ -66,7 +66,7 @@ async def test_twenty_long_clips_then_stop_spend_at_most_two_clips(
 
 async def test_the_next_clip_is_synthesised_while_the_current_one_plays(
     speaking: World,  # noqa: F811
-    voice_server: FakeVoiceServer,  # noqa: F811
+    voice_server: FakeVoiceServer,
 ) -> None:
     texts = [prose(40, salt=n) for n in range(4)]
     for text in texts:
@@ -80,7 +80,7 @@ async def test_the_next_clip_is_synthesised_while_the_current_one_plays(
 
 async def test_a_queued_clip_that_fails_is_skipped_and_its_requester_told(
     speaking: World,  # noqa: F811
-    voice_server: FakeVoiceServer,  # noqa: F811
+    voice_server: FakeVoiceServer,
 ) -> None:
     await play(speaking, prose(40, salt=20))
     await play(speaking, prose(40, salt=21))
@@ -99,7 +99,7 @@ async def test_a_queued_clip_that_fails_is_skipped_and_its_requester_told(
 
 async def test_a_readout_over_the_authors_budget_is_skipped_and_logged(
     speaking: World,  # noqa: F811
-    voice_server: FakeVoiceServer,  # noqa: F811
+    voice_server: FakeVoiceServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     for subcommand, options in (
@@ -125,7 +125,7 @@ async def test_a_readout_over_the_authors_budget_is_skipped_and_logged(
 
 async def test_a_skipped_clips_chunks_still_waiting_for_an_upstream_slot_are_never_sent(
     world: World,
-    voice_server: FakeVoiceServer,  # noqa: F811
+    voice_server: FakeVoiceServer,
 ) -> None:
     # One upstream request at a time: the clip's other chunks wait for the slot while the first is out.
     await world.start_bot(unmixr_max_concurrency=1)
