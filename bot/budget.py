@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from bot.errors import UserFacingError
 from bot.metrics import Metrics
@@ -17,6 +17,7 @@ from bot.storage import BudgetExceededError, Storage
 from bot.unmixr import CreditUsage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BudgetSource = Literal["server", "operator", "default"]
 Clock = Callable[[], datetime]
@@ -116,11 +117,7 @@ class Reservation:
         async def write() -> None:
             await self._storage.settle_usage(await self._ticket, **deltas)
 
-        task = asyncio.get_running_loop().create_task(write(), name="settle-usage")
-        self._writes.add(task)
-        task.add_done_callback(_settled)
-        task.add_done_callback(self._writes.discard)
-        return task
+        return _in_background(write(), self._writes, name="settle-usage")
 
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
@@ -163,6 +160,15 @@ class Reservation:
         held, self._holds = self.held, {}
         if held:
             await self._write(release=held)
+
+
+def _in_background(write: Coroutine[Any, Any, T], writes: set[asyncio.Task[Any]], *, name: str) -> asyncio.Task[T]:
+    """Run a ledger write as a task kept in `writes` until it ends (the guard's flush waits for them)."""
+    task = asyncio.get_running_loop().create_task(write, name=name)
+    writes.add(task)
+    task.add_done_callback(_settled)
+    task.add_done_callback(writes.discard)
+    return task
 
 
 def _settled(task: asyncio.Task[Any]) -> None:
@@ -233,11 +239,7 @@ class CreditGuard:
         ticket: asyncio.Future[int]
         if amount == 0 or (server_budget.limit is None and member_budget.limit is None):
             # Nothing can refuse it: the ledger row is written while the answer gets under way.
-            task = asyncio.get_running_loop().create_task(written, name="reserve-usage")
-            self._writes.add(task)
-            task.add_done_callback(_settled)
-            task.add_done_callback(self._writes.discard)
-            ticket = task
+            ticket = _in_background(written, self._writes, name="reserve-usage")
         else:
             ticket = asyncio.get_running_loop().create_future()
             try:
