@@ -12,8 +12,23 @@ It refuses what real Discord refuses, the way Discord answers it:
 - autocomplete choices likewise; an attachment over the interaction's `attachment_size_limit` gets 413, code
   40005 "Request entity too large";
 - an interaction not acknowledged within `callback_deadline` (3 s, on by default: pass None to switch it off)
-  gets 404, code 10062 "Unknown interaction", and its token is then dead; after 15 minutes of `clock` time a
-  token gets 401, code 50027 "Invalid Webhook Token" on webhook routes (`clock.advance` ages interactions).
+  of its creation gets 404, code 10062 "Unknown interaction", and its token is then dead; each interaction is
+  created `delivery_delay` (0.5 s) before it is dispatched, as delivery takes part of Discord's 3 s, and its id
+  carries that creation time; after `token_lifetime` (15 minutes) a token gets 401, code 50027 "Invalid Webhook
+  Token" on webhook routes. There is one clock, real time, shared with the bot and discord.py's view timeouts:
+  a test scales `token_lifetime` down rather than moving one side's clock;
+- every 401, 403 and 429 answer is counted in `invalid_requests` (Discord bans an IP at 10,000 in 10 minutes);
+  `wasted_requests()` leaves out the 429s a test asked for, and conftest's `discord_fake` fails a test that
+  wasted any;
+- REST rate limits (per-route buckets with `X-RateLimit-*` headers, the global limit, 429s on demand with
+  `rate_limits.throttle`: `discord_ratelimits.py`) and the gateway's rules (compression, IDENTIFY concurrency,
+  the send limit and close codes: `discord_gateway.py`);
+- commands: the documented name pattern (letters of any script, lowercase) for names and localizations, the
+  8,000-character total with the longest localizations, at most 100 CHAT_INPUT, 15 USER and 15 MESSAGE commands
+  per scope (400, code 30032), 200 creates a day per guild (429, code 30034), and a global command offered in
+  servers only if its `contexts` include GUILD (a guild command's `contexts` is ignored, as documented);
+- a server's AutoMod keyword rules block the bot's messages with 400, code 200000; uploads are limited by the
+  server's boost tier (`premium_tier`); an edit whose `attachments` does not list an upload drops it.
 - Option values outside the registered schema (over `max_length`, a missing required option, a value not among
   the choices, a number out of range) are never sent by Discord's client, which refuses them as the member types:
   `slash` and `autocomplete` raise `ClientRefused` and dispatch nothing (recorded in `client_refusals`).
