@@ -1782,7 +1782,9 @@ class FakeDiscord(FakeGateway):
 
     def upload_limit_of(self, guild: FakeGuild) -> int:
         """The most bytes an attachment may have in this server: the default limit, or its boost tier's."""
-        return max(self.upload_limit, p.BOOST_TIER_UPLOAD_LIMITS[guild.premium_tier])
+        if guild.premium_tier >= 2:  # tiers 0 and 1 keep the default (which a test may lower)
+            return max(self.upload_limit, p.BOOST_TIER_UPLOAD_LIMITS[guild.premium_tier])
+        return self.upload_limit
 
     def _check_uploads(self, uploads: list[_Upload], limit: int) -> None:
         for upload in uploads:
