@@ -72,12 +72,15 @@ class LowBalanceWatch:
         if self._post is None:
             return
         # Recorded in the database first, so however many processes see it, one message is posted a day.
-        if not await self._storage.claim_alert(kind, self._clock().date()):
+        day = self._clock().date()
+        if not await self._storage.claim_alert(kind, day):
             return
         try:
             await self._post(f"⚠️ {sentence}")
         except Exception as error:
-            log.warning("could not post the low-balance alert: %s", error)
+            # Not lost: the claim is given back, so the next check (or another process) posts it.
+            log.warning("could not post the low-balance alert, it will be tried again: %s", error)
+            await self._storage.release_alert(kind, day)
 
     async def run(self) -> None:
         """Check at start, then every 15 minutes, for as long as the bot runs."""

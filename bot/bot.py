@@ -28,13 +28,15 @@ from bot.speech import SpeechService
 from bot.storage import Storage
 from bot.tree import UnmixrTree
 from bot.unmixr import UnmixrClient
+from bot.voice_internals import view_takes
 
 log = logging.getLogger(__name__)
 
 # How long a shutdown waits for interactions that are still being answered.
 SHUTDOWN_GRACE_SECONDS = 25.0
-# A control press that no view has acknowledged by then belongs to a view this process no longer has.
-STALE_CONTROL_GRACE_SECONDS = 2.0
+# Should discord.py's view store be unreadable, a control press that no view has acknowledged by then belongs to
+# a view this process no longer has (an answer is due within 2.5 s of receipt: PRODUCT.md, Discord's limits).
+STALE_CONTROL_GRACE_SECONDS = 1.5
 COMPACT_SECONDS = 6 * 3600
 
 
@@ -233,9 +235,13 @@ class UnmixrBot(commands.AutoShardedBot):
         """Answer presses on controls nobody handles any more (a view from before a restart, or timed out)."""
         if interaction.type is not discord.InteractionType.component:
             return
-        await asyncio.sleep(STALE_CONTROL_GRACE_SECONDS)
-        if interaction.response.is_done():
+        taken = view_takes(interaction)
+        if taken:
             return
+        if taken is None:
+            await asyncio.sleep(STALE_CONTROL_GRACE_SECONDS)
+            if interaction.response.is_done():
+                return
         try:
             await answer(interaction, "These controls have expired; run the command again.", ephemeral=True)
         except discord.HTTPException:

@@ -89,6 +89,7 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     """The one line and exit status for a known kind of failure, or None for an unexpected one."""
     from bot.cli_say import OutputError
     from bot.errors import UserFacingError
+    from bot.gateway_closes import close_code_line
     from bot.monitoring import StartupError
     from bot.storage import StorageError
     from bot.unmixr import UnmixrError
@@ -108,6 +109,8 @@ def explain(error: BaseException) -> tuple[str, int] | None:
         return LOGIN_REFUSED, EXIT_FAILURE
     if isinstance(error, discord.PrivilegedIntentsRequired):
         return "Discord refused the bot's intents; check the Bot page of your application.", EXIT_FAILURE
+    if (line := close_code_line(error)) is not None:
+        return line, EXIT_FAILURE
     if isinstance(error, discord.HTTPException):
         return f"Discord refused the request: {error.status} {_reason(error.text or error)}.", EXIT_FAILURE
     if isinstance(error, discord.GatewayNotFound | discord.ConnectionClosed | aiohttp.ClientError):

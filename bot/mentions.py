@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterable
 
 import discord
@@ -12,6 +14,57 @@ from bot.storage import Storage
 _USER_MENTION = re.compile(r"<@!?(\d{15,22})>")
 # Members looked up over REST for one text at most; more mentions are read as "someone".
 MAX_FETCHES = 5
+# PRODUCT.md, Replies: a member missing from discord.py's cache is looked up at most once per (server, member)
+# in 10 minutes, the answer kept whether found or not: every request counts toward Discord's rate limits.
+LOOKUP_SECONDS = 600.0
+
+
+class MemberLookups:
+    """Members fetched over REST, or known not to be members, by (server, member), for 10 minutes."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[int, int], tuple[float, discord.Member | None]] = {}
+        self._pending: dict[tuple[int, int], asyncio.Future[discord.Member | None]] = {}
+
+    async def member(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
+        """The member, from what was fetched in the last 10 minutes or one fetch shared by every caller."""
+        key = (guild.id, user_id)
+        now = time.monotonic()
+        kept = self._found.get(key)
+        if kept is not None and now - kept[0] < LOOKUP_SECONDS:
+            return kept[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[discord.Member | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        member: discord.Member | None = None
+        try:
+            member = await self._fetch(guild, user_id)
+        finally:
+            self._pending.pop(key, None)
+            future.set_result(member)
+        return member
+
+    async def _fetch(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
+        try:
+            member: discord.Member | None = await guild.fetch_member(user_id)
+        except discord.NotFound:
+            member = None  # not a member: kept too, so it is not asked again
+        except discord.HTTPException:
+            return None  # throttled past discord.py's retries, or failing: not kept, the next text asks again
+        self._prune()
+        self._found[(guild.id, user_id)] = (time.monotonic(), member)
+        return member
+
+    def _prune(self) -> None:
+        oldest = time.monotonic() - LOOKUP_SECONDS
+        for key in [key for key, (at, _member) in self._found.items() if at < oldest]:
+            del self._found[key]
+
+
+# One per process, like the member cache of discord.py it stands beside.
+LOOKUPS = MemberLookups()
 
 
 class GuildNames:
@@ -68,10 +121,7 @@ async def guild_names(
         user: discord.abc.User | None = by_id.get(user_id) or guild.get_member(user_id)
         if user is None and fetches < MAX_FETCHES:
             fetches += 1
-            try:
-                user = await guild.fetch_member(user_id)
-            except discord.HTTPException:
-                user = None
+            user = await LOOKUPS.member(guild, user_id)
         if user is not None:
             names[user_id] = await speakable_name(storage, guild.id, user)
     return GuildNames(guild, names)

@@ -21,10 +21,21 @@ _EPHEMERAL_DEFER = "ephemeral_defer"
 # A press acknowledged to update its own message: there is no "thinking" message to edit.
 _UPDATE = "update"
 
+# receiving-and-responding.mdx: "Interaction tokens are valid for 15 minutes" from the interaction's creation.
+# The bot uses one for 14 of them, so a request in flight never meets the expiry (a 401 counts toward Discord's
+# invalid request limit, which bans the bot's address at 10,000 in 10 minutes).
+TOKEN_USABLE_SECONDS = 14 * 60
+
 READOUTS_OFF = (
     "Readouts are off: the bot's Message Content intent is not enabled; the bot's operator can turn it on "
     "on the Bot page of the application in the Discord developer portal."
 )
+
+
+def token_usable(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's token may still be used: within 14 minutes of its creation at Discord."""
+    age = discord.utils.utcnow() - interaction.created_at
+    return age.total_seconds() < TOKEN_USABLE_SECONDS
 
 
 async def defer(interaction: discord.Interaction, *, ephemeral: bool, thinking: bool = True) -> None:
@@ -59,6 +70,9 @@ async def answer(
     """
     content = fit_content(content)
     kwargs = _fitted(embed, view)
+    if interaction.response.is_done() and not token_usable(interaction):
+        log.warning("interaction %s expired before it could be answered", interaction.id)
+        return
     try:
         if not interaction.response.is_done():
             if files:
@@ -97,6 +111,9 @@ async def update(
     kwargs = _fitted(embed, view)
     if content is not None:
         kwargs["content"] = fit_content(content)
+    if interaction.response.is_done() and not token_usable(interaction):
+        log.warning("interaction %s expired before its message could be updated", interaction.id)
+        return
     try:
         if not interaction.response.is_done():
             await interaction.response.edit_message(**kwargs)
@@ -110,6 +127,9 @@ async def update(
 
 async def follow_up(interaction: discord.Interaction, content: str) -> None:
     """Tell the member something more, privately, after the interaction was answered (a queued clip failed)."""
+    if not token_usable(interaction):
+        log.info("interaction %s expired before its follow-up could be sent", interaction.id)
+        return
     try:
         await interaction.followup.send(fit_content(content) or "…", ephemeral=True, **_fitted(None, None))
     except discord.HTTPException as error:

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side; please try again in a moment (reference {id})."
 SHUTTING_DOWN = "The bot is restarting; please try again in a minute."
+# opcodes-and-status-codes.mdx: Discord refuses a message the server's AutoMod blocks with code 200000.
+AUTOMOD_BLOCKED_CODE = 200000
+AUTOMOD_BLOCKED = (
+    "This server's AutoMod blocked the answer (a word in it is on the server's blocked list); "
+    "a moderator can review the AutoMod rules, or try other words or another voice."
+)
 # A value quoted back in an answer is cut to this, so the sentence stays readable.
 QUOTED_VALUE = 100
 
@@ -60,6 +66,8 @@ def message_for(error: BaseException) -> str | None:
         return GuildOnlyError().message
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.0f} seconds."
+    if isinstance(error, discord.HTTPException) and error.code == AUTOMOD_BLOCKED_CODE:
+        return AUTOMOD_BLOCKED
     if isinstance(error, app_commands.CommandNotFound):
         return "That command is gone or changed; wait a minute for Discord to update the list and try again."
     return None

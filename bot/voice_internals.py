@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import discord
 
@@ -30,3 +30,26 @@ def connection_task(client: discord.VoiceClient) -> asyncio.Task[Any] | None:
     runner = state._runner
     # None when the connection was already torn down before we looked.
     return runner if isinstance(runner, asyncio.Task) else None
+
+
+def view_takes(interaction: discord.Interaction[Any]) -> bool | None:
+    """Whether a live view (or dynamic item) of this process received this control interaction; None if unknown.
+
+    discord.py hands a component interaction to the view listening on its message, or to none, before the
+    `interaction` event; it offers no public way to ask which. `on_interaction` needs to know at once: a press
+    that no view takes must still be answered within 3 s of its creation at Discord.
+    """
+    store = getattr(getattr(interaction.client, "_connection", None), "_view_store", None)
+    views = getattr(store, "_views", None)
+    dynamic = getattr(store, "_dynamic_items", None)
+    data = cast(dict[str, Any], interaction.data or {})
+    custom_id, component_type = data.get("custom_id"), data.get("component_type")
+    if not isinstance(views, dict) or not isinstance(dynamic, dict) or custom_id is None:
+        log.warning("discord.py changed its view store: presses on expired controls are answered after a delay")
+        return None
+    key = (component_type, custom_id)
+    message_id = interaction.message.id if interaction.message is not None else None
+    item = views.get(message_id, {}).get(key) or views.get(None, {}).get(key)
+    if item is not None and getattr(item, "view", None) is not None:
+        return True
+    return any(pattern.fullmatch(str(custom_id)) for pattern in dynamic)

@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.errors import NotAdminError, UserFacingError
 from bot.limits import LanguageText, QueryText, fit_select_options, link, one_page, upload_limit, web_url
 from bot.lookups import ensure_lookups
-from bot.replies import answer, defer, defer_update, update
+from bot.replies import answer, defer, defer_update, token_usable, update
 from bot.tree import handle_error, is_admin
 from bot.unmixr import UnmixrError, Voice
 from cogs._options import (
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 10
 VIEW_TIMEOUT = 600.0
 LANGUAGES_SHOWN = 10
+# A press acknowledged this way leaves the control's own message as its original response.
+_UPDATES_MESSAGE = (
+    discord.InteractionResponseType.deferred_message_update,
+    discord.InteractionResponseType.message_update,
+)
 
 
 @dataclass(slots=True)
@@ -138,7 +143,9 @@ class OwnedView(discord.ui.View):
     def __init__(self, owner_id: int, origin: discord.Interaction[UnmixrBot]) -> None:
         super().__init__(timeout=VIEW_TIMEOUT)
         self.owner_id = owner_id
+        # The interaction whose original response carries this view, then every press of it, newest last.
         self.origin = origin
+        self.presses: list[discord.Interaction[Any]] = []
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         """Only the member who ran the command may press these buttons."""
@@ -149,15 +156,32 @@ class OwnedView(discord.ui.View):
                 ephemeral=True,
             )
             return False
+        self.presses.append(interaction)
         return True
 
+    def editor(self) -> discord.Interaction[Any] | None:
+        """The newest interaction whose token can still edit this view's message, if any.
+
+        The press timed out last can be 10 minutes after the origin, whose token lives 15: the origin's token
+        may be long dead. A press acknowledged by updating this message (deferred or not) edits it through its
+        own token; a press answered with a message of its own cannot.
+        """
+        for press in reversed(self.presses):
+            if press.response.type in _UPDATES_MESSAGE and token_usable(press):
+                return press
+        return self.origin if token_usable(self.origin) else None
+
     async def on_timeout(self) -> None:
-        """Disable every control so nobody presses a dead button."""
+        """Disable every control so nobody presses a dead button, through the newest token still valid."""
         for item in self.children:
             if isinstance(item, discord.ui.Button | discord.ui.Select):
                 item.disabled = True
+        editor = self.editor()
+        if editor is None:
+            log.info("the controls of interaction %s outlived every token that could disable them", self.origin.id)
+            return
         try:
-            await update(self.origin, view=self)
+            await update(editor, view=self)
         except discord.HTTPException:
             log.debug("could not disable the controls of interaction %s", self.origin.id)
 
@@ -243,7 +267,8 @@ class VoiceDetailsView(OwnedView):
         """Send the voice's sample audio."""
         if not self.voice.sample_voice_url or web_url(self.voice.sample_voice_url) is None:
             raise UserFacingError("This voice has no sample; try it with /say instead.")
-        await defer(interaction, ephemeral=True)
+        # Acknowledged as an update of this message, so this press's token can disable the controls later.
+        await defer_update(interaction)
         data = await self.cog.bot.unmixr.download_sample(self.voice.sample_voice_url)
         if len(data) > upload_limit(interaction.filesize_limit):
             # Too large to attach here: a link still lets the member listen.
@@ -263,6 +288,7 @@ class VoiceDetailsView(OwnedView):
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Make this voice the member's preference in this server."""
         assert interaction.guild_id is not None
+        await defer_update(interaction)
         await ensure_lookups(interaction, ephemeral=True, writes=True)
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         await self.cog.bot.storage.set_member_preference(
@@ -278,6 +304,7 @@ class VoiceDetailsView(OwnedView):
         assert interaction.guild_id is not None
         if not is_admin(interaction):
             raise NotAdminError()
+        await defer_update(interaction)
         await ensure_lookups(interaction, ephemeral=True, writes=True)
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         old = await self.cog.bot.storage.set_guild_setting(interaction.guild_id, "voice_id", self.voice.uuid)

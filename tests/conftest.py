@@ -44,6 +44,9 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
     await fake.start()
     yield fake
     await fake.close()
+    # rate-limits.mdx, "Invalid Request Limit": every 401, 403 and 429 counts toward a ban of the bot's address;
+    # the bot avoids them all (a test that provokes one on purpose empties the list once it has checked it).
+    assert fake.wasted_requests() == [], f"the bot made requests Discord counts as invalid: {fake.wasted_requests()}"
 
 
 def make_settings(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord, **overrides: Any) -> Settings:

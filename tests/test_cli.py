@@ -103,7 +103,9 @@ async def test_check_with_a_wrong_unmixr_key_exits_1_with_a_plain_sentence(
     assert "wrong-key-1234567890" not in stdout + stderr
 
 
-async def test_check_with_a_wrong_discord_token_exits_1(cli_env: dict[str, str], tmp_path: Path) -> None:
+async def test_check_with_a_wrong_discord_token_exits_1(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
     env = {**cli_env, "DISCORD_TOKEN": "not-the-token-0987654321"}
     status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
     assert status == 1
@@ -112,6 +114,9 @@ async def test_check_with_a_wrong_discord_token_exits_1(cli_env: dict[str, str],
     ]
     assert "Traceback" not in stdout + stderr
     assert "not-the-token-0987654321" not in stdout + stderr
+    # One 401, and no further request with the refused token: how Discord tells the operator, not a waste.
+    assert [(r.path, r.status) for r in discord_fake.invalid_requests] == [("/users/@me", 401)]
+    discord_fake.invalid_requests.clear()
 
 
 async def test_say_writes_a_decodable_mp3(cli_env: dict[str, str], tmp_path: Path, unmixr: FakeUnmixr) -> None:

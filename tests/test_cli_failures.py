@@ -72,6 +72,9 @@ async def test_sync_to_a_server_the_bot_is_not_in_is_one_line(
     assert line.startswith("Discord refused to sync the commands to server 123456789012345678 (403 Missing Access)")
     assert "applications.commands" in line
     assert_no_secrets(stdout, stderr)
+    # The one 403 is Discord's answer to the operator's server id, and nothing follows it.
+    assert [r.status for r in discord_fake.invalid_requests] == [403]
+    discord_fake.invalid_requests.clear()
 
 
 async def test_tools_name_discord_when_it_cannot_be_reached(cli_env: dict[str, str], tmp_path: Path) -> None:

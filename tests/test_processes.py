@@ -210,8 +210,11 @@ async def test_two_processes_one_shard_each_share_settings_and_clones_across_a_s
     assert await asyncio.wait_for(sync.wait(), 60) == 0
 
     machine_a, machine_b = await start_pair(deployment, ("0", "1"))
-    # Each shard was identified once, each by the one process told to run it.
+    # Each shard was identified once, each by the one process told to run it. Started at once, the two IDENTIFYs
+    # share the one bucket of max_concurrency 1 (events/gateway.mdx, "Max Concurrency"): the later gets op 9,
+    # and discord.py identifies again 5 s later, so both come up.
     assert deployment.discord.identify_counts == {0: 1, 1: 1}
+    assert len(deployment.discord.identify_refusals) <= 1
 
     # Settings, preferences and pronunciations made through each process, for the servers of its own shard.
     assert "+20%" in await answer(await zero.slash("settings", {"rate": "+20%"}, subcommand="rate"))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import discord
+import pytest
 
-from bot.voice_internals import connection_task
+from bot.voice_internals import connection_task, view_takes
+from tests.cogs.test_voices import button, controls, message_now, run_voices, shorten_view_timeout
 from tests.conftest import World
 from tests.fakes.discord_voice import FakeVoiceServer
 
@@ -30,3 +32,33 @@ async def test_the_voice_connection_task_ends_with_the_error_that_dropped_it(
     assert task.done() and not task.cancelled()
     error = task.exception()
     assert isinstance(error, discord.ConnectionClosed) and error.code == 1001
+
+
+async def test_the_view_store_tells_whether_a_live_view_takes_a_press(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool | None] = []
+
+    async def record(interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.component:
+            seen.append(view_takes(interaction))
+
+    running.bot.add_listener(record, "on_interaction")
+    shorten_view_timeout(monkeypatch)
+    listing = await run_voices(running, running.member)
+    await running.discord.click(
+        listing, button(listing, "▶")["custom_id"], running.member, guild=running.guild, channel=running.text
+    )
+    await running.discord.wait_until(lambda: seen == [True], what="the live press")
+    await running.discord.wait_until(
+        lambda: all(c.get("disabled") for c in controls(message_now(running, listing))), what="the view to time out"
+    )
+    await running.discord.click(
+        listing,
+        button(listing, "▶")["custom_id"],
+        running.member,
+        guild=running.guild,
+        channel=running.text,
+        client_checks=False,
+    )
+    await running.discord.wait_until(lambda: seen == [True, False], what="the stale press")

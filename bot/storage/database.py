@@ -795,6 +795,10 @@ class Storage:
         )
         return row is not None
 
+    async def release_alert(self, kind: str, day: date) -> None:
+        """Forget that the `kind` alert was sent for `day` (its message could not be posted after all)."""
+        await self._db.execute("DELETE FROM alerts_sent WHERE kind = ? AND day = ?", (kind, day.isoformat()))
+
 
 def _member_frees_at(rows: list[Any], used: int, amount: int, budget: int) -> datetime | None:
     """When enough of a member's use is 60 minutes old for `amount` more to fit, or None if it never can."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.tree import APOLOGY
+from bot.tree import APOLOGY, AUTOMOD_BLOCKED
 from tests.conftest import World
 from tests.fakes.discord_server import FakeInteraction, Response
 
@@ -158,3 +158,17 @@ async def test_every_interaction_is_answered_and_no_reply_can_ping(running: Worl
         if int(message["author"]["id"]) == running.discord.application_id:
             assert message["mentions"] == [] and message["mention_roles"] == [], message["content"]
             assert message["mention_everyone"] is False
+
+
+async def test_a_reply_the_servers_automod_blocks_gets_one_private_sentence(
+    running: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's AutoMod blocks the voice's name, which the public /say reply names.
+    running.guild.add_automod_rule(["brian"])
+    said = await running.say(text="Hello there.", voice="Brian")
+    await said.wait_final()
+    refused = [r for r in said.responses if r.status >= 400]
+    assert [(r.kind, r.error["code"] if r.error else None) for r in refused] == [("edit_original", 200000)]
+    assert said.ephemeral and said.content() == AUTOMOD_BLOCKED
+    assert said.messages() == [said.final_message()], "the public thinking message is gone"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("bot", "cogs"))]

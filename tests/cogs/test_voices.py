@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -346,6 +347,83 @@ async def test_details_controls_are_disabled_when_the_view_times_out(
         what="the details controls to be disabled",
     )
     assert message_now(running, details)["embeds"][0]["title"] == "Brian"
+
+
+def scale_token_lifetime(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens live 6 s instead of 15 minutes (the bot uses them for 5.6 s, not 14 minutes), views last 4 s, not 10.
+
+    The stand-in and discord.py run on one clock, real time; scaling keeps the proportions of the real limits.
+    """
+    world.discord.token_lifetime = 6.0
+    monkeypatch.setattr("bot.replies.TOKEN_USABLE_SECONDS", 5.6)
+    monkeypatch.setattr(sys.modules["cogs.voices"], "VIEW_TIMEOUT", 4.0)
+
+
+def all_disabled(world: World, message: dict[str, Any]) -> bool:
+    """Whether every control of the message is disabled, as Discord shows it now."""
+    return all(component.get("disabled") for component in controls(message_now(world, message)))
+
+
+async def test_a_list_pressed_late_is_disabled_through_the_press_not_the_expired_command(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PRODUCT.md, Replies: controls are disabled through the latest interaction whose token is still valid.
+    scale_token_lifetime(running, monkeypatch)
+    message = await run_voices(running, running.member)
+    await asyncio.sleep(2.5)  # "minute 5" of the command's 15
+    pressed = await click(running, message, button(message, "▶")["custom_id"], running.member)
+    page_two = pressed.final_message()
+    assert page_two is not None and "Page 2 of 4" in page_two["embeds"][0]["footer"]["text"]
+    # The view now times out 4 s after the press: the command's token is 7 s old by then, past its 6 s.
+    await running.discord.wait_until(
+        lambda: all_disabled(running, message), timeout=10, what="the controls to be disabled"
+    )
+    assert "Page 2 of 4" in message_now(running, message)["embeds"][0]["footer"]["text"]
+    assert running.discord.wasted_requests() == []
+
+
+async def test_details_pressed_late_are_disabled_through_the_press(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scale_token_lifetime(running, monkeypatch)
+    listing = await run_voices(running, running.member)
+    picked = await click(
+        running, listing, select_menu(listing)["custom_id"], running.member, component_type=3, values=[BRIAN_ID]
+    )
+    details = picked.final_message()
+    assert details is not None
+    await asyncio.sleep(2.5)
+    used = await click(running, details, button(details, "Use as my voice")["custom_id"], running.member)
+    assert used.ephemeral and "Brian" in used.content()
+    # Answered privately, and the details message itself is this press's original response.
+    assert message_now(running, details)["embeds"][0]["title"] == "Brian"
+    await running.discord.wait_until(
+        lambda: all_disabled(running, details), timeout=10, what="the details controls to be disabled"
+    )
+    assert running.discord.wasted_requests() == []
+
+
+async def test_a_press_on_controls_no_view_holds_any_more_is_answered_at_once(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shorten_view_timeout(monkeypatch)
+    message = await run_voices(running, running.member)
+    await running.discord.wait_until(lambda: all_disabled(running, message), what="the view to time out")
+    # A member whose client still shows the old buttons presses one, and Discord was slow to deliver it: the 3 s
+    # from its creation leave the bot well under 2 s. Nothing will take the press, so the bot answers now.
+    running.discord.delivery_delay = 1.2
+    stale = await running.discord.click(
+        message,
+        button(message, "▶")["custom_id"],
+        running.member,
+        guild=running.guild,
+        channel=running.text,
+        client_checks=False,
+    )
+    await stale.wait_final()
+    assert stale.ephemeral and "These controls have expired" in stale.content()
+    acknowledged = stale.acknowledged_at
+    assert acknowledged is not None and acknowledged - stale.created_at < 3.0
 
 
 async def test_an_upstream_error_while_paging_keeps_the_list_usable(running: World) -> None:

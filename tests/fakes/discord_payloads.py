@@ -6,6 +6,7 @@ import itertools
 import mimetypes
 import re
 import time
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,20 @@ FLAG_LOADING = 1 << 7
 FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_COMPONENTS_V2 = 1 << 15
 
+# The upload limit of a server by its boost tier (reference.mdx, "Uploading Files": 10 MiB by default, more with
+# the server's Boost Tier; the tiers' limits as Discord applies them and discord.py's Guild.filesize_limit lists).
+BOOST_TIER_UPLOAD_LIMITS = {0: 10 * 1024 * 1024, 1: 10 * 1024 * 1024, 2: 50 * 1024 * 1024, 3: 100 * 1024 * 1024}
+
+# AutoMod (auto-moderation.mdx): event MESSAGE_SEND, trigger KEYWORD, action BLOCK_MESSAGE.
+AUTOMOD_MESSAGE_SEND = 1
+AUTOMOD_KEYWORD = 1
+AUTOMOD_BLOCK_MESSAGE = 1
+
+# Interaction context types (receiving-and-responding.mdx, "Interaction Context Types").
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
+CONTEXT_PRIVATE_CHANNEL = 2
+
 # Channel types.
 CHANNEL_TEXT = 0
 CHANNEL_VOICE = 2
@@ -117,7 +132,30 @@ EVENT_INTENTS = {
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
-COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
+# application-commands.mdx, "Application Command Naming": CHAT_INPUT command and option names match
+# ^[-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$ (Unicode), in lowercase where a letter has a lowercase form.
+# Python's re has no \p{...}: letters and numbers by Unicode category, the two scripts by their code points
+# (Devanagari's and Thai's vowel signs are marks, not letters; the Devanagari dandas belong to no script).
+_NAME_PUNCTUATION = frozenset("-_'")
+_NAME_SCRIPT_RANGES = ((0x0900, 0x097F), (0xA8E0, 0xA8FF), (0x11B00, 0x11B5F), (0x0E00, 0x0E7F))
+_NAME_SCRIPT_EXCLUDED = frozenset({0x0964, 0x0965})
+
+
+def _name_character(character: str) -> bool:
+    if character in _NAME_PUNCTUATION or unicodedata.category(character)[0] in "LN":
+        return True
+    point = ord(character)
+    return point not in _NAME_SCRIPT_EXCLUDED and any(low <= point <= high for low, high in _NAME_SCRIPT_RANGES)
+
+
+def valid_chat_input_name(name: Any) -> bool:
+    """Whether Discord accepts this as a CHAT_INPUT command's or an option's name (or a localization of one)."""
+    return (
+        isinstance(name, str)
+        and 1 <= len(name) <= 32
+        and all(_name_character(character) for character in name)
+        and name == name.lower()
+    )
 
 
 class SnowflakeFactory:
@@ -134,6 +172,11 @@ class SnowflakeFactory:
         number = next(self._counter)
         return ((self._base + number) << 22) | self._worker | (number & 0xFFF)
 
+    def at(self, timestamp: float) -> int:
+        """Return a new snowflake whose timestamp part is `timestamp` (seconds since the Unix epoch)."""
+        number = next(self._counter)
+        return ((int(timestamp * 1000) - DISCORD_EPOCH_MS) << 22) | self._worker | (number & 0xFFF)
+
 
 def iso_now() -> str:
     """Return the current time in Discord's ISO 8601 form."""
@@ -144,6 +187,25 @@ def guess_content_type(filename: str) -> str:
     """Guess a MIME type from a file name, as Discord does for uploads."""
     guessed, _ = mimetypes.guess_type(filename)
     return guessed or "application/octet-stream"
+
+
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    """auto-moderation.mdx, "Keyword Matching Strategies": `*` at either end allows more word characters there;
+    without one, the keyword must be a whole word (or phrase); matching ignores case."""
+    core = re.escape(keyword.strip("*"))
+    before = r"\w*" if keyword.startswith("*") else r"(?<!\w)"
+    after = r"\w*" if keyword.endswith("*") else r"(?!\w)"
+    return re.compile(before + core + after, re.IGNORECASE)
+
+
+def automod_matches(metadata: dict[str, Any], content: str) -> bool:
+    """Whether a KEYWORD rule's trigger metadata matches content (its allow list exempting what it names)."""
+    allowed = [_keyword_pattern(keyword) for keyword in metadata.get("allow_list") or []]
+    for keyword in metadata.get("keyword_filter") or []:
+        for match in _keyword_pattern(keyword).finditer(content):
+            if not any(pattern.fullmatch(match.group(0)) for pattern in allowed):
+                return True
+    return any(re.search(pattern, content) for pattern in metadata.get("regex_patterns") or [])
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -494,12 +556,18 @@ def validate_modal(data: dict[str, Any]) -> dict[str, Any]:
     return nest_errors(errors)
 
 
+def _longest(item: dict[str, Any], key: str) -> int:
+    """A text's length as the 8,000 total counts it: its longest form, localizations included."""
+    forms = [str(item.get(key) or ""), *(str(v) for v in (item.get(f"{key}_localizations") or {}).values())]
+    return max(len(form) for form in forms)
+
+
 def _command_text_length(command: dict[str, Any]) -> int:
-    total = len(command.get("name") or "") + len(command.get("description") or "")
+    total = _longest(command, "name") + _longest(command, "description")
     for option in command.get("options") or []:
         total += _command_text_length(option)
         for choice in option.get("choices") or []:
-            total += len(str(choice.get("name"))) + len(str(choice.get("value")))
+            total += _longest(choice, "name") + len(str(choice.get("value")))
     return total
 
 
@@ -515,9 +583,9 @@ def _validate_options(errors: dict[str, Any], options: list[dict[str, Any]], pat
     seen_optional = False
     for index, option in enumerate(options):
         option_path = f"{path}.{index}"
-        name = option.get("name") or ""
-        if not COMMAND_NAME.match(name) or name != name.lower():
+        if not valid_chat_input_name(option.get("name")):
             _error(errors, option_path + ".name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+        _validate_localizations(errors, option, option_path, chat_input=True)
         description = option.get("description") or ""
         if not 1 <= len(description) <= 100:
             _error(
@@ -576,7 +644,6 @@ def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
     """Check a bulk command overwrite against Discord's rules."""
     errors: dict[str, Any] = {}
     seen: set[tuple[str, int]] = set()
-    chat_input = 0
     for index, command in enumerate(commands):
         path = str(index)
         command_type = command.get("type", 1)
@@ -590,9 +657,9 @@ def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
                 f"Duplicate command name {name!r}",
             )
         seen.add(key)
+        _validate_localizations(errors, command, path, chat_input=command_type == 1)
         if command_type == 1:
-            chat_input += 1
-            if not COMMAND_NAME.match(name) or name != name.lower():
+            if not valid_chat_input_name(name):
                 _error(errors, path + ".name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
             if not 1 <= len(command.get("description") or "") <= 100:
                 _error(
@@ -606,6 +673,41 @@ def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
             _error(errors, path + ".name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         if _command_text_length(command) > 8000:
             _error(errors, path, "APPLICATION_COMMAND_TOO_LARGE", "Command exceeds maximum size (8000)")
-    if chat_input > 100:
-        _error(errors, "", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer chat input commands.")
     return nest_errors(errors)
+
+
+# application-commands.mdx, "Registering a Command": per type, in each scope (global, and each guild).
+COMMAND_CAPS = {1: 100, 2: 15, 3: 15}
+# "There is a global rate limit of 200 application command creates per day, per guild".
+DAILY_COMMAND_CREATES = 200
+
+
+def over_command_caps(commands: list[dict[str, Any]]) -> int | None:
+    """The cap a scope's commands exceed (100 CHAT_INPUT, 15 USER, 15 MESSAGE), if any."""
+    for command_type, cap in COMMAND_CAPS.items():
+        if sum(1 for command in commands if command.get("type", 1) == command_type) > cap:
+            return cap
+    return None
+
+
+def _validate_localizations(errors: dict[str, Any], item: dict[str, Any], path: str, *, chat_input: bool) -> None:
+    """application-commands.mdx, "Localization": localized values follow the same restrictions as the field."""
+    for locale, localized in (item.get("name_localizations") or {}).items():
+        valid = (
+            valid_chat_input_name(localized) if chat_input else isinstance(localized, str) and 1 <= len(localized) <= 32
+        )
+        if not valid:
+            _error(
+                errors,
+                f"{path}.name_localizations.{locale}",
+                "APPLICATION_COMMAND_INVALID_NAME",
+                "Command name is invalid",
+            )
+    for locale, localized in (item.get("description_localizations") or {}).items():
+        if chat_input and not (isinstance(localized, str) and 1 <= len(localized) <= 100):
+            _error(
+                errors,
+                f"{path}.description_localizations.{locale}",
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )

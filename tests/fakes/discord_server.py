@@ -12,8 +12,23 @@ It refuses what real Discord refuses, the way Discord answers it:
 - autocomplete choices likewise; an attachment over the interaction's `attachment_size_limit` gets 413, code
   40005 "Request entity too large";
 - an interaction not acknowledged within `callback_deadline` (3 s, on by default: pass None to switch it off)
-  gets 404, code 10062 "Unknown interaction", and its token is then dead; after 15 minutes of `clock` time a
-  token gets 401, code 50027 "Invalid Webhook Token" on webhook routes (`clock.advance` ages interactions).
+  of its creation gets 404, code 10062 "Unknown interaction", and its token is then dead; each interaction is
+  created `delivery_delay` (0.5 s) before it is dispatched, as delivery takes part of Discord's 3 s, and its id
+  carries that creation time; after `token_lifetime` (15 minutes) a token gets 401, code 50027 "Invalid Webhook
+  Token" on webhook routes. There is one clock, real time, shared with the bot and discord.py's view timeouts:
+  a test scales `token_lifetime` down rather than moving one side's clock;
+- every 401, 403 and 429 answer is counted in `invalid_requests` (Discord bans an IP at 10,000 in 10 minutes);
+  `wasted_requests()` leaves out the 429s a test asked for, and conftest's `discord_fake` fails a test that
+  wasted any;
+- REST rate limits (per-route buckets with `X-RateLimit-*` headers, the global limit, 429s on demand with
+  `rate_limits.throttle`: `discord_ratelimits.py`) and the gateway's rules (compression, IDENTIFY concurrency,
+  the send limit and close codes: `discord_gateway.py`);
+- commands: the documented name pattern (letters of any script, lowercase) for names and localizations, the
+  8,000-character total with the longest localizations, at most 100 CHAT_INPUT, 15 USER and 15 MESSAGE commands
+  per scope (400, code 30032), 200 creates a day per guild (429, code 30034), and a global command offered in
+  servers only if its `contexts` include GUILD (a guild command's `contexts` is ignored, as documented);
+- a server's AutoMod keyword rules block the bot's messages with 400, code 200000; uploads are limited by the
+  server's boost tier (`premium_tier`); an edit whose `attachments` does not list an upload drops it.
 - Option values outside the registered schema (over `max_length`, a missing required option, a value not among
   the choices, a number out of range) are never sent by Discord's client, which refuses them as the member types:
   `slash` and `autocomplete` raise `ClientRefused` and dispatch nothing (recorded in `client_refusals`).
@@ -24,36 +39,46 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
 import json
 import logging
+import math
 import re
 import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
 
 from tests.fakes import discord_payloads as p
+from tests.fakes.discord_gateway import (
+    MAX_GUILDS_PER_SHARD,
+    FakeGateway,
+    VoiceConnectCallback,
+    VoiceDisconnectCallback,
+    _GatewayConnection,
+    _GatewaySession,
+)
+from tests.fakes.discord_ratelimits import INVALID_STATUSES, InvalidRequest, RateLimits
 
 _CDN_SLICE_BYTES = 1 << 20
 
 _log = logging.getLogger(__name__)
 
 ChannelRef = dict[str, Any] | int | str
-VoiceConnectCallback = Callable[[int, int, str, str], Awaitable[None] | None]
-VoiceDisconnectCallback = Callable[[int], Awaitable[None] | None]
 
 _PRIVATE_MESSAGE_KEYS = ("payload", "files")
-# Discord: answer within 3 s; the token then works for 15 minutes.
+# interactions/receiving-and-responding.mdx, "Responding to an Interaction": answer within 3 s of the
+# interaction's creation; "Interaction tokens are valid for 15 minutes".
 CALLBACK_DEADLINE = 3.0
 TOKEN_LIFETIME = 15 * 60.0
-_REPLAY_BUFFER = 1000
+# Discord counts those from the interaction's creation at Discord, so its delivery over the gateway comes out
+# of them: the stand-in creates each interaction this long before it dispatches it.
+DELIVERY_DELAY = 0.5
 _QUIET_PERIOD = 0.3
 _POLL = 0.05
 
@@ -63,18 +88,16 @@ class ClientRefused(ValueError):
 
 
 class FakeClock:
-    """The stand-in's clock for interaction deadlines: real monotonic time, plus what a test advanced it by."""
+    """The stand-in's clock: real monotonic time, the clock discord.py's view timeouts and the bot run on too.
 
-    def __init__(self) -> None:
-        self.offset = 0.0
+    There is deliberately no way to move it forward: interactions age for the stand-in exactly as they do for
+    the bot (which reads their age from the creation time in their id), so a test of the 15-minute token
+    lifetime scales the lifetime down (`token_lifetime`) instead of moving one side's clock.
+    """
 
     def now(self) -> float:
-        """The current time (time.monotonic() plus the offset)."""
-        return time.monotonic() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward, aging every interaction (e.g. past the 15-minute token lifetime)."""
-        self.offset += seconds
+        """The current time (time.monotonic())."""
+        return time.monotonic()
 
 
 class ChannelOption(NamedTuple):
@@ -131,18 +154,37 @@ class _Upload:
 
 
 class _DiscordError(Exception):
-    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        errors: dict[str, Any] | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.code = code
         self.message = message
         self.errors = errors
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"message": self.message, "code": self.code}
         if self.errors:
             body["errors"] = self.errors
+        if self.retry_after is not None:
+            body.update(retry_after=round(self.retry_after, 3), **{"global": False})
         return body
+
+    def response(self) -> web.Response:
+        response = _json_response(self.body(), self.status)
+        if self.retry_after is not None:
+            response.headers.update(
+                {"Retry-After": str(math.ceil(self.retry_after)), "X-RateLimit-Scope": "user", "Via": "1.1 google"}
+            )
+        return response
 
 
 def _invalid_form(errors: dict[str, Any]) -> _DiscordError:
@@ -152,6 +194,18 @@ def _invalid_form(errors: dict[str, Any]) -> _DiscordError:
 def _json_response(data: Any, status: int = 200) -> web.Response:
     # discord.py compares the Content-Type with "application/json" for equality: no charset suffix.
     return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
+
+
+def error_code(response: web.StreamResponse) -> int | None:
+    """The JSON error code of an answer the stand-in made, if it has one."""
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes):
+        return None
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _ref_id(value: Any) -> int:
@@ -263,6 +317,10 @@ class FakeGuild:
         self.roles: dict[int, dict[str, Any]] = {}
         self.members: dict[int, FakeMember] = {}
         self.voice_states: dict[int, dict[str, Any]] = {}
+        # guild.mdx, "Premium Tier": the server's boost level, which raises its upload limit (reference.mdx,
+        # "Uploading Files"); set it before the bot connects, or announce the change.
+        self.premium_tier = 0
+        self.automod_rules: list[dict[str, Any]] = []
         self.roles[guild_id] = p.role_payload(guild_id, "@everyone", p.DEFAULT_EVERYONE_PERMISSIONS, 0)
         bot_id = int(fake.bot_user["id"])
         role_id = fake.snowflakes.next()
@@ -334,6 +392,48 @@ class FakeGuild:
         member = FakeMember(self, user, roles=[_ref_id(role) for role in roles], nick=nick, permissions=permissions)
         self.members[member_id] = member
         return member
+
+    def add_automod_rule(
+        self,
+        keywords: Sequence[str] = (),
+        *,
+        regex_patterns: Sequence[str] = (),
+        allow_list: Sequence[str] = (),
+        exempt_roles: Sequence[int] = (),
+        exempt_channels: Sequence[int] = (),
+        name: str = "Keyword Filter",
+    ) -> dict[str, Any]:
+        """Add an AutoMod keyword rule that blocks matching messages (auto-moderation.mdx, trigger KEYWORD)."""
+        rule = {
+            "id": str(self._fake.snowflakes.next()),
+            "guild_id": str(self.id),
+            "name": name,
+            "creator_id": str(self.owner_id),
+            "event_type": p.AUTOMOD_MESSAGE_SEND,
+            "trigger_type": p.AUTOMOD_KEYWORD,
+            "trigger_metadata": {
+                "keyword_filter": list(keywords),
+                "regex_patterns": list(regex_patterns),
+                "allow_list": list(allow_list),
+            },
+            "actions": [{"type": p.AUTOMOD_BLOCK_MESSAGE, "metadata": {}}],
+            "enabled": True,
+            "exempt_roles": [str(role) for role in exempt_roles],
+            "exempt_channels": [str(channel) for channel in exempt_channels],
+        }
+        self.automod_rules.append(rule)
+        return rule
+
+    def automod_blocks(self, content: str, channel_id: int, author: FakeMember) -> bool:
+        """Whether an enabled rule blocks this content from this author in this channel."""
+        for rule in self.automod_rules:
+            if not rule["enabled"] or str(channel_id) in rule["exempt_channels"]:
+                continue
+            if any(str(role) in rule["exempt_roles"] for role in author.roles):
+                continue
+            if p.automod_matches(rule["trigger_metadata"], content):
+                return True
+        return False
 
     def set_permission_overwrite(
         self, channel_id: ChannelRef, *, role_or_member_id: int | dict[str, Any] | FakeMember, allow: int, deny: int
@@ -438,8 +538,8 @@ class FakeGuild:
             "vanity_url_code": None,
             "description": None,
             "banner": None,
-            "premium_tier": 0,
-            "premium_subscription_count": 0,
+            "premium_tier": self.premium_tier,
+            "premium_subscription_count": (0, 2, 7, 14)[self.premium_tier],
             "preferred_locale": "en-US",
             "public_updates_channel_id": None,
             "nsfw_level": 0,
@@ -478,7 +578,7 @@ class FakeInteraction:
         self.member = member
         self.channel_id = int(payload["channel_id"])
         self.attachment_size_limit: int = payload["attachment_size_limit"]
-        self.created_at = fake.clock.now()
+        self.created_at = fake.clock.now() - fake.delivery_delay
         self.responses: list[Response] = []
         self.callback_type: int | None = None
         self.original_id: int | None = None
@@ -587,38 +687,7 @@ def _is_answer(response: Response) -> bool:
     return response.kind == "callback" and response.type in (4, 7, 8, 9)
 
 
-class _GatewayConnection:
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.session: _GatewaySession | None = None
-        self.lock = asyncio.Lock()
-
-    async def send(self, frame: str) -> None:
-        async with self.lock:
-            if not self.ws.closed:
-                with suppress(ConnectionError, RuntimeError):
-                    await self.ws.send_str(frame)
-
-
-@dataclass
-class _GatewaySession:
-    session_id: str
-    shard_id: int
-    shard_count: int
-    intents: int
-    sequence: int = 0
-    buffer: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=_REPLAY_BUFFER))
-    connection: _GatewayConnection | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def frame(self, event: str, data: Any) -> str:
-        self.sequence += 1
-        frame = json.dumps({"op": 0, "t": event, "s": self.sequence, "d": data})
-        self.buffer.append((self.sequence, frame))
-        return frame
-
-
-class FakeDiscord:
+class FakeDiscord(FakeGateway):
     """The Discord stand-in: one aiohttp server for REST (/api/v10), the gateway (/gateway) and a CDN (/cdn)."""
 
     def __init__(
@@ -632,7 +701,12 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41250,
         heartbeat_ack_delay: float = 0.05,
         callback_deadline: float | None = CALLBACK_DEADLINE,
+        delivery_delay: float = DELIVERY_DELAY,
+        token_lifetime: float = TOKEN_LIFETIME,
         upload_limit: int = 10 * 1024 * 1024,
+        max_concurrency: int = 1,
+        max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD,
+        shard_multiple: int | None = None,
         clock: FakeClock | None = None,
     ) -> None:
         self.token = token
@@ -644,7 +718,15 @@ class FakeDiscord:
         # While True, new gateway connections are refused (HTTP 503), so a disconnected shard stays down.
         self.refuse_gateway = False
         self.callback_deadline = callback_deadline
+        self.delivery_delay = delivery_delay
+        self.token_lifetime = token_lifetime
         self.upload_limit = upload_limit
+        self.max_concurrency = max_concurrency
+        self.max_guilds_per_shard = max_guilds_per_shard
+        # A large bot's assigned sharding factor (events/gateway.mdx, "Sharding for Large Bots"), if any.
+        self.shard_multiple = shard_multiple
+        # The close code the next IDENTIFY gets, whatever it carries (for codes no test can provoke otherwise).
+        self.refuse_next_identify: int | None = None
         self.clock = clock or FakeClock()
         self.client_refusals: list[str] = []
         self.voice_endpoint: str | None = None
@@ -656,14 +738,20 @@ class FakeDiscord:
         self.users: dict[int, dict[str, Any]] = {self.application_id: self.bot_user}
         self.guilds: dict[int, FakeGuild] = {}
         self.commands: dict[int | str, list[dict[str, Any]]] = {"global": []}
+        self._command_creates: dict[int | str, deque[float]] = {}  # when each command of a scope was created
         self.messages: dict[int, dict[str, Any]] = {}
         self.deleted_message_ids: set[int] = set()
         self.channel_messages: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
+        self.rate_limits = RateLimits()
+        # Every answer Discord counts toward its invalid request limit (10,000 per 10 minutes bans the IP).
+        self.invalid_requests: list[InvalidRequest] = []
         self.unknown_routes: list[tuple[str, str]] = []
         self.gateway_log: list[dict[str, Any]] = []
         self.close_codes: list[tuple[int, int]] = []  # (shard_id, code) of closes the stand-in sent
-        self.identify_counts: dict[int, int] = {}
+        self.identify_counts: dict[int, int] = {}  # accepted IDENTIFYs (READY sent), by shard
+        self.identify_refusals: list[int] = []  # shards whose IDENTIFY got op 9 for max_concurrency
+        self._identified_at: dict[int, float] = {}  # rate limit bucket -> when its last IDENTIFY was accepted
         self.resume_counts: dict[int, int] = {}
         self.voice_rejections: list[dict[str, Any]] = []
         self.interactions: dict[int, FakeInteraction] = {}
@@ -789,275 +877,6 @@ class FakeDiscord:
             lambda: all(event.is_set() for event in self.ready.values()), timeout=timeout, what="all shards"
         )
 
-    # ---------------------------------------------------------------- gateway
-
-    def _shard_for(self, guild_id: int, shard_count: int | None = None) -> int:
-        return (guild_id >> 22) % (shard_count or self.shard_count)
-
-    def session_for(self, shard_id: int) -> _GatewaySession | None:
-        """The current gateway session of a shard."""
-        return self._shard_sessions.get(shard_id)
-
-    async def _gateway_handler(self, request: web.Request) -> web.StreamResponse:
-        if self.refuse_gateway:
-            return web.Response(status=503, text="the gateway is down (refuse_gateway)")
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        connection = _GatewayConnection(ws)
-        self._connections.add(connection)
-        try:
-            hello = {"op": 10, "s": None, "t": None, "d": {"heartbeat_interval": self.heartbeat_interval_ms}}
-            await connection.send(json.dumps(hello))
-            async for message in ws:
-                if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    await self._on_gateway_payload(connection, json.loads(message.data))
-        finally:
-            self._connections.discard(connection)
-            session = connection.session
-            if session is not None and session.connection is connection:
-                session.connection = None
-            await self._notify()
-        return ws
-
-    async def _close_connection(
-        self, connection: _GatewayConnection, code: int, reason: str, *, shard_id: int | None = None
-    ) -> None:
-        if shard_id is None:
-            shard_id = connection.session.shard_id if connection.session else -1
-        self.close_codes.append((shard_id, code))
-        _log.info("FakeDiscord gateway: closing shard %s with %s (%s)", shard_id, code, reason)
-        await connection.ws.close(code=code, message=reason.encode())
-
-    async def _on_gateway_payload(self, connection: _GatewayConnection, payload: dict[str, Any]) -> None:
-        op = payload.get("op")
-        data: Any = payload.get("d")
-        logged = copy.deepcopy(data)
-        if isinstance(logged, dict) and "token" in logged:
-            logged["token"] = "<redacted>"
-        session = connection.session
-        self.gateway_log.append({"shard_id": session.shard_id if session else None, "op": op, "d": logged})
-        if op == 1:
-            # discord.py's keep-alive thread notes the send time only once the loop has sent the heartbeat; an
-            # ack arriving before that is measured against the previous beat ("Can't keep up ... 41 s behind").
-            # Discord is never that fast, so the stand-in answers after a network-like pause.
-            await asyncio.sleep(self.heartbeat_ack_delay)
-            await connection.send(json.dumps({"op": 11, "s": None, "t": None, "d": None}))
-        elif op == 2:
-            await self._identify(connection, data)
-        elif op == 6:
-            await self._resume(connection, data)
-        elif op == 4:
-            await self._voice_state(connection, data)
-        elif op == 8:
-            await self._request_members(connection, data)
-        elif op != 3:
-            _log.warning("FakeDiscord gateway: unhandled op %s", op)
-        await self._notify()
-
-    async def _identify(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
-        if connection.session is not None:
-            await self._close_connection(connection, 4005, "Already authenticated.")
-            return
-        sharded = "shard" in data
-        shard_id, shard_count = data.get("shard") or (0, 1)
-        if data.get("token") != self.token:
-            await self._close_connection(connection, 4004, "Authentication failed.", shard_id=shard_id)
-            return
-        if sharded and (shard_count != self.shard_count or not 0 <= shard_id < shard_count):
-            await self._close_connection(connection, 4010, "Invalid shard.", shard_id=shard_id)
-            return
-        intents = int(data.get("intents", 0))
-        privileged_denied = (intents & p.INTENT_MESSAGE_CONTENT and not self.message_content_allowed) or (
-            intents & p.INTENT_GUILD_MEMBERS and not self.members_intent_allowed
-        )
-        if privileged_denied:
-            await self._close_connection(connection, 4014, "Disallowed intent(s).", shard_id=shard_id)
-            return
-        session = _GatewaySession(
-            session_id=secrets.token_hex(16), shard_id=shard_id, shard_count=shard_count, intents=intents
-        )
-        self._sessions[session.session_id] = session
-        self._shard_sessions[shard_id] = session
-        session.connection = connection
-        connection.session = session
-        self.identify_counts[shard_id] = self.identify_counts.get(shard_id, 0) + 1
-        guilds = [g for g in self.guilds.values() if not sharded or self._shard_for(g.id, shard_count) == shard_id]
-        ready = {
-            "v": 10,
-            "user": {**copy.deepcopy(self.bot_user), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
-            "session_id": session.session_id,
-            "resume_gateway_url": self.gateway_url,
-            "shard": [shard_id, shard_count],
-            "application": {"id": str(self.application_id), "flags": self._application_flags()},
-            "private_channels": [],
-            "relationships": [],
-            "presences": [],
-            "guild_join_requests": [],
-        }
-        async with session.lock:
-            await connection.send(session.frame("READY", ready))
-            for guild in guilds:
-                await connection.send(session.frame("GUILD_CREATE", guild.create_payload(intents)))
-        for shard in range(self.shard_count) if not sharded else (shard_id,):
-            self.ready.setdefault(shard, asyncio.Event()).set()
-
-    async def _resume(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
-        session = self._sessions.get(data.get("session_id", ""))
-        last = data.get("seq") or 0
-        buffered = [seq for seq, _ in session.buffer] if session else []
-        replayable = session is not None and (not buffered or buffered[0] <= last + 1)
-        if session is None or data.get("token") != self.token or not replayable:
-            await connection.send(json.dumps({"op": 9, "s": None, "t": None, "d": False}))
-            return
-        async with session.lock:
-            old = session.connection
-            session.connection = connection
-            connection.session = session
-            if old is not None and old is not connection:
-                await old.ws.close(code=4000)
-            for seq, frame in list(session.buffer):
-                if seq > last:
-                    await connection.send(frame)
-            await connection.send(session.frame("RESUMED", {}))
-        self.resume_counts[session.shard_id] = self.resume_counts.get(session.shard_id, 0) + 1
-
-    async def _voice_state(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
-        session = connection.session
-        guild = self.guilds.get(int(data["guild_id"]))
-        if session is None or guild is None:
-            _log.warning("FakeDiscord gateway: op 4 for an unknown guild or before IDENTIFY: %s", data)
-            return
-        bot_id = int(self.bot_user["id"])
-        channel_id = int(data["channel_id"]) if data.get("channel_id") is not None else None
-        if channel_id is not None:
-            channel = guild.channels.get(channel_id)
-            permissions = guild.bot_member.permissions_in(channel_id)
-            occupants = [s for uid, s in guild.voice_states.items() if s["channel_id"] == str(channel_id)]
-            reason = None
-            if channel is None or channel["type"] != p.CHANNEL_VOICE:
-                reason = "not a voice channel"
-            elif not permissions & p.CONNECT:
-                reason = "missing CONNECT"
-            elif (
-                channel["user_limit"]
-                and len(occupants) >= channel["user_limit"]
-                and not permissions & p.MOVE_MEMBERS
-                and guild.voice_states.get(bot_id, {}).get("channel_id") != str(channel_id)
-            ):
-                reason = "channel full"
-            if reason is not None:
-                # Discord answers nothing at all: the client's connect() times out.
-                self.voice_rejections.append({"guild_id": guild.id, "channel_id": channel_id, "reason": reason})
-                _log.info("FakeDiscord gateway: ignoring voice join (%s)", reason)
-                return
-            guild.voice_states[bot_id] = {
-                "channel_id": str(channel_id),
-                "session_id": session.session_id,
-                "self_mute": bool(data.get("self_mute")),
-                "self_deaf": bool(data.get("self_deaf")),
-            }
-        else:
-            guild.voice_states.pop(bot_id, None)
-        state = guild.voice_state_payload(bot_id)
-        state["session_id"] = session.session_id
-        await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
-        if channel_id is None:
-            for disconnect_callback in self._voice_disconnect_callbacks:
-                await _maybe_await(disconnect_callback(guild.id))
-            return
-        token = secrets.token_hex(8)
-        for connect_callback in self._voice_connect_callbacks:
-            await _maybe_await(connect_callback(guild.id, channel_id, session.session_id, token))
-        if self.voice_endpoint is not None:
-            server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice_endpoint}
-            await self._send_dispatch(session, "VOICE_SERVER_UPDATE", server)
-
-    async def _request_members(self, connection: _GatewayConnection, data: dict[str, Any]) -> None:
-        session = connection.session
-        guild_ids = data["guild_id"] if isinstance(data["guild_id"], list) else [data["guild_id"]]
-        for raw_guild_id in guild_ids:
-            guild = self.guilds.get(int(raw_guild_id))
-            if guild is None or session is None:
-                continue
-            members = list(guild.members.values())
-            wanted = [int(user_id) for user_id in data.get("user_ids") or []]
-            if wanted:
-                members = [m for m in members if m.id in wanted]
-            query = (data.get("query") or "").lower()
-            if query:
-                members = [m for m in members if m.name.lower().startswith(query)]
-            if data.get("limit"):
-                members = members[: data["limit"]]
-            chunk: dict[str, Any] = {
-                "guild_id": str(guild.id),
-                "members": [m.payload() for m in members],
-                "chunk_index": 0,
-                "chunk_count": 1,
-                "not_found": [str(user_id) for user_id in wanted if user_id not in guild.members],
-            }
-            if data.get("nonce"):
-                chunk["nonce"] = data["nonce"]
-            await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
-
-    def _application_flags(self) -> int:
-        flags = 0
-        if self.message_content_allowed:
-            flags |= p.APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED
-        if self.members_intent_allowed:
-            flags |= p.APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED
-        return flags
-
-    async def _send_dispatch(self, session: _GatewaySession, event: str, data: Any) -> None:
-        async with session.lock:
-            frame = session.frame(event, data)
-            connection = session.connection
-            if connection is not None:
-                # A frame lost to a closing socket stays in the buffer and is replayed on RESUME.
-                await connection.send(frame)
-        await self._notify()
-
-    def _require_session(self, shard_id: int) -> _GatewaySession:
-        session = self._shard_sessions.get(shard_id)
-        if session is None:
-            raise RuntimeError(f"shard {shard_id} has no gateway session: await wait_until_connected() first")
-        return session
-
-    async def dispatch(self, event: str, data: dict[str, Any], *, shard_id: int = 0) -> None:
-        """Send any dispatch event to a shard as is (buffered for replay while it is disconnected)."""
-        await self._send_dispatch(self._require_session(shard_id), event, data)
-
-    async def _dispatch_guild_event(self, guild: FakeGuild, event: str, data: dict[str, Any]) -> None:
-        session = self._require_session(guild.shard_id)
-        needed = p.EVENT_INTENTS.get(event)
-        if needed is not None and not session.intents & needed:
-            return
-        if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not session.intents & p.INTENT_MESSAGE_CONTENT:
-            data = _without_content(data, int(self.bot_user["id"]))
-        await self._send_dispatch(session, event, data)
-
-    async def disconnect_gateway(self, code: int = 4000, *, shard_id: int = 0) -> None:
-        """Close a shard's websocket with this code (the client then resumes, or not, by the code)."""
-        session = self._require_session(shard_id)
-        connection = session.connection
-        if connection is None:
-            raise RuntimeError(f"shard {shard_id} is not connected")
-        await self._close_connection(connection, code, "closed by the test")
-
-    async def request_reconnect(self, *, shard_id: int = 0) -> None:
-        """Send op 7 RECONNECT to a shard (the client resumes at resume_gateway_url)."""
-        connection = self._require_session(shard_id).connection
-        if connection is not None:
-            await connection.send(json.dumps({"op": 7, "s": None, "t": None, "d": None}))
-
-    async def invalidate_session(self, *, shard_id: int = 0, resumable: bool = False) -> None:
-        """Send op 9 INVALID_SESSION to a shard (discord.py re-identifies after a 5 s sleep)."""
-        session = self._require_session(shard_id)
-        if not resumable:
-            self._sessions.pop(session.session_id, None)
-        if session.connection is not None:
-            await session.connection.send(json.dumps({"op": 9, "s": None, "t": None, "d": resumable}))
-
     # ---------------------------------------------------------------- guild events
 
     async def move_member(self, guild: FakeGuild, member_id: int | FakeMember, channel_id: ChannelRef | None) -> None:
@@ -1070,7 +889,7 @@ class FakeDiscord:
             previous = guild.voice_states.get(member.id, {})
             session_id = previous.get("session_id") or secrets.token_hex(16)
             if member.id == int(self.bot_user["id"]):
-                session_id = self._require_session(guild.shard_id).session_id
+                session_id = self._require_guild_session(guild).session_id
             guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
             state = guild.voice_state_payload(member.id)
         await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
@@ -1192,6 +1011,12 @@ class FakeDiscord:
                 return command, True
         for command in self.commands.get("global", []):
             if command["name"] == name and command.get("type", 1) == command_type:
+                # application-commands.mdx, "Interaction Contexts": a global command is offered only where its
+                # `contexts` allow (GUILD is 0; unset means every context). A guild command's `contexts` is
+                # ignored ("only for globally-scoped commands"): it is always offered in its guild.
+                contexts = command.get("contexts")
+                if contexts is not None and p.CONTEXT_GUILD not in contexts:
+                    self._refuse_if(f"the global command {name!r} is not offered in servers (contexts {contexts})")
                 return command, False
         return None, False
 
@@ -1214,7 +1039,8 @@ class FakeDiscord:
             raise ValueError(f"channel {channel_id} is not in {guild}")
         fake_member = guild.member(member)
         member_permissions = permissions if permissions is not None else fake_member.permissions_in(channel_id)
-        interaction_id = self.snowflakes.next()
+        # The id carries the creation time at Discord, before the delivery delay: the bot reads token ages from it.
+        interaction_id = self.snowflakes.at(time.time() - self.delivery_delay)
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
@@ -1233,7 +1059,9 @@ class FakeDiscord:
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(guild.id)},
             "context": 0,
-            "attachment_size_limit": attachment_size_limit if attachment_size_limit is not None else self.upload_limit,
+            "attachment_size_limit": (
+                attachment_size_limit if attachment_size_limit is not None else self.upload_limit_of(guild)
+            ),
         }
         if message is not None:
             payload["message"] = message
@@ -1243,9 +1071,9 @@ class FakeDiscord:
         return interaction
 
     async def _send_interaction(self, interaction: FakeInteraction) -> FakeInteraction:
-        interaction.created_at = self.clock.now()
+        interaction.created_at = self.clock.now() - self.delivery_delay
         await self._send_dispatch(
-            self._require_session(interaction.guild.shard_id), "INTERACTION_CREATE", interaction.payload
+            self._require_guild_session(interaction.guild), "INTERACTION_CREATE", interaction.payload
         )
         return interaction
 
@@ -1261,11 +1089,15 @@ class FakeDiscord:
         group: str | None = None,
         attachments: dict[str, tuple[str, bytes, str]] | None = None,
         locale: str = "en-US",
-        attachment_size_limit: int = 10 * 1024 * 1024,
+        attachment_size_limit: int | None = None,
         permissions: int | None = None,
         client_checks: bool = True,
     ) -> FakeInteraction:
-        """A member runs a slash command; option types come from the synced command when there is one."""
+        """A member runs a slash command; option types come from the synced command when there is one.
+
+        `attachment_size_limit` defaults to the server's upload limit (its boost tier's); a member's Nitro can
+        raise it for their own interactions.
+        """
         data = self._command_data(
             guild,
             channel,
@@ -1683,17 +1515,30 @@ class FakeDiscord:
         record.files = [(upload.filename, upload.data) for upload in uploads]
         record.status = 0
         self.requests.append(record)
-        try:
-            response = await self._route(request, path, body, uploads)
-        except _DiscordError as error:
-            response = _json_response(error.body(), error.status)
-        except Exception:
-            _log.exception("FakeDiscord: the stand-in failed on %s %s", request.method, path)
-            # Not a 5xx: discord.py retries those with multi-second sleeps.
-            response = _json_response({"message": "FakeDiscord internal error (see log)", "code": 0}, 400)
+        admission = self.rate_limits.admit(request.method, path)
+        response: web.StreamResponse
+        if admission.refusal is not None:
+            response = _json_response(admission.refusal, 429)
+        else:
+            try:
+                response = await self._route(request, path, body, uploads)
+            except _DiscordError as error:
+                response = error.response()
+            except Exception:
+                _log.exception("FakeDiscord: the stand-in failed on %s %s", request.method, path)
+                # Not a 5xx: discord.py retries those with multi-second sleeps.
+                response = _json_response({"message": "FakeDiscord internal error (see log)", "code": 0}, 400)
+        response.headers.update(admission.headers)
         record.status = response.status
+        if response.status in INVALID_STATUSES and admission.scope != "shared":
+            counted = InvalidRequest(request.method, path, response.status, error_code(response), admission.injected)
+            self.invalid_requests.append(counted)
         await self._notify()
         return response
+
+    def wasted_requests(self) -> list[InvalidRequest]:
+        """The 401, 403 and 429 answers the bot could have avoided (every counted one but the 429s asked for)."""
+        return [entry for entry in self.invalid_requests if not entry.injected]
 
     async def _route(self, request: web.Request, path: str, body: Any, uploads: list[_Upload]) -> web.StreamResponse:
         for method, pattern, handler, auth in self._routes:
@@ -1804,7 +1649,9 @@ class FakeDiscord:
         errors = p.validate_commands(body)
         if errors:
             raise _invalid_form(errors)
+        self._check_caps(body)
         old = {(c["name"], c.get("type", 1)): c["id"] for c in self.commands.get(scope, [])}
+        self._count_creates(scope, sum(1 for item in body if (item["name"], item.get("type", 1)) not in old))
         self.commands[scope] = [
             self._stored_command(scope, item, old.get((item["name"], item.get("type", 1)))) for item in body
         ]
@@ -1820,12 +1667,38 @@ class FakeDiscord:
         current = self.commands.setdefault(scope, [])
         key = (body["name"], body.get("type", 1))
         existing = next((c for c in current if (c["name"], c.get("type", 1)) == key), None)
+        if existing is None:
+            self._check_caps([*current, body])
+            self._count_creates(scope, 1)
         command = self._stored_command(scope, body, existing["id"] if existing else None)
         if existing is not None:
             current[current.index(existing)] = command
         else:
             current.append(command)
         return _json_response(command, 200 if existing else 201)
+
+    def _check_caps(self, commands: list[dict[str, Any]]) -> None:
+        cap = p.over_command_caps(commands)
+        if cap is not None:
+            raise _DiscordError(400, 30032, f"Maximum number of application commands reached ({cap})")
+
+    def _count_creates(self, scope: int | str, created: int) -> None:
+        """application-commands.mdx: at most 200 command creates per day per guild; past that, 429 code 30034."""
+        if scope == "global" or not created:
+            return
+        now = time.monotonic()
+        history = self._command_creates.setdefault(scope, deque())
+        while history and history[0] <= now - 86400:
+            history.popleft()
+        if len(history) + created > p.DAILY_COMMAND_CREATES:
+            retry_after = history[0] + 86400 - now if history else 86400.0
+            raise _DiscordError(
+                429,
+                30034,
+                "Max number of daily application command creates has been reached (200)",
+                retry_after=retry_after,
+            )
+        history.extend([now] * created)
 
     def _command_by_id(self, scope: int | str, command_id: str) -> dict[str, Any]:
         for command in self.commands.get(scope, []):
@@ -1907,6 +1780,12 @@ class FakeDiscord:
             "flags": flags,
         }
 
+    def upload_limit_of(self, guild: FakeGuild) -> int:
+        """The most bytes an attachment may have in this server: the default limit, or its boost tier's."""
+        if guild.premium_tier >= 2:  # tiers 0 and 1 keep the default (which a test may lower)
+            return max(self.upload_limit, p.BOOST_TIER_UPLOAD_LIMITS[guild.premium_tier])
+        return self.upload_limit
+
     def _check_uploads(self, uploads: list[_Upload], limit: int) -> None:
         for upload in uploads:
             if len(upload.data) > limit:
@@ -1919,6 +1798,7 @@ class FakeDiscord:
         existing: list[dict[str, Any]],
         *,
         ephemeral: bool,
+        editing: bool = False,
     ) -> list[dict[str, Any]]:
         by_index = {upload.index: upload for upload in uploads}
         used: set[int] = set()
@@ -1940,10 +1820,20 @@ class FakeDiscord:
                     if entry.get("description"):
                         stored["description"] = entry["description"]
                     result.append(stored)
+        if editing and "attachments" in body:
+            # message.mdx, "Edit Message": since API v10 `attachments` lists every attachment the message keeps,
+            # "including retained and new" ones: an upload it does not list is dropped.
+            return result
         for upload in uploads:
             if upload.index not in used:
                 result.append(self._store_file(upload.filename, upload.data, None, ephemeral=ephemeral))
         return result
+
+    def _check_automod(self, guild: FakeGuild, channel_id: int, content: str) -> None:
+        # auto-moderation.mdx, BLOCK_MESSAGE: the message is never posted; the sender gets 400, code 200000
+        # (opcodes-and-status-codes.mdx), an edit of a deferred reply included (change-log.mdx, June 27, 2024).
+        if content and guild.automod_blocks(content, channel_id, guild.bot_member):
+            raise _DiscordError(400, 200000, "Message was blocked by automatic moderation")
 
     def _resolve_mentions(self, guild: FakeGuild, content: str, allowed: dict[str, Any] | None) -> dict[str, Any]:
         parse = allowed.get("parse", []) if allowed is not None else ["users", "roles", "everyone"]
@@ -1977,6 +1867,7 @@ class FakeDiscord:
         content = body.get("content") or ""
         embeds = body.get("embeds") or []
         components = body.get("components") or []
+        self._check_automod(guild, channel_id, content)
         if not (content or embeds or uploads or components or body.get("sticker_ids") or body.get("poll")) and not (
             flags & p.FLAG_LOADING
         ):
@@ -2023,9 +1914,10 @@ class FakeDiscord:
         content = message["content"]
         if "content" in body:
             content = body["content"] or ""
+            self._check_automod(guild, int(message["channel_id"]), content)
         embeds = (body.get("embeds") or []) if "embeds" in body else message["embeds"]
         components = (body.get("components") or []) if "components" in body else message["components"]
-        attachments = self._attachments_from(body, uploads, message["attachments"], ephemeral=ephemeral)
+        attachments = self._attachments_from(body, uploads, message["attachments"], ephemeral=ephemeral, editing=True)
         if not (content or embeds or attachments or components):
             raise _DiscordError(400, 50006, "Cannot send an empty message")
         message["content"] = content
@@ -2045,7 +1937,7 @@ class FakeDiscord:
         if message["flags"] & p.FLAG_EPHEMERAL:
             return
         guild = self.guilds[int(message["guild_id"])]
-        if guild.shard_id not in self._shard_sessions:
+        if self._session_for_guild(guild) is None:
             return
         if event == "MESSAGE_DELETE":
             data = {"id": message["id"], "channel_id": message["channel_id"], "guild_id": message["guild_id"]}
@@ -2096,7 +1988,7 @@ class FakeDiscord:
         needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads else 0)
         if permissions & needed != needed:
             raise _DiscordError(403, 50013, "Missing Permissions")
-        self._check_uploads(uploads, self.upload_limit)
+        self._check_uploads(uploads, self.upload_limit_of(guild))
         body = body if isinstance(body, dict) else {}
         flags = (body.get("flags") or 0) & (
             p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
@@ -2115,7 +2007,7 @@ class FakeDiscord:
         message = self._channel_message(int(channel_id), int(message_id))
         if message["author"]["id"] != self.bot_user["id"]:
             raise _DiscordError(403, 50005, "Cannot edit a message authored by another user")
-        self._check_uploads(uploads, self.upload_limit)
+        self._check_uploads(uploads, self.upload_limit_of(self.guilds[int(message["guild_id"])]))
         self._edit_message(message, body if isinstance(body, dict) else {}, uploads)
         await self._announce("MESSAGE_UPDATE", message)
         return _json_response(_public(message))
@@ -2181,7 +2073,7 @@ class FakeDiscord:
 
     def _check_token(self, interaction: FakeInteraction) -> None:
         """Refuse a webhook call with an interaction token older than 15 minutes, as Discord does."""
-        if self.clock.now() - interaction.created_at > TOKEN_LIFETIME:
+        if self.clock.now() - interaction.created_at > self.token_lifetime:
             raise _DiscordError(401, 50027, "Invalid Webhook Token")
 
     async def _record(self, interaction: FakeInteraction, response: Response) -> None:
@@ -2222,7 +2114,7 @@ class FakeDiscord:
     ) -> web.StreamResponse:
         age = self.clock.now() - interaction.created_at
         late = self.callback_deadline is not None and age > self.callback_deadline
-        if age > TOKEN_LIFETIME or (late and interaction.callback_type is None):
+        if age > self.token_lifetime or (late and interaction.callback_type is None):
             # Not acknowledged within 3 s (or older than its token): Discord has forgotten the interaction.
             raise _DiscordError(404, 10062, "Unknown interaction")
         if interaction.callback_type is not None:
@@ -2489,20 +2381,6 @@ def _normalise_option(option: dict[str, Any]) -> None:
     option.setdefault("description", "")
     for child in option.get("options") or []:
         _normalise_option(child)
-
-
-def _without_content(data: dict[str, Any], bot_id: int) -> dict[str, Any]:
-    author_id = int(data.get("author", {}).get("id", 0))
-    mentioned = any(int(user["id"]) == bot_id for user in data.get("mentions") or [])
-    if author_id == bot_id or mentioned:
-        return data
-    # Without the message content intent Discord blanks these fields (except for mentions of the bot).
-    return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
-
-
-async def _maybe_await(result: Awaitable[None] | None) -> None:
-    if inspect.isawaitable(result):
-        await result
 
 
 @contextmanager

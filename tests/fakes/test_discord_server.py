@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from discord.ext import commands
 
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_server import (
-    TOKEN_LIFETIME,
     ChannelOption,
     ClientRefused,
     FakeDiscord,
@@ -477,7 +477,8 @@ async def test_message_content_refused_raises_privileged_intents_required() -> N
 
 
 async def test_guilds_are_spread_over_shards() -> None:
-    async with FakeDiscord(token=TOKEN, shard_count=2) as fake:
+    # StandInBot identifies every shard at once, which max_concurrency 2 allows (shards 0 and 1: two buckets).
+    async with FakeDiscord(token=TOKEN, shard_count=2, max_concurrency=2) as fake:
         first, second = fake.add_guild(name="one"), fake.add_guild(name="two")
         assert {first.shard_id, second.shard_id} == {0, 1}
         with use_fake_discord(fake):
@@ -485,6 +486,7 @@ async def test_guilds_are_spread_over_shards() -> None:
             async with running(bot, fake):
                 shards = sorted(entry["d"]["shard"] for entry in fake.gateway_log if entry["op"] == 2)
                 assert shards == [[0, 2], [1, 2]]
+                assert fake.identify_refusals == []
                 await fake.wait_until(lambda: bot.get_guild(second.id) is not None)
                 assert bot.get_guild(first.id).shard_id == first.shard_id  # type: ignore[union-attr]
                 assert bot.get_guild(second.id).shard_id == second.shard_id  # type: ignore[union-attr]
@@ -797,33 +799,40 @@ def test_the_deadline_is_on_by_default() -> None:
     assert FakeDiscord().callback_deadline == 3.0
 
 
-async def test_an_interaction_not_acknowledged_within_3_s_is_unknown(world: World) -> None:
-    release = asyncio.Event()
+async def test_the_3_s_start_when_discord_creates_the_interaction_not_when_the_bot_receives_it(world: World) -> None:
+    # receiving-and-responding.mdx, "Responding to an Interaction": 3 s from creation; delivery takes part of it.
+    assert world.fake.delivery_delay == 0.5
+    received: list[float] = []
 
     async def slow(interaction: discord.Interaction) -> None:
-        await release.wait()
+        received.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(2.6)  # under 3 s after the bot received it, over 3 s after Discord created it
         try:
             await interaction.response.defer()
         finally:
             await interaction.followup.send("too late")
 
     interaction = await act(world, slow)
-    world.fake.clock.advance(3.1)
-    release.set()
-    await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1)
+    # The interaction's id carries its creation at Discord, half a second before it was dispatched.
+    created = discord.utils.snowflake_time(interaction.id).timestamp()
+    assert 0.4 < time.time() - created < 1.5
+    await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1, timeout=10)
     late, followup = interaction.responses
     assert (late.kind, late.status, late.error) == ("callback", 404, {"message": "Unknown interaction", "code": 10062})
+    assert late.at - interaction.created_at > 3.0 > late.at - interaction.created_at - world.fake.delivery_delay
     assert (followup.status, followup.error["code"]) == (404, 10015)
     # The follow-up's refusal is what reached the command last: the token died with the deadline.
     assert world.bot.seen["refused"] == [(404, 10015, "Unknown Webhook")]
 
 
-async def test_a_token_older_than_15_minutes_gets_401_invalid_webhook_token(world: World) -> None:
-    release = asyncio.Event()
+async def test_a_token_past_its_15_minutes_gets_401_invalid_webhook_token_counted_as_invalid(world: World) -> None:
+    # receiving-and-responding.mdx: "Interaction tokens are valid for 15 minutes"; the stand-in's lifetime is
+    # scaled down here, on the one clock the bot and discord.py use too (there is no moving it forward).
+    world.fake.token_lifetime = 1.5
 
     async def deferred(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True)
-        await release.wait()
+        await asyncio.sleep(1.3)  # 1.8 s after its creation at Discord
         try:
             await interaction.followup.send("much later")
         finally:
@@ -831,8 +840,6 @@ async def test_a_token_older_than_15_minutes_gets_401_invalid_webhook_token(worl
 
     interaction = await act(world, deferred)
     await interaction.wait_for(lambda r: r.kind == "callback")
-    world.fake.clock.advance(TOKEN_LIFETIME + 1)
-    release.set()
     await world.fake.wait_until(lambda: len(world.bot.seen["refused"]) == 1)
     await interaction.wait_for(lambda r: r.kind == "edit_original")
     expired = {"message": "Invalid Webhook Token", "code": 50027}
@@ -841,6 +848,11 @@ async def test_a_token_older_than_15_minutes_gets_401_invalid_webhook_token(worl
         ("edit_original", 401, expired),
     ]
     assert world.bot.seen["refused"] == [(401, 50027, "Invalid Webhook Token")]
+    # rate-limits.mdx, "Invalid Request Limit": each 401 counts toward banning the IP.
+    assert [(r.method, r.status, r.code) for r in world.fake.wasted_requests()] == [
+        ("POST", 401, 50027),
+        ("PATCH", 401, 50027),
+    ]
 
 
 async def test_option_values_outside_the_schema_are_never_sent_by_the_client(world: World) -> None:
