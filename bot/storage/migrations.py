@@ -253,20 +253,24 @@ async def apply_migrations(backend: Backend, migrations: Sequence[Migration] = M
         raise ValueError(f"migration versions must run 1, 2, 3... without gaps, got {versions}")
     latest = versions[-1] if versions else 0
 
-    current = await backend.schema_version()
-    if current > latest:
-        raise SchemaVersionError(found=current, supported=latest)
-
-    for migration in migrations:
-        if migration.version <= current:
-            continue
-        try:
-            applied = await backend.migrate(migration.version, migration.script(backend.dialect))
-        except StorageError:
-            raise
-        except Exception as error:
-            raise MigrationError(migration.version) from error
-        if applied:
-            log.info("Applied database migration %d", migration.version)
-        current = migration.version
+    async with backend.migrating() as migrator:
+        current = await migrator.schema_version()
+        if current > latest:
+            raise SchemaVersionError(found=current, supported=latest)
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            try:
+                applied = await migrator.migrate(migration.version, migration.script(backend.dialect))
+            except StorageError:
+                raise
+            except Exception as error:
+                raise MigrationError(migration.version) from error
+            if applied:
+                log.info("Applied database migration %d", migration.version)
+            current = migration.version
+        # A SQLite file is held one migration at a time: a newer process may have gone further meanwhile.
+        found = await migrator.schema_version()
+        if found > latest:
+            raise SchemaVersionError(found=found, supported=latest)
     return current
