@@ -4,7 +4,8 @@ SQLite keeps the version in PRAGMA user_version; PostgreSQL, which has no such t
 schema_migrations (one row per migration applied). The two schemas hold the same tables, columns and keys;
 PostgreSQL's types are the strict ones (BIGINT for ids and counts, DOUBLE PRECISION for times, BOOLEAN), and
 its text keys compare byte by byte (COLLATE "C"), as SQLite's do, so that ordering and ranges on ISO dates and
-words behave the same whatever the database's locale.
+words behave the same whatever the database's locale. The one exception is the audio cache's shared tier
+(migration 3), which exists only in PostgreSQL: with SQLite the local folder is the whole cache.
 """
 
 from __future__ import annotations
@@ -239,6 +240,44 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             sent_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (kind, day)
         );
+        """,
+    ),
+    Migration(
+        3,
+        # The audio cache's shared tier (PRODUCT.md, Several processes): clips by cache key, least recently used
+        # evicted first past AUDIO_CACHE_DB_MAX_MB, with one row holding the tier's total so a write need not
+        # sum the table. With SQLite there is one process and its local folder is the whole cache, so SQLite
+        # gets no table (one nobody reads would only invite a write): its script only moves the version on,
+        # keeping the numbers of both databases the same migrations.
+        sqlite="""
+        -- Nothing on SQLite: the audio cache's shared tier exists only with PostgreSQL.
+        """,
+        # Audio is bytea, not large objects: a clip is kilobytes to a few megabytes (far from bytea's 1 GB),
+        # read and written whole; bytea goes with its row (a large object outlives a deleted row unless
+        # unlinked), is counted by pg_total_relation_size, and is copied by pg_dump with the table. STORAGE
+        # EXTERNAL: mp3 and Opus are compressed already, so PostgreSQL need not try again on every write.
+        # `sha256` is of `audio`, checked on every read: a row written by another process is never trusted
+        # blindly. Times are PostgreSQL's clock (epoch seconds), the same for every machine.
+        postgresql="""
+        CREATE TABLE audio_cache (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            output_type TEXT NOT NULL,
+            duration DOUBLE PRECISION,
+            size BIGINT NOT NULL CHECK (size >= 0),
+            sha256 BYTEA NOT NULL,
+            audio BYTEA NOT NULL,
+            used_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION
+        );
+        ALTER TABLE audio_cache ALTER COLUMN audio SET STORAGE EXTERNAL;
+        CREATE INDEX audio_cache_by_use ON audio_cache (used_at);
+        CREATE INDEX audio_cache_by_expiry ON audio_cache (expires_at) WHERE expires_at IS NOT NULL;
+
+        CREATE TABLE audio_cache_size (
+            only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+            bytes BIGINT NOT NULL
+        );
+        INSERT INTO audio_cache_size (only_row, bytes) VALUES (TRUE, 0);
         """,
     ),
 )
