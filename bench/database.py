@@ -13,9 +13,9 @@ before a PostgreSQL cache miss. This shows what moving to PostgreSQL (DATABASE_U
 3. The audio cache's tiers on PostgreSQL. AudioCache.get() on its own, for 40 clips of 24 KB (a chunk) and of
    1 MB (a long joined file): a local hit (this process's folder), a PostgreSQL hit (an empty folder, as on
    another machine: one query, the sha256 check, the clip kept in the folder in the background) and a miss
-   (neither tier: a stat and one query). Then /say end to end, 40 distinct texts: a miss (the Unmixr stand-in,
-   no added latency), the repeat from this machine's folder, and the same texts on a second bot with an empty
-   folder and the same database (PostgreSQL hits).
+   (neither tier: a stat and one query). Then /say end to end on a second bot sharing the database, 40 rounds
+   of a miss (the Unmixr stand-in, no added latency), a PostgreSQL hit (a text the first bot paid for) and
+   the same text again (now a local hit).
 
 PostgreSQL runs on this machine with its default durability (fsync and synchronous commit on, as an operator's
 server would), reached over its Unix socket: a server on another machine adds one network round trip per query
@@ -149,36 +149,39 @@ async def tier_latencies(url: str, folder: Path) -> dict[str, list[float]]:
 
 
 async def say_by_tier(url: str) -> dict[str, list[float]]:
-    """/say end to end, in seconds: "miss", "local" (the repeat) and "postgresql" (the same on a second bot)."""
+    """/say end to end, in seconds, on a second bot sharing the database: "postgresql", "local" and "miss".
+
+    A first bot pays for the texts; on the second one each round asks for a text it has never seen (a miss),
+    then for one of the first bot's (a PostgreSQL hit), then the same again (now a hit in its own folder), so
+    the three kinds share the same warm bot. Background cache writes finish before the next /say.
+    """
     texts = [
         f"Sentence {index} of the audio tier benchmark, which another bot then asks for." for index in range(REQUESTS)
     ]
     results: dict[str, list[float]] = {"miss": [], "local": [], "postgresql": []}
 
-    async def say(state: Any, text: str, into: list[float]) -> None:
+    async def say(state: Any, text: str, into: list[float] | None) -> None:
         interaction = await state.say(text=text)
         response = await answered(interaction)
         if not response.files:
             raise RuntimeError(f"/say got no audio: {response.json}")
-        into.append(response.at - interaction.created_at)
-        await asyncio.sleep(0.02)
+        if into is not None:
+            into.append(response.at - interaction.created_at)
+        await state.bot.audio_cache.flush()
 
     async with stack(database_url=SecretStr(url)) as state:
-        for index in range(WARM_UP):
-            await answered(await state.say(text=f"Warm-up number {index} of the audio tier benchmark."))
         for text in texts:
-            await say(state, text, results["miss"])
-        await state.bot.audio_cache.flush()
-        for text in texts:
-            await say(state, text, results["local"])
+            await say(state, text, None)
     async with stack(database_url=SecretStr(url)) as state:
         for index in range(WARM_UP):
-            await answered(await state.say(text=f"Another warm-up, number {index}, of the audio tier benchmark."))
-        first = len(state.unmixr.requests)
-        for text in texts:
+            await say(state, f"Another warm-up, number {index}, of the audio tier benchmark.", None)
+        for index, text in enumerate(texts):
+            await say(state, f"A new sentence {index}, never asked for before, of the same length.", results["miss"])
+            first = len(state.unmixr.requests)
             await say(state, text, results["postgresql"])
-        if state.requests_since(first, TTS):
-            raise RuntimeError("the second bot asked Unmixr for audio the shared tier holds")
+            await say(state, text, results["local"])
+            if state.requests_since(first, TTS):
+                raise RuntimeError("the second bot asked Unmixr for audio the shared tier holds")
     return results
 
 
