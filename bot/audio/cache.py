@@ -218,7 +218,9 @@ class AudioCache:
     async def _write_pending(self, key: str, share: bool) -> None:
         # Let the answer that brought this clip go out first: the write competes with it for the interpreter.
         await asyncio.sleep(WRITE_DELAY_SECONDS)
-        audio = self._pending[key]
+        audio = self._pending.get(key)
+        if audio is None:
+            return  # the same clip, given twice at once (two requests that missed together), is written already
         try:
             if share:
                 await self.put(key, audio.data, duration=audio.duration, output_type=audio.output_type)
