@@ -17,6 +17,7 @@ from discord.ext import commands
 import cogs
 from bot.alerts import LowBalanceWatch
 from bot.audio import AudioCache
+from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.lookups import LookupGate, StorageReadiness
@@ -113,7 +114,12 @@ class UnmixrBot(commands.AutoShardedBot):
             max_concurrency=settings.unmixr_max_concurrency,
             observer=self.metrics.upstream,
         )
-        self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
+        shared = shared_tier(
+            self.storage,
+            settings.audio_cache_db_max_bytes,
+            on_size=self.metrics.audio_cache_bytes.labels(tier="postgresql").set,
+        )
+        self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
         self.guard = CreditGuard(
             self.storage,
@@ -149,6 +155,8 @@ class UnmixrBot(commands.AutoShardedBot):
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
+        if shared is not None:
+            self.spawn(shared.run(), name="shared-audio-upkeep")
 
     async def _start_monitoring(self) -> None:
         """Feed the state gauges, and serve /healthz and /metrics when METRICS_PORT is set."""

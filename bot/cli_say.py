@@ -21,6 +21,7 @@ from typing import Any, Final
 import aiohttp
 
 from bot.audio import AudioCache
+from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.errors import TextTooLongError, UnknownVoiceError
@@ -169,7 +170,9 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             max_concurrency=settings.unmixr_max_concurrency,
             snapshot=settings.audio_cache_dir / SNAPSHOT_NAME,
         )
-        cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
+        # With DATABASE_URL the shared tier too: a clip the bot paid for is free here, and the other way round.
+        shared = shared_tier(storage, settings.audio_cache_db_max_bytes)
+        cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
         catalogue = Catalogue(client, storage, include_openai=settings.openai_api_key is not None)
         # The operator pays the account: server and member budgets are for Discord's members.
         guard = CreditGuard(storage, server_daily=None, member_hourly=None)

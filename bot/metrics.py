@@ -60,6 +60,13 @@ class Metrics:
         self.cache_misses = Counter(
             "unmixr_bot_cache_misses", "Chunks not in the audio cache, so sent to Unmixr.", registry=registry
         )
+        self.audio_cache_bytes = Gauge(
+            "unmixr_bot_audio_cache_bytes",
+            "Bytes of audio in the audio cache, by tier: local (this process's folder), postgresql (shared by every "
+            "process; as this process last read it).",
+            ["tier"],
+            registry=registry,
+        )
         self.upstream_concurrency = Gauge(
             "unmixr_bot_upstream_concurrency",
             "The adaptive limit of concurrent /short-tts/ requests now.",

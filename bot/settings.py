@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
     # Several processes (PRODUCT.md, Operating it): PostgreSQL instead of the SQLite file, and a range of shards.
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    # With DATABASE_URL: the size of the audio cache's tier shared in PostgreSQL (0: no shared tier).
+    audio_cache_db_max_mb: int = Field(2048, ge=0, validation_alias="AUDIO_CACHE_DB_MAX_MB")
     shard_count: int | None = Field(None, ge=1, validation_alias="SHARD_COUNT")
     # Comma-separated in the environment (NoDecode: not JSON); declared after the two it is checked against.
     shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(None, validation_alias="SHARD_IDS")
@@ -158,6 +160,11 @@ class Settings(BaseSettings):
     def audio_cache_max_bytes(self) -> int:
         """The audio cache's size limit in bytes."""
         return self.audio_cache_max_mb * 1024 * 1024
+
+    @property
+    def audio_cache_db_max_bytes(self) -> int:
+        """The size limit in bytes of the audio cache's shared tier in PostgreSQL."""
+        return self.audio_cache_db_max_mb * 1024 * 1024
 
 
 class SettingsError(Exception):

@@ -331,7 +331,13 @@ class SpeechService:
         if joined_key is not None and joined_key in self._cache:
             cached = set(range(len(plan.chunks)))
         else:
-            cached = {index for index in range(len(plan.chunks)) if plan.request(index)[1] in self._cache}
+            # Beyond the local folder, one query to the shared tier (PostgreSQL: deferred by now) for the rest.
+            keys = {index: plan.request(index)[1] for index in range(len(plan.chunks))}
+            found = await self._cache.locate([*keys.values(), *([joined_key] if joined_key is not None else [])])
+            if joined_key is not None and joined_key in found:
+                cached = set(keys)
+            else:
+                cached = {index for index, key in keys.items() if key in found}
         holds = {index: len(chunk) for index, chunk in enumerate(plan.chunks) if index not in cached}
         return await self._guard.reserve(
             guild_id=plan.guild_id,

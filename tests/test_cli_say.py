@@ -209,3 +209,20 @@ async def test_catalogue_pages_fetched_at_once_are_all_kept(tmp_path: Path, unmi
     assert len(unmixr.requests) == len(categories)
     assert await fetch_all() == first
     assert len(unmixr.requests) == len(categories), "every page fetched concurrently was kept"
+
+
+async def test_with_a_database_url_a_repeat_on_another_machine_comes_from_the_shared_tier(
+    cli_env: dict[str, str], tmp_path: Path, unmixr: FakeUnmixr, postgres_database: str
+) -> None:
+    outputs = []
+    for machine in ("one", "two"):
+        # Each machine has its own audio-cache folder; the database is the same.
+        env = {**cli_env, "DATABASE_URL": postgres_database, "AUDIO_CACHE_DIR": str(tmp_path / machine / "cache")}
+        status, stdout, stderr = await run_cli(
+            "say", "Said on one machine, then on another.", "-o", f"{machine}.mp3", env=env, cwd=tmp_path
+        )
+        assert status == 0, stderr
+        outputs.append(stdout)
+    assert "from cache" not in outputs[0] and "from cache, 0 credits" in outputs[1]
+    assert len(tts_requests(unmixr)) == 1
+    assert (tmp_path / "one.mp3").read_bytes() == (tmp_path / "two.mp3").read_bytes()

@@ -24,7 +24,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.settings import SettingsError, load_settings
-from bot.storage import url_secrets
+from bot.storage import LATEST_VERSION, Storage, url_secrets
+from bot.storage.backends import MIGRATION_LOCK
 from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.unmixr import FakeUnmixr
@@ -386,3 +387,101 @@ async def test_a_database_that_cannot_be_reached_stops_the_bot_with_one_line_and
     for secret in url_secrets(wrong):
         assert secret not in output
     assert not (tmp_path / "data" / "bot.sqlite3").exists()
+
+
+async def shared_clips(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT COUNT(*) FROM audio_cache"))
+    finally:
+        await connection.close()
+
+
+async def test_the_same_say_through_two_processes_is_paid_once(deployment: Deployment) -> None:
+    zero, one = deployment.first, deployment.second
+    await start_pair(deployment, ("0", "1"))
+    text = "One sentence, asked for on two machines."
+    first = await zero.slash("say", {"text": text}, member=zero.member)
+    assert "credits" in await answer(first)
+    # Written to the shared tier after the answer, in the background.
+    deadline = time.monotonic() + 10
+    while await shared_clips(deployment.database_url) == 0:
+        assert time.monotonic() < deadline, "the clip never reached the shared tier"
+        await asyncio.sleep(0.1)
+
+    # The other process, on its own machine (its own audio-cache folder), serves it from PostgreSQL.
+    second = await one.slash("say", {"text": text}, member=one.member)
+    assert "from cache" in await answer(second)
+    assert second.files()[0][1] == first.files()[0][1]
+    assert len([r for r in deployment.unmixr.requests if r.endpoint == "/short-tts/"]) == 1
+    for process in deployment.processes:
+        assert await process.stop() == 0
+        assert "Traceback" not in process.text()
+
+
+async def schema_versions(url: str) -> list[int]:
+    connection = await asyncpg.connect(url)
+    try:
+        return [row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+    finally:
+        await connection.close()
+
+
+async def advisory_waiters(connection: asyncpg.Connection) -> int:
+    return int(await connection.fetchval("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+
+
+async def test_two_processes_starting_at_once_on_an_empty_database_migrate_once(deployment: Deployment) -> None:
+    # The migration lock is held here until both processes wait for it, so they really do start at once.
+    holder = await asyncpg.connect(deployment.database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        one = await deployment.launch("machine-a", "0")
+        two = await deployment.launch("machine-b", "1")
+        deadline = time.monotonic() + START_TIMEOUT
+        while await advisory_waiters(holder) < 2:
+            for process in (one, two):
+                assert process.process.returncode is None, process.text()[-3000:]
+            assert time.monotonic() < deadline, "the processes never waited for the migration lock"
+            await asyncio.sleep(0.1)
+        await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        for process in (one, two):
+            await process.wait_for_log(f"connected: this process runs shard {process.shards} of 2")
+        applied = await holder.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    finally:
+        await holder.close()
+    assert [row["version"] for row in applied] == list(range(1, LATEST_VERSION + 1))
+    # One process ran every migration; the other waited, then found the schema up to date.
+    runs = [
+        [line for line in process.text().splitlines() if "Applied database migration" in line] for process in (one, two)
+    ]
+    assert sorted(len(lines) for lines in runs) == [0, LATEST_VERSION]
+
+
+async def test_a_process_older_than_the_schema_refuses_to_start_with_one_line(
+    tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord, postgres_database: str
+) -> None:
+    # A newer bot migrated this database further than this one knows.
+    await (await Storage.open(postgres_database)).close()
+    connection = await asyncpg.connect(postgres_database)
+    try:
+        await connection.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)", LATEST_VERSION + 1
+        )
+    finally:
+        await connection.close()
+    environment = {
+        **BASE_SETTINGS,
+        "UNMIXR_API_KEY": unmixr.api_key,
+        "UNMIXR_BASE_URL": unmixr.base_url,
+        "DISCORD_API_BASE": discord_fake.api_base,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DATABASE_URL": postgres_database,
+    }
+    status, output = await run_bot_process(environment, tmp_path)
+    assert status == 1
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "Database:" in line]
+    assert f"schema version {LATEST_VERSION + 1}" in line and f"only knows up to version {LATEST_VERSION}" in line
+    # Nothing was changed: the newer bot's schema is as it left it.
+    assert await schema_versions(postgres_database) == [*range(1, LATEST_VERSION + 2)]

@@ -1,4 +1,8 @@
-"""A content-addressed on-disk cache of synthesised audio, evicting the least recently used entries."""
+"""A content-addressed on-disk cache of synthesised audio, evicting the least recently used entries.
+
+With PostgreSQL it has a second tier shared by every process (bot/audio/shared_tier.py): asked when the folder
+misses, and given every clip stored here.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ import os
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from bot.files import TEMPORARY_SUFFIX, write_atomically
 
-__all__ = ["AudioCache", "CachedAudio", "cache_key"]
+__all__ = ["AudioCache", "CachedAudio", "SecondTier", "cache_key"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,30 @@ class CachedAudio:
     data: bytes
     duration: float | None
     output_type: str
+
+
+class SecondTier(Protocol):
+    """A tier behind the local folder (SharedTier, in PostgreSQL): read on a local miss, given every clip stored."""
+
+    async def get(self, key: str) -> CachedAudio | None:
+        """The clip under key, or None."""
+        ...
+
+    async def present(self, keys: Collection[str]) -> set[str]:
+        """Which of keys the tier holds."""
+        ...
+
+    def used(self, key: str) -> None:
+        """Note a hit on the clip under key in the local folder (the tier's own hits it notes itself)."""
+        ...
+
+    def store_soon(self, key: str, audio: CachedAudio) -> None:
+        """Store a clip in the background."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until everything given to the tier is written."""
+        ...
 
 
 def cache_key(**parts: Any) -> str:
@@ -68,11 +97,12 @@ class AudioCache:
 
     cache_key = staticmethod(cache_key)
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, *, shared: SecondTier | None = None) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         self.directory = directory
         self.max_bytes = max_bytes
+        self.shared = shared
         # Each entry's file size, least recently used first.
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._total_bytes = 0
@@ -106,7 +136,28 @@ class AudioCache:
         await self._evict()
 
     async def get(self, key: str) -> CachedAudio | None:
-        """Return the cached clip for key and mark it recently used, or None on a miss."""
+        """Return the cached clip for key and mark it recently used, or None on a miss (in every tier)."""
+        found = await self._get_local(key)
+        if self.shared is None:
+            return found
+        if found is not None:
+            self.shared.used(key)
+            return found
+        found = await self.shared.get(key)
+        if found is not None:
+            # Kept in the folder too, so the next repeat here needs no query; it is in the shared tier already.
+            self._put_soon(key, found, share=False)
+        return found
+
+    async def locate(self, keys: Collection[str]) -> set[str]:
+        """Which of keys are cached in any tier: the folder (and memory) first, then one query for the others."""
+        found = {key for key in keys if key in self}
+        missing = [key for key in keys if key not in found]
+        if missing and self.shared is not None:
+            found |= await self.shared.present(missing)
+        return found
+
+    async def _get_local(self, key: str) -> CachedAudio | None:
         path = self._path(key)
         pending = self._pending.get(key)
         if pending is not None:
@@ -129,7 +180,15 @@ class AudioCache:
         return audio
 
     async def put(self, key: str, data: bytes, *, duration: float | None, output_type: str) -> None:
-        """Store a clip under key, then evict least recently used clips until the cache fits max_bytes."""
+        """Store a clip under key, then evict least recently used clips until the cache fits max_bytes.
+
+        The shared tier, if any, gets it too, in the background.
+        """
+        await self._put_local(key, data, duration=duration, output_type=output_type)
+        if self.shared is not None:
+            self.shared.store_soon(key, CachedAudio(data=data, duration=duration, output_type=output_type))
+
+    async def _put_local(self, key: str, data: bytes, *, duration: float | None, output_type: str) -> None:
         path = self._path(key)
         if not _OUTPUT_TYPE_PATTERN.fullmatch(output_type):
             raise ValueError(f"invalid output type {output_type!r}")
@@ -147,25 +206,35 @@ class AudioCache:
 
     def put_soon(self, key: str, data: bytes, *, duration: float | None, output_type: str) -> None:
         """Store a clip without waiting for the disk: it is served from memory until its file is written."""
+        self._put_soon(key, CachedAudio(data=data, duration=duration, output_type=output_type), share=True)
+
+    def _put_soon(self, key: str, audio: CachedAudio, *, share: bool) -> None:
         self._path(key)  # refuse a bad key now, not in the background
-        self._pending[key] = CachedAudio(data=data, duration=duration, output_type=output_type)
-        task = asyncio.get_running_loop().create_task(self._write_pending(key), name="audio-cache-write")
+        self._pending[key] = audio
+        task = asyncio.get_running_loop().create_task(self._write_pending(key, share), name="audio-cache-write")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _write_pending(self, key: str) -> None:
+    async def _write_pending(self, key: str, share: bool) -> None:
         # Let the answer that brought this clip go out first: the write competes with it for the interpreter.
         await asyncio.sleep(WRITE_DELAY_SECONDS)
-        audio = self._pending[key]
+        audio = self._pending.get(key)
+        if audio is None:
+            return  # the same clip, given twice at once (two requests that missed together), is written already
         try:
-            await self.put(key, audio.data, duration=audio.duration, output_type=audio.output_type)
+            if share:
+                await self.put(key, audio.data, duration=audio.duration, output_type=audio.output_type)
+            else:
+                await self._put_local(key, audio.data, duration=audio.duration, output_type=audio.output_type)
         finally:
             self._pending.pop(key, None)
 
     async def flush(self) -> None:
-        """Wait until every clip given to put_soon() is on disk (for shutdown and tests)."""
+        """Wait until every clip given to put_soon() is on disk, and in the shared tier (for shutdown and tests)."""
         while self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
+        if self.shared is not None:
+            await self.shared.flush()
 
     def _path(self, key: str) -> Path:
         # Keys become file names, so only a real digest may pass.

@@ -28,6 +28,7 @@ from bot.storage.models import (
     Pronunciation,
     Usage,
 )
+from bot.storage.shared_audio import SharedAudioStore, StoredClip
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -51,9 +52,11 @@ __all__ = [
     "Pronunciation",
     "PronunciationLimitError",
     "SchemaVersionError",
+    "SharedAudioStore",
     "Storage",
     "StorageClosedError",
     "StorageError",
+    "StoredClip",
     "Usage",
     "is_postgres_url",
     "mask_url",

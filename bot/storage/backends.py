@@ -5,7 +5,8 @@ Storage speaks one set of SQL with `?` placeholders; each backend runs it, Postg
 its own transaction) and `transaction(lock=...)`, inside which the same primitives run on one connection.
 The `lock` is a number (a server's id) that serialises the transactions holding it across every process
 sharing the database: SQLite gets that from BEGIN IMMEDIATE (one writer at a time), PostgreSQL from
-`pg_advisory_xact_lock`, released when the transaction ends.
+`pg_advisory_xact_lock`, released when the transaction ends. Migrations run inside `migrating()`, which on
+PostgreSQL holds one session lock for the whole run, so processes starting at once migrate one after another.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import unquote, urlsplit
@@ -24,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 import asyncpg
 
-from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError
+from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError, StorageError
 
 MEMORY: Final[str] = ":memory:"
 POSTGRES_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://")
@@ -38,6 +39,8 @@ STATEMENT_TIMEOUT_SECONDS: Final[float] = 15.0
 # Advisory-lock numbers that are not a server's id (ids are positive snowflakes).
 MIGRATION_LOCK: Final[int] = -1
 COMPACTION_LOCK: Final[int] = -2
+# How long a starting process waits for another one's migrations (a big one may copy a table).
+MIGRATION_WAIT_SECONDS: Final[float] = 300.0
 # How long a SQLite connection waits for another one's lock, in ms (also bounds the switch to WAL below).
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 5000
 SQLITE_WAL_RETRY_SECONDS: Final[float] = 0.02
@@ -58,6 +61,18 @@ class Session(Protocol):
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         """Run a statement and return how many rows it changed."""
+        ...
+
+
+class Migrator(Protocol):
+    """Reads and applies migrations while the database is held for them (Backend.migrating)."""
+
+    async def schema_version(self) -> int:
+        """The number of the last migration applied."""
+        ...
+
+    async def migrate(self, version: int, script: str) -> bool:
+        """Apply one migration and record its version, in one transaction; False if it was already applied."""
         ...
 
 
@@ -153,9 +168,28 @@ class Backend(ABC):
     async def migrate(self, version: int, script: str) -> bool:
         """Apply one migration and record its version, in one transaction; False if it was already applied."""
 
+    def migrating(self) -> AbstractAsyncContextManager[Migrator]:
+        """Hold the database for a run of migrations, yielding what reads the version and applies them.
+
+        On PostgreSQL other processes wait until the run ends; a SQLite file is held one migration at a time
+        (BEGIN IMMEDIATE), each rechecking the version, which is enough for the processes of one machine.
+        """
+        return _Unheld(self)
+
     @abstractmethod
     async def close(self) -> None:
         """Close every connection; the backend cannot be used afterwards."""
+
+
+class _Unheld(AbstractAsyncContextManager[Migrator]):
+    def __init__(self, migrator: Migrator) -> None:
+        self._migrator = migrator
+
+    async def __aenter__(self) -> Migrator:
+        return self._migrator
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
 
 class _SQLiteSession:
@@ -384,29 +418,71 @@ class PostgresBackend(Backend):
             return await _recorded_version(connection)
 
     async def migrate(self, version: int, script: str) -> bool:
-        async with self.pool.acquire() as connection, connection.transaction():
-            # Processes starting at once migrate one after another; the later ones find the work done.
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            if await _recorded_version(connection) >= version:
-                return False
+        async with self.pool.acquire() as connection:
+            return await _migrate(connection, version, script)
+
+    @asynccontextmanager
+    async def migrating(self) -> AsyncIterator[Migrator]:
+        async with self.pool.acquire() as connection:
+            # A session lock over the whole run, each migration still committing on its own: one process
+            # migrates while the others wait, and each reads the version under the lock, so none acts on a
+            # version another is changing (an older process then sees the newer schema and refuses it).
             try:
-                # No parameters: the script's statements run together in the simple query protocol.
-                await connection.execute(script)
-            except asyncpg.PostgresError as error:
-                raise MigrationError(version) from error
-            await connection.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", version, time.time()
-            )
-        return True
+                await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK, timeout=MIGRATION_WAIT_SECONDS)
+            except TimeoutError:
+                raise StorageError(
+                    f"Another process has been migrating the database for over {MIGRATION_WAIT_SECONDS:.0f} s; "
+                    "start this one again once it has finished"
+                ) from None
+            try:
+                yield _PostgresMigrator(connection)
+            finally:
+                try:
+                    await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+                except BaseException:
+                    # The pool keeps session state as it is: a connection still holding the lock must not
+                    # go back to it. Closing the session releases the lock.
+                    connection.terminate()
+                    raise
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+class _PostgresMigrator:
+    """Migrations on the one connection that holds the migration lock."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def schema_version(self) -> int:
+        return await _recorded_version(self._connection)
+
+    async def migrate(self, version: int, script: str) -> bool:
+        return await _migrate(self._connection, version, script)
+
+
+async def _migrate(connection: asyncpg.Connection, version: int, script: str) -> bool:
+    async with connection.transaction():
+        # Also taken here for a migration applied outside migrating(); the session holding it already passes.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        if await _recorded_version(connection) >= version:
+            return False
+        try:
+            # No parameters: the script's statements run together in the simple query protocol.
+            await connection.execute(script)
+        except asyncpg.PostgresError as error:
+            raise MigrationError(version) from error
+        await connection.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", version, time.time()
+        )
+    return True
 
 
 async def _recorded_version(connection: asyncpg.Connection) -> int:

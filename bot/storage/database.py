@@ -52,6 +52,7 @@ from bot.storage.models import (
     Pronunciation,
     Usage,
 )
+from bot.storage.shared_audio import SharedAudioStore
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,11 @@ class Storage:
         round trip: the bot acknowledges the interaction before making one.
         """
         return self._db.is_local
+
+    def shared_audio(self) -> SharedAudioStore | None:
+        """The audio cache's shared tier with PostgreSQL; None with SQLite (the local folder is the whole cache)."""
+        backend = self._db
+        return SharedAudioStore(backend) if backend.dialect == "postgresql" else None
 
     async def ping(self) -> None:
         """Run a trivial query, raising if the database does not answer."""

@@ -4,7 +4,8 @@ SQLite keeps the version in PRAGMA user_version; PostgreSQL, which has no such t
 schema_migrations (one row per migration applied). The two schemas hold the same tables, columns and keys;
 PostgreSQL's types are the strict ones (BIGINT for ids and counts, DOUBLE PRECISION for times, BOOLEAN), and
 its text keys compare byte by byte (COLLATE "C"), as SQLite's do, so that ordering and ranges on ISO dates and
-words behave the same whatever the database's locale.
+words behave the same whatever the database's locale. The one exception is the audio cache's shared tier
+(migration 3), which exists only in PostgreSQL: with SQLite the local folder is the whole cache.
 """
 
 from __future__ import annotations
@@ -241,6 +242,44 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        3,
+        # The audio cache's shared tier (PRODUCT.md, Several processes): clips by cache key, least recently used
+        # evicted first past AUDIO_CACHE_DB_MAX_MB, with one row holding the tier's total so a write need not
+        # sum the table. With SQLite there is one process and its local folder is the whole cache, so SQLite
+        # gets no table (one nobody reads would only invite a write): its script only moves the version on,
+        # keeping the numbers of both databases the same migrations.
+        sqlite="""
+        -- Nothing on SQLite: the audio cache's shared tier exists only with PostgreSQL.
+        """,
+        # Audio is bytea, not large objects: a clip is kilobytes to a few megabytes (far from bytea's 1 GB),
+        # read and written whole; bytea goes with its row (a large object outlives a deleted row unless
+        # unlinked), is counted by pg_total_relation_size, and is copied by pg_dump with the table. STORAGE
+        # EXTERNAL: mp3 and Opus are compressed already, so PostgreSQL need not try again on every write.
+        # `sha256` is of `audio`, checked on every read: a row written by another process is never trusted
+        # blindly. Times are PostgreSQL's clock (epoch seconds), the same for every machine.
+        postgresql="""
+        CREATE TABLE audio_cache (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            output_type TEXT NOT NULL,
+            duration DOUBLE PRECISION,
+            size BIGINT NOT NULL CHECK (size >= 0),
+            sha256 BYTEA NOT NULL,
+            audio BYTEA NOT NULL,
+            used_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION
+        );
+        ALTER TABLE audio_cache ALTER COLUMN audio SET STORAGE EXTERNAL;
+        CREATE INDEX audio_cache_by_use ON audio_cache (used_at);
+        CREATE INDEX audio_cache_by_expiry ON audio_cache (expires_at) WHERE expires_at IS NOT NULL;
+
+        CREATE TABLE audio_cache_size (
+            only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+            bytes BIGINT NOT NULL
+        );
+        INSERT INTO audio_cache_size (only_row, bytes) VALUES (TRUE, 0);
+        """,
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1].version
@@ -253,20 +292,24 @@ async def apply_migrations(backend: Backend, migrations: Sequence[Migration] = M
         raise ValueError(f"migration versions must run 1, 2, 3... without gaps, got {versions}")
     latest = versions[-1] if versions else 0
 
-    current = await backend.schema_version()
-    if current > latest:
-        raise SchemaVersionError(found=current, supported=latest)
-
-    for migration in migrations:
-        if migration.version <= current:
-            continue
-        try:
-            applied = await backend.migrate(migration.version, migration.script(backend.dialect))
-        except StorageError:
-            raise
-        except Exception as error:
-            raise MigrationError(migration.version) from error
-        if applied:
-            log.info("Applied database migration %d", migration.version)
-        current = migration.version
+    async with backend.migrating() as migrator:
+        current = await migrator.schema_version()
+        if current > latest:
+            raise SchemaVersionError(found=current, supported=latest)
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            try:
+                applied = await migrator.migrate(migration.version, migration.script(backend.dialect))
+            except StorageError:
+                raise
+            except Exception as error:
+                raise MigrationError(migration.version) from error
+            if applied:
+                log.info("Applied database migration %d", migration.version)
+            current = migration.version
+        # A SQLite file is held one migration at a time: a newer process may have gone further meanwhile.
+        found = await migrator.schema_version()
+        if found > latest:
+            raise SchemaVersionError(found=found, supported=latest)
     return current

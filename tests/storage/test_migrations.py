@@ -3,10 +3,11 @@
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.storage import LATEST_VERSION, MigrationError, SchemaVersionError, Storage
-from bot.storage.backends import SQLiteBackend, open_backend
+from bot.storage.backends import MIGRATION_LOCK, SQLiteBackend, open_backend
 from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
 from tests.storage.conftest import Database
 
@@ -186,3 +187,27 @@ async def test_each_migration_has_a_script_for_each_database() -> None:
         assert migration.script("sqlite").strip() and migration.script("postgresql").strip()
     with pytest.raises(ValueError, match="mysql"):
         MIGRATIONS[0].script("mysql")
+
+
+async def test_a_process_starting_beside_a_newer_one_refuses_the_schema_it_finds(postgres_database: str) -> None:
+    # The migration lock is held here, as by a newer bot migrating, while this one starts.
+    newer = await asyncpg.connect(postgres_database)
+    try:
+        await newer.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        opening = asyncio.ensure_future(Storage.open(postgres_database))
+        async with asyncio.timeout(10):
+            while not await newer.fetchval("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                await asyncio.sleep(0.02)
+        # The newer bot goes one migration further than this one knows, then lets go.
+        await newer.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        await newer.executemany(
+            "INSERT INTO schema_migrations VALUES ($1, 0)", [(version,) for version in range(1, LATEST_VERSION + 2)]
+        )
+        await newer.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        with pytest.raises(SchemaVersionError) as caught:
+            await opening
+    finally:
+        await newer.close()
+    assert (caught.value.found, caught.value.supported) == (LATEST_VERSION + 1, LATEST_VERSION)
