@@ -190,6 +190,18 @@ def voice_support() -> dict[str, bool]:
     }
 
 
+def dave_protocol_version() -> int:
+    """The highest DAVE protocol version this discord.py and davey offer Discord's voice gateway (0: none).
+
+    Discord closes a voice client that offers none with 4017; this is as far as anyone can tell without joining.
+    """
+    from discord import voice_state
+
+    if not getattr(voice_state, "has_dave", False):  # discord.py before DAVE, or davey missing
+        return 0
+    return int(getattr(voice_state.davey, "DAVE_PROTOCOL_VERSION", 0))
+
+
 async def _check(settings: Settings, args: argparse.Namespace) -> int:
     from bot.unmixr import UnmixrError
 
@@ -206,6 +218,15 @@ async def _check(settings: Settings, args: argparse.Namespace) -> int:
     support = voice_support()
     for name, present in support.items():
         print(f"{name}: {'OK' if present else 'missing'}")
+    dave = dave_protocol_version()
+    if dave >= 1:
+        print(f"DAVE (end-to-end encrypted voice): OK, protocol version {dave}")
+    else:
+        print("DAVE (end-to-end encrypted voice): missing")
+        problems.append(
+            "Discord closes voice connections without DAVE end-to-end encryption (close code 4017): "
+            "update discord.py and davey (pip install -U 'discord.py[voice]' davey)."
+        )
     missing = [name for name, present in support.items() if not present]
     if missing:
         problems.append(

@@ -48,6 +48,7 @@ _log = logging.getLogger(__name__)
 ChannelRef = dict[str, Any] | int | str
 VoiceConnectCallback = Callable[[int, int, str, str], Awaitable[None] | None]
 VoiceDisconnectCallback = Callable[[int], Awaitable[None] | None]
+MemberVoiceCallback = Callable[[int, int, int | None], Awaitable[None] | None]
 
 _PRIVATE_MESSAGE_KEYS = ("payload", "files")
 # Discord: answer within 3 s; the token then works for 15 minutes.
@@ -676,6 +677,7 @@ class FakeDiscord:
         self._connections: set[_GatewayConnection] = set()
         self._voice_connect_callbacks: list[VoiceConnectCallback] = []
         self._voice_disconnect_callbacks: list[VoiceDisconnectCallback] = []
+        self._member_voice_callbacks: list[MemberVoiceCallback] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -752,6 +754,26 @@ class FakeDiscord:
     def on_voice_disconnect(self, callback: VoiceDisconnectCallback) -> None:
         """Call callback(guild_id) whenever the bot leaves voice (op 4 with channel_id null)."""
         self._voice_disconnect_callbacks.append(callback)
+
+    def on_member_voice(self, callback: MemberVoiceCallback) -> None:
+        """Call callback(guild_id, user_id, channel_id or None) whenever move_member moves a member."""
+        self._member_voice_callbacks.append(callback)
+
+    async def voice_server_update(self, guild: FakeGuild, endpoint: str | None = None) -> None:
+        """Move the bot's voice connection to another voice server: a new token in VOICE_SERVER_UPDATE.
+
+        Discord sends it when a call's voice server changes; the client reconnects to the (new) endpoint.
+        """
+        bot_id = int(self.bot_user["id"])
+        state = guild.voice_states.get(bot_id)
+        if state is None:
+            raise KeyError(f"the bot is not in voice in guild {guild.id}")
+        session = self._require_session(guild.shard_id)
+        token = secrets.token_hex(8)
+        for connect_callback in self._voice_connect_callbacks:
+            await _maybe_await(connect_callback(guild.id, int(state["channel_id"]), session.session_id, token))
+        server = {"token": token, "guild_id": str(guild.id), "endpoint": endpoint or self.voice_endpoint}
+        await self._send_dispatch(session, "VOICE_SERVER_UPDATE", server)
 
     def files_of(self, message: dict[str, Any]) -> list[tuple[str, bytes]]:
         """The (filename, bytes) of a message's attachments, read from the stand-in's CDN."""
@@ -1074,6 +1096,8 @@ class FakeDiscord:
             guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
             state = guild.voice_state_payload(member.id)
         await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
+        for callback in self._member_voice_callbacks:
+            await _maybe_await(callback(guild.id, member.id, None if channel_id is None else _ref_id(channel_id)))
 
     async def delete_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
         """Delete a channel and dispatch CHANNEL_DELETE."""

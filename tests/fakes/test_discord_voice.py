@@ -136,7 +136,8 @@ class RawVoiceClient:
 
 @pytest.fixture
 async def voice_server() -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
+    """The server with DAVE off: these tests are about the transport (handshake, UDP, resume, close codes)."""
+    server = FakeVoiceServer(dave=False)
     await server.start()
     try:
         yield server
