@@ -791,7 +791,7 @@ class FakeVoiceServer:
                 listener.receive(speaker.user_id, frame, received_at)
 
     async def _dave_message(self, call: DaveCall, member: dave_protocol.Member, op: int, data: Any) -> None:
-        """Handle a DAVE opcode from a call member; False for an opcode that is not one."""
+        """Hand a DAVE opcode from a call member (the bot's session or a listener) to its call."""
         if op == dave_protocol.KEY_PACKAGE:
             await call.key_package(member, data)
         elif op == dave_protocol.COMMIT_WELCOME:
