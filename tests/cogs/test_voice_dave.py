@@ -193,6 +193,7 @@ async def test_a_voice_server_move_during_playback_keeps_the_clip_heard(
     started = await play(world, LONG_TEXT)
     await wait_for(lambda: len(clip_packets(first, started)) > 50)
 
+    moved_at = time.monotonic()
     await world.discord.voice_server_update(world.guild)
     await wait_for(lambda: voice_server.sessions[world.guild.id] is not first)
     second = await voice_server.wait_for_session(world.guild.id)
@@ -201,7 +202,10 @@ async def test_a_voice_server_move_during_playback_keeps_the_clip_heard(
     packets = await wait_played(second, call.executed[-1][0], timeout=30.0)
     assert len(packets) > 25, "the clip goes on over the new connection"
     assert [p for p in packets if not p.heard] == []
-    assert [p for p in clip_packets(first, started) if not p.heard] == []
+    # Until the move every frame was heard; between the old connection closing (the listener, left alone, starts a
+    # new group) and the new group's transition, frames in flight are not, as on Discord.
+    before = [p for p in clip_packets(first, started) if p.received_at < moved_at]
+    assert len(before) > 50 and [p for p in before if not p.heard] == []
 
 
 async def test_a_4017_close_is_logged_with_the_fix_and_not_told_as_a_permission_problem(

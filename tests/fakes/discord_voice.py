@@ -10,8 +10,9 @@ description says protocol version 1, a client without it is closed with 4017, an
 stand-in's own tests only) it is the transport-only server of before.
 
 Arrival times come from the kernel (``SO_TIMESTAMPNS``) where it offers them, so a busy event loop in the
-process running the stand-in does not shift them; packets are decrypted only when someone reads them, so
-recording a hundred streams at once costs the stand-in little.
+process running the stand-in does not shift them. Without listeners, packets are decrypted only when someone reads
+them, so recording a hundred streams at once costs the stand-in little; in a call with listeners each packet is
+decrypted as it arrives, because a listener can only decrypt with the keys it holds at that moment.
 """
 
 from __future__ import annotations
@@ -114,7 +115,11 @@ class ReceivedPacket:
 
     @property
     def heard(self) -> bool:
-        """Whether someone heard it: listeners were present and every one of them decrypted it."""
+        """Whether someone heard it: listeners were present and every one of them decrypted it.
+
+        The one place that decides; rules on who can hear at all (the bot muted, a stage speaker suppressed, a
+        deafened member) belong here too.
+        """
         return bool(self.listeners) and set(self.decrypted_by) == set(self.listeners)
 
 
@@ -201,11 +206,14 @@ class VoiceSession:
         return len(self._packets) + len(self._pending) + self._undecryptable
 
     def _record(self, data: bytes, received_at: float) -> None:
-        self._pending.append((data, received_at, self.mode, self.secret_key))
         self.last_received_at = received_at
-        if self.call is not None and self.call.listeners:
-            # Listeners decrypt as frames arrive, with the keys they hold at that moment, as a client does.
-            self._decrypt_pending()
+        if self.call is None or not self.call.listeners:
+            self._pending.append((data, received_at, self.mode, self.secret_key))
+            return
+        # Listeners decrypt as frames arrive, with the keys they hold at that moment, as a client does; what came
+        # before, while nobody listened, is decrypted first, for nobody.
+        self._decrypt_pending()
+        self._decrypt(data, received_at, self.mode, self.secret_key, self.call.listeners)
 
     async def deliver_json(self, op: int, data: dict[str, Any]) -> None:
         """Send a DAVE JSON opcode on this session's websocket (dropped once it is closed)."""
@@ -225,26 +233,25 @@ class VoiceSession:
             return
         pending, self._pending = self._pending, []
         for data, received_at, mode, key in pending:
-            opus = _decrypt_rtpsize(data, mode, key)
-            if opus is None:
-                self._undecryptable += 1
-                continue
-            sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
-            counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
-            listeners: tuple[int, ...] = ()
-            decrypted_by: tuple[int, ...] = ()
-            if self.call is not None and self.call.listeners:
-                listeners = tuple(self.call.listeners)
-                plaintexts = {
-                    user_id: listener.receive(self.user_id, opus, received_at)
-                    for user_id, listener in self.call.listeners.items()
-                }
-                decrypted_by = tuple(user_id for user_id, plain in plaintexts.items() if plain is not None)
-                if decrypted_by:
-                    opus = plaintexts[decrypted_by[0]] or opus
-            self._packets.append(
-                ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter, listeners, decrypted_by)
-            )
+            self._decrypt(data, received_at, mode, key, {})
+
+    def _decrypt(self, data: bytes, received_at: float, mode: str, key: bytes, listeners: dict[int, Listener]) -> None:
+        """Take off the transport encryption, then let each listener present decrypt the frame end to end."""
+        opus = _decrypt_rtpsize(data, mode, key)
+        if opus is None:
+            self._undecryptable += 1
+            return
+        sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
+        counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
+        plaintexts = {
+            user_id: listener.receive(self.user_id, opus, received_at) for user_id, listener in listeners.items()
+        }
+        decrypted_by = tuple(user_id for user_id, plain in plaintexts.items() if plain is not None)
+        if decrypted_by:
+            opus = plaintexts[decrypted_by[0]] or opus
+        self._packets.append(
+            ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter, tuple(listeners), decrypted_by)
+        )
 
     @property
     def first_packet_at(self) -> float | None:
