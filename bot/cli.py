@@ -190,18 +190,6 @@ def voice_support() -> dict[str, bool]:
     }
 
 
-def dave_protocol_version() -> int:
-    """The highest DAVE protocol version this discord.py and davey offer Discord's voice gateway (0: none).
-
-    Discord closes a voice client that offers none with 4017; this is as far as anyone can tell without joining.
-    """
-    from discord import voice_state
-
-    if not getattr(voice_state, "has_dave", False):  # discord.py before DAVE, or davey missing
-        return 0
-    return int(getattr(voice_state.davey, "DAVE_PROTOCOL_VERSION", 0))
-
-
 async def _check(settings: Settings, args: argparse.Namespace) -> int:
     from bot.unmixr import UnmixrError
 
@@ -218,6 +206,8 @@ async def _check(settings: Settings, args: argparse.Namespace) -> int:
     support = voice_support()
     for name, present in support.items():
         print(f"{name}: {'OK' if present else 'missing'}")
+    from bot.voice_internals import dave_protocol_version
+
     dave = dave_protocol_version()
     if dave >= 1:
         print(f"DAVE (end-to-end encrypted voice): OK, protocol version {dave}")

@@ -30,3 +30,17 @@ def connection_task(client: discord.VoiceClient) -> asyncio.Task[Any] | None:
     runner = state._runner
     # None when the connection was already torn down before we looked.
     return runner if isinstance(runner, asyncio.Task) else None
+
+
+def dave_protocol_version() -> int:
+    """The highest DAVE protocol version the installed discord.py and davey offer Discord's voice gateway (0: none).
+
+    discord.py sends it as IDENTIFY's `max_dave_protocol_version` (`VoiceConnectionState.max_dave_protocol_version`,
+    from the module's `has_dave` and `davey.DAVE_PROTOCOL_VERSION`) and Discord closes a voice connection that
+    offers none with 4017; reading it here is as far as anyone can tell without joining a voice channel.
+    """
+    from discord import voice_state
+
+    if not getattr(voice_state, "has_dave", False):  # a discord.py before DAVE, or no davey
+        return 0
+    return int(getattr(getattr(voice_state, "davey", None), "DAVE_PROTOCOL_VERSION", 0))

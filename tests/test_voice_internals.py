@@ -6,7 +6,7 @@ import asyncio
 
 import discord
 
-from bot.voice_internals import connection_task
+from bot.voice_internals import connection_task, dave_protocol_version
 from tests.conftest import World
 from tests.fakes.discord_voice import FakeVoiceServer
 
@@ -30,3 +30,14 @@ async def test_the_voice_connection_task_ends_with_the_error_that_dropped_it(
     assert task.done() and not task.cancelled()
     error = task.exception()
     assert isinstance(error, discord.ConnectionClosed) and error.code == 1001
+
+
+async def test_the_dave_version_check_reports_is_the_one_discord_py_offers_the_gateway(
+    world: World, voice_server: FakeVoiceServer
+) -> None:
+    await world.start_bot()
+    await world.discord.move_member(world.guild, world.member, world.voice)
+    await (await world.slash("join")).wait_final()
+    session = await voice_server.wait_for_session(world.guild.id)
+    assert dave_protocol_version() == 1
+    assert session.max_dave_protocol_version == dave_protocol_version()

@@ -80,7 +80,7 @@ class _Transition:
     epoch: int
     participants: set[int]
     awaiting: set[int]
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -377,9 +377,7 @@ class DaveCall:
         announced = [u for u in previous if u in self.members and u not in removed and u in self.leaves]
         participants = set(announced) | {u for u, _ in added if u in self.members}
         self.transition = _Transition(transition_id, self.epoch, participants, set(participants))
-        self.transition.timer = asyncio.get_running_loop().call_later(
-            self.transition_timeout, lambda: asyncio.ensure_future(self._timeout(transition_id))
-        )
+        self.transition.timer = asyncio.get_running_loop().create_task(self._timeout(transition_id))
         prefix = struct.pack(">H", transition_id)
         for user_id in announced:
             await self.members[user_id].deliver_binary(ANNOUNCE_COMMIT_TRANSITION, prefix + commit.message)
@@ -430,6 +428,7 @@ class DaveCall:
             await self._execute(transition)
 
     async def _timeout(self, transition_id: int) -> None:
+        await asyncio.sleep(self.transition_timeout)
         async with self._lock:
             if self.transition is not None and self.transition.transition_id == transition_id:
                 await self._execute(self.transition)
@@ -445,8 +444,9 @@ class DaveCall:
                 )
 
     def _cancel_transition(self) -> None:
-        if self.transition is not None and self.transition.timer is not None:
-            self.transition.timer.cancel()
+        timer = self.transition.timer if self.transition is not None else None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
         self.transition = None
 
     def close(self) -> None:
