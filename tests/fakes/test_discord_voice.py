@@ -621,6 +621,27 @@ async def test_listeners_exchange_frames_through_the_gateway_across_a_join_and_a
     assert all(listener.errors == [] for listener in (first, second, third, fourth))
 
 
+async def test_the_first_valid_commit_of_an_epoch_is_relayed_and_later_ones_are_dropped(
+    dave_server: FakeVoiceServer,
+) -> None:
+    call = dave_server.call(GUILD, CHANNEL)
+    first = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL)
+    await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    dropped = len(call.rejected_commits)
+
+    # Both members commit the add of a third; the gateway relays one and drops the other, now a past epoch's.
+    await dave_server.add_listener(GUILD, 103, channel_id=CHANNEL)
+    await settled(call, 3)
+    await call.wait_until(lambda: len(call.rejected_commits) > dropped)
+    assert [commit.epoch for commit in call.commits] == [1, 2]
+    assert call.rejected_commits[dropped:] == ["epoch 1, the group is at 2"]
+
+    # A commit that is not an MLS PublicMessage commit at all is dropped too, and nothing changes.
+    await call.commit_welcome(first, b"\x00\x01\x00\x01" + bytes(12))
+    assert call.rejected_commits[-1].startswith("undecodable") and call.epoch == 2
+
+
 async def test_everyone_leaving_resets_the_group_and_a_newcomer_hears_the_one_who_stayed(
     dave_server: FakeVoiceServer,
 ) -> None:
