@@ -22,7 +22,6 @@ MLS_10 = 1
 CIPHERSUITE_P256 = 2
 # WireFormat (RFC 9420 §6).
 WIRE_PUBLIC_MESSAGE = 1
-WIRE_WELCOME = 3
 WIRE_KEY_PACKAGE = 5
 # SenderType (§6).
 SENDER_MEMBER = 1
@@ -277,8 +276,8 @@ def read_key_package(message: bytes) -> KeyPackage:
     an MLSMessage with version 1 then wire format 5.
     """
     reader = Reader(message)
-    if message[2:4] == struct.pack(">H", WIRE_KEY_PACKAGE) and reader.u16() == MLS_10 and reader.u16():
-        pass
+    if message[2:4] == struct.pack(">H", WIRE_KEY_PACKAGE):
+        reader.take(4)  # the MLSMessage header: version, wire_format
     start = reader.position
     if reader.u16() != MLS_10 or reader.u16() != CIPHERSUITE_P256:
         raise MLSDecodeError("key package is not MLS 1.0 with ciphersuite 2")
