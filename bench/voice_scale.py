@@ -17,7 +17,12 @@ times. Per stream: the gaps between consecutive audio packets (from the clip's f
 the five silence frames that end a clip are not audio), the frames expected (the clip's duration in
 20 ms frames) and received, and RTP sequence numbers that never arrived.
 
-Run: python -m bench.voice_scale [N ...] [--revision REV]
+Discord has carried only end-to-end encrypted (DAVE) audio since 2026-03-01, so each N runs twice: with DAVE, where
+each listener is a member of its channel's MLS group (the voice stand-in's simulated listener, its own davey
+session) that decrypts every frame as it arrives and "decrypted" counts the audio frames it could read, then the
+same round without DAVE (transport encryption only), for comparison.
+
+Run: python -m bench.voice_scale [N ...] [--revision REV] [--dave-only]
   --revision REV runs the bot's code as it was at a git revision (exported with `git archive`), against
   this tree's stand-ins: `--revision main` measures the code before a change.
 """
@@ -37,6 +42,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +61,7 @@ from bench.common import (
     stop_bot_process,
     wait_all,
 )
+from tests.fakes.dave import DaveCall
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.discord_voice import FRAME_SECONDS, FakeVoiceServer, VoiceSession
 from tests.fakes.prose import prose
@@ -98,6 +105,7 @@ class Stream:
     gaps: list[float]
     expected: int
     received: int
+    decrypted: int
     sequence_gaps: int
     first_after_say: float | None
     last_at: float
@@ -108,6 +116,7 @@ class RoundResult:
     """The figures of one N."""
 
     servers: int
+    dave: bool
     streams: list[Stream]
     bot_cpu: float
     ffmpeg_cpu: float
@@ -130,6 +139,11 @@ class RoundResult:
         return sum(max(0, stream.expected - stream.received - 1) for stream in self.streams) + sum(
             stream.sequence_gaps for stream in self.streams
         )
+
+    @property
+    def undecrypted(self) -> int:
+        """Audio frames that arrived and the channel's listener could not decrypt (DAVE rounds)."""
+        return sum(stream.received - stream.decrypted for stream in self.streams) if self.dave else 0
 
     @property
     def gap_p99_ms(self) -> float:
@@ -209,7 +223,7 @@ async def warm_tones(unmixr: FakeUnmixr, servers: list[Server]) -> None:
 def stream_of(server: Server, session: VoiceSession | None, dispatched_at: float) -> Stream:
     """The figures of one server's stream, from the packets its voice session received."""
     if session is None:
-        return Stream([], server.expected_frames, 0, 0, None, dispatched_at)
+        return Stream([], server.expected_frames, 0, 0, 0, None, dispatched_at)
     packets = session.packets
     audio = [packet for packet in packets if not packet.is_silence]
     gaps = [later.received_at - earlier.received_at for earlier, later in itertools.pairwise(audio)]
@@ -218,7 +232,13 @@ def stream_of(server: Server, session: VoiceSession | None, dispatched_at: float
         missing += max(0, (later.sequence - earlier.sequence) % 65_536 - 1)
     first = audio[0].received_at - dispatched_at if audio else None
     last = packets[-1].received_at if packets else dispatched_at
-    return Stream(gaps, server.expected_frames, len(audio), missing, first, last)
+    decrypted = sum(packet.heard for packet in audio)
+    return Stream(gaps, server.expected_frames, len(audio), decrypted, missing, first, last)
+
+
+def settled(call: DaveCall) -> bool:
+    """Whether a call's group exists and no transition is under way."""
+    return call.established and call.transition is None
 
 
 def stream_done(server: Server, session: VoiceSession | None, now: float) -> bool:
@@ -239,7 +259,12 @@ async def join_all(discord_fake: FakeDiscord, voice: FakeVoiceServer, servers: l
     if await wait_all(joins, first_answer, timeout=90):
         raise RuntimeError("a /join got no answer")
     for server in servers:
-        await voice.wait_for_session(server.guild.id, timeout=30)
+        session = await voice.wait_for_session(server.guild.id, timeout=30)
+        if voice.dave:
+            # The bot and the listener form their channel's group before the round, as they would have by then.
+            call = voice.call(server.guild.id)
+            await call.wait_until(partial(settled, call), timeout=30)
+            assert session.call is call
     return time.monotonic() - started
 
 
@@ -307,13 +332,13 @@ def ack_latencies(interactions: list[FakeInteraction]) -> list[float]:
     ]
 
 
-async def measure(count: int, code: Path, *, verbose: bool = False) -> RoundResult:
-    """Run one round with `count` servers playing at once and return its figures."""
+async def measure(count: int, code: Path, *, dave: bool = True, verbose: bool = False) -> RoundResult:
+    """Run one round with `count` servers playing at once (DAVE on or off) and return its figures."""
     directory = Path(tempfile.mkdtemp(prefix="unmixr-bench-voice-"))
     voices = bench_voices(count)
     unmixr = FakeUnmixr(api_key=UNMIXR_KEY, prebuilt_chars=100_000_000, voices=voices)
     discord_fake = FakeDiscord(token=DISCORD_TOKEN)
-    voice = FakeVoiceServer()
+    voice = FakeVoiceServer(dave=dave)
     process: asyncio.subprocess.Process | None = None
     try:
         servers = build_servers(discord_fake, voices, count)
@@ -371,6 +396,7 @@ async def measure(count: int, code: Path, *, verbose: bool = False) -> RoundResu
             window = measured_at - dispatched_at
         return RoundResult(
             servers=count,
+            dave=dave,
             streams=streams,
             bot_cpu=(bot_after - bot_before) / CLOCK_TICKS / window * 100,
             ffmpeg_cpu=(children_after - children_before) / CLOCK_TICKS / window * 100,
@@ -403,12 +429,14 @@ def milliseconds(values: list[float], q: float) -> str:
 # The table's columns: a title and a unit line, right-aligned to the wider of the two.
 COLUMNS = (
     ("servers", ""),
+    ("DAVE", ""),
     ("gap p50", "ms"),
     ("gap p99", "ms"),
     ("gap max", "ms"),
     ("frames", "expected"),
     ("frames", "received"),
     ("frames", "lost"),
+    ("frames", "decrypted"),
     ("1st packet", "p50 ms"),
     ("1st packet", "max ms"),
     ("bot", "% core"),
@@ -440,12 +468,14 @@ def print_row(result: RoundResult) -> None:
     starts = [s.first_after_say for s in result.streams if s.first_after_say is not None]
     cells = [
         str(result.servers),
+        "on" if result.dave else "off",
         milliseconds(result.gaps, 50),
         milliseconds(result.gaps, 99),
         milliseconds(result.gaps, 100),
         str(sum(s.expected for s in result.streams)),
         str(sum(s.received for s in result.streams)),
         str(result.lost),
+        str(sum(s.decrypted for s in result.streams)) if result.dave else "-",
         milliseconds(starts, 50),
         milliseconds(starts, 100),
         f"{result.bot_cpu:.0f}",
@@ -461,7 +491,9 @@ def print_row(result: RoundResult) -> None:
     print(table_line(cells), flush=True)
 
 
-async def run(counts: tuple[int, ...], revision: str | None, *, verbose: bool = False) -> Report:
+async def run(
+    counts: tuple[int, ...], revision: str | None, *, verbose: bool = False, dave_only: bool = False
+) -> Report:
     """Measure each N in turn and return the report."""
     configure_logging()
     label = f"the bot at {revision}" if revision else "this tree's bot"
@@ -476,19 +508,38 @@ async def run(counts: tuple[int, ...], revision: str | None, *, verbose: bool = 
         print(f"voice playback at scale, {label}; CPU in % of one core over the round")
         print_header()
         for count in counts:
-            result = await measure(count, code, verbose=verbose)
-            results.append(result)
-            print_row(result)
+            for dave in (True,) if dave_only else (True, False):
+                result = await measure(count, code, dave=dave, verbose=verbose)
+                results.append(result)
+                print_row(result)
     finally:
         if exported is not None:
             await asyncio.to_thread(shutil.rmtree, exported, True)
-    meeting = [r.servers for r in results if r.gap_p99_ms < GAP_GOAL_MS and r.lost == 0 and not r.unfinished]
-    failing = [r.servers for r in results if r.servers not in meeting]
+    with_dave = [r for r in results if r.dave]
+    meeting = [r.servers for r in with_dave if r.gap_p99_ms < GAP_GOAL_MS and r.lost == 0 and not r.unfinished]
+    meeting = [n for n in meeting if all(r.undecrypted == 0 for r in with_dave if r.servers == n)]
+    failing = [r.servers for r in with_dave if r.servers not in meeting]
     largest = max((n for n in meeting if all(f > n for f in failing)), default=0)
-    print(f"largest N measured with p99 gap < {GAP_GOAL_MS:.0f} ms and no frame lost: {largest or 'none'}")
+    print(
+        f"largest N measured with DAVE, p99 gap < {GAP_GOAL_MS:.0f} ms, no frame lost or undecrypted: "
+        f"{largest or 'none'}"
+    )
     for result in results:
         n = result.servers
+        if not result.dave:
+            report.add(f"{n} servers without DAVE: packet gap p99", result.gap_p99_ms, "ms")
+            report.add(f"{n} servers without DAVE: frames lost", result.lost, "")
+            report.add(f"{n} servers without DAVE: bot CPU", result.bot_cpu, "%")
+            continue
         goal = result.servers == GOAL_SERVERS
+        undecrypted = result.undecrypted
+        report.add(
+            f"{n} servers: frames not decrypted by the listener",
+            undecrypted,
+            "",
+            "0" if goal else "",
+            undecrypted == 0 if goal else None,
+        )
         gap_met = result.gap_p99_ms < GAP_GOAL_MS if goal else None
         report.add(f"{n} servers: packet gap p99", result.gap_p99_ms, "ms", "< 40 ms" if goal else "", gap_met)
         report.add(f"{n} servers: packet gap max", percentile(result.gaps, 100) * 1000, "ms")
@@ -505,7 +556,7 @@ async def run(counts: tuple[int, ...], revision: str | None, *, verbose: bool = 
         report.add(f"{n} servers: ack p99 of the {n} /say at once", percentile(result.burst_acks, 99) * 1000, "ms")
         report.add(f"{n} servers: bot CPU", result.bot_cpu, "%", summary=goal)
         report.add(f"{n} servers: its ffmpeg CPU", result.ffmpeg_cpu, "%", summary=goal)
-    report.add("largest N with p99 gap < 40 ms, no frame lost", largest, "servers", summary=True)
+    report.add("largest N with DAVE, p99 gap < 40 ms, no frame lost or undecrypted", largest, "servers", summary=True)
     report.note(
         "Each server plays its own ~9 s clip (135 characters); frames lost counts frames short of the clip's "
         "length (beyond a last partial frame) and RTP sequence numbers that never arrived. The load average "
@@ -523,8 +574,10 @@ def main() -> None:
         revision = arguments[index + 1]
         del arguments[index : index + 2]
     verbose = "--verbose" in arguments
-    counts = tuple(int(argument) for argument in arguments if argument != "--verbose") or SERVER_COUNTS
-    asyncio.run(run(counts, revision, verbose=verbose)).print()
+    dave_only = "--dave-only" in arguments
+    flags = ("--verbose", "--dave-only")
+    counts = tuple(int(argument) for argument in arguments if argument not in flags) or SERVER_COUNTS
+    asyncio.run(run(counts, revision, verbose=verbose, dave_only=dave_only)).print()
 
 
 if __name__ == "__main__":

@@ -209,6 +209,17 @@ async def _check(settings: Settings, args: argparse.Namespace) -> int:
     support = voice_support()
     for name, present in support.items():
         print(f"{name}: {'OK' if present else 'missing'}")
+    from bot.voice_internals import dave_protocol_version
+
+    dave = dave_protocol_version()
+    if dave >= 1:
+        print(f"DAVE (end-to-end encrypted voice): OK, protocol version {dave}")
+    else:
+        print("DAVE (end-to-end encrypted voice): missing")
+        problems.append(
+            "Discord closes voice connections without DAVE end-to-end encryption (close code 4017): "
+            "update discord.py and davey (pip install -U 'discord.py[voice]' davey)."
+        )
     missing = [name for name, present in support.items() if not present]
     if missing:
         problems.append(

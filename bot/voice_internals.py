@@ -53,3 +53,17 @@ def view_takes(interaction: discord.Interaction[Any]) -> bool | None:
     if item is not None and getattr(item, "view", None) is not None:
         return True
     return any(pattern.fullmatch(str(custom_id)) for pattern in dynamic)
+
+
+def dave_protocol_version() -> int:
+    """The highest DAVE protocol version the installed discord.py and davey offer Discord's voice gateway (0: none).
+
+    discord.py sends it as IDENTIFY's `max_dave_protocol_version` (`VoiceConnectionState.max_dave_protocol_version`,
+    from the module's `has_dave` and `davey.DAVE_PROTOCOL_VERSION`) and Discord closes a voice connection that
+    offers none with 4017; reading it here is as far as anyone can tell without joining a voice channel.
+    """
+    from discord import voice_state
+
+    if not getattr(voice_state, "has_dave", False):  # a discord.py before DAVE, or no davey
+        return 0
+    return int(getattr(getattr(voice_state, "davey", None), "DAVE_PROTOCOL_VERSION", 0))

@@ -34,6 +34,14 @@ XSAID_REPEAT_SECONDS = 30.0
 DROP_GRACE_SECONDS = 0.5
 # Close codes that mean "disconnected on purpose" rather than "the connection dropped".
 DELIBERATE_CLOSE_CODES = frozenset({1000, 4014, 4022})
+# Voice close 4017, "E2EE/DAVE protocol required": since 2026-03-01 Discord closes every voice client that does not
+# offer DAVE (opcodes-and-status-codes.mdx); only newer discord.py and davey fix it, so it is not a dropped line.
+E2EE_REQUIRED = 4017
+E2EE_REQUIRED_FIX = (
+    "Discord closed the voice connection with 4017 (end-to-end encrypted voice, DAVE, is required): "
+    "update discord.py and davey (pip install -U 'discord.py[voice]' davey), then restart the bot; "
+    "`python -m bot check` shows whether DAVE is available"
+)
 WATCH_INTERVAL = 1.0
 CONNECT_TIMEOUT = 15.0
 LABEL_LENGTH = 60
@@ -210,6 +218,13 @@ class Voice(commands.Cog):
                 try:
                     client = await channel.connect(reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True)
                 except (TimeoutError, discord.ClientException, discord.HTTPException) as error:
+                    if isinstance(error, discord.ConnectionClosed) and error.code == E2EE_REQUIRED:
+                        # Not a permission problem: no grant fixes it, only an update of the bot.
+                        log.error("could not connect to voice in server %s: %s", guild.id, E2EE_REQUIRED_FIX)
+                        raise VoiceError(
+                            "I can't play in voice until I'm updated: Discord requires end-to-end encrypted voice, "
+                            "which this version of me cannot offer; my operator can see why in the logs."
+                        ) from None
                     log.warning("could not connect to voice in server %s: %s", guild.id, error)
                     raise VoiceError(
                         f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
@@ -482,6 +497,9 @@ class Voice(commands.Cog):
         if task.cancelled():
             return
         error = task.exception()  # retrieved here, so asyncio does not report it as lost
+        if isinstance(error, discord.ConnectionClosed) and error.code == E2EE_REQUIRED:
+            log.error("voice connection of server %s closed: %s", guild_id, E2EE_REQUIRED_FIX)
+            return
         dropped = isinstance(error, TimeoutError | OSError) or (
             isinstance(error, discord.ConnectionClosed) and error.code not in DELIBERATE_CLOSE_CODES
         )

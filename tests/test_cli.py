@@ -56,10 +56,27 @@ async def test_check_reports_balance_voice_support_and_the_intent(cli_env: dict[
     assert "1,000,000 prebuilt and 100,000 cloned characters" in stdout
     for part in ("ffmpeg", "libopus", "PyNaCl", "davey"):
         assert f"{part}: OK" in stdout
+    assert "DAVE (end-to-end encrypted voice): OK, protocol version 1" in stdout
     assert "Message Content intent: enabled" in stdout
     assert "Discord: OK" in stdout
     assert "All checks passed." in stdout
     assert stderr.strip() == "", f"a clean check prints no warnings: {stderr}"
+    assert_no_secrets(stdout, stderr)
+
+
+async def test_check_reports_a_davey_without_dave_as_the_4017_problem_with_its_fix(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A davey that offers no DAVE protocol version: discord.py would identify with max_dave_protocol_version 0.
+    old = tmp_path / "old-davey"
+    old.mkdir()
+    (old / "davey.py").write_text("DAVE_PROTOCOL_VERSION = 0\n")
+    status, stdout, stderr = await run_cli("check", env={**cli_env, "PYTHONPATH": str(old)}, cwd=tmp_path)
+    assert status == 1, stdout + stderr
+    assert "DAVE (end-to-end encrypted voice): missing" in stdout
+    assert "4017" in stderr and "update discord.py and davey" in stderr
+    assert "permission" not in (stdout + stderr).lower()
+    assert "Traceback" not in stderr
     assert_no_secrets(stdout, stderr)
 
 

@@ -7,7 +7,7 @@ import asyncio
 import discord
 import pytest
 
-from bot.voice_internals import connection_task, view_takes
+from bot.voice_internals import connection_task, dave_protocol_version, view_takes
 from tests.cogs.test_voices import button, controls, message_now, run_voices, shorten_view_timeout
 from tests.conftest import World
 from tests.fakes.discord_voice import FakeVoiceServer
@@ -62,3 +62,14 @@ async def test_the_view_store_tells_whether_a_live_view_takes_a_press(
         client_checks=False,
     )
     await running.discord.wait_until(lambda: seen == [True, False], what="the stale press")
+
+
+async def test_the_dave_version_check_reports_is_the_one_discord_py_offers_the_gateway(
+    world: World, voice_server: FakeVoiceServer
+) -> None:
+    await world.start_bot()
+    await world.discord.move_member(world.guild, world.member, world.voice)
+    await (await world.slash("join")).wait_final()
+    session = await voice_server.wait_for_session(world.guild.id)
+    assert dave_protocol_version() == 1
+    assert session.max_dave_protocol_version == dave_protocol_version()

@@ -62,6 +62,7 @@ from tests.fakes.discord_gateway import (
     VoiceDisconnectCallback,
     _GatewayConnection,
     _GatewaySession,
+    _maybe_await,
 )
 from tests.fakes.discord_ratelimits import INVALID_STATUSES, InvalidRequest, RateLimits
 
@@ -70,6 +71,7 @@ _CDN_SLICE_BYTES = 1 << 20
 _log = logging.getLogger(__name__)
 
 ChannelRef = dict[str, Any] | int | str
+MemberVoiceCallback = Callable[[int, int, int | None], Awaitable[None] | None]
 
 _PRIVATE_MESSAGE_KEYS = ("payload", "files")
 # interactions/receiving-and-responding.mdx, "Responding to an Interaction": answer within 3 s of the
@@ -764,6 +766,7 @@ class FakeDiscord(FakeGateway):
         self._connections: set[_GatewayConnection] = set()
         self._voice_connect_callbacks: list[VoiceConnectCallback] = []
         self._voice_disconnect_callbacks: list[VoiceDisconnectCallback] = []
+        self._member_voice_callbacks: list[MemberVoiceCallback] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -841,6 +844,26 @@ class FakeDiscord(FakeGateway):
         """Call callback(guild_id) whenever the bot leaves voice (op 4 with channel_id null)."""
         self._voice_disconnect_callbacks.append(callback)
 
+    def on_member_voice(self, callback: MemberVoiceCallback) -> None:
+        """Call callback(guild_id, user_id, channel_id or None) whenever move_member moves a member."""
+        self._member_voice_callbacks.append(callback)
+
+    async def voice_server_update(self, guild: FakeGuild, endpoint: str | None = None) -> None:
+        """Move the bot's voice connection to another voice server: a new token in VOICE_SERVER_UPDATE.
+
+        Discord sends it when a call's voice server changes; the client reconnects to the (new) endpoint.
+        """
+        bot_id = int(self.bot_user["id"])
+        state = guild.voice_states.get(bot_id)
+        if state is None:
+            raise KeyError(f"the bot is not in voice in guild {guild.id}")
+        session = self._require_session(guild.shard_id)
+        token = secrets.token_hex(8)
+        for connect_callback in self._voice_connect_callbacks:
+            await _maybe_await(connect_callback(guild.id, int(state["channel_id"]), session.session_id, token))
+        server = {"token": token, "guild_id": str(guild.id), "endpoint": endpoint or self.voice_endpoint}
+        await self._send_dispatch(session, "VOICE_SERVER_UPDATE", server)
+
     def files_of(self, message: dict[str, Any]) -> list[tuple[str, bytes]]:
         """The (filename, bytes) of a message's attachments, read from the stand-in's CDN."""
         result = []
@@ -893,6 +916,8 @@ class FakeDiscord(FakeGateway):
             guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
             state = guild.voice_state_payload(member.id)
         await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
+        for callback in self._member_voice_callbacks:
+            await _maybe_await(callback(guild.id, member.id, None if channel_id is None else _ref_id(channel_id)))
 
     async def delete_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
         """Delete a channel and dispatch CHANNEL_DELETE."""

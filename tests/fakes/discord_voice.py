@@ -4,9 +4,15 @@ The real discord.py ``VoiceClient`` connects to it in-process: FakeDiscord hands
 VOICE_SERVER_UPDATE, discord.py opens ``wss://{endpoint}/?v=8``, performs the handshake and IP discovery,
 then streams Opus frames over UDP, which this server records per guild with their arrival times.
 
+It speaks DAVE, Discord's end-to-end encryption for voice, as Discord has required since 2026-03-01: the session
+description says protocol version 1, a client without it is closed with 4017, and each voice channel is a call
+(``tests/fakes/dave.py``) whose simulated listeners decrypt every frame the bot sends. With ``dave=False`` (for the
+stand-in's own tests only) it is the transport-only server of before.
+
 Arrival times come from the kernel (``SO_TIMESTAMPNS``) where it offers them, so a busy event loop in the
-process running the stand-in does not shift them; packets are decrypted only when someone reads them, so
-recording a hundred streams at once costs the stand-in little.
+process running the stand-in does not shift them. Without listeners, packets are decrypted only when someone reads
+them, so recording a hundred streams at once costs the stand-in little; in a call with listeners each packet is
+decrypted as it arrives, because a listener can only decrypt with the keys it holds at that moment.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ import aiohttp.connector
 import nacl.secret
 from aiohttp import web
 
+from tests.fakes import dave as dave_protocol
+from tests.fakes.dave import DaveCall, Listener
+
 _log = logging.getLogger(__name__)
 
 # Voice gateway opcodes (gateway v8).
@@ -58,6 +67,8 @@ CLOSE_ALREADY_AUTHENTICATED = 4005
 CLOSE_SESSION_INVALID = 4006
 CLOSE_DISCONNECTED = 4014
 CLOSE_UNKNOWN_ENCRYPTION_MODE = 4016
+CLOSE_E2EE_REQUIRED = 4017  # "E2EE/DAVE protocol required"
+CLOSE_VOICE_SERVER_CRASHED = 4015
 
 XCHACHA_MODE = "aead_xchacha20_poly1305_rtpsize"
 AES_GCM_MODE = "aead_aes256_gcm_rtpsize"
@@ -92,11 +103,24 @@ class ReceivedPacket:
     opus: bytes
     received_at: float
     counter: int
+    # The call's listeners present when it arrived, and those who decrypted it (DAVE); ``opus`` is then what they
+    # decrypted, or the payload as sent when none could.
+    listeners: tuple[int, ...] = ()
+    decrypted_by: tuple[int, ...] = ()
 
     @property
     def is_silence(self) -> bool:
         """Whether this is discord.py's end-of-source silence frame."""
         return self.opus == SILENCE_FRAME
+
+    @property
+    def heard(self) -> bool:
+        """Whether someone heard it: listeners were present and every one of them decrypted it.
+
+        The one place that decides; rules on who can hear at all (the bot muted, a stage speaker suppressed, a
+        deafened member) belong here too.
+        """
+        return bool(self.listeners) and set(self.decrypted_by) == set(self.listeners)
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,9 @@ class VoiceSession:
         self.resumes = 0
         self.close_code: int | None = None
         self.closed_by_server = False
+        self.dave_protocol_version = 0
+        self.call: DaveCall | None = None
+        self.binary_received: list[int] = []
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         self._websocket: web.WebSocketResponse | None = None
@@ -179,21 +206,52 @@ class VoiceSession:
         return len(self._packets) + len(self._pending) + self._undecryptable
 
     def _record(self, data: bytes, received_at: float) -> None:
-        self._pending.append((data, received_at, self.mode, self.secret_key))
         self.last_received_at = received_at
+        if self.call is None or not self.call.listeners:
+            self._pending.append((data, received_at, self.mode, self.secret_key))
+            return
+        # Listeners decrypt as frames arrive, with the keys they hold at that moment, as a client does; what came
+        # before, while nobody listened, is decrypted first, for nobody.
+        self._decrypt_pending()
+        self._decrypt(data, received_at, self.mode, self.secret_key, self.call.listeners)
+
+    async def deliver_json(self, op: int, data: dict[str, Any]) -> None:
+        """Send a DAVE JSON opcode on this session's websocket (dropped once it is closed)."""
+        if self._websocket is not None and not self._websocket.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._websocket.send_str(json.dumps({"op": op, "d": data, "seq": self._next_sequence()}))
+
+    async def deliver_binary(self, op: int, payload: bytes) -> None:
+        """Send a binary opcode: ``uint16 sequence_number, uint8 opcode`` then the payload (voice-connections.mdx)."""
+        if self._websocket is not None and not self._websocket.closed:
+            frame = struct.pack(">HB", self._next_sequence() & 0xFFFF, op) + payload
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._websocket.send_bytes(frame)
 
     def _decrypt_pending(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
         for data, received_at, mode, key in pending:
-            opus = _decrypt_rtpsize(data, mode, key)
-            if opus is None:
-                self._undecryptable += 1
-                continue
-            sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
-            counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
-            self._packets.append(ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter))
+            self._decrypt(data, received_at, mode, key, {})
+
+    def _decrypt(self, data: bytes, received_at: float, mode: str, key: bytes, listeners: dict[int, Listener]) -> None:
+        """Take off the transport encryption, then let each listener present decrypt the frame end to end."""
+        opus = _decrypt_rtpsize(data, mode, key)
+        if opus is None:
+            self._undecryptable += 1
+            return
+        sequence, timestamp, ssrc = struct.unpack_from(">HII", data, 2)
+        counter = struct.unpack_from(">I", data, len(data) - _NONCE_SUFFIX_LENGTH)[0]
+        plaintexts = {
+            user_id: listener.receive(self.user_id, opus, received_at) for user_id, listener in listeners.items()
+        }
+        decrypted_by = tuple(user_id for user_id, plain in plaintexts.items() if plain is not None)
+        if decrypted_by:
+            opus = plaintexts[decrypted_by[0]] or opus
+        self._packets.append(
+            ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter, tuple(listeners), decrypted_by)
+        )
 
     @property
     def first_packet_at(self) -> float | None:
@@ -228,6 +286,14 @@ class VoiceSession:
             clips.append(Clip(frames, first_at, last_at))
         return clips
 
+    def heard_packets(self) -> list[ReceivedPacket]:
+        """The packets every listener present decrypted."""
+        return [packet for packet in self.packets if packet.heard]
+
+    def unheard_packets(self) -> list[ReceivedPacket]:
+        """The packets nobody heard: no listener present, or one of them could not decrypt it."""
+        return [packet for packet in self.packets if not packet.heard]
+
     def seconds_received(self) -> float:
         """The audio length of every non-silence frame received."""
         return sum(not packet.is_silence for packet in self.packets) * FRAME_SECONDS
@@ -252,8 +318,18 @@ class VoiceSession:
 class FakeVoiceServer:
     """A Discord voice server on 127.0.0.1: TLS websocket for signalling plus UDP for media."""
 
-    def __init__(self) -> None:
-        """Prepare an unstarted server; call ``start()`` before handing out ``endpoint``."""
+    def __init__(self, *, dave: bool = True) -> None:
+        """Prepare an unstarted server; call ``start()`` before handing out ``endpoint``.
+
+        ``dave=False`` turns end-to-end encryption off, as voice was before 2026-03-01: only the stand-in's own
+        tests use it. With it on, every member FakeDiscord puts in a voice channel is a listener of that call.
+        """
+        self.dave = dave
+        self.calls: dict[int, DaveCall] = {}
+        self.auto_listeners = True
+        self.transition_timeout = dave_protocol.TRANSITION_TIMEOUT
+        # What IDENTIFY's max_dave_protocol_version must reach; above 1 it models a discontinued version 1.
+        self.required_dave_protocol_version = dave_protocol.DAVE_PROTOCOL_VERSION
         self.host = "127.0.0.1"
         self.endpoint = ""
         self.udp_port = 0
@@ -310,7 +386,11 @@ class FakeVoiceServer:
         self.endpoint = f"{host}:{listener.getsockname()[1]}"
 
     async def close(self) -> None:
-        """Close every voice websocket (1001), the listener, the UDP socket and the certificate directory."""
+        """Close every voice websocket (1001), the calls' listeners, the UDP socket and the certificate directory."""
+        for call in self.calls.values():
+            for listener in list(call.listeners.values()):
+                await listener.close()
+            call.close()
         for websocket in list(self._websockets):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(websocket.close(code=aiohttp.WSCloseCode.GOING_AWAY), 2.0)
@@ -374,6 +454,7 @@ class FakeVoiceServer:
         discord_server.voice_endpoint = self.endpoint
         discord_server.on_voice_connect(self.expect)
         discord_server.on_voice_disconnect(self.forget)
+        discord_server.on_member_voice(self._member_voice)
         self.require_expected = True
         self._discord = discord_server
 
@@ -449,7 +530,16 @@ class FakeVoiceServer:
             await self._send(websocket, HELLO, {"v": 8, "heartbeat_interval": self.heartbeat_interval_ms}, session=None)
             async for message in websocket:
                 if message.type is aiohttp.WSMsgType.BINARY:
-                    # Binary frames carry DAVE/MLS messages, which never occur with dave_protocol_version 0.
+                    # A client's binary frame is its opcode byte, then the payload (voice-connections.mdx).
+                    data = bytes(message.data)
+                    if session is None or session.call is None or not data:
+                        continue
+                    session.binary_received.append(data[0])
+                    if data[0] in (dave_protocol.KEY_PACKAGE, dave_protocol.COMMIT_WELCOME):
+                        await self._dave_message(session.call, session, data[0], data[1:])
+                    else:
+                        await self._close(websocket, CLOSE_UNKNOWN_OPCODE, "Unknown opcode")
+                        break
                     continue
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     break
@@ -476,6 +566,10 @@ class FakeVoiceServer:
                 session.closed_by_server = sent_code is not None
                 session.close_code = sent_code if sent_code is not None else websocket.close_code
                 session.disconnected.set()
+                if session.call is not None and sent_code != CLOSE_VOICE_SERVER_CRASHED:
+                    # Members are removed "when they disconnect from the voice gateway" (whitepaper, "Member
+                    # Remove"); after 4015 the client resumes the same session instead.
+                    await session.call.leave(session)
                 self._notify()
         return websocket
 
@@ -508,6 +602,8 @@ class FakeVoiceServer:
             await self._select_protocol(websocket, session, data)
         elif op == SPEAKING:
             session.speaking_events.append((time.monotonic(), int(data["speaking"])))
+        elif session.call is not None and op in (dave_protocol.TRANSITION_READY, dave_protocol.INVALID_COMMIT_WELCOME):
+            await self._dave_message(session.call, session, op, data)
         else:
             await self._close(websocket, CLOSE_UNKNOWN_OPCODE, "Unknown opcode")
         return session
@@ -525,12 +621,17 @@ class FakeVoiceServer:
         if not self._credentials_accepted(expectation, session_id, token):
             await self._close(websocket, CLOSE_AUTHENTICATION_FAILED, "Authentication failed")
             return None
+        max_dave = data.get("max_dave_protocol_version")
+        if self.dave and not (isinstance(max_dave, int) and max_dave >= self.required_dave_protocol_version):
+            # voice-connections.mdx: "Sending version 0, or omitting the max_dave_protocol_version field,
+            # indicates no DAVE protocol support"; since 2026-03-01 such a client is closed with 4017.
+            await self._close(websocket, CLOSE_E2EE_REQUIRED, "E2EE/DAVE protocol required")
+            return None
         session = VoiceSession(
             guild_id=guild_id, user_id=user_id, session_id=session_id, token=token, ssrc=self._next_ssrc
         )
         self._next_ssrc += 1
         session.channel_id = expectation.channel_id if expectation is not None else None
-        max_dave = data.get("max_dave_protocol_version")
         session.max_dave_protocol_version = int(max_dave) if max_dave is not None else None
         session._websocket = websocket
         self.sessions[guild_id] = session
@@ -584,16 +685,128 @@ class FakeVoiceServer:
             return
         session.mode = mode
         session.secret_key = secrets.token_bytes(32)
+        session.dave_protocol_version = dave_protocol.DAVE_PROTOCOL_VERSION if self.dave else 0
         description = {
             "mode": mode,
             "secret_key": list(session.secret_key),
-            "dave_protocol_version": 0,
+            "dave_protocol_version": session.dave_protocol_version,
             "audio_codec": "opus",
             "media_session_id": secrets.token_hex(16),
         }
         await self._send(websocket, SESSION_DESCRIPTION, description, session)
+        if session.dave_protocol_version:
+            await self._join_call(session)
         session.connected.set()
         self._notify()
+
+    # ---------------------------------------------------------------- DAVE calls and listeners
+
+    def call(self, guild_id: int, channel_id: int | None = None) -> DaveCall:
+        """The DAVE call of a voice channel (by default the one the guild's bot session is in), made on first use."""
+        if channel_id is None:
+            session = self.sessions.get(int(guild_id))
+            channel_id = session.channel_id if session is not None and session.channel_id else int(guild_id)
+        call = self.calls.get(channel_id)
+        if call is None:
+            call = DaveCall(int(guild_id), channel_id, transition_timeout=self.transition_timeout)
+            self.calls[channel_id] = call
+        return call
+
+    async def _join_call(self, session: VoiceSession) -> None:
+        call = self.call(session.guild_id, session.channel_id or session.guild_id)
+        session.call = call
+        if self.auto_listeners and self._discord is not None:
+            await self._sync_listeners(session.guild_id, call.channel_id)
+        await call.join(session)
+
+    async def add_listener(
+        self,
+        guild_id: int,
+        user_id: int,
+        *,
+        channel_id: int | None = None,
+        encrypts: bool = True,
+        ignores_prepare_epoch: bool = False,
+    ) -> Listener:
+        """Connect a simulated member to a call: it joins the MLS group and decrypts everything the call carries."""
+        call = self.call(guild_id, channel_id)
+        existing = call.listeners.get(int(user_id))
+        if existing is not None:
+            return existing
+        listener = Listener(
+            call,
+            int(user_id),
+            self._from_listener,
+            self._relay_from_listener,
+            encrypts=encrypts,
+            ignores_prepare_epoch=ignores_prepare_epoch,
+        )
+        call.listeners[listener.user_id] = listener
+        await call.join(listener)
+        await listener.connect()
+        return listener
+
+    async def remove_listener(self, guild_id: int, user_id: int, *, channel_id: int | None = None) -> None:
+        """Disconnect a simulated member from its call."""
+        call = self.call(guild_id, channel_id)
+        listener = call.listeners.pop(int(user_id), None)
+        if listener is not None:
+            await listener.close()
+            await call.leave(listener)
+
+    def listeners(self, guild_id: int, channel_id: int | None = None) -> list[Listener]:
+        """The listeners connected to a call."""
+        return list(self.call(guild_id, channel_id).listeners.values())
+
+    async def _sync_listeners(self, guild_id: int, channel_id: int) -> None:
+        """Make every member FakeDiscord has in the channel (other than the bot) a listener of its call."""
+        guild = self._discord.guilds.get(guild_id)
+        if guild is None:
+            return
+        bot_id = int(self._discord.bot_user["id"])
+        present = {
+            user_id
+            for user_id, state in guild.voice_states.items()
+            if user_id != bot_id and state.get("channel_id") == str(channel_id)
+        }
+        call = self.call(guild_id, channel_id)
+        for user_id in sorted(set(call.listeners) - present):
+            await self.remove_listener(guild_id, user_id, channel_id=channel_id)
+        for user_id in sorted(present - set(call.listeners)):
+            await self.add_listener(guild_id, user_id, channel_id=channel_id)
+
+    async def _member_voice(self, guild_id: int, user_id: int, channel_id: int | None) -> None:
+        """FakeDiscord moved a member: it leaves the calls it was in and listens in its new channel."""
+        if not self.dave or not self.auto_listeners or self._discord is None:
+            return
+        if user_id == int(self._discord.bot_user["id"]):
+            return
+        for call in list(self.calls.values()):
+            if call.guild_id == guild_id and user_id in call.listeners and call.channel_id != channel_id:
+                await self.remove_listener(guild_id, user_id, channel_id=call.channel_id)
+        if channel_id is not None:
+            await self.add_listener(guild_id, user_id, channel_id=channel_id)
+
+    async def _from_listener(self, listener: Listener, op: int, data: Any) -> None:
+        await self._dave_message(listener.call, listener, op, data)
+
+    def _relay_from_listener(self, speaker: Listener, frame: bytes) -> None:
+        """A listener's media: every other listener of the call receives it as it arrives."""
+        received_at = time.monotonic()
+        for user_id, listener in speaker.call.listeners.items():
+            if user_id != speaker.user_id:
+                listener.receive(speaker.user_id, frame, received_at)
+
+    async def _dave_message(self, call: DaveCall, member: dave_protocol.Member, op: int, data: Any) -> None:
+        """Hand a DAVE opcode from a call member (the bot's session or a listener) to its call."""
+        if op == dave_protocol.KEY_PACKAGE:
+            await call.key_package(member, data)
+        elif op == dave_protocol.COMMIT_WELCOME:
+            await call.commit_welcome(member, data)
+        elif op == dave_protocol.TRANSITION_READY:
+            await call.transition_ready(member, int(data["transition_id"]))
+        elif op == dave_protocol.INVALID_COMMIT_WELCOME:
+            await call.invalid_commit_welcome(member, int(data["transition_id"]))
 
     def _on_datagram(self, data: bytes, address: tuple[str, int], received_at: float) -> None:
         if len(data) == _IP_DISCOVERY_LENGTH and struct.unpack_from(">H", data, 0)[0] == _IP_DISCOVERY_REQUEST:

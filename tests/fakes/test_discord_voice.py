@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import davey
 import discord
 import nacl.secret
 import pytest
 import yarl
 
+from tests.fakes import dave
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.fakes.discord_voice import (
     SILENCE_FRAME,
@@ -136,7 +138,8 @@ class RawVoiceClient:
 
 @pytest.fixture
 async def voice_server() -> AsyncIterator[FakeVoiceServer]:
-    server = FakeVoiceServer()
+    """The server with DAVE off: these tests are about the transport (handshake, UDP, resume, close codes)."""
+    server = FakeVoiceServer(dave=False)
     await server.start()
     try:
         yield server
@@ -539,3 +542,214 @@ async def test_other_close_codes_without_reconnect_disconnect_discord_py_at_once
     await wait_for(lambda: not voice_world.client.voice_clients, timeout=2.0)
     assert voice_world.guild.bot_member.id not in voice_world.guild.voice_states
     assert len(voice_world.voice.all_sessions) == 1
+
+
+# ---------------------------------------------------------------- DAVE: the gateway's MLS side and its listeners
+
+
+@pytest.fixture
+async def dave_server() -> AsyncIterator[FakeVoiceServer]:
+    """The server as Discord runs it since 2026-03-01: DAVE on."""
+    server = FakeVoiceServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+GUILD = 7
+CHANNEL = 70
+
+
+def frame(number: int) -> bytes:
+    """A distinct Opus-looking frame (TOC byte of a 20 ms CELT frame, then a payload)."""
+    return b"\x78" + number.to_bytes(2, "big") * 20
+
+
+async def settled(call: dave.DaveCall, members: int) -> None:
+    """Wait until the group has ``members`` leaves and its last transition was executed."""
+    await call.wait_until(
+        lambda: (
+            len([leaf for leaf in call.leaves if leaf is not None]) == members
+            and call.transition is None
+            and bool(call.commits)
+            and bool(call.executed)
+            and call.executed[-1][1] == call.commits[-1].transition_id
+        )
+    )
+
+
+def exchange(speaker: dave.Listener, hearers: list[dave.Listener], number: int) -> bool:
+    """``speaker`` sends one frame; whether every hearer decrypted exactly it."""
+    before = {h.user_id: len(h.frames) for h in hearers}
+    speaker.speak(frame(number))
+    return all(h.frames[before[h.user_id] :] and h.frames[-1].plaintext == frame(number) for h in hearers)
+
+
+async def test_listeners_exchange_frames_through_the_gateway_across_a_join_and_a_leave(
+    dave_server: FakeVoiceServer,
+) -> None:
+    call = dave_server.call(GUILD, CHANNEL)
+    assert call.group_id == CHANNEL.to_bytes(8, "big")
+    first = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL)
+    second = await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    assert call.epoch == 1 and sorted(u for u in call.leaves if u) == [101, 102]
+    assert exchange(first, [second], 1) and exchange(second, [first], 2)
+
+    third = await dave_server.add_listener(GUILD, 103, channel_id=CHANNEL)
+    await settled(call, 3)
+    assert call.epoch == 2 and call.commits[-1].added == (103,)
+    assert exchange(third, [first, second], 3) and exchange(first, [second, third], 4)
+
+    leaf_of_first = call.leaf_of(101)
+    await dave_server.remove_listener(GUILD, 101, channel_id=CHANNEL)
+    await settled(call, 2)
+    assert call.epoch == 3 and call.commits[-1].removed == (101,)
+    assert call.leaves[leaf_of_first or 0] is None, "the removed member's leaf is blank"
+    assert exchange(second, [third], 5) and exchange(third, [second], 6)
+    # The removed member's keys stop at the epoch it left: it cannot read what is said after.
+    with pytest.raises(ValueError):
+        first.session.decrypt(102, davey.MediaType.audio, second.speak(frame(7)))
+
+    fourth = await dave_server.add_listener(GUILD, 104, channel_id=CHANNEL)
+    await settled(call, 3)
+    assert call.leaf_of(104) == leaf_of_first, "an add takes the leftmost blank leaf (RFC 9420 §12.1.1)"
+    assert exchange(fourth, [second, third], 8)
+    assert call.rejected_key_packages == []
+    assert all(listener.errors == [] for listener in (first, second, third, fourth))
+
+
+async def test_the_first_valid_commit_of_an_epoch_is_relayed_and_later_ones_are_dropped(
+    dave_server: FakeVoiceServer,
+) -> None:
+    call = dave_server.call(GUILD, CHANNEL)
+    first = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL)
+    await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    dropped = len(call.rejected_commits)
+
+    # Both members commit the add of a third; the gateway relays one and drops the other, now a past epoch's.
+    await dave_server.add_listener(GUILD, 103, channel_id=CHANNEL)
+    await settled(call, 3)
+    await call.wait_until(lambda: len(call.rejected_commits) > dropped)
+    assert [commit.epoch for commit in call.commits] == [1, 2]
+    assert call.rejected_commits[dropped:] == ["epoch 1, the group is at 2"]
+
+    # A commit that is not an MLS PublicMessage commit at all is dropped too, and nothing changes.
+    await call.commit_welcome(first, b"\x00\x01\x00\x01" + bytes(12))
+    assert call.rejected_commits[-1].startswith("undecodable") and call.epoch == 2
+
+
+async def test_everyone_leaving_resets_the_group_and_a_newcomer_hears_the_one_who_stayed(
+    dave_server: FakeVoiceServer,
+) -> None:
+    call = dave_server.call(GUILD, CHANNEL)
+    stayer = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL)
+    await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    await dave_server.remove_listener(GUILD, 102, channel_id=CHANNEL)
+    await call.wait_until(lambda: not call.established and 101 in call.key_packages)
+
+    newcomer = await dave_server.add_listener(GUILD, 103, channel_id=CHANNEL)
+    await settled(call, 2)
+    assert call.commits[-1].epoch == 1
+    assert exchange(stayer, [newcomer], 1)
+
+
+async def test_a_member_that_ignores_prepare_epoch_is_not_heard_by_a_newcomer(dave_server: FakeVoiceServer) -> None:
+    # nextcord #1294: a client that drops opcode 24 keeps its old group when the channel empties and fills again.
+    call = dave_server.call(GUILD, CHANNEL)
+    stuck = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL, ignores_prepare_epoch=True)
+    await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    await dave_server.remove_listener(GUILD, 102, channel_id=CHANNEL)
+    await call.wait_until(lambda: not call.established)
+
+    newcomer = await dave_server.add_listener(GUILD, 103, channel_id=CHANNEL)
+    await asyncio.sleep(0.3)
+    await stuck.settled()
+    await newcomer.settled()
+    assert stuck.session.ready, "it still believes in its old group"
+    assert not exchange(stuck, [newcomer], 1)
+    assert newcomer.frames[-1].plaintext is None
+
+
+async def test_a_member_that_never_encrypts_is_not_heard(dave_server: FakeVoiceServer) -> None:
+    call = dave_server.call(GUILD, CHANNEL)
+    plain = await dave_server.add_listener(GUILD, 101, channel_id=CHANNEL, encrypts=False)
+    hearer = await dave_server.add_listener(GUILD, 102, channel_id=CHANNEL)
+    await settled(call, 2)
+    assert not exchange(plain, [hearer], 1)
+    assert "Unencrypted" in hearer.frames[-1].error
+    assert exchange(hearer, [plain], 2), "the control: the same group carries encrypted frames"
+
+
+async def test_a_client_without_dave_is_closed_with_4017(
+    dave_server: FakeVoiceServer, http: aiohttp.ClientSession
+) -> None:
+    for offered in (None, 0):
+        client = RawVoiceClient(dave_server, http)
+        try:
+            await client.open()
+            payload: dict[str, Any] = {"server_id": str(GUILD), "user_id": "42", "session_id": "s", "token": "t"}
+            if offered is not None:
+                payload["max_dave_protocol_version"] = offered
+            await client.send(0, payload)
+            assert await client.closed_with() == 4017
+        finally:
+            await client.close()
+    assert dave_server.close_codes_sent == [4017, 4017]
+
+
+async def test_binary_opcodes_and_a_plain_rtp_sender_that_no_listener_hears(
+    dave_server: FakeVoiceServer, http: aiohttp.ClientSession
+) -> None:
+    client = RawVoiceClient(dave_server, http)
+    try:
+        await client.open()
+        ready = await client.identify(guild_id=GUILD)
+        await client.discover_ip(ready["d"])
+        description = await client.select()
+        assert description["d"]["dave_protocol_version"] == 1
+        assert client.websocket is not None
+        message = await asyncio.wait_for(client.websocket.receive(), 2.0)
+        # voice-connections.mdx: binary messages are uint16 sequence number, uint8 opcode, then the payload.
+        assert message.type is aiohttp.WSMsgType.BINARY
+        sequence, opcode = struct.unpack_from(">HB", message.data)
+        assert opcode == 25 and sequence == description["seq"] + 1
+        session = dave_server.sessions[GUILD]
+        assert message.data[3:] == session.call.external_sender.package()  # type: ignore[union-attr]
+
+        listener = await dave_server.add_listener(GUILD, 101)
+        await client.send_packets([client.packet(frame(n)) for n in range(5)])
+        await wait_for(lambda: len(session.packets) == 5)
+        assert [p.listeners for p in session.packets] == [(101,)] * 5
+        assert session.heard_packets() == [] and len(session.unheard_packets()) == 5
+        assert len(listener.undecrypted_from(42)) == 5
+    finally:
+        await client.close()
+
+
+async def test_discord_py_with_davey_is_heard_by_a_listener_and_resets_when_left_alone(
+    voice_world: VoiceWorld, tones: dict[float, Path]
+) -> None:
+    voice_client = await voice_world.channel.connect(reconnect=False, timeout=5.0, cls=discord.VoiceClient)
+    session = await voice_world.voice.wait_for_session(voice_world.guild.id)
+    call = voice_world.voice.call(voice_world.guild.id)
+    listener = await voice_world.voice.add_listener(voice_world.guild.id, 501)
+    await settled(call, 2)
+
+    await play(voice_client, tones[0.5])
+    await wait_for(lambda: sum(packet.is_silence for packet in session.packets) == 5)
+    assert session.packets and all(packet.heard for packet in session.packets)
+    assert zero_crossings(session.decode_pcm(include_silence=False)) == pytest.approx(TONE_HERTZ, rel=0.1)
+    assert voice_client._connection.dave_session is not None
+    assert voice_client._connection.dave_session.epoch == call.epoch
+
+    await voice_world.voice.remove_listener(voice_world.guild.id, 501)
+    # The sole member reset: discord.py starts a new group on op 24 and sends a new key package.
+    await call.wait_until(lambda: not call.established and session.user_id in call.key_packages)
+    assert voice_client._connection.dave_session.epoch in (None, 0)
+    assert listener.errors == []
