@@ -82,7 +82,8 @@ class Reservation:
     """Credits held for one request: each chunk settles its hold with the real cost, or releases it.
 
     Every change is a delta on the request's ledger row, written in the background (kept, and awaited at
-    shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order.
+    shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order. A chunk
+    sent to Unmixr keeps its hold until it settles, even after the request it belongs to failed or stopped.
     """
 
     def __init__(
@@ -100,8 +101,9 @@ class Reservation:
         self._metrics = metrics
         self._writes = writes if writes is not None else set()
         self._ticket = ticket  # the ledger row's id; still being written when nothing could refuse the request
-        self._holds = dict(holds)  # chunk index -> credits held, for chunks not in the cache when checked
+        self._holds = dict(holds)  # chunk index -> credits held, until the chunk settles or is released
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
+        self._out: set[int] = set()  # chunks sent to Unmixr and not settled yet: their holds stay
         self._cloned_voice = cloned_voice
 
     @property
@@ -113,6 +115,10 @@ class Reservation:
         """Whether the chunk was in the cache when the request was checked."""
         return index in self._cached
 
+    def sent(self, index: int) -> None:
+        """The chunk's request is leaving for Unmixr: from now on only its answer settles its hold."""
+        self._out.add(index)
+
     def _write(self, **deltas: int) -> asyncio.Task[None]:
         async def write() -> None:
             await self._storage.settle_usage(await self._ticket, **deltas)
@@ -122,6 +128,7 @@ class Reservation:
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
         held = self._holds.pop(index, 0)
+        self._out.discard(index)
         if usage is None:
             prebuilt, cloned = (0, held) if self._cloned_voice else (held, 0)
         else:
@@ -142,7 +149,7 @@ class Reservation:
         )
 
     async def cache_hit(self, index: int) -> None:
-        """The chunk came from the cache after all (another request stored it meanwhile): nothing is spent."""
+        """The chunk came from the cache after all (still there, or stored meanwhile): nothing is spent."""
         if index in self._cached:
             return
         held = self._holds.pop(index, 0)
@@ -151,13 +158,21 @@ class Reservation:
 
     async def release(self, index: int) -> None:
         """The chunk was never sent, or got an error answer: its hold is given back."""
+        self._out.discard(index)
         held = self._holds.pop(index, 0)
         if held:
             await self._write(release=held)
 
     async def release_all(self) -> None:
-        """Give back every hold not settled yet (the request was dropped or failed)."""
-        held, self._holds = self.held, {}
+        """Give back every hold of a chunk not at Unmixr (the request was dropped or failed).
+
+        A chunk still at Unmixr keeps its hold until it settles: it may be charged, and its hold is what keeps
+        the next request from overshooting the budget meanwhile.
+        """
+        released = {index: held for index, held in self._holds.items() if index not in self._out}
+        for index in released:
+            del self._holds[index]
+        held = sum(released.values())
         if held:
             await self._write(release=held)
 

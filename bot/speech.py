@@ -426,6 +426,7 @@ class SpeechService:
         def leaving() -> None:
             nonlocal out
             out = True
+            reservation.sent(index)
             if on_sent is not None:
                 on_sent()
 
