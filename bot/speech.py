@@ -321,17 +321,22 @@ class SpeechService:
         return cache_key(chunks=[plan.request(index)[1] for index in range(len(plan.chunks))])
 
     async def reserve(self, plan: SpeechPlan, *, joined: bool = False) -> Reservation:
-        """Check the budgets and hold the request's estimate: its chunks' code points, cached chunks free.
+        """Check the budgets and hold the request's estimate: its chunks' code points.
 
-        `joined` is for an attachment, which a cached joined file of every chunk serves whole. Raises
-        BudgetError (a one-sentence answer) when a budget would be passed; nothing is held then.
+        `joined` is for an attachment, synthesised at once: chunks in the cache now (or a cached joined file of
+        every chunk) are free. Otherwise the plan is a clip queued in voice, synthesised only when it is about
+        to play, by when its chunks may have left the cache: every chunk holds, and one still cached when it is
+        synthesised gives its part back. Raises BudgetError (a one-sentence answer) when a budget would be
+        passed; nothing is held then.
         """
-        await self._cache.load()
-        joined_key = self._joined_key(plan) if joined else None
-        if joined_key is not None and joined_key in self._cache:
-            cached = set(range(len(plan.chunks)))
-        else:
-            cached = {index for index in range(len(plan.chunks)) if plan.request(index)[1] in self._cache}
+        cached: set[int] = set()
+        if joined:
+            await self._cache.load()
+            joined_key = self._joined_key(plan)
+            if joined_key is not None and joined_key in self._cache:
+                cached = set(range(len(plan.chunks)))
+            else:
+                cached = {index for index in range(len(plan.chunks)) if plan.request(index)[1] in self._cache}
         holds = {index: len(chunk) for index, chunk in enumerate(plan.chunks) if index not in cached}
         return await self._guard.reserve(
             guild_id=plan.guild_id,
