@@ -96,10 +96,12 @@ class Reservation:
         cloned_voice: bool,
         metrics: Metrics | None = None,
         writes: set[asyncio.Task[Any]] | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
         self._writes = writes if writes is not None else set()
+        self._clock = clock
         self._ticket = ticket  # the ledger row's id; still being written when nothing could refuse the request
         self._holds = dict(holds)  # chunk index -> credits held, until the chunk settles or is released
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
@@ -119,7 +121,7 @@ class Reservation:
         """The chunk's request is leaving for Unmixr: from now on only its answer settles its hold."""
         self._out.add(index)
 
-    def _write(self, **deltas: int) -> asyncio.Task[None]:
+    def _write(self, **deltas: Any) -> asyncio.Task[None]:
         async def write() -> None:
             await self._storage.settle_usage(await self._ticket, **deltas)
 
@@ -127,6 +129,7 @@ class Reservation:
 
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
+        had_hold = index in self._holds
         held = self._holds.pop(index, 0)
         self._out.discard(index)
         if usage is None:
@@ -146,6 +149,9 @@ class Reservation:
             # A chunk counted as a cached request that had to be synthesised after all (evicted meanwhile).
             requests=0 if was_cached else 1,
             cache_hits=-1 if was_cached else 0,
+            # Spending counts from now; the request's row moves here with its last charge, earlier ones apart.
+            charged_at=self._clock(),
+            apart=not had_hold or bool(self._holds),
         )
 
     async def cache_hit(self, index: int) -> None:
@@ -262,5 +268,12 @@ class CreditGuard:
             except BudgetExceededError as refused:
                 raise BudgetError(refused) from None
         return Reservation(
-            self._storage, ticket, holds, cached, cloned_voice=cloned_voice, metrics=self._metrics, writes=self._writes
+            self._storage,
+            ticket,
+            holds,
+            cached,
+            cloned_voice=cloned_voice,
+            metrics=self._metrics,
+            writes=self._writes,
+            clock=lambda: self.clock(),
         )

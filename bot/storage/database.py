@@ -91,20 +91,51 @@ _SETTLE_LEDGER: Final[str] = (
     "requests = requests + ?, cache_hits = cache_hits + ? "
     "WHERE id = ?"
 )
+# The same, for the request's last charge: its row moves to the moment it was charged, when its spending begins
+# to count (PRODUCT.md: spending counts in the windows at the moment it is charged).
+_CHARGE_LEDGER: Final[str] = (
+    "UPDATE usage_ledger SET "
+    "reserved = CASE WHEN reserved > ? THEN reserved - ? ELSE 0 END, "
+    "characters = characters + ?, credits_prebuilt = credits_prebuilt + ?, credits_cloned = credits_cloned + ?, "
+    "requests = requests + ?, cache_hits = cache_hits + ?, at = ?, day = ? "
+    "WHERE id = ?"
+)
+# A charge while other chunks of the request still hold: a row of its own, dated when it was charged.
+_CHARGE_APART: Final[str] = (
+    "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
+    "credits_cloned, requests, cache_hits) SELECT guild_id, user_id, ?, ?, 0, ?, ?, ?, ?, 0 FROM usage_ledger "
+    "WHERE id = ?"
+)
 # PostgreSQL sums integers as NUMERIC: the casts bring the totals back to integers on both databases.
 _SUMS: Final[str] = ", ".join(
     f"CAST(COALESCE(SUM({column}), 0) AS BIGINT)"
-    for column in ("characters", "credits_prebuilt", "credits_cloned", "requests", "cache_hits", "reserved")
+    for column in ("characters", "credits_prebuilt", "credits_cloned", "requests", "cache_hits")
 )
-_SUM_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"  # noqa: S608
-_SUM_MEMBER_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"  # noqa: S608
+# A hold counts in every window until it settles, however long it has waited (a clip queued yesterday and
+# not played yet counts today); the partial index usage_ledger_holds finds the open ones.
+_SERVER_HOLDS: Final[str] = (
+    "(SELECT CAST(COALESCE(SUM(CASE WHEN day < ? THEN reserved ELSE 0 END), 0) AS BIGINT) FROM usage_ledger "
+    "WHERE guild_id = ? AND reserved > 0)"
+)
+_MEMBER_HOLDS: Final[str] = (
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND reserved > 0)"
+)
+_SUM_USAGE: Final[str] = (
+    f"SELECT {_SUMS}, {_SERVER_HOLDS} FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"  # noqa: S608
+)
+_SUM_MEMBER_USAGE: Final[str] = (
+    f"SELECT {_SUMS}, {_MEMBER_HOLDS} FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"  # noqa: S608
+)
 _COMMITTED_TODAY: Final[str] = (
-    "SELECT CAST(COALESCE(SUM(reserved + credits_prebuilt + credits_cloned), 0) AS BIGINT) FROM usage_ledger "
-    "WHERE guild_id = ? AND day = ?"
+    "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE guild_id = ? AND reserved > 0) "
+    "FROM usage_ledger WHERE guild_id = ? AND day = ?"
 )
+# A member's spending in the window, and every hold of theirs wherever it is dated.
 _MEMBER_ROWS: Final[str] = (
-    "SELECT at, reserved + credits_prebuilt + credits_cloned FROM usage_ledger "
-    "WHERE guild_id = ? AND user_id = ? AND at > ? ORDER BY at"
+    "SELECT at, credits_prebuilt + credits_cloned, reserved FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND (at > ? OR reserved > 0) ORDER BY at"
 )
 # Seconds in the rolling window of a member budget.
 MEMBER_WINDOW_SECONDS: Final[int] = 3600
@@ -672,42 +703,45 @@ class Storage:
         The check and the hold are one transaction under the server's lock, so concurrent requests, from one
         process or several, cannot overshoot a budget together (SQLite: one writer at a time; PostgreSQL: an
         advisory lock on the server, after which the sums see every hold committed before). `cache_hits` chunks
-        are counted as served from cache. The server budget is per UTC day; the member budget per rolling
-        hour. A request of 0 credits is never refused.
+        are counted as served from cache. The server budget is per UTC day; the member budget per rolling hour.
+        Spending counts from the moment it was charged, a hold for as long as it is open. A request of 0
+        credits is never refused.
         """
         if amount < 0 or cache_hits < 0:
             raise ValueError("usage amounts cannot be negative")
         moment = _utc(at or datetime.now(UTC))
         day = moment.date().isoformat()
         row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
-        if amount == 0 or (server_budget is None and (member_budget is None or user_id is None)):
+        member_checked = member_budget is not None and user_id is not None
+        if amount == 0 or (server_budget is None and not member_checked):
             # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
             (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
             return int(ticket)
+        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
         async with self._db.transaction(lock=guild_id) as session:
-            if amount > 0 and server_budget is not None:
-                (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, day))  # type: ignore[misc]
+            if server_budget is not None:
+                (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, guild_id, day))  # type: ignore[misc]
                 if used + amount > server_budget:
-                    fits_ever = amount <= server_budget
-                    midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
                     raise BudgetExceededError(
                         kind="server",
                         budget=server_budget,
                         used=int(used),
                         amount=amount,
-                        frees_at=midnight if fits_ever else None,
+                        frees_at=midnight if amount <= server_budget else None,
                     )
-            if amount > 0 and member_budget is not None and user_id is not None:
+            if member_budget is not None and user_id is not None:
                 since = moment.timestamp() - MEMBER_WINDOW_SECONDS
                 rows = await session.fetchall(_MEMBER_ROWS, (guild_id, user_id, since))
-                used = sum(committed for _at, committed in rows)
+                spent = [(float(when), int(credits)) for when, credits, _held in rows if when > since and credits]
+                held = sum(int(reserved) for _when, _credits, reserved in rows)
+                used = sum(credits for _when, credits in spent) + held
                 if used + amount > member_budget:
                     raise BudgetExceededError(
                         kind="member",
                         budget=member_budget,
-                        used=int(used),
+                        used=used,
                         amount=amount,
-                        frees_at=_member_frees_at(rows, used, amount, member_budget),
+                        frees_at=_member_frees_at(spent, used, amount, member_budget, moment),
                     )
             (ticket,) = await session.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
         return int(ticket)
@@ -722,14 +756,32 @@ class Storage:
         credits_cloned: int = 0,
         requests: int = 0,
         cache_hits: int = 0,
+        charged_at: datetime | None = None,
+        apart: bool = False,
     ) -> None:
         """Apply what happened to part of a reserved request: `release` credits are no longer held, and the
         spent credits, characters, requests and cache hits are added (cache_hits may be -1 to take back a
-        chunk first counted as cached that had to be synthesised after all)."""
+        chunk first counted as cached that had to be synthesised after all).
+
+        With `charged_at`, the spending counts from that moment: the request's row moves there (its last
+        charge), or, `apart`, the spending gets a row of its own there while other chunks of the request still
+        hold (one transaction, so the hold is never given back without the spending being recorded).
+        """
         if min(release, characters, credits_prebuilt, credits_cloned, requests) < 0:
             raise ValueError("usage amounts cannot be negative")
-        parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
-        await self._db.execute(_SETTLE_LEDGER, parameters)
+        if charged_at is None:
+            parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
+            await self._db.execute(_SETTLE_LEDGER, parameters)
+            return
+        moment = _utc(charged_at)
+        when, day = moment.timestamp(), moment.date().isoformat()
+        spent = (characters, credits_prebuilt, credits_cloned, requests)
+        if not apart:
+            await self._db.execute(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
+            return
+        async with self._db.transaction() as session:
+            await session.execute(_CHARGE_APART, (when, day, *spent, ticket))
+            await session.execute(_SETTLE_LEDGER, (release, release, 0, 0, 0, 0, cache_hits, ticket))
 
     async def _sum_usage(self, sql: str, parameters: tuple[Any, ...]) -> Usage:
         row = await self._db.fetchone(sql, parameters)
@@ -745,19 +797,21 @@ class Storage:
         )
 
     async def usage_for_day(self, guild_id: int, day: date) -> Usage:
-        """Return what the server used on one UTC day."""
-        return await self._sum_usage(_SUM_USAGE, (guild_id, day.isoformat(), (day + timedelta(days=1)).isoformat()))
+        """Return what the server spent on one UTC day, and what it holds that was held by that day's end."""
+        end = (day + timedelta(days=1)).isoformat()
+        return await self._sum_usage(_SUM_USAGE, (end, guild_id, guild_id, day.isoformat(), end))
 
     async def usage_for_month(self, guild_id: int, year: int, month: int) -> Usage:
-        """Return what the server used in one UTC calendar month."""
+        """Return what the server spent in one UTC calendar month, and what it holds that was held by its end."""
         start = date(year, month, 1)
-        end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-        return await self._sum_usage(_SUM_USAGE, (guild_id, start.isoformat(), end.isoformat()))
+        end = (date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)).isoformat()
+        return await self._sum_usage(_SUM_USAGE, (end, guild_id, guild_id, start.isoformat(), end))
 
     async def member_usage(self, guild_id: int, user_id: int, *, at: datetime | None = None) -> Usage:
-        """Return what the member used in the server in the 60 minutes before `at` (now by default)."""
+        """Return what the member spent in the server in the 60 minutes before `at` (now by default), and what
+        they hold now."""
         since = _utc(at or datetime.now(UTC)).timestamp() - MEMBER_WINDOW_SECONDS
-        return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, since))
+        return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, guild_id, user_id, since))
 
     async def compact_usage(self, before: date) -> int:
         """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.
@@ -796,13 +850,19 @@ class Storage:
         return row is not None
 
 
-def _member_frees_at(rows: list[Any], used: int, amount: int, budget: int) -> datetime | None:
-    """When enough of a member's use is 60 minutes old for `amount` more to fit, or None if it never can."""
+def _member_frees_at(
+    spent: list[tuple[float, int]], used: int, amount: int, budget: int, moment: datetime
+) -> datetime | None:
+    """When enough of a member's spending is 60 minutes old for `amount` more to fit, or None if it never can.
+
+    `spent` is the spending in the window, oldest first; the rest of `used` is held, and a hold counts until it
+    is charged and then for an hour: at the earliest an hour from now, if that is what stands in the way.
+    """
     if amount > budget:
         return None
     remaining = used
-    for at, committed in rows:
-        remaining -= committed
+    for at, credits in spent:
+        remaining -= credits
         if remaining + amount <= budget:
             return datetime.fromtimestamp(at + MEMBER_WINDOW_SECONDS, UTC)
-    return None
+    return moment + timedelta(seconds=MEMBER_WINDOW_SECONDS)

@@ -241,6 +241,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        3,
+        # A hold counts in every window until it settles, whatever day it was made: a partial index finds the few
+        # open ones.
+        sqlite="""
+        CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        """,
+        postgresql="""
+        CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        """,
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1].version

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from tests.conftest import World
 from tests.fakes.discord_server import ChannelOption, FakeInteraction, FakeMember
 from tests.fakes.discord_voice import FakeVoiceServer
 from tests.fakes.prose import prose
+
+RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
 
 
 def unique_text(clip: int, length: int) -> str:
@@ -237,3 +240,64 @@ async def test_a_queued_clip_still_cached_when_it_plays_gives_its_hold_back(
     usage = await world.bot.storage.member_usage(world.guild.id, world.member.id)
     assert (usage.credits, usage.reserved, usage.cache_hits) == (100, 0, 1)  # played from the cache: free
     assert sent_for(world, {text}) == 100
+
+
+async def in_voice(world: World, backend: dict[str, Any]) -> None:
+    await world.start_bot(**backend)
+    for member in (world.member, world.other, world.admin):
+        await world.discord.move_member(world.guild, member, world.voice)
+
+
+async def play_out(world: World, skips: int) -> None:
+    """Skip the clips ahead, then wait until the queue has played and every hold is settled."""
+    for _ in range(skips):
+        await (await world.slash("skip", member=world.other)).wait_final()
+    await world.discord.wait_until(lambda: queue_empty(world), timeout=30, what="the queue")
+    await world.bot.guard.flush()
+
+
+async def test_a_clip_queued_before_midnight_holds_until_charged_and_counts_on_the_day_it_is_charged(
+    world: World, voice_server: FakeVoiceServer, backend: dict[str, Any]
+) -> None:
+    await in_voice(world, backend)
+    clock = {"now": datetime(2030, 5, 4, 23, 59, 30, tzinfo=UTC)}
+    world.bot.guard.clock = lambda: clock["now"]
+    await (await world.slash("settings", {"characters": 100}, subcommand="budget", member=world.admin)).wait_final()
+    await long_clips(world, world.other, world.admin)  # 2 x 8 credits, spent at 23:59:30
+    late = prose(50, salt=45)
+    assert (await say_as(world, world.member, late, play=True)).content().startswith("Queued at position 3")
+
+    # After midnight the clip still waits: its 50 credits are held, and count against the new day.
+    clock["now"] = datetime(2030, 5, 5, 0, 0, 10, tzinfo=UTC)
+    early = await say_as(world, world.other, prose(60, salt=46))
+    await play_out(world, skips=2)
+    before = await world.bot.storage.usage_for_day(world.guild.id, datetime(2030, 5, 4).date())
+    after = await world.bot.storage.usage_for_day(world.guild.id, datetime(2030, 5, 5).date())
+    # Charged after midnight, it counts on the new day; the server never passed 100 credits in a day.
+    assert (before.credits, after.credits) == (16, 50)
+    assert "this server's daily budget of 100 credits" in early.content() and not early.files()
+    assert RELATIVE_TIME.search(early.content()).group(1) == str(int(datetime(2030, 5, 6, tzinfo=UTC).timestamp()))
+
+
+async def test_a_clip_waiting_over_an_hour_still_counts_in_the_members_hour_and_from_when_it_is_charged(
+    world: World, voice_server: FakeVoiceServer, backend: dict[str, Any]
+) -> None:
+    await in_voice(world, backend)
+    start = datetime.now(UTC)
+    clock = {"now": start}
+    world.bot.guard.clock = lambda: clock["now"]
+    await set_member_budget(world, 100)
+    await long_clips(world, world.other, world.admin)
+    waiting, meanwhile, after = prose(90, salt=47), prose(60, salt=48), prose(40, salt=49)
+    assert (await say_as(world, world.member, waiting, play=True)).content().startswith("Queued at position 3")
+
+    clock["now"] = start + timedelta(minutes=61)  # the clip has waited over an hour: its hold still counts
+    refused = await say_as(world, world.member, meanwhile)
+    await play_out(world, skips=2)  # charged now, 61 minutes after it was queued
+    clock["now"] = start + timedelta(minutes=120)  # 59 minutes after the charge: it still counts
+    again = await say_as(world, world.member, after)
+
+    # Within the hour after the charge, the member spent no more than their 100 credits.
+    assert sent_for(world, {waiting, meanwhile, after}) == 90
+    assert "your budget in this server of 100 credits an hour" in refused.content() and not refused.files()
+    assert "your budget in this server of 100 credits an hour" in again.content() and not again.files()

@@ -49,21 +49,30 @@ async def test_a_request_larger_than_the_budget_can_never_fit(storage: Storage) 
     assert member.value.kind == "member" and member.value.frees_at is None
 
 
+async def spend(storage: Storage, guild_id: int, user_id: int, amount: int, at: datetime, **budgets: int) -> int:
+    """Reserve `amount` and charge it at once, as a request answered at `at` is; return its ticket."""
+    ticket = await storage.reserve_usage(guild_id, user_id, amount=amount, at=at, **budgets)
+    await storage.settle_usage(
+        ticket, release=amount, characters=amount, credits_prebuilt=amount, requests=1, charged_at=at
+    )
+    return ticket
+
+
 async def test_the_server_budget_starts_again_at_utc_midnight(storage: Storage) -> None:
     late = datetime(2024, 6, 15, 23, 59, 59, tzinfo=UTC)
-    await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late)
+    await spend(storage, GUILD, MEMBER, 1000, late, server_budget=1000)
     with pytest.raises(BudgetExceededError):
         await storage.reserve_usage(GUILD, MEMBER, amount=10, server_budget=1000, at=late)
     await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late + timedelta(seconds=1))
 
 
 async def test_the_member_budget_is_a_rolling_hour_and_names_when_enough_is_an_hour_old(storage: Storage) -> None:
-    await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON)
-    await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=NOON + timedelta(minutes=20))
-    await storage.reserve_usage(GUILD, MEMBER, amount=20, member_budget=100, at=NOON + timedelta(minutes=40))
+    await spend(storage, GUILD, MEMBER, 30, NOON, member_budget=100)
+    await spend(storage, GUILD, MEMBER, 50, NOON + timedelta(minutes=20), member_budget=100)
+    await spend(storage, GUILD, MEMBER, 20, NOON + timedelta(minutes=40), member_budget=100)
     # Other members and other servers have their own windows.
-    await storage.reserve_usage(GUILD, OTHER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
-    await storage.reserve_usage(GUILD + 1, MEMBER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
+    await spend(storage, GUILD, OTHER, 100, NOON + timedelta(minutes=41), member_budget=100)
+    await spend(storage, GUILD + 1, MEMBER, 100, NOON + timedelta(minutes=41), member_budget=100)
 
     with pytest.raises(BudgetExceededError) as refused:
         await storage.reserve_usage(GUILD, MEMBER, amount=60, member_budget=100, at=NOON + timedelta(minutes=50))
@@ -75,6 +84,50 @@ async def test_the_member_budget_is_a_rolling_hour_and_names_when_enough_is_an_h
     await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON + timedelta(minutes=60, seconds=1))
     usage = await storage.member_usage(GUILD, MEMBER, at=NOON + timedelta(minutes=61))
     assert usage.committed == 100
+
+
+async def test_a_hold_counts_in_every_window_until_it_is_charged_and_then_from_the_charge(storage: Storage) -> None:
+    late = datetime(2024, 6, 15, 23, 30, tzinfo=UTC)
+    held = await storage.reserve_usage(GUILD, MEMBER, amount=60, server_budget=100, member_budget=100, at=late)
+    # Two hours later, on the next day, the open hold still counts against the day and the hour.
+    later = late + timedelta(hours=2)
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD, OTHER, amount=50, server_budget=100, at=later)
+    assert refused.value.kind == "server" and refused.value.used == 60
+    with pytest.raises(BudgetExceededError) as mine:
+        await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later)
+    # Only a hold stands in the way: it counts for an hour once charged, so at the earliest an hour from now.
+    assert mine.value.kind == "member" and mine.value.frees_at == later + timedelta(hours=1)
+    assert (await storage.usage_for_day(GUILD, later.date())).committed == 60
+    assert (await storage.member_usage(GUILD, MEMBER, at=later)).committed == 60
+
+    # Charged then: the day it counts on is the day of the charge, and the hour runs from the charge.
+    await storage.settle_usage(held, release=60, characters=60, credits_prebuilt=58, requests=1, charged_at=later)
+    assert await storage.usage_for_day(GUILD, late.date()) == Usage()
+    assert await storage.usage_for_day(GUILD, later.date()) == Usage(characters=60, credits_prebuilt=58, requests=1)
+    with pytest.raises(BudgetExceededError) as still:
+        await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later + timedelta(minutes=59))
+    assert still.value.frees_at == later + timedelta(hours=1)
+    await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later + timedelta(minutes=61))
+
+
+async def test_a_charge_while_other_chunks_hold_is_dated_apart(storage: Storage) -> None:
+    late = datetime(2024, 6, 15, 23, 59, 50, tzinfo=UTC)
+    after = late + timedelta(seconds=20)
+    ticket = await storage.reserve_usage(GUILD, MEMBER, amount=300, cache_hits=1, at=late)
+    # The first chunk is charged before midnight, while the second still holds; the second after midnight.
+    await storage.settle_usage(
+        ticket, release=200, characters=200, credits_prebuilt=190, requests=1, charged_at=late, apart=True
+    )
+    assert (await storage.usage_for_day(GUILD, late.date())).credits == 190
+    assert (await storage.usage_for_day(GUILD, after.date())).reserved == 100
+    await storage.settle_usage(ticket, release=100, characters=100, credits_cloned=95, requests=1, charged_at=after)
+    assert await storage.usage_for_day(GUILD, late.date()) == Usage(characters=200, credits_prebuilt=190, requests=1)
+    # The request's own row (with its chunk served from cache) moved to its last charge.
+    assert await storage.usage_for_day(GUILD, after.date()) == Usage(
+        characters=100, credits_cloned=95, requests=2, cache_hits=1
+    )
+    assert (await storage.member_usage(GUILD, MEMBER, at=after)).credits == 285
 
 
 async def test_cache_hits_are_never_refused_and_cost_nothing(storage: Storage) -> None:
