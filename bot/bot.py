@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
-from bot.alerts import LowBalanceWatch
+from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
@@ -113,11 +113,14 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        alert_post = self._post_alert if settings.alert_channel_id is not None else None
         self.guard = CreditGuard(
             self.storage,
             server_daily=settings.server_daily_budget,
             member_hourly=settings.member_hourly_budget,
+            account_daily=settings.account_daily_budget,
             metrics=self.metrics,
+            on_account_limit=AccountLimitAlert(self.storage, post=alert_post, clock=lambda: self.guard.clock()),
         )
         # What an interaction's look-ups need before they can answer from memory: the catalogue, and the
         # server's and member's stored state when the database is on the network.
@@ -135,7 +138,7 @@ class UnmixrBot(commands.AutoShardedBot):
             self.unmixr,
             self.storage,
             threshold=settings.low_balance_characters,
-            post=self._post_alert if settings.alert_channel_id is not None else None,
+            post=alert_post,
         )
         await self._start_monitoring()
         await self.load_all_extensions()

@@ -54,26 +54,42 @@ def effective_budget(server_value: int | None, operator_value: int | None) -> Bu
 
 
 class BudgetError(UserFacingError):
-    """A request would pass the server's daily or the member's hourly budget; nothing was spent."""
+    """A request would pass the server's daily, the member's hourly or the account's daily budget; nothing was spent."""
 
     def __init__(self, refused: BudgetExceededError) -> None:
         self.kind = refused.kind
         self.budget = refused.budget
-        if refused.kind == "server":
-            whose, period, raise_it = "this server's daily budget", "a day", "`/settings budget`"
+        self.frees_at = refused.frees_at
+        if refused.kind == "account":
+            # Every server's use together: nothing an admin can change, so the answer names the operator's setting.
+            whose, amount, raise_it = (
+                "the bot operator's daily limit",
+                f"{refused.budget} credits for all servers together",
+                "the bot's operator can raise ACCOUNT_DAILY_BUDGET",
+            )
+        elif refused.kind == "server":
+            whose, amount, raise_it = (
+                "this server's daily budget",
+                f"{refused.budget} credits a day",
+                "ask an admin to raise `/settings budget`",
+            )
         else:
-            whose, period, raise_it = "your budget in this server", "an hour", "`/settings member-budget`"
+            whose, amount, raise_it = (
+                "your budget in this server",
+                f"{refused.budget} credits an hour",
+                "ask an admin to raise `/settings member-budget`",
+            )
         if refused.frees_at is None:
             message = (
-                f"This needs {refused.amount} credits but {whose} is {refused.budget} credits {period}, so it can "
-                f"never fit; shorten the text, or ask an admin to raise {raise_it}."
+                f"This needs {refused.amount} credits but {whose} is {amount}, so it can never fit; shorten the text, "
+                f"or {raise_it}."
             )
         else:
             when = f"<t:{int(refused.frees_at.timestamp())}:R>"
             left = max(refused.budget - refused.used, 0)
             message = (
-                f"That would pass {whose} of {refused.budget} credits {period} ({left} left, this needs "
-                f"{refused.amount}); it frees up {when}, or ask an admin to raise {raise_it}."
+                f"That would pass {whose} of {amount} ({left} left, this needs {refused.amount}); it frees up "
+                f"{when}, or {raise_it}."
             )
         super().__init__(message)
 
@@ -206,14 +222,19 @@ class CreditGuard:
         *,
         server_daily: int | None,
         member_hourly: int | None,
+        account_daily: int | None = None,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        on_account_limit: Callable[[BudgetError], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
         self._server_daily = server_daily
         self._member_hourly = member_hourly
+        self.account_daily = account_daily
         self.clock = clock
+        # Told (in the background) of every refusal for the account's budget: the operator's alert.
+        self._on_account_limit = on_account_limit
         self._writes: set[asyncio.Task[Any]] = set()
 
     async def flush(self) -> None:
@@ -255,10 +276,11 @@ class CreditGuard:
             cache_hits=len(cached),
             server_budget=server_budget.limit,
             member_budget=member_budget.limit,
+            account_budget=self.account_daily,
             at=self.clock(),
         )
         ticket: asyncio.Future[int]
-        if amount == 0 or (server_budget.limit is None and member_budget.limit is None):
+        if amount == 0 or (server_budget.limit is None and member_budget.limit is None and self.account_daily is None):
             # Nothing can refuse it: the ledger row is written while the answer gets under way.
             ticket = _in_background(written, self._writes, name="reserve-usage")
         else:
@@ -266,7 +288,10 @@ class CreditGuard:
             try:
                 ticket.set_result(await written)
             except BudgetExceededError as refused:
-                raise BudgetError(refused) from None
+                error = BudgetError(refused)
+                if refused.kind == "account" and self._on_account_limit is not None:
+                    _in_background(self._on_account_limit(error), self._writes, name="account-limit-alert")
+                raise error from None
         return Reservation(
             self._storage,
             ticket,
@@ -277,3 +302,7 @@ class CreditGuard:
             writes=self._writes,
             clock=lambda: self.clock(),
         )
+
+    async def account_usage(self) -> int:
+        """What every server and the operator spent today (UTC), plus every hold open now."""
+        return await self._storage.account_usage(self.clock().date())

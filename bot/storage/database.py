@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
-from bot.storage.backends import COMPACTION_LOCK, Backend, Session, open_backend
+from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, Backend, Session, open_backend
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
@@ -131,6 +131,12 @@ _COMMITTED_TODAY: Final[str] = (
     "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
     "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE guild_id = ? AND reserved > 0) "
     "FROM usage_ledger WHERE guild_id = ? AND day = ?"
+)
+# Every server's and the operator's own use together, for the account's daily budget.
+_ACCOUNT_COMMITTED: Final[str] = (
+    "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE reserved > 0) "
+    "FROM usage_ledger WHERE day = ?"
 )
 # A member's spending in the window, and every hold of theirs wherever it is dated.
 _MEMBER_ROWS: Final[str] = (
@@ -696,14 +702,16 @@ class Storage:
         cache_hits: int = 0,
         server_budget: int | None = None,
         member_budget: int | None = None,
+        account_budget: int | None = None,
         at: datetime | None = None,
     ) -> int:
         """Hold `amount` credits for one request and return its ledger id, or raise BudgetExceededError.
 
-        The check and the hold are one transaction under the server's lock, so concurrent requests, from one
-        process or several, cannot overshoot a budget together (SQLite: one writer at a time; PostgreSQL: an
-        advisory lock on the server, after which the sums see every hold committed before). `cache_hits` chunks
-        are counted as served from cache. The server budget is per UTC day; the member budget per rolling hour.
+        The check and the hold are one transaction under the server's lock (and, with an account budget, the
+        account's), so concurrent requests, from one process or several, cannot overshoot a budget together
+        (SQLite: one writer at a time; PostgreSQL: advisory locks, after which the sums see every hold committed
+        before). `cache_hits` chunks are counted as served from cache. The server budget and the account budget
+        (every server and the operator's own use together) are per UTC day; the member budget per rolling hour.
         Spending counts from the moment it was charged, a hold for as long as it is open. A request of 0
         credits is never refused.
         """
@@ -713,12 +721,14 @@ class Storage:
         day = moment.date().isoformat()
         row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
         member_checked = member_budget is not None and user_id is not None
-        if amount == 0 or (server_budget is None and not member_checked):
+        if amount == 0 or (server_budget is None and not member_checked and account_budget is None):
             # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
             (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
             return int(ticket)
         midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
-        async with self._db.transaction(lock=guild_id) as session:
+        # The account's lock is always taken after a server's, so two transactions never wait on each other.
+        locks = (guild_id,) if account_budget is None else (guild_id, ACCOUNT_LOCK)
+        async with self._db.transaction(lock=locks) as session:
             if server_budget is not None:
                 (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, guild_id, day))  # type: ignore[misc]
                 if used + amount > server_budget:
@@ -728,6 +738,16 @@ class Storage:
                         used=int(used),
                         amount=amount,
                         frees_at=midnight if amount <= server_budget else None,
+                    )
+            if account_budget is not None:
+                (used,) = await session.fetchone(_ACCOUNT_COMMITTED, (day,))  # type: ignore[misc]
+                if used + amount > account_budget:
+                    raise BudgetExceededError(
+                        kind="account",
+                        budget=account_budget,
+                        used=int(used),
+                        amount=amount,
+                        frees_at=midnight if amount <= account_budget else None,
                     )
             if member_budget is not None and user_id is not None:
                 since = moment.timestamp() - MEMBER_WINDOW_SECONDS
@@ -812,6 +832,12 @@ class Storage:
         they hold now."""
         since = _utc(at or datetime.now(UTC)).timestamp() - MEMBER_WINDOW_SECONDS
         return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, guild_id, user_id, since))
+
+    async def account_usage(self, day: date) -> int:
+        """Return what every server and the operator spent on one UTC day, plus every hold open now."""
+        row = await self._db.fetchone(_ACCOUNT_COMMITTED, (day.isoformat(),))
+        assert row is not None  # an aggregate always returns one row
+        return int(row[0])
 
     async def compact_usage(self, before: date) -> int:
         """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.

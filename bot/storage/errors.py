@@ -53,10 +53,11 @@ class StorageClosedError(StorageError):
 
 
 class BudgetExceededError(StorageError):
-    """A reservation would take a server's or a member's use past its budget; nothing was reserved."""
+    """A reservation would take a server's, a member's or the account's use past its budget; nothing was reserved."""
 
     def __init__(self, *, kind: str, budget: int, used: int, amount: int, frees_at: datetime | None) -> None:
-        # kind is "server" (per UTC day) or "member" (per rolling hour); frees_at is None when it can never fit.
+        # kind is "server" (per UTC day), "member" (per rolling hour) or "account" (every server together, per
+        # UTC day); frees_at is None when it can never fit.
         self.kind = kind
         self.budget = budget
         self.used = used

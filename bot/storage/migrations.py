@@ -244,12 +244,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         3,
         # A hold counts in every window until it settles, whatever day it was made: a partial index finds the few
-        # open ones.
+        # open ones. The account's daily budget sums every server's use of one day.
         sqlite="""
         CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        CREATE INDEX usage_ledger_on_day ON usage_ledger (day);
         """,
         postgresql="""
         CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        CREATE INDEX usage_ledger_on_day ON usage_ledger (day);
         """,
     ),
 )

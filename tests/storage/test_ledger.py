@@ -130,6 +130,47 @@ async def test_a_charge_while_other_chunks_hold_is_dated_apart(storage: Storage)
     assert (await storage.member_usage(GUILD, MEMBER, at=after)).credits == 285
 
 
+async def test_the_account_budget_counts_every_server_and_the_operator_together(storage: Storage) -> None:
+    await spend(storage, GUILD, MEMBER, 400, NOON, account_budget=1000)
+    await spend(storage, 0, 0, 300, NOON, account_budget=1000)  # the operator's own `python -m bot say`
+    await storage.reserve_usage(GUILD + 1, OTHER, amount=200, account_budget=1000, at=NOON)  # still held
+    assert await storage.account_usage(NOON.date()) == 900
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD + 2, OTHER, amount=101, account_budget=1000, at=NOON)
+    assert refused.value.kind == "account"
+    assert (refused.value.budget, refused.value.used, refused.value.amount) == (1000, 900, 101)
+    assert refused.value.frees_at == datetime(2024, 6, 16, tzinfo=UTC)
+    with pytest.raises(BudgetExceededError) as never:
+        await storage.reserve_usage(GUILD + 2, OTHER, amount=1001, account_budget=1000, at=NOON)
+    assert never.value.frees_at is None
+    await storage.reserve_usage(GUILD + 2, OTHER, amount=100, account_budget=1000, at=NOON)
+    # The next day only the holds still open count.
+    tomorrow = NOON + timedelta(days=1)
+    assert await storage.account_usage(tomorrow.date()) == 300
+    await storage.reserve_usage(GUILD, MEMBER, amount=700, account_budget=1000, at=tomorrow)
+
+
+async def test_servers_at_once_never_overshoot_the_account_budget(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        results = await asyncio.gather(
+            *(
+                (first if number % 2 else second).reserve_usage(
+                    GUILD + number, MEMBER, amount=70, server_budget=500, account_budget=1000, at=NOON
+                )
+                for number in range(40)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, int) for result in results) == 14  # 14 x 70 = 980
+        assert all(isinstance(result, int | BudgetExceededError) for result in results)
+        assert await first.account_usage(NOON.date()) == 980
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_cache_hits_are_never_refused_and_cost_nothing(storage: Storage) -> None:
     await storage.reserve_usage(GUILD, MEMBER, amount=10, server_budget=10, member_budget=10, at=NOON)
     await storage.reserve_usage(GUILD, MEMBER, amount=0, cache_hits=3, server_budget=10, member_budget=10, at=NOON)
