@@ -19,6 +19,7 @@ from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
+from bot.clones import AwaitedClones
 from bot.lookups import LookupGate, StorageReadiness
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
@@ -90,6 +91,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr: UnmixrClient
         self.audio_cache: AudioCache
         self.catalogue: Catalogue
+        self.clones: AwaitedClones
         self.guard: CreditGuard
         self.lookups: LookupGate
         self.speech: SpeechService
@@ -113,6 +115,7 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        self.clones = AwaitedClones(self.storage, self.catalogue, limit=settings.max_clones_per_server)
         alert_post = self._post_alert if settings.alert_channel_id is not None else None
         self.guard = CreditGuard(
             self.storage,
@@ -150,6 +153,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
+        self.spawn(self.clones.run(), name="awaited-clones")
 
     async def _start_monitoring(self) -> None:
         """Feed the state gauges, and serve /healthz and /metrics when METRICS_PORT is set."""

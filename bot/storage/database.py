@@ -33,9 +33,11 @@ from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, Backend, Session
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
+    CloneNameTakenError,
     CloneQuotaError,
     PronunciationLimitError,
     StorageClosedError,
+    StorageError,
 )
 from bot.storage.migrations import apply_migrations
 from bot.storage.models import (
@@ -46,6 +48,7 @@ from bot.storage.models import (
     MAX_WORD_LENGTH,
     MEMBER_PREFERENCE_NAMES,
     MEMBER_PREFERENCE_TYPES,
+    AwaitedClone,
     ClonedVoice,
     GuildSettings,
     MemberPreferences,
@@ -147,6 +150,8 @@ _MEMBER_ROWS: Final[str] = (
 MEMBER_WINDOW_SECONDS: Final[int] = 3600
 # A clone slot older than this belongs to an upload that never finished (the process died).
 CLONE_SLOT_SECONDS: Final[int] = 15 * 60
+# How long the record of an awaited voice that never came is kept, in case it still appears.
+LAPSED_CLONE_SECONDS: Final[int] = 7 * 24 * 3600
 _CLONED_VOICE_COLUMNS: Final[str] = "voice_id, guild_id, name, description, created_by, created_at"
 
 _Key = TypeVar("_Key", bound=Hashable)
@@ -607,34 +612,149 @@ class Storage:
             row = await self._db.fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
         return int(row[0]) if row is not None else 0
 
-    async def take_clone_slot(self, guild_id: int, limit: int, *, at: datetime | None = None) -> str:
-        """Take one of the server's `limit` clone slots for an upload, or raise CloneQuotaError.
+    @staticmethod
+    async def _clone_names(session: Session, guild_id: int) -> list[str]:
+        """The names of the server's clones and of its slots in use (an upload, or a voice awaited after one)."""
+        rows = await session.fetchall(
+            "SELECT name FROM cloned_voices WHERE guild_id = ? "
+            "UNION ALL SELECT COALESCE(name, '') FROM clone_slots WHERE guild_id = ? AND lapsed_at IS NULL",
+            (guild_id, guild_id),
+        )
+        return [str(name) for (name,) in rows]
 
-        Clones made and uploads in flight both hold a slot; the check and the take are one transaction under
-        the server's lock, so two uploads at once (in one process or two) cannot both take the last slot. Fill
-        it with add_cloned_voice(slot_id=...) or give it back with release_clone_slot.
+    async def clone_names(self, guild_id: int) -> list[str]:
+        """The names of the server's clones and of the clones it is making (a slot each): what its quota counts."""
+        return await self._clone_names(self._db, guild_id)
+
+    async def take_clone_slot(
+        self,
+        guild_id: int,
+        limit: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        created_by: int | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Take one of the server's `limit` clone slots for an upload of `name`, or raise CloneQuotaError (or
+        CloneNameTakenError when the server has, or is making, a clone of that name, case-insensitively).
+
+        Clones made, uploads in flight and uploads whose voice is awaited all hold a slot; the check and the
+        take are one transaction under the server's lock, so two uploads at once (in one process or two) cannot
+        both take the last slot or the same name. Fill it with add_cloned_voice(slot_id=...) or give it back with
+        release_clone_slot.
         """
         moment = _utc(at or datetime.now(UTC)).timestamp()
         slot_id = secrets.token_hex(16)
         async with self._db.transaction(lock=guild_id) as session:
+            # An upload that never finished (its process died), unless its voice is awaited; and old records
+            # of voices that never came.
             await session.execute(
-                "DELETE FROM clone_slots WHERE guild_id = ? AND taken_at < ?", (guild_id, moment - CLONE_SLOT_SECONDS)
+                "DELETE FROM clone_slots WHERE guild_id = ? AND ((sent_at IS NULL AND taken_at < ?) OR lapsed_at < ?)",
+                (guild_id, moment - CLONE_SLOT_SECONDS, moment - LAPSED_CLONE_SECONDS),
             )
-            (count,) = await session.fetchone(  # type: ignore[misc]
-                "SELECT (SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?) "
-                "+ (SELECT COUNT(*) FROM clone_slots WHERE guild_id = ?)",
-                (guild_id, guild_id),
-            )
-            if count >= limit:
-                raise CloneQuotaError(int(count), limit)
+            names = await self._clone_names(session, guild_id)
+            if len(names) >= limit:
+                raise CloneQuotaError(len(names), limit)
+            if name is not None and word_key(name) in {word_key(taken) for taken in names}:
+                raise CloneNameTakenError(name)
             await session.execute(
-                "INSERT INTO clone_slots (slot_id, guild_id, taken_at) VALUES (?, ?, ?)", (slot_id, guild_id, moment)
+                "INSERT INTO clone_slots (slot_id, guild_id, taken_at, name, description, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (slot_id, guild_id, moment, name, description, created_by),
             )
         return slot_id
 
     async def release_clone_slot(self, slot_id: str) -> None:
-        """Give back a clone slot whose upload did not make a voice."""
+        """Give back a clone slot whose upload did not make a voice (or forget an awaited voice's record)."""
         await self._db.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
+
+    async def await_clone(self, slot_id: str, sent_at: datetime) -> None:
+        """The slot's upload, sent at `sent_at`, timed out: keep the slot and its name for the voice it may make."""
+        await self._db.execute(
+            "UPDATE clone_slots SET sent_at = ? WHERE slot_id = ? AND sent_at IS NULL",
+            (_utc(sent_at).timestamp(), slot_id),
+        )
+
+    async def awaited_clones(self) -> list[AwaitedClone]:
+        """Every upload whose voice is awaited, or whose slot lapsed and whose voice may still appear; oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT slot_id, guild_id, name, description, created_by, sent_at, lapsed_at FROM clone_slots "
+            "WHERE sent_at IS NOT NULL ORDER BY sent_at, slot_id"
+        )
+        return [
+            AwaitedClone(
+                slot_id=slot_id,
+                guild_id=guild_id,
+                name=name or "",
+                description=description,
+                created_by=created_by or 0,
+                sent_at=datetime.fromtimestamp(sent_at, UTC),
+                lapsed_at=None if lapsed_at is None else datetime.fromtimestamp(lapsed_at, UTC),
+            )
+            for slot_id, guild_id, name, description, created_by, sent_at, lapsed_at in rows
+        ]
+
+    async def lapse_clone(self, slot_id: str, *, at: datetime | None = None) -> bool:
+        """A clone list fetched long enough after the upload lacks its voice: free the slot and the name, keeping
+        the record for a voice that appears late. False if it was not awaited any more."""
+        changed = await self._db.execute(
+            "UPDATE clone_slots SET lapsed_at = ? WHERE slot_id = ? AND sent_at IS NOT NULL AND lapsed_at IS NULL",
+            (_utc(at or datetime.now(UTC)).timestamp(), slot_id),
+        )
+        return changed > 0
+
+    async def adopt_clone(
+        self, awaited: AwaitedClone, voice_id: str, limit: int, *, created_at: datetime | None = None
+    ) -> ClonedVoice | None:
+        """Record a voice found in Unmixr's list as the awaited upload's clone, in its slot; None if another
+        process settled that upload first.
+
+        A lapsed upload holds no slot any more: the voice is recorded only if the server has a slot free and the
+        name is still its own (else CloneQuotaError or CloneNameTakenError, and the record is dropped). A voice
+        already recorded raises ClonedVoiceExistsError.
+        """
+        moment = _utc(created_at or datetime.now(UTC))
+        refusal: StorageError | None = None
+        async with self._db.transaction(lock=awaited.guild_id) as session:
+            row = await session.fetchone("SELECT lapsed_at FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+            if row is None:
+                return None
+            if row[0] is not None:
+                # Dropped either way (committed even when refused), so the voice is reported once, not at every
+                # refresh.
+                await session.execute("DELETE FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+                names = await self._clone_names(session, awaited.guild_id)
+                if len(names) >= limit:
+                    refusal = CloneQuotaError(len(names), limit)
+                elif word_key(awaited.name) in {word_key(taken) for taken in names}:
+                    refusal = CloneNameTakenError(awaited.name)
+            if refusal is None:
+                inserted = await session.fetchone(
+                    f"INSERT INTO cloned_voices ({_CLONED_VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
+                    "ON CONFLICT (voice_id) DO NOTHING RETURNING voice_id",
+                    (
+                        voice_id,
+                        awaited.guild_id,
+                        awaited.name,
+                        awaited.description,
+                        awaited.created_by,
+                        _timestamp(moment),
+                    ),
+                )
+                if inserted is None:
+                    raise ClonedVoiceExistsError(voice_id)
+                await session.execute("DELETE FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+        if refusal is not None:
+            raise refusal
+        return ClonedVoice(
+            voice_id=voice_id,
+            guild_id=awaited.guild_id,
+            name=awaited.name,
+            description=awaited.description,
+            created_by=awaited.created_by,
+            created_at=moment,
+        )
 
     async def list_cloned_voices(self, guild_id: int) -> list[ClonedVoice]:
         """Return the voices cloned by the server, oldest first."""

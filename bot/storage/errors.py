@@ -75,6 +75,14 @@ class CloneQuotaError(StorageError):
         super().__init__(f"{count} cloned voices of at most {limit}")
 
 
+class CloneNameTakenError(StorageError):
+    """The server already has a cloned voice of this name (case-insensitive), or one being made."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a cloned voice named {name!r} exists or is being made")
+
+
 class DatabaseUnavailableError(StorageError):
     """The database could not be reached or refused the connection; the message names it without a password."""
 

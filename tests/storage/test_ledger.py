@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.storage import BudgetExceededError, CloneQuotaError, Storage, Usage
+from bot.storage import BudgetExceededError, CloneNameTakenError, CloneQuotaError, Storage, Usage
 from bot.storage.backends import open_backend
 from bot.storage.migrations import MIGRATIONS, apply_migrations
 from tests.storage.conftest import Database
@@ -378,3 +378,57 @@ async def test_two_processes_compacting_at_once_merge_each_row_once(database: Da
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_clone_slot_reserves_its_name_in_any_case(storage: Storage) -> None:
+    await storage.add_cloned_voice("voice-1", GUILD, "Narrator Nell", None, MEMBER)
+    with pytest.raises(CloneNameTakenError):
+        await storage.take_clone_slot(GUILD, 5, name="NARRATOR NELL")
+    uploading = await storage.take_clone_slot(GUILD, 5, name="Otto", created_by=MEMBER)
+    with pytest.raises(CloneNameTakenError):
+        await storage.take_clone_slot(GUILD, 5, name="otto")
+    await storage.take_clone_slot(GUILD + 1, 5, name="Otto")  # another server's names are its own
+    assert sorted(await storage.clone_names(GUILD)) == ["Narrator Nell", "Otto"]
+    await storage.release_clone_slot(uploading)
+    await storage.take_clone_slot(GUILD, 5, name="otto")
+
+
+async def test_an_awaited_clone_keeps_its_slot_until_it_lapses_and_a_late_voice_needs_a_free_slot(
+    storage: Storage,
+) -> None:
+    sent = NOON
+    slot = await storage.take_clone_slot(GUILD, 1, name="Nell", description="Calm", created_by=MEMBER, at=sent)
+    await storage.await_clone(slot, sent)
+    # Long past the 15 minutes after which an unfinished upload's slot is taken back: an awaited one stays.
+    with pytest.raises(CloneQuotaError):
+        await storage.take_clone_slot(GUILD, 1, name="Other", at=sent + timedelta(hours=2))
+    [awaited] = await storage.awaited_clones()
+    assert (awaited.slot_id, awaited.name, awaited.description, awaited.created_by) == (slot, "Nell", "Calm", MEMBER)
+    assert awaited.sent_at == sent and awaited.lapsed_at is None
+
+    assert await storage.lapse_clone(slot, at=sent + timedelta(minutes=10))
+    assert not await storage.lapse_clone(slot, at=sent + timedelta(minutes=11))
+    assert await storage.clone_names(GUILD) == []  # slot and name are free again
+    [lapsed] = await storage.awaited_clones()
+    assert lapsed.lapsed_at == sent + timedelta(minutes=10)
+    other = await storage.take_clone_slot(GUILD, 1, name="Other", at=sent + timedelta(hours=2))
+
+    # Its voice appears while the only slot is taken: refused, and the record dropped (reported once).
+    with pytest.raises(CloneQuotaError):
+        await storage.adopt_clone(lapsed, "voice-late", 1)
+    assert await storage.awaited_clones() == []
+    assert await storage.get_cloned_voice("voice-late") is None
+    await storage.release_clone_slot(other)
+
+
+async def test_an_awaited_clone_is_recorded_in_its_own_slot_once(storage: Storage) -> None:
+    slot = await storage.take_clone_slot(GUILD, 1, name="Nell", created_by=MEMBER, at=NOON)
+    await storage.await_clone(slot, NOON)
+    [awaited] = await storage.awaited_clones()
+    recorded = await storage.adopt_clone(awaited, "voice-1", 1)
+    assert recorded is not None and (recorded.voice_id, recorded.guild_id, recorded.name) == ("voice-1", GUILD, "Nell")
+    assert await storage.clone_names(GUILD) == ["Nell"]
+    assert await storage.awaited_clones() == []
+    # Another process finding the same voice for the same upload records nothing more.
+    assert await storage.adopt_clone(awaited, "voice-1", 1) is None
+    assert await storage.count_cloned_voices(GUILD) == 1
