@@ -5,7 +5,7 @@ same checks answer with the same sentences, and the audio cache is shared: a rep
 upstream call. They are recorded in the usage ledger under the reserved id 0 (no Discord server or user has it),
 so they never count toward a server's budget or show in its /balance; the server and member budgets do not limit
 them. They spend the account's credits like any server, though: they count toward ACCOUNT_DAILY_BUDGET, which
-refuses them too once the day's limit is reached (unset the variable for one run to go past it on purpose).
+refuses them too once the day's limit is reached (`ACCOUNT_DAILY_BUDGET=` for one run goes past it on purpose).
 """
 
 from __future__ import annotations
