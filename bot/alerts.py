@@ -113,12 +113,13 @@ class AccountLimitAlert:
         until = f" (<t:{int(refused.frees_at.timestamp())}:R>)"
         sentence = (
             f"The bot reached ACCOUNT_DAILY_BUDGET, its limit of {refused.budget} credits a day for all servers "
-            f"together: requests are refused until 00:00 UTC{until}; raise the limit if it is too low."
+            f"together: until 00:00 UTC{until} every request that does not fit in what is left is refused; raise "
+            "the limit if it is too low."
         )
         if self._logged != day:
             self._logged = day
             log.warning(
-                "The bot reached ACCOUNT_DAILY_BUDGET (%d credits a day): requests are refused until 00:00 UTC",
+                "The bot reached ACCOUNT_DAILY_BUDGET (%d credits a day): what does not fit is refused until 00:00 UTC",
                 refused.budget,
             )
         if self._post is None or not await self._storage.claim_alert(self.KIND, day):
