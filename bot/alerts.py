@@ -1,13 +1,15 @@
-"""Low-balance alerts: the account's credits read at start, every 15 minutes and on /balance."""
+"""The operator's alerts: the account's credits read at start, every 15 minutes and on /balance, and the
+account's daily budget reached."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import date
 from typing import Any, Literal
 
-from bot.budget import Clock, utc_now
+from bot.budget import BudgetError, Clock, utc_now
 from bot.storage import Storage
 from bot.unmixr import CreditBalance, UnmixrClient, UnmixrError
 
@@ -92,3 +94,40 @@ class LowBalanceWatch:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             await asyncio.sleep(CHECK_SECONDS)
+
+
+class AccountLimitAlert:
+    """Tells the operator that ACCOUNT_DAILY_BUDGET refused a request: in the log, and once a UTC day (across
+    every process, recorded in the database) in the alert channel."""
+
+    KIND = "account-budget"
+
+    def __init__(self, storage: Storage, *, post: Post | None, clock: Clock = utc_now) -> None:
+        self._storage = storage
+        self._post = post
+        self._clock = clock
+        self._logged: date | None = None
+
+    async def __call__(self, refused: BudgetError) -> None:
+        """Log the day's first refusal in this process; post the day's first across all processes."""
+        if refused.frees_at is None:
+            return  # a request larger than the whole day's limit: the limit itself was not reached
+        day = self._clock().date()
+        until = f" (<t:{int(refused.frees_at.timestamp())}:R>)"
+        sentence = (
+            f"The bot reached ACCOUNT_DAILY_BUDGET, its limit of {refused.budget} credits a day for all servers "
+            f"together: until 00:00 UTC{until} every request that does not fit in what is left is refused; raise "
+            "the limit if it is too low."
+        )
+        if self._logged != day:
+            self._logged = day
+            log.warning(
+                "The bot reached ACCOUNT_DAILY_BUDGET (%d credits a day): what does not fit is refused until 00:00 UTC",
+                refused.budget,
+            )
+        if self._post is None or not await self._storage.claim_alert(self.KIND, day):
+            return
+        try:
+            await self._post(f"⚠️ {sentence}")
+        except Exception as error:
+            log.warning("could not post the account-limit alert: %s", error)

@@ -15,11 +15,12 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
-from bot.alerts import LowBalanceWatch
+from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
 from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
+from bot.clones import AwaitedClones
 from bot.lookups import LookupGate, StorageReadiness
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
@@ -93,6 +94,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr: UnmixrClient
         self.audio_cache: AudioCache
         self.catalogue: Catalogue
+        self.clones: AwaitedClones
         self.guard: CreditGuard
         self.lookups: LookupGate
         self.speech: SpeechService
@@ -121,11 +123,15 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
+        self.clones = AwaitedClones(self.storage, self.catalogue, limit=settings.max_clones_per_server)
+        alert_post = self._post_alert if settings.alert_channel_id is not None else None
         self.guard = CreditGuard(
             self.storage,
             server_daily=settings.server_daily_budget,
             member_hourly=settings.member_hourly_budget,
+            account_daily=settings.account_daily_budget,
             metrics=self.metrics,
+            on_account_limit=AccountLimitAlert(self.storage, post=alert_post, clock=lambda: self.guard.clock()),
         )
         # What an interaction's look-ups need before they can answer from memory: the catalogue, and the
         # server's and member's stored state when the database is on the network.
@@ -143,7 +149,7 @@ class UnmixrBot(commands.AutoShardedBot):
             self.unmixr,
             self.storage,
             threshold=settings.low_balance_characters,
-            post=self._post_alert if settings.alert_channel_id is not None else None,
+            post=alert_post,
         )
         await self._start_monitoring()
         await self.load_all_extensions()
@@ -157,6 +163,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.spawn(self._compact_usage(), name="usage-compaction")
         if shared is not None:
             self.spawn(shared.run(), name="shared-audio-upkeep")
+        self.spawn(self.clones.run(), name="awaited-clones")
 
     async def _start_monitoring(self) -> None:
         """Feed the state gauges, and serve /healthz and /metrics when METRICS_PORT is set."""

@@ -54,26 +54,42 @@ def effective_budget(server_value: int | None, operator_value: int | None) -> Bu
 
 
 class BudgetError(UserFacingError):
-    """A request would pass the server's daily or the member's hourly budget; nothing was spent."""
+    """A request would pass the server's daily, the member's hourly or the account's daily budget; nothing was spent."""
 
     def __init__(self, refused: BudgetExceededError) -> None:
         self.kind = refused.kind
         self.budget = refused.budget
-        if refused.kind == "server":
-            whose, period, raise_it = "this server's daily budget", "a day", "`/settings budget`"
+        self.frees_at = refused.frees_at
+        if refused.kind == "account":
+            # Every server's use together: nothing an admin can change, so the answer names the operator's setting.
+            whose, amount, raise_it = (
+                "the bot operator's daily limit",
+                f"{refused.budget} credits for all servers together",
+                "the bot's operator can raise ACCOUNT_DAILY_BUDGET",
+            )
+        elif refused.kind == "server":
+            whose, amount, raise_it = (
+                "this server's daily budget",
+                f"{refused.budget} credits a day",
+                "ask an admin to raise `/settings budget`",
+            )
         else:
-            whose, period, raise_it = "your budget in this server", "an hour", "`/settings member-budget`"
+            whose, amount, raise_it = (
+                "your budget in this server",
+                f"{refused.budget} credits an hour",
+                "ask an admin to raise `/settings member-budget`",
+            )
         if refused.frees_at is None:
             message = (
-                f"This needs {refused.amount} credits but {whose} is {refused.budget} credits {period}, so it can "
-                f"never fit; shorten the text, or ask an admin to raise {raise_it}."
+                f"This needs {refused.amount} credits but {whose} is {amount}, so it can never fit; shorten the text, "
+                f"or {raise_it}."
             )
         else:
             when = f"<t:{int(refused.frees_at.timestamp())}:R>"
             left = max(refused.budget - refused.used, 0)
             message = (
-                f"That would pass {whose} of {refused.budget} credits {period} ({left} left, this needs "
-                f"{refused.amount}); it frees up {when}, or ask an admin to raise {raise_it}."
+                f"That would pass {whose} of {amount} ({left} left, this needs {refused.amount}); it frees up "
+                f"{when}, or {raise_it}."
             )
         super().__init__(message)
 
@@ -82,7 +98,8 @@ class Reservation:
     """Credits held for one request: each chunk settles its hold with the real cost, or releases it.
 
     Every change is a delta on the request's ledger row, written in the background (kept, and awaited at
-    shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order.
+    shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order. A chunk
+    sent to Unmixr keeps its hold until it settles, even after the request it belongs to failed or stopped.
     """
 
     def __init__(
@@ -95,13 +112,16 @@ class Reservation:
         cloned_voice: bool,
         metrics: Metrics | None = None,
         writes: set[asyncio.Task[Any]] | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
         self._writes = writes if writes is not None else set()
+        self._clock = clock
         self._ticket = ticket  # the ledger row's id; still being written when nothing could refuse the request
-        self._holds = dict(holds)  # chunk index -> credits held, for chunks not in the cache when checked
+        self._holds = dict(holds)  # chunk index -> credits held, until the chunk settles or is released
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
+        self._out: set[int] = set()  # chunks sent to Unmixr and not settled yet: their holds stay
         self._cloned_voice = cloned_voice
 
     @property
@@ -113,7 +133,11 @@ class Reservation:
         """Whether the chunk was in the cache when the request was checked."""
         return index in self._cached
 
-    def _write(self, **deltas: int) -> asyncio.Task[None]:
+    def sent(self, index: int) -> None:
+        """The chunk's request is leaving for Unmixr: from now on only its answer settles its hold."""
+        self._out.add(index)
+
+    def _write(self, **deltas: Any) -> asyncio.Task[None]:
         async def write() -> None:
             await self._storage.settle_usage(await self._ticket, **deltas)
 
@@ -121,7 +145,9 @@ class Reservation:
 
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
+        had_hold = index in self._holds
         held = self._holds.pop(index, 0)
+        self._out.discard(index)
         if usage is None:
             prebuilt, cloned = (0, held) if self._cloned_voice else (held, 0)
         else:
@@ -139,10 +165,13 @@ class Reservation:
             # A chunk counted as a cached request that had to be synthesised after all (evicted meanwhile).
             requests=0 if was_cached else 1,
             cache_hits=-1 if was_cached else 0,
+            # Spending counts from now; the request's row moves here with its last charge, earlier ones apart.
+            charged_at=self._clock(),
+            apart=not had_hold or bool(self._holds),
         )
 
     async def cache_hit(self, index: int) -> None:
-        """The chunk came from the cache after all (another request stored it meanwhile): nothing is spent."""
+        """The chunk came from the cache after all (still there, or stored meanwhile): nothing is spent."""
         if index in self._cached:
             return
         held = self._holds.pop(index, 0)
@@ -151,13 +180,21 @@ class Reservation:
 
     async def release(self, index: int) -> None:
         """The chunk was never sent, or got an error answer: its hold is given back."""
+        self._out.discard(index)
         held = self._holds.pop(index, 0)
         if held:
             await self._write(release=held)
 
     async def release_all(self) -> None:
-        """Give back every hold not settled yet (the request was dropped or failed)."""
-        held, self._holds = self.held, {}
+        """Give back every hold of a chunk not at Unmixr (the request was dropped or failed).
+
+        A chunk still at Unmixr keeps its hold until it settles: it may be charged, and its hold is what keeps
+        the next request from overshooting the budget meanwhile.
+        """
+        released = {index: held for index, held in self._holds.items() if index not in self._out}
+        for index in released:
+            del self._holds[index]
+        held = sum(released.values())
         if held:
             await self._write(release=held)
 
@@ -185,14 +222,19 @@ class CreditGuard:
         *,
         server_daily: int | None,
         member_hourly: int | None,
+        account_daily: int | None = None,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        on_account_limit: Callable[[BudgetError], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
         self._server_daily = server_daily
         self._member_hourly = member_hourly
+        self.account_daily = account_daily
         self.clock = clock
+        # Told (in the background) of every refusal for the account's budget: the operator's alert.
+        self._on_account_limit = on_account_limit
         self._writes: set[asyncio.Task[Any]] = set()
 
     async def flush(self) -> None:
@@ -234,10 +276,11 @@ class CreditGuard:
             cache_hits=len(cached),
             server_budget=server_budget.limit,
             member_budget=member_budget.limit,
+            account_budget=self.account_daily,
             at=self.clock(),
         )
         ticket: asyncio.Future[int]
-        if amount == 0 or (server_budget.limit is None and member_budget.limit is None):
+        if amount == 0 or (server_budget.limit is None and member_budget.limit is None and self.account_daily is None):
             # Nothing can refuse it: the ledger row is written while the answer gets under way.
             ticket = _in_background(written, self._writes, name="reserve-usage")
         else:
@@ -245,7 +288,21 @@ class CreditGuard:
             try:
                 ticket.set_result(await written)
             except BudgetExceededError as refused:
-                raise BudgetError(refused) from None
+                error = BudgetError(refused)
+                if refused.kind == "account" and self._on_account_limit is not None:
+                    _in_background(self._on_account_limit(error), self._writes, name="account-limit-alert")
+                raise error from None
         return Reservation(
-            self._storage, ticket, holds, cached, cloned_voice=cloned_voice, metrics=self._metrics, writes=self._writes
+            self._storage,
+            ticket,
+            holds,
+            cached,
+            cloned_voice=cloned_voice,
+            metrics=self._metrics,
+            writes=self._writes,
+            clock=lambda: self.clock(),
         )
+
+    async def account_usage(self) -> int:
+        """What every server and the operator spent today (UTC), plus every hold open now."""
+        return await self._storage.account_usage(self.clock().date())

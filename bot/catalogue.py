@@ -11,8 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from bot.budget import Clock, utc_now
 from bot.storage import Storage
 from bot.unmixr import InvalidRequestError, UnmixrClient, UnmixrError, Voice, VoicePage
 from bot.voice_index import EMPTY, SUBSTRING, VoiceIndex, rank, similar_names
@@ -99,6 +101,10 @@ class Catalogue:
         self._warming: dict[int, None] = {}  # servers whose clones wait to be read, in order
         self._warmer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told of every clone list fetched (its voices, and when the fetch began): voices awaited after a /clone
+        # that timed out are looked for there (bot/clones.py).
+        self.on_clone_list: Callable[[list[Voice], datetime], Coroutine[Any, Any, None]] | None = None
+        self.clock: Clock = utc_now
 
     # ----- state
 
@@ -157,6 +163,10 @@ class Catalogue:
         if not clones.cancelled() and clones.exception() is not None:
             log.warning("could not refresh the clones: %s", clones.exception())
         catalogue.result()
+
+    async def refresh_clones(self) -> None:
+        """Fetch the account's clone list again, or join the fetch under way; a failure is logged, not raised."""
+        await asyncio.shield(self._start(self._refresh_clones, "clones"))
 
     async def close(self) -> None:
         """Stop every background fetch."""
@@ -240,12 +250,18 @@ class Catalogue:
 
     async def _refresh_clones(self) -> None:
         first, self._clones_refreshed = not self._clones_refreshed, True
+        started = self.clock()
         try:
             listed = [voice async for voice in self._client.iter_cloned_voices(page_size=PAGE_SIZE)]
         except UnmixrError as error:
             log.warning("could not list cloned voices: %s", error.message)
         else:
             self._account_clones = {voice.uuid: voice for voice in listed if voice.uuid}
+            if self.on_clone_list is not None:
+                try:
+                    await self.on_clone_list(listed, started)
+                except Exception:
+                    log.exception("looking for awaited clones in the clone list failed")
         for guild_id, server in list(self._servers.items()):
             if first:
                 self._servers[guild_id] = self._server_clones(server.known)  # just read: add the details

@@ -3,7 +3,9 @@
 The operator's requests are planned, reserved and synthesised exactly as a member's /say is (SpeechService), so the
 same checks answer with the same sentences, and the audio cache is shared: a repeat costs nothing and makes no
 upstream call. They are recorded in the usage ledger under the reserved id 0 (no Discord server or user has it),
-so they never count toward a server's budget or show in its /balance; the operator's budgets do not limit them.
+so they never count toward a server's budget or show in its /balance; the server and member budgets do not limit
+them. They spend the account's credits like any server, though: they count toward ACCOUNT_DAILY_BUDGET, which
+refuses them too once the day's limit is reached (`ACCOUNT_DAILY_BUDGET=` for one run goes past it on purpose).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import aiohttp
 
 from bot.audio import AudioCache
 from bot.audio.shared_tier import shared_tier
-from bot.budget import CreditGuard
+from bot.budget import BudgetError, CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.errors import TextTooLongError, UnknownVoiceError
 from bot.files import write_atomically
@@ -174,8 +176,9 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
         shared = shared_tier(storage, settings.audio_cache_db_max_bytes)
         cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
         catalogue = Catalogue(client, storage, include_openai=settings.openai_api_key is not None)
-        # The operator pays the account: server and member budgets are for Discord's members.
-        guard = CreditGuard(storage, server_daily=None, member_hourly=None)
+        # The operator pays the account: server and member budgets are for Discord's members, the account's
+        # daily budget is for every spender of the account, this command included.
+        guard = CreditGuard(storage, server_daily=None, member_hourly=None, account_daily=settings.account_daily_budget)
         speech = SpeechService(client, cache, storage, catalogue, guard, operator_voice_id=settings.default_voice_id)
 
         async def plan() -> SpeechPlan:
@@ -197,7 +200,10 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             client.bypass = True
             await catalogue.refresh()
             planned = await plan()
-        reservation = await speech.reserve(planned, joined=True)
+        try:
+            reservation = await speech.reserve(planned, joined=True)
+        except BudgetError as refused:
+            raise OutputError(account_refusal(refused)) from None
         try:
             result = await speech.synthesise(planned, reservation)
         finally:
@@ -215,6 +221,19 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             "again costs nothing."
         ) from None
     return describe(output, result)
+
+
+def account_refusal(refused: BudgetError) -> str:
+    """The one line for a run that ACCOUNT_DAILY_BUDGET refuses (the only budget that limits the operator)."""
+    if refused.frees_at is None:
+        return (
+            f"That text needs more credits than ACCOUNT_DAILY_BUDGET allows in a whole day ({refused.budget}); "
+            "shorten it, or raise the limit."
+        )
+    return (
+        f"That would pass ACCOUNT_DAILY_BUDGET, the account's limit of {refused.budget} credits a day for every "
+        f"server and this command together; it frees up at {refused.frees_at:%Y-%m-%d %H:%M} UTC, or raise the limit."
+    )
 
 
 def describe(output: Path, result: SpeechResult) -> str:

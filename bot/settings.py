@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Credit guards (PRODUCT.md): the operator's budgets in credits, unset = unlimited; servers may go lower.
     server_daily_budget: int | None = Field(None, ge=1, validation_alias="SERVER_DAILY_BUDGET")
     member_hourly_budget: int | None = Field(None, ge=1, validation_alias="MEMBER_HOURLY_BUDGET")
+    # What every process of the operator may spend per UTC day, all servers and `python -m bot say` together.
+    account_daily_budget: int | None = Field(None, ge=1, validation_alias="ACCOUNT_DAILY_BUDGET")
     low_balance_characters: int = Field(10_000, ge=0, validation_alias="LOW_BALANCE_CHARACTERS")
     alert_channel_id: int | None = Field(None, validation_alias="ALERT_CHANNEL_ID")
     max_clones_per_server: int = Field(10, ge=0, validation_alias="MAX_CLONES_PER_SERVER")
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
         "dev_guild_id",
         "server_daily_budget",
         "member_hourly_budget",
+        "account_daily_budget",
         "alert_channel_id",
         "metrics_port",
         "database_url",

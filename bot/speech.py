@@ -321,23 +321,28 @@ class SpeechService:
         return cache_key(chunks=[plan.request(index)[1] for index in range(len(plan.chunks))])
 
     async def reserve(self, plan: SpeechPlan, *, joined: bool = False) -> Reservation:
-        """Check the budgets and hold the request's estimate: its chunks' code points, cached chunks free.
+        """Check the budgets and hold the request's estimate: its chunks' code points.
 
-        `joined` is for an attachment, which a cached joined file of every chunk serves whole. Raises
-        BudgetError (a one-sentence answer) when a budget would be passed; nothing is held then.
+        `joined` is for an attachment, synthesised at once: chunks in the cache now (or a cached joined file of
+        every chunk) are free. Otherwise the plan is a clip queued in voice, synthesised only when it is about
+        to play, by when its chunks may have left the cache: every chunk holds, and one still cached when it is
+        synthesised gives its part back. Raises BudgetError (a one-sentence answer) when a budget would be
+        passed; nothing is held then.
         """
-        await self._cache.load()
-        joined_key = self._joined_key(plan) if joined else None
-        if joined_key is not None and joined_key in self._cache:
-            cached = set(range(len(plan.chunks)))
-        else:
-            # Beyond the local folder, one query to the shared tier (PostgreSQL: deferred by now) for the rest.
-            keys = {index: plan.request(index)[1] for index in range(len(plan.chunks))}
-            found = await self._cache.locate([*keys.values(), *([joined_key] if joined_key is not None else [])])
-            if joined_key is not None and joined_key in found:
-                cached = set(keys)
+        cached: set[int] = set()
+        if joined:
+            await self._cache.load()
+            joined_key = self._joined_key(plan)
+            if joined_key is not None and joined_key in self._cache:
+                cached = set(range(len(plan.chunks)))
             else:
-                cached = {index for index, key in keys.items() if key in found}
+                # Beyond the local folder, one query to the shared tier (PostgreSQL: deferred by now) for the rest.
+                keys = {index: plan.request(index)[1] for index in range(len(plan.chunks))}
+                found = await self._cache.locate([*keys.values(), *([joined_key] if joined_key is not None else [])])
+                if joined_key is not None and joined_key in found:
+                    cached = set(keys)
+                else:
+                    cached = {index for index, key in keys.items() if key in found}
         holds = {index: len(chunk) for index, chunk in enumerate(plan.chunks) if index not in cached}
         return await self._guard.reserve(
             guild_id=plan.guild_id,
@@ -432,6 +437,7 @@ class SpeechService:
         def leaving() -> None:
             nonlocal out
             out = True
+            reservation.sent(index)
             if on_sent is not None:
                 on_sent()
 

@@ -58,6 +58,13 @@ class Balance(commands.Cog):
         else:
             lines.append("**Today's budget**: unlimited (set one with `/settings budget`)")
         lines.append(f"**Member budget**: {member_budget.describe('an hour')}")
+        if self.bot.guard.account_daily is not None:
+            # The operator's cap on every server together: when it is reached, this server is refused too.
+            used = await self.bot.guard.account_usage()
+            lines.append(
+                f"**Operator's daily limit**: {used} of {self.bot.guard.account_daily} credits used by all servers "
+                f"today; it starts again <t:{next_midnight(now)}:R>"
+            )
         lines.extend(f"⚠️ {warning}" for warning in warnings)
         await answer(interaction, "\n".join(lines), ephemeral=True)
 

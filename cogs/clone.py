@@ -11,13 +11,14 @@ from discord.ext import commands
 
 from bot.attachments import iter_attachment
 from bot.audio.recording import MAX_BYTES, check_recording, too_large
+from bot.clones import may_have_made_it
 from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
 from bot.replies import answer, defer
-from bot.storage import CloneQuotaError
+from bot.storage import CloneNameTakenError, CloneQuotaError, word_key
 from bot.tree import admin_only
-from bot.unmixr import Voice
+from bot.unmixr import UnmixrError, Voice
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -28,8 +29,25 @@ log = logging.getLogger(__name__)
 def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
     return UserFacingError(
-        f"This server has {count} cloned voices (including any still uploading) and may make at most {limit}, "
+        f"This server has {count} cloned voices (including any still being made) and may make at most {limit}, "
         "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
+    )
+
+
+def name_taken(name: str) -> UserFacingError:
+    """The answer for a name this server already uses for a clone (or for one being made)."""
+    return UserFacingError(
+        f"This server already has a cloned voice named “{discord.utils.escape_markdown(name)}” (or one being "
+        "made); choose another name."
+    )
+
+
+def awaiting(name: str) -> UserFacingError:
+    """The answer for an upload that timed out: Unmixr may still make the voice, so nothing is given back yet."""
+    return UserFacingError(
+        "Unmixr did not answer in time and may still make the voice, so this server's clone slot and the name "
+        f"“{discord.utils.escape_markdown(name)}” stay reserved: the bot adds the voice here by itself if it "
+        "appears in Unmixr's list, and frees both if it has not appeared within 10 minutes."
     )
 
 
@@ -70,17 +88,25 @@ class Clone(commands.Cog):
         limit = self.bot.settings.max_clones_per_server
         # Counting and taking a slot are database calls: on a remote database the gate defers first.
         await ensure_lookups(interaction, ephemeral=True, writes=True)
-        made = await self.bot.storage.count_cloned_voices(interaction.guild_id)
-        if made >= limit:
-            raise quota_reached(made, limit)
+        names = await self.bot.storage.clone_names(interaction.guild_id)
+        if len(names) >= limit:
+            raise quota_reached(len(names), limit)
+        if word_key(name) in {word_key(taken) for taken in names}:
+            raise name_taken(name)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
         recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
-        # The slot is taken atomically just before the upload, so uploads at once cannot pass the quota together.
+        # The slot (and the name with it) is taken atomically just before the upload, so uploads at once cannot
+        # pass the quota, or take one name, together.
         try:
-            slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit)
+            slot = await self.bot.storage.take_clone_slot(
+                interaction.guild_id, limit, name=name, description=description or None, created_by=interaction.user.id
+            )
         except CloneQuotaError as full:
             raise quota_reached(full.count, full.limit) from None
+        except CloneNameTakenError:
+            raise name_taken(name) from None
+        sent_at = self.bot.clones.now()
         try:
             result = await self.bot.unmixr.clone_voice(
                 audio=recording.audio,
@@ -89,6 +115,21 @@ class Clone(commands.Cog):
                 description=description or None,
                 content_type=recording.content_type,
             )
+        except UnmixrError as error:
+            if not may_have_made_it(error):
+                await self.bot.storage.release_clone_slot(slot)
+                raise
+            # No answer: the voice may exist all the same. The slot and the name stay reserved for it.
+            found = await self.bot.clones.timed_out(slot, sent_at)
+            if found is None:
+                raise awaiting(name) from None
+            await answer(
+                interaction,
+                f"Unmixr answered too late, but it made the voice: cloned **{discord.utils.escape_markdown(name)}**; "
+                f"use it now with `/say voice:{name}` (only in this server).",
+                ephemeral=True,
+            )
+            return
         except BaseException:
             await self.bot.storage.release_clone_slot(slot)
             raise

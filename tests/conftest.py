@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 import pytest
+from pydantic import SecretStr
 
 from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
@@ -133,6 +134,18 @@ async def world(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -
     state = World(discord_fake, unmixr, guild, text, readout, voice, admin, member, other, settings, tmp_path)
     yield state
     await state.stop_bot()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings that put the bot's database on each backend in turn: the SQLite file, then PostgreSQL.
+
+    For the tests of what lives in the database across requests (the usage ledger, clone slots): pass them to
+    `world.start_bot(**backend)`.
+    """
+    if request.param == "postgresql":
+        return {"database_url": SecretStr(request.getfixturevalue("postgres_database"))}
+    return {}
 
 
 @pytest.fixture

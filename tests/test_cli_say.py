@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -226,3 +226,28 @@ async def test_with_a_database_url_a_repeat_on_another_machine_comes_from_the_sh
     assert "from cache" not in outputs[0] and "from cache, 0 credits" in outputs[1]
     assert len(tts_requests(unmixr)) == 1
     assert (tmp_path / "one.mp3").read_bytes() == (tmp_path / "two.mp3").read_bytes()
+
+
+async def test_the_operators_own_use_counts_toward_the_accounts_day_and_is_capped_by_it(
+    cli_env: dict[str, str], tmp_path: Path, unmixr: FakeUnmixr
+) -> None:
+    capped = {**cli_env, "ACCOUNT_DAILY_BUDGET": "60"}
+    first = "The operator speaks for a while now."  # 36 characters
+    status, stdout, stderr = await run_cli("say", first, "-o", "one.mp3", env=capped, cwd=tmp_path)
+    assert status == 0, stderr
+    async with await Storage.open(tmp_path / "data" / "bot.sqlite3") as storage:
+        assert await storage.account_usage(datetime.now(UTC).date()) == len(first)
+
+    seen = len(tts_requests(unmixr))
+    status, stdout, stderr = await run_cli(
+        "say", "And then says a little more.", "-o", "two.mp3", env=capped, cwd=tmp_path
+    )
+    assert status == 1 and stdout == ""
+    line = one_line(stderr)
+    assert line.startswith("That would pass ACCOUNT_DAILY_BUDGET, the account's limit of 60 credits a day")
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert f"it frees up at {tomorrow:%Y-%m-%d} 00:00 UTC" in line
+    assert len(tts_requests(unmixr)) == seen and not (tmp_path / "two.mp3").exists()
+    # A repeat from the cache costs nothing, so it is never refused.
+    status, stdout, stderr = await run_cli("say", first, "-o", "again.mp3", env=capped, cwd=tmp_path)
+    assert status == 0 and "from cache" in stdout, stderr

@@ -41,6 +41,8 @@ MIGRATION_LOCK: Final[int] = -1
 COMPACTION_LOCK: Final[int] = -2
 # How long a starting process waits for another one's migrations (a big one may copy a table).
 MIGRATION_WAIT_SECONDS: Final[float] = 300.0
+# Taken, after a server's, by reservations checked against the account's daily budget.
+ACCOUNT_LOCK: Final[int] = -3
 # How long a SQLite connection waits for another one's lock, in ms (also bounds the switch to WAL below).
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 5000
 SQLITE_WAL_RETRY_SECONDS: Final[float] = 0.02
@@ -154,10 +156,11 @@ class Backend(ABC):
         """Run one statement on its own and return how many rows it changed."""
 
     @abstractmethod
-    def transaction(self, *, lock: int | None = None) -> Any:
+    def transaction(self, *, lock: int | tuple[int, ...] | None = None) -> Any:
         """An async context manager yielding a Session whose statements commit together or not at all.
 
-        Transactions given the same `lock` run one after another, across every process using the database.
+        Transactions given the same `lock` run one after another, across every process using the database;
+        several locks are taken in the order given (always give them in the same order).
         """
 
     @abstractmethod
@@ -281,7 +284,7 @@ class SQLiteBackend(Backend):
             return await _SQLiteSession(self.connection).execute(sql, parameters)
 
     @asynccontextmanager
-    async def transaction(self, *, lock: int | None = None) -> AsyncIterator[Session]:
+    async def transaction(self, *, lock: int | tuple[int, ...] | None = None) -> AsyncIterator[Session]:
         # `lock` needs nothing more here: BEGIN IMMEDIATE already admits one writer at a time to the file.
         async with self._lock:
             connection = self.connection
@@ -405,12 +408,12 @@ class PostgresBackend(Backend):
         return _rowcount(await self.pool.execute(to_postgres(sql), *parameters))
 
     @asynccontextmanager
-    async def transaction(self, *, lock: int | None = None) -> AsyncIterator[Session]:
+    async def transaction(self, *, lock: int | tuple[int, ...] | None = None) -> AsyncIterator[Session]:
         async with self.pool.acquire() as connection, connection.transaction():
-            if lock is not None:
+            for key in (lock,) if isinstance(lock, int) else lock or ():
                 # Waits for any other transaction holding it, in any process; released at COMMIT or ROLLBACK.
                 # Statements after this one see what that transaction committed (READ COMMITTED).
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", key)
             yield _PostgresSession(connection)
 
     async def schema_version(self) -> int:

@@ -29,13 +29,15 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
-from bot.storage.backends import COMPACTION_LOCK, Backend, Session, open_backend
+from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, Backend, Session, open_backend
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
+    CloneNameTakenError,
     CloneQuotaError,
     PronunciationLimitError,
     StorageClosedError,
+    StorageError,
 )
 from bot.storage.migrations import apply_migrations
 from bot.storage.models import (
@@ -46,6 +48,7 @@ from bot.storage.models import (
     MAX_WORD_LENGTH,
     MEMBER_PREFERENCE_NAMES,
     MEMBER_PREFERENCE_TYPES,
+    AwaitedClone,
     ClonedVoice,
     GuildSettings,
     MemberPreferences,
@@ -92,25 +95,64 @@ _SETTLE_LEDGER: Final[str] = (
     "requests = requests + ?, cache_hits = cache_hits + ? "
     "WHERE id = ?"
 )
+# The same, for the request's last charge: its row moves to the moment it was charged, when its spending begins
+# to count (PRODUCT.md: spending counts in the windows at the moment it is charged).
+_CHARGE_LEDGER: Final[str] = (
+    "UPDATE usage_ledger SET "
+    "reserved = CASE WHEN reserved > ? THEN reserved - ? ELSE 0 END, "
+    "characters = characters + ?, credits_prebuilt = credits_prebuilt + ?, credits_cloned = credits_cloned + ?, "
+    "requests = requests + ?, cache_hits = cache_hits + ?, at = ?, day = ? "
+    "WHERE id = ?"
+)
+# A charge while other chunks of the request still hold: a row of its own, dated when it was charged.
+_CHARGE_APART: Final[str] = (
+    "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
+    "credits_cloned, requests, cache_hits) SELECT guild_id, user_id, ?, ?, 0, ?, ?, ?, ?, 0 FROM usage_ledger "
+    "WHERE id = ?"
+)
 # PostgreSQL sums integers as NUMERIC: the casts bring the totals back to integers on both databases.
 _SUMS: Final[str] = ", ".join(
     f"CAST(COALESCE(SUM({column}), 0) AS BIGINT)"
-    for column in ("characters", "credits_prebuilt", "credits_cloned", "requests", "cache_hits", "reserved")
+    for column in ("characters", "credits_prebuilt", "credits_cloned", "requests", "cache_hits")
 )
-_SUM_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"  # noqa: S608
-_SUM_MEMBER_USAGE: Final[str] = f"SELECT {_SUMS} FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"  # noqa: S608
+# A hold counts in every window until it settles, however long it has waited (a clip queued yesterday and
+# not played yet counts today); the partial index usage_ledger_holds finds the open ones.
+_SERVER_HOLDS: Final[str] = (
+    "(SELECT CAST(COALESCE(SUM(CASE WHEN day < ? THEN reserved ELSE 0 END), 0) AS BIGINT) FROM usage_ledger "
+    "WHERE guild_id = ? AND reserved > 0)"
+)
+_MEMBER_HOLDS: Final[str] = (
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND reserved > 0)"
+)
+_SUM_USAGE: Final[str] = (
+    f"SELECT {_SUMS}, {_SERVER_HOLDS} FROM usage_ledger WHERE guild_id = ? AND day >= ? AND day < ?"  # noqa: S608
+)
+_SUM_MEMBER_USAGE: Final[str] = (
+    f"SELECT {_SUMS}, {_MEMBER_HOLDS} FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND at > ?"  # noqa: S608
+)
 _COMMITTED_TODAY: Final[str] = (
-    "SELECT CAST(COALESCE(SUM(reserved + credits_prebuilt + credits_cloned), 0) AS BIGINT) FROM usage_ledger "
-    "WHERE guild_id = ? AND day = ?"
+    "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE guild_id = ? AND reserved > 0) "
+    "FROM usage_ledger WHERE guild_id = ? AND day = ?"
 )
+# Every server's and the operator's own use together, for the account's daily budget.
+_ACCOUNT_COMMITTED: Final[str] = (
+    "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE reserved > 0) "
+    "FROM usage_ledger WHERE day = ?"
+)
+# A member's spending in the window, and every hold of theirs wherever it is dated.
 _MEMBER_ROWS: Final[str] = (
-    "SELECT at, reserved + credits_prebuilt + credits_cloned FROM usage_ledger "
-    "WHERE guild_id = ? AND user_id = ? AND at > ? ORDER BY at"
+    "SELECT at, credits_prebuilt + credits_cloned, reserved FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND (at > ? OR reserved > 0) ORDER BY at"
 )
 # Seconds in the rolling window of a member budget.
 MEMBER_WINDOW_SECONDS: Final[int] = 3600
 # A clone slot older than this belongs to an upload that never finished (the process died).
 CLONE_SLOT_SECONDS: Final[int] = 15 * 60
+# How long the record of an awaited voice that never came is kept, in case it still appears.
+LAPSED_CLONE_SECONDS: Final[int] = 7 * 24 * 3600
 _CLONED_VOICE_COLUMNS: Final[str] = "voice_id, guild_id, name, description, created_by, created_at"
 
 _Key = TypeVar("_Key", bound=Hashable)
@@ -576,34 +618,149 @@ class Storage:
             row = await self._db.fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
         return int(row[0]) if row is not None else 0
 
-    async def take_clone_slot(self, guild_id: int, limit: int, *, at: datetime | None = None) -> str:
-        """Take one of the server's `limit` clone slots for an upload, or raise CloneQuotaError.
+    @staticmethod
+    async def _clone_names(session: Session, guild_id: int) -> list[str]:
+        """The names of the server's clones and of its slots in use (an upload, or a voice awaited after one)."""
+        rows = await session.fetchall(
+            "SELECT name FROM cloned_voices WHERE guild_id = ? "
+            "UNION ALL SELECT COALESCE(name, '') FROM clone_slots WHERE guild_id = ? AND lapsed_at IS NULL",
+            (guild_id, guild_id),
+        )
+        return [str(name) for (name,) in rows]
 
-        Clones made and uploads in flight both hold a slot; the check and the take are one transaction under
-        the server's lock, so two uploads at once (in one process or two) cannot both take the last slot. Fill
-        it with add_cloned_voice(slot_id=...) or give it back with release_clone_slot.
+    async def clone_names(self, guild_id: int) -> list[str]:
+        """The names of the server's clones and of the clones it is making (a slot each): what its quota counts."""
+        return await self._clone_names(self._db, guild_id)
+
+    async def take_clone_slot(
+        self,
+        guild_id: int,
+        limit: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        created_by: int | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Take one of the server's `limit` clone slots for an upload of `name`, or raise CloneQuotaError (or
+        CloneNameTakenError when the server has, or is making, a clone of that name, case-insensitively).
+
+        Clones made, uploads in flight and uploads whose voice is awaited all hold a slot; the check and the
+        take are one transaction under the server's lock, so two uploads at once (in one process or two) cannot
+        both take the last slot or the same name. Fill it with add_cloned_voice(slot_id=...) or give it back with
+        release_clone_slot.
         """
         moment = _utc(at or datetime.now(UTC)).timestamp()
         slot_id = secrets.token_hex(16)
         async with self._db.transaction(lock=guild_id) as session:
+            # An upload that never finished (its process died), unless its voice is awaited; and old records
+            # of voices that never came.
             await session.execute(
-                "DELETE FROM clone_slots WHERE guild_id = ? AND taken_at < ?", (guild_id, moment - CLONE_SLOT_SECONDS)
+                "DELETE FROM clone_slots WHERE guild_id = ? AND ((sent_at IS NULL AND taken_at < ?) OR lapsed_at < ?)",
+                (guild_id, moment - CLONE_SLOT_SECONDS, moment - LAPSED_CLONE_SECONDS),
             )
-            (count,) = await session.fetchone(  # type: ignore[misc]
-                "SELECT (SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?) "
-                "+ (SELECT COUNT(*) FROM clone_slots WHERE guild_id = ?)",
-                (guild_id, guild_id),
-            )
-            if count >= limit:
-                raise CloneQuotaError(int(count), limit)
+            names = await self._clone_names(session, guild_id)
+            if len(names) >= limit:
+                raise CloneQuotaError(len(names), limit)
+            if name is not None and word_key(name) in {word_key(taken) for taken in names}:
+                raise CloneNameTakenError(name)
             await session.execute(
-                "INSERT INTO clone_slots (slot_id, guild_id, taken_at) VALUES (?, ?, ?)", (slot_id, guild_id, moment)
+                "INSERT INTO clone_slots (slot_id, guild_id, taken_at, name, description, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (slot_id, guild_id, moment, name, description, created_by),
             )
         return slot_id
 
     async def release_clone_slot(self, slot_id: str) -> None:
-        """Give back a clone slot whose upload did not make a voice."""
+        """Give back a clone slot whose upload did not make a voice (or forget an awaited voice's record)."""
         await self._db.execute("DELETE FROM clone_slots WHERE slot_id = ?", (slot_id,))
+
+    async def await_clone(self, slot_id: str, sent_at: datetime) -> None:
+        """The slot's upload, sent at `sent_at`, timed out: keep the slot and its name for the voice it may make."""
+        await self._db.execute(
+            "UPDATE clone_slots SET sent_at = ? WHERE slot_id = ? AND sent_at IS NULL",
+            (_utc(sent_at).timestamp(), slot_id),
+        )
+
+    async def awaited_clones(self) -> list[AwaitedClone]:
+        """Every upload whose voice is awaited, or whose slot lapsed and whose voice may still appear; oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT slot_id, guild_id, name, description, created_by, sent_at, lapsed_at FROM clone_slots "
+            "WHERE sent_at IS NOT NULL ORDER BY sent_at, slot_id"
+        )
+        return [
+            AwaitedClone(
+                slot_id=slot_id,
+                guild_id=guild_id,
+                name=name or "",
+                description=description,
+                created_by=created_by or 0,
+                sent_at=datetime.fromtimestamp(sent_at, UTC),
+                lapsed_at=None if lapsed_at is None else datetime.fromtimestamp(lapsed_at, UTC),
+            )
+            for slot_id, guild_id, name, description, created_by, sent_at, lapsed_at in rows
+        ]
+
+    async def lapse_clone(self, slot_id: str, *, at: datetime | None = None) -> bool:
+        """A clone list fetched long enough after the upload lacks its voice: free the slot and the name, keeping
+        the record for a voice that appears late. False if it was not awaited any more."""
+        changed = await self._db.execute(
+            "UPDATE clone_slots SET lapsed_at = ? WHERE slot_id = ? AND sent_at IS NOT NULL AND lapsed_at IS NULL",
+            (_utc(at or datetime.now(UTC)).timestamp(), slot_id),
+        )
+        return changed > 0
+
+    async def adopt_clone(
+        self, awaited: AwaitedClone, voice_id: str, limit: int, *, created_at: datetime | None = None
+    ) -> ClonedVoice | None:
+        """Record a voice found in Unmixr's list as the awaited upload's clone, in its slot; None if another
+        process settled that upload first.
+
+        A lapsed upload holds no slot any more: the voice is recorded only if the server has a slot free and the
+        name is still its own (else CloneQuotaError or CloneNameTakenError, and the record is dropped). A voice
+        already recorded raises ClonedVoiceExistsError.
+        """
+        moment = _utc(created_at or datetime.now(UTC))
+        refusal: StorageError | None = None
+        async with self._db.transaction(lock=awaited.guild_id) as session:
+            row = await session.fetchone("SELECT lapsed_at FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+            if row is None:
+                return None
+            if row[0] is not None:
+                # Dropped either way (committed even when refused), so the voice is reported once, not at every
+                # refresh.
+                await session.execute("DELETE FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+                names = await self._clone_names(session, awaited.guild_id)
+                if len(names) >= limit:
+                    refusal = CloneQuotaError(len(names), limit)
+                elif word_key(awaited.name) in {word_key(taken) for taken in names}:
+                    refusal = CloneNameTakenError(awaited.name)
+            if refusal is None:
+                inserted = await session.fetchone(
+                    f"INSERT INTO cloned_voices ({_CLONED_VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
+                    "ON CONFLICT (voice_id) DO NOTHING RETURNING voice_id",
+                    (
+                        voice_id,
+                        awaited.guild_id,
+                        awaited.name,
+                        awaited.description,
+                        awaited.created_by,
+                        _timestamp(moment),
+                    ),
+                )
+                if inserted is None:
+                    raise ClonedVoiceExistsError(voice_id)
+                await session.execute("DELETE FROM clone_slots WHERE slot_id = ?", (awaited.slot_id,))
+        if refusal is not None:
+            raise refusal
+        return ClonedVoice(
+            voice_id=voice_id,
+            guild_id=awaited.guild_id,
+            name=awaited.name,
+            description=awaited.description,
+            created_by=awaited.created_by,
+            created_at=moment,
+        )
 
     async def list_cloned_voices(self, guild_id: int) -> list[ClonedVoice]:
         """Return the voices cloned by the server, oldest first."""
@@ -671,49 +828,66 @@ class Storage:
         cache_hits: int = 0,
         server_budget: int | None = None,
         member_budget: int | None = None,
+        account_budget: int | None = None,
         at: datetime | None = None,
     ) -> int:
         """Hold `amount` credits for one request and return its ledger id, or raise BudgetExceededError.
 
-        The check and the hold are one transaction under the server's lock, so concurrent requests, from one
-        process or several, cannot overshoot a budget together (SQLite: one writer at a time; PostgreSQL: an
-        advisory lock on the server, after which the sums see every hold committed before). `cache_hits` chunks
-        are counted as served from cache. The server budget is per UTC day; the member budget per rolling
-        hour. A request of 0 credits is never refused.
+        The check and the hold are one transaction under the server's lock (and, with an account budget, the
+        account's), so concurrent requests, from one process or several, cannot overshoot a budget together
+        (SQLite: one writer at a time; PostgreSQL: advisory locks, after which the sums see every hold committed
+        before). `cache_hits` chunks are counted as served from cache. The server budget and the account budget
+        (every server and the operator's own use together) are per UTC day; the member budget per rolling hour.
+        Spending counts from the moment it was charged, a hold for as long as it is open. A request of 0
+        credits is never refused.
         """
         if amount < 0 or cache_hits < 0:
             raise ValueError("usage amounts cannot be negative")
         moment = _utc(at or datetime.now(UTC))
         day = moment.date().isoformat()
         row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
-        if amount == 0 or (server_budget is None and (member_budget is None or user_id is None)):
+        member_checked = member_budget is not None and user_id is not None
+        if amount == 0 or (server_budget is None and not member_checked and account_budget is None):
             # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
             (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
             return int(ticket)
-        async with self._db.transaction(lock=guild_id) as session:
-            if amount > 0 and server_budget is not None:
-                (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, day))  # type: ignore[misc]
+        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+        # The account's lock is always taken after a server's, so two transactions never wait on each other.
+        locks = (guild_id,) if account_budget is None else (guild_id, ACCOUNT_LOCK)
+        async with self._db.transaction(lock=locks) as session:
+            if server_budget is not None:
+                (used,) = await session.fetchone(_COMMITTED_TODAY, (guild_id, guild_id, day))  # type: ignore[misc]
                 if used + amount > server_budget:
-                    fits_ever = amount <= server_budget
-                    midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
                     raise BudgetExceededError(
                         kind="server",
                         budget=server_budget,
                         used=int(used),
                         amount=amount,
-                        frees_at=midnight if fits_ever else None,
+                        frees_at=midnight if amount <= server_budget else None,
                     )
-            if amount > 0 and member_budget is not None and user_id is not None:
+            if account_budget is not None:
+                (used,) = await session.fetchone(_ACCOUNT_COMMITTED, (day,))  # type: ignore[misc]
+                if used + amount > account_budget:
+                    raise BudgetExceededError(
+                        kind="account",
+                        budget=account_budget,
+                        used=int(used),
+                        amount=amount,
+                        frees_at=midnight if amount <= account_budget else None,
+                    )
+            if member_budget is not None and user_id is not None:
                 since = moment.timestamp() - MEMBER_WINDOW_SECONDS
                 rows = await session.fetchall(_MEMBER_ROWS, (guild_id, user_id, since))
-                used = sum(committed for _at, committed in rows)
+                spent = [(float(when), int(credits)) for when, credits, _held in rows if when > since and credits]
+                held = sum(int(reserved) for _when, _credits, reserved in rows)
+                used = sum(credits for _when, credits in spent) + held
                 if used + amount > member_budget:
                     raise BudgetExceededError(
                         kind="member",
                         budget=member_budget,
-                        used=int(used),
+                        used=used,
                         amount=amount,
-                        frees_at=_member_frees_at(rows, used, amount, member_budget),
+                        frees_at=_member_frees_at(spent, used, amount, member_budget, moment),
                     )
             (ticket,) = await session.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
         return int(ticket)
@@ -728,14 +902,32 @@ class Storage:
         credits_cloned: int = 0,
         requests: int = 0,
         cache_hits: int = 0,
+        charged_at: datetime | None = None,
+        apart: bool = False,
     ) -> None:
         """Apply what happened to part of a reserved request: `release` credits are no longer held, and the
         spent credits, characters, requests and cache hits are added (cache_hits may be -1 to take back a
-        chunk first counted as cached that had to be synthesised after all)."""
+        chunk first counted as cached that had to be synthesised after all).
+
+        With `charged_at`, the spending counts from that moment: the request's row moves there (its last
+        charge), or, `apart`, the spending gets a row of its own there while other chunks of the request still
+        hold (one transaction, so the hold is never given back without the spending being recorded).
+        """
         if min(release, characters, credits_prebuilt, credits_cloned, requests) < 0:
             raise ValueError("usage amounts cannot be negative")
-        parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
-        await self._db.execute(_SETTLE_LEDGER, parameters)
+        if charged_at is None:
+            parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
+            await self._db.execute(_SETTLE_LEDGER, parameters)
+            return
+        moment = _utc(charged_at)
+        when, day = moment.timestamp(), moment.date().isoformat()
+        spent = (characters, credits_prebuilt, credits_cloned, requests)
+        if not apart:
+            await self._db.execute(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
+            return
+        async with self._db.transaction() as session:
+            await session.execute(_CHARGE_APART, (when, day, *spent, ticket))
+            await session.execute(_SETTLE_LEDGER, (release, release, 0, 0, 0, 0, cache_hits, ticket))
 
     async def _sum_usage(self, sql: str, parameters: tuple[Any, ...]) -> Usage:
         row = await self._db.fetchone(sql, parameters)
@@ -751,19 +943,27 @@ class Storage:
         )
 
     async def usage_for_day(self, guild_id: int, day: date) -> Usage:
-        """Return what the server used on one UTC day."""
-        return await self._sum_usage(_SUM_USAGE, (guild_id, day.isoformat(), (day + timedelta(days=1)).isoformat()))
+        """Return what the server spent on one UTC day, and what it holds that was held by that day's end."""
+        end = (day + timedelta(days=1)).isoformat()
+        return await self._sum_usage(_SUM_USAGE, (end, guild_id, guild_id, day.isoformat(), end))
 
     async def usage_for_month(self, guild_id: int, year: int, month: int) -> Usage:
-        """Return what the server used in one UTC calendar month."""
+        """Return what the server spent in one UTC calendar month, and what it holds that was held by its end."""
         start = date(year, month, 1)
-        end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-        return await self._sum_usage(_SUM_USAGE, (guild_id, start.isoformat(), end.isoformat()))
+        end = (date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)).isoformat()
+        return await self._sum_usage(_SUM_USAGE, (end, guild_id, guild_id, start.isoformat(), end))
 
     async def member_usage(self, guild_id: int, user_id: int, *, at: datetime | None = None) -> Usage:
-        """Return what the member used in the server in the 60 minutes before `at` (now by default)."""
+        """Return what the member spent in the server in the 60 minutes before `at` (now by default), and what
+        they hold now."""
         since = _utc(at or datetime.now(UTC)).timestamp() - MEMBER_WINDOW_SECONDS
-        return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, since))
+        return await self._sum_usage(_SUM_MEMBER_USAGE, (guild_id, user_id, guild_id, user_id, since))
+
+    async def account_usage(self, day: date) -> int:
+        """Return what every server and the operator spent on one UTC day, plus every hold open now."""
+        row = await self._db.fetchone(_ACCOUNT_COMMITTED, (day.isoformat(),))
+        assert row is not None  # an aggregate always returns one row
+        return int(row[0])
 
     async def compact_usage(self, before: date) -> int:
         """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.
@@ -806,13 +1006,19 @@ class Storage:
         await self._db.execute("DELETE FROM alerts_sent WHERE kind = ? AND day = ?", (kind, day.isoformat()))
 
 
-def _member_frees_at(rows: list[Any], used: int, amount: int, budget: int) -> datetime | None:
-    """When enough of a member's use is 60 minutes old for `amount` more to fit, or None if it never can."""
+def _member_frees_at(
+    spent: list[tuple[float, int]], used: int, amount: int, budget: int, moment: datetime
+) -> datetime | None:
+    """When enough of a member's spending is 60 minutes old for `amount` more to fit, or None if it never can.
+
+    `spent` is the spending in the window, oldest first; the rest of `used` is held, and a hold counts until it
+    is charged and then for an hour: at the earliest an hour from now, if that is what stands in the way.
+    """
     if amount > budget:
         return None
     remaining = used
-    for at, committed in rows:
-        remaining -= committed
+    for at, credits in spent:
+        remaining -= credits
         if remaining + amount <= budget:
             return datetime.fromtimestamp(at + MEMBER_WINDOW_SECONDS, UTC)
-    return None
+    return moment + timedelta(seconds=MEMBER_WINDOW_SECONDS)

@@ -53,10 +53,11 @@ class StorageClosedError(StorageError):
 
 
 class BudgetExceededError(StorageError):
-    """A reservation would take a server's or a member's use past its budget; nothing was reserved."""
+    """A reservation would take a server's, a member's or the account's use past its budget; nothing was reserved."""
 
     def __init__(self, *, kind: str, budget: int, used: int, amount: int, frees_at: datetime | None) -> None:
-        # kind is "server" (per UTC day) or "member" (per rolling hour); frees_at is None when it can never fit.
+        # kind is "server" (per UTC day), "member" (per rolling hour) or "account" (every server together, per
+        # UTC day); frees_at is None when it can never fit.
         self.kind = kind
         self.budget = budget
         self.used = used
@@ -72,6 +73,14 @@ class CloneQuotaError(StorageError):
         self.count = count
         self.limit = limit
         super().__init__(f"{count} cloned voices of at most {limit}")
+
+
+class CloneNameTakenError(StorageError):
+    """The server already has a cloned voice of this name (case-insensitive), or one being made."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a cloned voice named {name!r} exists or is being made")
 
 
 class DatabaseUnavailableError(StorageError):

@@ -73,7 +73,11 @@ TABLES: Final[tuple[Table, ...]] = (
         ("voice_id", "guild_id", "name", "description", "created_by", "created_at"),
         ("voice_id",),
     ),
-    Table("clone_slots", ("slot_id", "guild_id", "taken_at"), ("slot_id",)),
+    Table(
+        "clone_slots",
+        ("slot_id", "guild_id", "taken_at", "name", "description", "created_by", "sent_at", "lapsed_at"),
+        ("slot_id",),
+    ),
     Table("alerts_sent", ("kind", "day", "sent_at"), ("kind", "day")),
     Table("usage_ledger", _LEDGER_COLUMNS, None),
 )

@@ -280,6 +280,40 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         INSERT INTO audio_cache_size (only_row, bytes) VALUES (TRUE, 0);
         """,
     ),
+    Migration(
+        4,
+        # A hold counts in every window until it settles, whatever day it was made: a partial index finds the few
+        # open ones. The account's daily budget sums every server's use of one day.
+        sqlite="""
+        CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        CREATE INDEX usage_ledger_on_day ON usage_ledger (day);
+        """,
+        postgresql="""
+        CREATE INDEX usage_ledger_holds ON usage_ledger (guild_id, user_id, reserved) WHERE reserved > 0;
+        CREATE INDEX usage_ledger_on_day ON usage_ledger (day);
+        """,
+    ),
+    Migration(
+        5,
+        # A /clone slot keeps the name, description and maker of its upload, so the name is reserved with it.
+        # `sent_at` marks an upload that timed out after sending (the slot waits for its voice to appear in the
+        # clone list); `lapsed_at` one whose voice a list fetched 10 minutes later still lacked (slot and name
+        # free again, the row kept so that a voice appearing late can still be recognised).
+        sqlite="""
+        ALTER TABLE clone_slots ADD COLUMN name TEXT;
+        ALTER TABLE clone_slots ADD COLUMN description TEXT;
+        ALTER TABLE clone_slots ADD COLUMN created_by INTEGER;
+        ALTER TABLE clone_slots ADD COLUMN sent_at REAL;
+        ALTER TABLE clone_slots ADD COLUMN lapsed_at REAL;
+        """,
+        postgresql="""
+        ALTER TABLE clone_slots ADD COLUMN name TEXT;
+        ALTER TABLE clone_slots ADD COLUMN description TEXT;
+        ALTER TABLE clone_slots ADD COLUMN created_by BIGINT;
+        ALTER TABLE clone_slots ADD COLUMN sent_at DOUBLE PRECISION;
+        ALTER TABLE clone_slots ADD COLUMN lapsed_at DOUBLE PRECISION;
+        """,
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1].version

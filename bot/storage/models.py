@@ -110,6 +110,23 @@ class ClonedVoice:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitedClone:
+    """A /clone upload that timed out after sending: Unmixr may have made the voice without telling us.
+
+    Until `lapsed_at` its clone slot and name stay reserved; after (a clone list fetched 10 minutes later
+    lacked it) they are free, and the record only lets a voice that appears late still be recognised.
+    """
+
+    slot_id: str
+    guild_id: int
+    name: str
+    description: str | None
+    created_by: int
+    sent_at: datetime
+    lapsed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """What a server used over a period; a cache hit costs no credits."""
 

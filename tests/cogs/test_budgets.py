@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.cogs.test_voice_credits import unique_text
 from tests.conftest import MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeInteraction, FakeMember
 from tests.fakes.prose import prose
@@ -192,3 +193,42 @@ async def test_read_aloud_is_charged_to_the_member_who_asks(running: World) -> N
     # The message's author did not ask: their own budget is untouched.
     mine = await running.bot.storage.member_usage(running.guild.id, running.other.id)
     assert mine.committed == 0
+
+
+async def settled(world: World) -> None:
+    """Wait until nothing is at Unmixr and every hold is settled or given back."""
+    for _ in range(200):
+        await world.bot.guard.flush()
+        today = await world.bot.storage.usage_for_day(world.guild.id, datetime.now(UTC).date())
+        if world.unmixr.tts_in_flight == 0 and today.reserved == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("holds still open")
+
+
+async def test_a_failed_chunk_leaves_the_holds_of_chunks_still_at_unmixr_so_retries_stay_in_budget(
+    world: World, backend: dict[str, Any]
+) -> None:
+    await world.start_bot(**backend)
+    await admin_sets(world, "member-budget", 6000)
+    # 2,000 characters take 1 s at the stand-in: the other chunks are still at Unmixr when the first one fails.
+    world.unmixr.tts_latency_per_char = 0.0005
+    before = world.unmixr.prebuilt_chars
+    answers = []
+    for attempt in range(5):
+        text = unique_text(attempt, 5900)  # 3 chunks, none of them cached by an earlier attempt
+        world.unmixr.fail_next(
+            509, endpoint="/short-tts/", when=lambda request, text=text: text.startswith(request.json["text"])
+        )
+        answers.append(await say(world, world.member, text))
+    assert "could not generate audio" in answers[0].content()
+    await settled(world)
+    # The chunks of the failed request that Unmixr answered were charged, and held until then: the next
+    # requests were refused instead of spending past the member's 6,000 credits an hour.
+    spent_now = spent(world, before)
+    assert 0 < spent_now <= 6000
+    assert all("your budget in this server of 6000 credits an hour" in a.content() for a in answers[1:]), [
+        a.content() for a in answers
+    ]
+    mine = await world.bot.storage.member_usage(world.guild.id, world.member.id)
+    assert mine.committed == mine.credits == spent_now

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from tests.cogs.test_voice import speaking, wait_clips  # noqa: F401 (fixtures)
 from tests.conftest import World
-from tests.fakes.discord_server import ChannelOption
+from tests.fakes.discord_server import ChannelOption, FakeInteraction, FakeMember
 from tests.fakes.discord_voice import FakeVoiceServer
 from tests.fakes.prose import prose
+
+RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
 
 
 def unique_text(clip: int, length: int) -> str:
@@ -149,3 +153,151 @@ async def test_a_skipped_clips_chunks_still_waiting_for_an_upstream_slot_are_nev
     spent = before - world.unmixr.prebuilt_chars
     today = await world.bot.storage.usage_for_day(world.guild.id, datetime.now(UTC).date())
     assert today.credits == spent == len(world.tts_requests()[0].json["text"])
+
+
+async def say_as(world: World, member: FakeMember, text: str, **options: Any) -> FakeInteraction:
+    interaction = await world.say(member=member, text=text, **options)
+    await interaction.wait_final(timeout=20)
+    return interaction
+
+
+async def set_member_budget(world: World, characters: int) -> None:
+    options = {"characters": characters}
+    await (await world.slash("settings", options, subcommand="member-budget", member=world.admin)).wait_final()
+
+
+def sent_for(world: World, texts: set[str]) -> int:
+    """Characters sent to Unmixr for these texts."""
+    return sum(len(request.json["text"]) for request in world.tts_requests() if request.json["text"] in texts)
+
+
+def queue_empty(world: World) -> bool:
+    player = world.bot.get_cog("Voice").players.get(world.guild.id)
+    return player is None or player.idle
+
+
+async def long_clips(world: World, *members: FakeMember) -> None:
+    """Each member queues a clip of 8 characters that plays for 16 s, so what is queued after them waits."""
+    world.unmixr.chars_per_second = 0.5
+    for number, member in enumerate(members):
+        assert (await say_as(world, member, f"Wait {number:02d}.", play=True)).content().startswith("Queued")
+    await world.discord.wait_until(lambda: len(world.tts_requests()) >= len(members), what="the long clips made")
+    world.unmixr.chars_per_second = 15.0
+
+
+async def test_a_clip_queued_from_the_cache_holds_its_estimate_so_an_eviction_cannot_pass_the_budget(
+    world: World, voice_server: FakeVoiceServer, backend: dict[str, Any]
+) -> None:
+    # A cache of 1 MB, which two other members' wav replies fill.
+    await world.start_bot(audio_cache_max_mb=1, **backend)
+    for member in (world.member, world.other, world.admin):
+        await world.discord.move_member(world.guild, member, world.voice)
+    await set_member_budget(world, 200)
+    mine = {prose(100, salt=40), prose(100, salt=41)}
+    for text in sorted(mine):
+        assert (await say_as(world, world.member, text)).files()  # 200 credits: the member's whole hour
+    await long_clips(world, world.other, world.admin)
+    session = await voice_server.wait_for_session(world.guild.id)
+
+    # Queued while their audio is cached.
+    queued = [await say_as(world, world.member, text, play=True) for text in sorted(mine)]
+    # Other members' replies push the member's audio out of the cache; then everything queued plays.
+    for member, salt in ((world.other, 42), (world.admin, 43)):
+        assert (await say_as(world, member, prose(189, salt=salt), format="wav")).files()
+    for _ in range(2):
+        await (await world.slash("skip", member=world.other)).wait_final()
+    await world.discord.wait_until(lambda: queue_empty(world), timeout=30, what="the queue")
+    await wait_clips(session, 1)
+
+    # Never more than the member's 200 credits for their texts: each queued clip held its estimate, so
+    # neither fitted the member's hour.
+    assert sent_for(world, mine) <= 200
+    for answer in queued:
+        assert "your budget in this server of 200 credits an hour" in answer.content(), answer.content()
+    usage = await world.bot.storage.member_usage(world.guild.id, world.member.id)
+    assert usage.reserved == 0 and usage.committed == 200
+
+
+async def test_a_queued_clip_still_cached_when_it_plays_gives_its_hold_back(
+    world: World, voice_server: FakeVoiceServer
+) -> None:
+    await world.start_bot()
+    for member in (world.member, world.other, world.admin):
+        await world.discord.move_member(world.guild, member, world.voice)
+    await set_member_budget(world, 300)
+    text = prose(100, salt=44)
+    assert (await say_as(world, world.member, text)).files()
+    await long_clips(world, world.other, world.admin)
+    queued = await say_as(world, world.member, text, play=True)
+    assert queued.content().startswith("Queued at position 3")
+    usage = await world.bot.storage.member_usage(world.guild.id, world.member.id)
+    assert (usage.credits, usage.reserved) == (100, 100)  # held like any clip until it is synthesised
+
+    for _ in range(2):
+        await (await world.slash("skip", member=world.other)).wait_final()
+    await world.discord.wait_until(lambda: queue_empty(world), timeout=30, what="the queue")
+    await world.bot.guard.flush()
+    usage = await world.bot.storage.member_usage(world.guild.id, world.member.id)
+    assert (usage.credits, usage.reserved, usage.cache_hits) == (100, 0, 1)  # played from the cache: free
+    assert sent_for(world, {text}) == 100
+
+
+async def in_voice(world: World, backend: dict[str, Any]) -> None:
+    await world.start_bot(**backend)
+    for member in (world.member, world.other, world.admin):
+        await world.discord.move_member(world.guild, member, world.voice)
+
+
+async def play_out(world: World, skips: int) -> None:
+    """Skip the clips ahead, then wait until the queue has played and every hold is settled."""
+    for _ in range(skips):
+        await (await world.slash("skip", member=world.other)).wait_final()
+    await world.discord.wait_until(lambda: queue_empty(world), timeout=30, what="the queue")
+    await world.bot.guard.flush()
+
+
+async def test_a_clip_queued_before_midnight_holds_until_charged_and_counts_on_the_day_it_is_charged(
+    world: World, voice_server: FakeVoiceServer, backend: dict[str, Any]
+) -> None:
+    await in_voice(world, backend)
+    clock = {"now": datetime(2030, 5, 4, 23, 59, 30, tzinfo=UTC)}
+    world.bot.guard.clock = lambda: clock["now"]
+    await (await world.slash("settings", {"characters": 100}, subcommand="budget", member=world.admin)).wait_final()
+    await long_clips(world, world.other, world.admin)  # 2 x 8 credits, spent at 23:59:30
+    late = prose(50, salt=45)
+    assert (await say_as(world, world.member, late, play=True)).content().startswith("Queued at position 3")
+
+    # After midnight the clip still waits: its 50 credits are held, and count against the new day.
+    clock["now"] = datetime(2030, 5, 5, 0, 0, 10, tzinfo=UTC)
+    early = await say_as(world, world.other, prose(60, salt=46))
+    await play_out(world, skips=2)
+    before = await world.bot.storage.usage_for_day(world.guild.id, datetime(2030, 5, 4).date())
+    after = await world.bot.storage.usage_for_day(world.guild.id, datetime(2030, 5, 5).date())
+    # Charged after midnight, it counts on the new day; the server never passed 100 credits in a day.
+    assert (before.credits, after.credits) == (16, 50)
+    assert "this server's daily budget of 100 credits" in early.content() and not early.files()
+    assert RELATIVE_TIME.search(early.content()).group(1) == str(int(datetime(2030, 5, 6, tzinfo=UTC).timestamp()))
+
+
+async def test_a_clip_waiting_over_an_hour_still_counts_in_the_members_hour_and_from_when_it_is_charged(
+    world: World, voice_server: FakeVoiceServer, backend: dict[str, Any]
+) -> None:
+    await in_voice(world, backend)
+    start = datetime.now(UTC)
+    clock = {"now": start}
+    world.bot.guard.clock = lambda: clock["now"]
+    await set_member_budget(world, 100)
+    await long_clips(world, world.other, world.admin)
+    waiting, meanwhile, after = prose(90, salt=47), prose(60, salt=48), prose(40, salt=49)
+    assert (await say_as(world, world.member, waiting, play=True)).content().startswith("Queued at position 3")
+
+    clock["now"] = start + timedelta(minutes=61)  # the clip has waited over an hour: its hold still counts
+    refused = await say_as(world, world.member, meanwhile)
+    await play_out(world, skips=2)  # charged now, 61 minutes after it was queued
+    clock["now"] = start + timedelta(minutes=120)  # 59 minutes after the charge: it still counts
+    again = await say_as(world, world.member, after)
+
+    # Within the hour after the charge, the member spent no more than their 100 credits.
+    assert sent_for(world, {waiting, meanwhile, after}) == 90
+    assert "your budget in this server of 100 credits an hour" in refused.content() and not refused.files()
+    assert "your budget in this server of 100 credits an hour" in again.content() and not again.files()

@@ -178,6 +178,8 @@ class _Fault:
     body: dict[str, Any] | str | None = None
     headers: dict[str, str] | None = None
     http_status: int | None = None
+    # Only requests this accepts take the fault (None: every request to the endpoint).
+    when: Callable[[RecordedRequest], bool] | None = None
 
 
 @dataclass
@@ -301,9 +303,15 @@ class FakeUnmixr:
         body: dict[str, Any] | str | None = None,
         headers: dict[str, str] | None = None,
         http_status: int | None = None,
+        when: Callable[[RecordedRequest], bool] | None = None,
     ) -> None:
-        """Answer the next `n` matching requests with an error (default: the documented one for that code)."""
-        self._add_fault(_Fault("fail", n, endpoint, status=status, body=body, headers=headers, http_status=http_status))
+        """Answer the next `n` matching requests with an error (default: the documented one for that code).
+
+        With `when`, only requests it accepts match (say, the one chunk of a long text that should fail).
+        """
+        self._add_fault(
+            _Fault("fail", n, endpoint, status=status, body=body, headers=headers, http_status=http_status, when=when)
+        )
 
     def set_latency(self, seconds: float, *, endpoint: str | None = None) -> None:
         """Delay every matching response by `seconds` until reset with 0."""
@@ -316,6 +324,13 @@ class FakeUnmixr:
     def hang_next(self, n: int = 1, *, endpoint: str | None = None) -> None:
         """Read the next `n` matching requests and never answer them (until close())."""
         self._add_fault(_Fault("hang", n, endpoint))
+
+    def hang_after_next(self, n: int = 1, *, endpoint: str | None = None) -> None:
+        """Do what the next `n` matching requests ask (a clone is made, credits are charged), then never answer.
+
+        What a client sees when its request was acted on but the answer was lost: a timeout after sending.
+        """
+        self._add_fault(_Fault("hang_after", n, endpoint))
 
     def malformed_next(self, n: int = 1, *, endpoint: str | None = None) -> None:
         """Answer the next `n` matching requests with 200, a JSON content type and a body that is not JSON."""
@@ -361,10 +376,12 @@ class FakeUnmixr:
             fault.endpoint = normalize_endpoint(fault.endpoint)
         self._faults.append(fault)
 
-    def _take_fault(self, endpoint: str) -> _Fault | None:
-        """Consume one use of the oldest fault that matches `endpoint`."""
+    def _take_fault(self, record: RecordedRequest) -> _Fault | None:
+        """Consume one use of the oldest fault that matches the request."""
         for fault in self._faults:
-            if fault.endpoint is None or fault.endpoint == endpoint:
+            if (fault.endpoint is None or fault.endpoint == record.endpoint) and (
+                fault.when is None or fault.when(record)
+            ):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
@@ -428,7 +445,12 @@ class FakeUnmixr:
     async def _answer(self, request: web.Request, record: RecordedRequest, body: _Body) -> web.StreamResponse:
         """Apply latency and faults, then route the request."""
         await self._sleep(self._latency.get(None, 0.0) + self._latency.get(record.endpoint, 0.0))
-        fault = self._take_fault(record.endpoint)
+        fault = self._take_fault(record)
+        if fault is not None and fault.kind == "hang_after":
+            await self._route(request, body)
+            await self._closing.wait()
+            self._drop_connection(request)
+            return web.Response(status=499)
         if fault is not None and fault.kind in ("hang", "reset"):
             if fault.kind == "hang":
                 await self._closing.wait()

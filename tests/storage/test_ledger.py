@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.storage import BudgetExceededError, CloneQuotaError, Storage, Usage
+from bot.storage import BudgetExceededError, CloneNameTakenError, CloneQuotaError, Storage, Usage
 from bot.storage.backends import open_backend
 from bot.storage.migrations import MIGRATIONS, apply_migrations
 from tests.storage.conftest import Database
@@ -49,21 +49,30 @@ async def test_a_request_larger_than_the_budget_can_never_fit(storage: Storage) 
     assert member.value.kind == "member" and member.value.frees_at is None
 
 
+async def spend(storage: Storage, guild_id: int, user_id: int, amount: int, at: datetime, **budgets: int) -> int:
+    """Reserve `amount` and charge it at once, as a request answered at `at` is; return its ticket."""
+    ticket = await storage.reserve_usage(guild_id, user_id, amount=amount, at=at, **budgets)
+    await storage.settle_usage(
+        ticket, release=amount, characters=amount, credits_prebuilt=amount, requests=1, charged_at=at
+    )
+    return ticket
+
+
 async def test_the_server_budget_starts_again_at_utc_midnight(storage: Storage) -> None:
     late = datetime(2024, 6, 15, 23, 59, 59, tzinfo=UTC)
-    await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late)
+    await spend(storage, GUILD, MEMBER, 1000, late, server_budget=1000)
     with pytest.raises(BudgetExceededError):
         await storage.reserve_usage(GUILD, MEMBER, amount=10, server_budget=1000, at=late)
     await storage.reserve_usage(GUILD, MEMBER, amount=1000, server_budget=1000, at=late + timedelta(seconds=1))
 
 
 async def test_the_member_budget_is_a_rolling_hour_and_names_when_enough_is_an_hour_old(storage: Storage) -> None:
-    await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON)
-    await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=NOON + timedelta(minutes=20))
-    await storage.reserve_usage(GUILD, MEMBER, amount=20, member_budget=100, at=NOON + timedelta(minutes=40))
+    await spend(storage, GUILD, MEMBER, 30, NOON, member_budget=100)
+    await spend(storage, GUILD, MEMBER, 50, NOON + timedelta(minutes=20), member_budget=100)
+    await spend(storage, GUILD, MEMBER, 20, NOON + timedelta(minutes=40), member_budget=100)
     # Other members and other servers have their own windows.
-    await storage.reserve_usage(GUILD, OTHER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
-    await storage.reserve_usage(GUILD + 1, MEMBER, amount=100, member_budget=100, at=NOON + timedelta(minutes=41))
+    await spend(storage, GUILD, OTHER, 100, NOON + timedelta(minutes=41), member_budget=100)
+    await spend(storage, GUILD + 1, MEMBER, 100, NOON + timedelta(minutes=41), member_budget=100)
 
     with pytest.raises(BudgetExceededError) as refused:
         await storage.reserve_usage(GUILD, MEMBER, amount=60, member_budget=100, at=NOON + timedelta(minutes=50))
@@ -75,6 +84,91 @@ async def test_the_member_budget_is_a_rolling_hour_and_names_when_enough_is_an_h
     await storage.reserve_usage(GUILD, MEMBER, amount=30, member_budget=100, at=NOON + timedelta(minutes=60, seconds=1))
     usage = await storage.member_usage(GUILD, MEMBER, at=NOON + timedelta(minutes=61))
     assert usage.committed == 100
+
+
+async def test_a_hold_counts_in_every_window_until_it_is_charged_and_then_from_the_charge(storage: Storage) -> None:
+    late = datetime(2024, 6, 15, 23, 30, tzinfo=UTC)
+    held = await storage.reserve_usage(GUILD, MEMBER, amount=60, server_budget=100, member_budget=100, at=late)
+    # Two hours later, on the next day, the open hold still counts against the day and the hour.
+    later = late + timedelta(hours=2)
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD, OTHER, amount=50, server_budget=100, at=later)
+    assert refused.value.kind == "server" and refused.value.used == 60
+    with pytest.raises(BudgetExceededError) as mine:
+        await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later)
+    # Only a hold stands in the way: it counts for an hour once charged, so at the earliest an hour from now.
+    assert mine.value.kind == "member" and mine.value.frees_at == later + timedelta(hours=1)
+    assert (await storage.usage_for_day(GUILD, later.date())).committed == 60
+    assert (await storage.member_usage(GUILD, MEMBER, at=later)).committed == 60
+
+    # Charged then: the day it counts on is the day of the charge, and the hour runs from the charge.
+    await storage.settle_usage(held, release=60, characters=60, credits_prebuilt=58, requests=1, charged_at=later)
+    assert await storage.usage_for_day(GUILD, late.date()) == Usage()
+    assert await storage.usage_for_day(GUILD, later.date()) == Usage(characters=60, credits_prebuilt=58, requests=1)
+    with pytest.raises(BudgetExceededError) as still:
+        await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later + timedelta(minutes=59))
+    assert still.value.frees_at == later + timedelta(hours=1)
+    await storage.reserve_usage(GUILD, MEMBER, amount=50, member_budget=100, at=later + timedelta(minutes=61))
+
+
+async def test_a_charge_while_other_chunks_hold_is_dated_apart(storage: Storage) -> None:
+    late = datetime(2024, 6, 15, 23, 59, 50, tzinfo=UTC)
+    after = late + timedelta(seconds=20)
+    ticket = await storage.reserve_usage(GUILD, MEMBER, amount=300, cache_hits=1, at=late)
+    # The first chunk is charged before midnight, while the second still holds; the second after midnight.
+    await storage.settle_usage(
+        ticket, release=200, characters=200, credits_prebuilt=190, requests=1, charged_at=late, apart=True
+    )
+    assert (await storage.usage_for_day(GUILD, late.date())).credits == 190
+    assert (await storage.usage_for_day(GUILD, after.date())).reserved == 100
+    await storage.settle_usage(ticket, release=100, characters=100, credits_cloned=95, requests=1, charged_at=after)
+    assert await storage.usage_for_day(GUILD, late.date()) == Usage(characters=200, credits_prebuilt=190, requests=1)
+    # The request's own row (with its chunk served from cache) moved to its last charge.
+    assert await storage.usage_for_day(GUILD, after.date()) == Usage(
+        characters=100, credits_cloned=95, requests=2, cache_hits=1
+    )
+    assert (await storage.member_usage(GUILD, MEMBER, at=after)).credits == 285
+
+
+async def test_the_account_budget_counts_every_server_and_the_operator_together(storage: Storage) -> None:
+    await spend(storage, GUILD, MEMBER, 400, NOON, account_budget=1000)
+    await spend(storage, 0, 0, 300, NOON, account_budget=1000)  # the operator's own `python -m bot say`
+    await storage.reserve_usage(GUILD + 1, OTHER, amount=200, account_budget=1000, at=NOON)  # still held
+    assert await storage.account_usage(NOON.date()) == 900
+    with pytest.raises(BudgetExceededError) as refused:
+        await storage.reserve_usage(GUILD + 2, OTHER, amount=101, account_budget=1000, at=NOON)
+    assert refused.value.kind == "account"
+    assert (refused.value.budget, refused.value.used, refused.value.amount) == (1000, 900, 101)
+    assert refused.value.frees_at == datetime(2024, 6, 16, tzinfo=UTC)
+    with pytest.raises(BudgetExceededError) as never:
+        await storage.reserve_usage(GUILD + 2, OTHER, amount=1001, account_budget=1000, at=NOON)
+    assert never.value.frees_at is None
+    await storage.reserve_usage(GUILD + 2, OTHER, amount=100, account_budget=1000, at=NOON)
+    # The next day only the holds still open count.
+    tomorrow = NOON + timedelta(days=1)
+    assert await storage.account_usage(tomorrow.date()) == 300
+    await storage.reserve_usage(GUILD, MEMBER, amount=700, account_budget=1000, at=tomorrow)
+
+
+async def test_servers_at_once_never_overshoot_the_account_budget(database: Database) -> None:
+    first = await Storage.open(database.location)
+    second = await Storage.open(database.location)
+    try:
+        results = await asyncio.gather(
+            *(
+                (first if number % 2 else second).reserve_usage(
+                    GUILD + number, MEMBER, amount=70, server_budget=500, account_budget=1000, at=NOON
+                )
+                for number in range(40)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, int) for result in results) == 14  # 14 x 70 = 980
+        assert all(isinstance(result, int | BudgetExceededError) for result in results)
+        assert await first.account_usage(NOON.date()) == 980
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_cache_hits_are_never_refused_and_cost_nothing(storage: Storage) -> None:
@@ -284,3 +378,57 @@ async def test_two_processes_compacting_at_once_merge_each_row_once(database: Da
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_clone_slot_reserves_its_name_in_any_case(storage: Storage) -> None:
+    await storage.add_cloned_voice("voice-1", GUILD, "Narrator Nell", None, MEMBER)
+    with pytest.raises(CloneNameTakenError):
+        await storage.take_clone_slot(GUILD, 5, name="NARRATOR NELL")
+    uploading = await storage.take_clone_slot(GUILD, 5, name="Otto", created_by=MEMBER)
+    with pytest.raises(CloneNameTakenError):
+        await storage.take_clone_slot(GUILD, 5, name="otto")
+    await storage.take_clone_slot(GUILD + 1, 5, name="Otto")  # another server's names are its own
+    assert sorted(await storage.clone_names(GUILD)) == ["Narrator Nell", "Otto"]
+    await storage.release_clone_slot(uploading)
+    await storage.take_clone_slot(GUILD, 5, name="otto")
+
+
+async def test_an_awaited_clone_keeps_its_slot_until_it_lapses_and_a_late_voice_needs_a_free_slot(
+    storage: Storage,
+) -> None:
+    sent = NOON
+    slot = await storage.take_clone_slot(GUILD, 1, name="Nell", description="Calm", created_by=MEMBER, at=sent)
+    await storage.await_clone(slot, sent)
+    # Long past the 15 minutes after which an unfinished upload's slot is taken back: an awaited one stays.
+    with pytest.raises(CloneQuotaError):
+        await storage.take_clone_slot(GUILD, 1, name="Other", at=sent + timedelta(hours=2))
+    [awaited] = await storage.awaited_clones()
+    assert (awaited.slot_id, awaited.name, awaited.description, awaited.created_by) == (slot, "Nell", "Calm", MEMBER)
+    assert awaited.sent_at == sent and awaited.lapsed_at is None
+
+    assert await storage.lapse_clone(slot, at=sent + timedelta(minutes=10))
+    assert not await storage.lapse_clone(slot, at=sent + timedelta(minutes=11))
+    assert await storage.clone_names(GUILD) == []  # slot and name are free again
+    [lapsed] = await storage.awaited_clones()
+    assert lapsed.lapsed_at == sent + timedelta(minutes=10)
+    other = await storage.take_clone_slot(GUILD, 1, name="Other", at=sent + timedelta(hours=2))
+
+    # Its voice appears while the only slot is taken: refused, and the record dropped (reported once).
+    with pytest.raises(CloneQuotaError):
+        await storage.adopt_clone(lapsed, "voice-late", 1)
+    assert await storage.awaited_clones() == []
+    assert await storage.get_cloned_voice("voice-late") is None
+    await storage.release_clone_slot(other)
+
+
+async def test_an_awaited_clone_is_recorded_in_its_own_slot_once(storage: Storage) -> None:
+    slot = await storage.take_clone_slot(GUILD, 1, name="Nell", created_by=MEMBER, at=NOON)
+    await storage.await_clone(slot, NOON)
+    [awaited] = await storage.awaited_clones()
+    recorded = await storage.adopt_clone(awaited, "voice-1", 1)
+    assert recorded is not None and (recorded.voice_id, recorded.guild_id, recorded.name) == ("voice-1", GUILD, "Nell")
+    assert await storage.clone_names(GUILD) == ["Nell"]
+    assert await storage.awaited_clones() == []
+    # Another process finding the same voice for the same upload records nothing more.
+    assert await storage.adopt_clone(awaited, "voice-1", 1) is None
+    assert await storage.count_cloned_voices(GUILD) == 1
