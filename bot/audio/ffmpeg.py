@@ -20,9 +20,9 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final, Literal
+from typing import BinaryIO, Final, Literal, ParamSpec, TypeVar
 
 __all__ = [
     "SUPPORTED_DEMUXERS",
@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_Parameters = ParamSpec("_Parameters")
+_Result = TypeVar("_Result")
 
 # ffmpeg's demuxer names for mp3, wav, ogg/opus, flac, aac, mp4/m4a/mov and webm/mkv.
 SUPPORTED_DEMUXERS: Final = ("mp3", "wav", "ogg", "flac", "aac", "mov", "matroska")
@@ -136,13 +139,35 @@ def _slots(lane: Lane) -> asyncio.Semaphore:
     return lanes[lane]
 
 
+async def _in_thread(
+    function: Callable[_Parameters, _Result], /, *args: _Parameters.args, **kwargs: _Parameters.kwargs
+) -> _Result:
+    """Run a blocking call in a thread and wait for its end, even when cancelled (then re-raised after it).
+
+    A thread cannot be stopped: a caller cancelled while one writes into its folder must not remove the folder
+    until the writing is over, or the files written after the removal would stay behind.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.wait([work])  # never cancels `work`
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not work.cancelled() and work.exception() is not None:
+            log.debug("a call cancelled while in a thread also failed: %s", work.exception())
+        raise asyncio.CancelledError
+    return work.result()
+
+
 @contextlib.asynccontextmanager
 async def private_copy(chunks: AsyncIterable[bytes], *, max_bytes: int) -> AsyncIterator[Source]:
     """Write a stream to a private temporary file (raising TooLargeError past max_bytes); removed on exit."""
     workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
     try:
         path = workspace / "input"
-        file = await asyncio.to_thread(_open_private, path)
+        file = await _in_thread(_open_private, path)
         size = 0
         try:
             pending: list[bytes] = []
@@ -154,14 +179,14 @@ async def private_copy(chunks: AsyncIterable[bytes], *, max_bytes: int) -> Async
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _COPY_SLICE_BYTES:
-                    await asyncio.to_thread(file.writelines, pending)
+                    await _in_thread(file.writelines, pending)
                     pending, pending_size = [], 0
-            await asyncio.to_thread(file.writelines, pending)
+            await _in_thread(file.writelines, pending)
         finally:
-            await asyncio.to_thread(file.close)
+            await _in_thread(file.close)
         yield Source(path, size)
     finally:
-        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+        await _in_thread(shutil.rmtree, workspace, ignore_errors=True)
 
 
 async def run(
@@ -185,7 +210,7 @@ async def run(
     # mkdtemp makes a folder only this user can enter; its name is known at once, even if the caller is cancelled.
     workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
     try:
-        input_arguments = await asyncio.to_thread(_write_inputs, workspace, inputs)
+        input_arguments = await _in_thread(_write_inputs, workspace, inputs)
         target = workspace / f"output.{output}" if output is not None else None
         if program == "ffprobe":
             command = ["-v", "error", *input_arguments[:-2], *arguments, *input_arguments[-2:]]
@@ -199,7 +224,7 @@ async def run(
             completed = dataclasses.replace(completed, output=data)
         return completed
     finally:
-        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+        await _in_thread(shutil.rmtree, workspace, ignore_errors=True)
 
 
 def _write_inputs(workspace: Path, inputs: Sequence[bytes | Joined | Source]) -> list[str]:

@@ -413,6 +413,20 @@ async def test_a_cancelled_conversion_removes_its_files(media: Media, no_leftove
     # The autouse fixture checks that the folder is empty again and no process is left.
 
 
+async def test_a_call_cancelled_while_its_inputs_are_written_leaves_no_file(media: Media, no_leftovers: Path) -> None:
+    # Hundreds of parts take a thread a while to write; the call is cancelled as soon as its folder exists, so
+    # the writing is still under way. It must be over before the folder is removed, or what it writes stays.
+    parts = [media.mp3_1s] * 400
+    for _ in range(5):
+        task = asyncio.create_task(concat(parts, "mp3"))
+        while not any(no_leftovers.iterdir()):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert list(no_leftovers.iterdir()) == []
+
+
 async def test_concurrent_processes_are_bounded(media: Media, monkeypatch: pytest.MonkeyPatch) -> None:
     running = 0
     most = 0
