@@ -75,11 +75,14 @@ class Clone(commands.Cog):
             raise quota_reached(made, limit)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
-        recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
+        recording = await check_recording(
+            iter_attachment(self.bot.session, audio), audio.filename, server=interaction.guild_id
+        )
         # The slot is taken atomically just before the upload, so uploads at once cannot pass the quota together.
         try:
             slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit)
         except CloneQuotaError as full:
+            await recording.close()
             raise quota_reached(full.count, full.limit) from None
         try:
             result = await self.bot.unmixr.clone_voice(
@@ -92,6 +95,8 @@ class Clone(commands.Cog):
         except BaseException:
             await self.bot.storage.release_clone_slot(slot)
             raise
+        finally:
+            await recording.close()  # streamed from disk, never held whole in memory
         await self.bot.storage.add_cloned_voice(
             result.voice_id, interaction.guild_id, name, description or None, interaction.user.id, slot_id=slot
         )

@@ -437,16 +437,18 @@ async def test_concurrent_processes_are_bounded(media: Media, monkeypatch: pytes
         process = await real_exec(*args, **kwargs)
         running += 1
         most = max(most, running)
-        real_communicate = process.communicate
+        real_wait = process.wait
+        counted = True
 
-        async def communicate(input: bytes | None = None) -> tuple[bytes, bytes]:
-            nonlocal running
+        async def wait() -> int:
+            nonlocal running, counted
             try:
-                return await real_communicate(input)
+                return await real_wait()
             finally:
-                running -= 1
+                if counted:
+                    running, counted = running - 1, False
 
-        process.communicate = communicate  # type: ignore[method-assign]
+        process.wait = wait  # type: ignore[method-assign]
         return process
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", counting_exec)
