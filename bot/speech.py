@@ -394,7 +394,7 @@ class SpeechService:
         if joined_key is None:
             audio = parts[0].audio
         else:
-            audio = await concat([part.audio for part in parts], plan.output_type)  # type: ignore[arg-type]
+            audio = await concat([part.audio for part in parts], plan.output_type, server=plan.guild_id)  # type: ignore[arg-type]
             self._cache.put_soon(joined_key, audio, duration=seconds, output_type=plan.output_type)
         return SpeechResult(
             plan=plan,

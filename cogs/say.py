@@ -11,7 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio import AudioError, transcode_to_fit
+from bot.audio import AudioError
+from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
@@ -71,6 +72,7 @@ class Say(commands.Cog):
 
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
+        self.fitted = FittedAudio(bot.audio_cache)
         self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
         bot.tree.add_command(self.read_aloud_menu)
 
@@ -195,7 +197,8 @@ class Say(commands.Cog):
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
-                audio = await transcode_to_fit(audio, limit, duration=result.duration)
+                sources = [plan.request(index)[1] for index in range(len(plan.chunks))]
+                audio = await self.fitted.fit(sources, audio, limit, duration=result.duration, server=plan.guild_id)
             except AudioError:
                 raise UserFacingError(
                     f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
