@@ -20,6 +20,7 @@ from bot.audio import AudioCache
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.lookups import LookupGate, StorageReadiness
+from bot.mentions import MemberLookups
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
 from bot.replies import NO_MENTIONS, answer, post
@@ -112,6 +113,7 @@ class UnmixrBot(commands.AutoShardedBot):
             observer=self.metrics.upstream,
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes)
+        self.member_lookups = MemberLookups()
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
         self.guard = CreditGuard(
             self.storage,

@@ -120,9 +120,9 @@ class Say(commands.Cog):
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
         await ensure_lookups(interaction, ephemeral=play, writes=True)
-        if needs_lookup(interaction.guild, text):
+        if needs_lookup(interaction.guild, text, self.bot.member_lookups):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
-        names = await guild_names(interaction.guild, self.bot.storage, text)
+        names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
         cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
@@ -153,7 +153,9 @@ class Say(commands.Cog):
         await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
         server = await self.bot.storage.get_guild_settings(interaction.guild.id)
         limit = resolve("max_length", server=server).value
-        names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
+        names = await guild_names(
+            interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
+        )
         cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,

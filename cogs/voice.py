@@ -408,7 +408,7 @@ class Voice(commands.Cog):
     async def _read_out(self, message: discord.Message, player: GuildPlayer, limit: int, xsaid: bool) -> None:
         guild = message.guild
         assert guild is not None
-        names = await guild_names(guild, self.bot.storage, message.content, message.mentions)
+        names = await guild_names(guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions)
         text = clean_message(message.content, names, max_length=limit)
         if not is_speakable(text):
             return

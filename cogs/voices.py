@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,11 +13,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import NotAdminError, UserFacingError
-from bot.limits import LanguageText, QueryText, fit_select_options, link, one_page, upload_limit, web_url
+from bot.limits import LanguageText, QueryText, fit_select_options, link, upload_limit, web_url
 from bot.lookups import ensure_lookups
-from bot.replies import answer, defer, defer_update, update
+from bot.replies import answer, defer, update
 from bot.tree import handle_error, is_admin
-from bot.unmixr import UnmixrError, Voice
+from bot.unmixr import Voice
+from bot.voice_filters import VoiceFilters, select
 from cogs._options import (
     CAPABILITY_CHOICES,
     CATEGORY_CHOICES,
@@ -35,37 +36,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 10
 VIEW_TIMEOUT = 600.0
 LANGUAGES_SHOWN = 10
-
-
-@dataclass(slots=True)
-class VoiceFilters:
-    """The filters of one /voices listing."""
-
-    category: str | None = None
-    query: str | None = None
-    language: str | None = None
-    gender: str | None = None
-    capability: str | None = None
-    style: str | None = None
-    use_case: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        """The filters as a short line."""
-        parts = [
-            f"{name}: {value}"
-            for name, value in (
-                ("category", self.category),
-                ("query", self.query),
-                ("language", self.language),
-                ("gender", self.gender),
-                ("capability", self.capability),
-                ("style", self.style),
-                ("use case", self.use_case),
-            )
-            if value
-        ]
-        return " · ".join(parts)
 
 
 @dataclass(slots=True)
@@ -197,15 +167,8 @@ class VoiceListView(OwnedView):
         self.voice_select.disabled = not options
 
     async def _show_page(self, interaction: discord.Interaction[UnmixrBot], page: int) -> None:
-        await defer_update(interaction)
-        try:
-            data = await self.cog.fetch_page(interaction.guild_id, self.filters, page)
-        except UnmixrError as error:
-            log.warning("Unmixr error while paging /voices: %s", error.message)
-            # A private follow-up: editing the list would leave the error stuck above every later page.
-            await answer(interaction, error.message, ephemeral=True)
-            return
-        self.data = data
+        # From memory: a press makes no Unmixr call, and answers by updating the list's own message.
+        self.data = self.cog.page_of(interaction.guild_id, self.filters, page)
         self.refresh_controls()
         await update(interaction, embed=page_embed(self.data, self.filters), view=self)
 
@@ -292,36 +255,13 @@ class Voices(commands.Cog):
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
 
-    async def fetch_page(self, guild_id: int | None, filters: VoiceFilters, page: int) -> VoicePageData:
-        """One page of voices: from Unmixr, or this server's clones for `category: clones`."""
-        if filters.category == "clones":
-            assert guild_id is not None
-            await self.bot.catalogue.prepare(guild_id)  # both callers have deferred already
-            clones = self.bot.catalogue.guild_clones(guild_id)
-            if filters.query:
-                wanted = filters.query.casefold()
-                clones = [voice for voice in clones if wanted in (voice.character or "").casefold()]
-            total = max(1, math.ceil(len(clones) / PAGE_SIZE))
-            page = min(max(page, 1), total)
-            return VoicePageData(clones[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, total, len(clones))
-        result = await self.bot.unmixr.voice_list(
-            category=filters.category,
-            query=filters.query,
-            language=filters.language,
-            gender=filters.gender,
-            capabilities=filters.capability,
-            styles=filters.style,
-            use_case=filters.use_case,
-            page=max(page, 1),
-            page_size=PAGE_SIZE,
-        )
-        return VoicePageData(
-            # An upstream that ignores page_size must not overflow the embed or the menu.
-            voices=one_page(result.results, PAGE_SIZE),
-            page=result.current_page or page,
-            total_pages=result.total_page or 1,
-            count=result.count or len(result.results),
-        )
+    def page_of(self, guild_id: int | None, filters: VoiceFilters, page: int) -> VoicePageData:
+        """One page of the voices that pass the filters, from memory: the category's voices, or this server's
+        clones for `category: clones` (the look-ups were made ready before)."""
+        voices = select(self.bot.catalogue.listing(filters.category, guild_id), filters)
+        total = max(1, math.ceil(len(voices) / PAGE_SIZE))
+        page = min(max(page, 1), total)
+        return VoicePageData(voices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, total, len(voices))
 
     def ensure_usable(self, voice: Voice, guild_id: int) -> None:
         """Refuse a voice this server cannot use (unavailable, or another server's clone)."""
@@ -358,14 +298,9 @@ class Voices(commands.Cog):
     ) -> None:
         """List voices matching the filters, ten a page."""
         filters = VoiceFilters(category, query, language, gender, capability, style, use_case)
-        await defer(interaction, ephemeral=True)
-        try:
-            data = await self.fetch_page(interaction.guild_id, filters, 1)
-        except UnmixrError as error:
-            if error.code == 404:
-                data = VoicePageData([], 1, 1, 0)
-            else:
-                raise
+        # Browsing reads memory only; it defers first only while the catalogue is still loading.
+        await ensure_lookups(interaction, ephemeral=True)
+        data = self.page_of(interaction.guild_id, filters, 1)
         view = VoiceListView(self, interaction, filters, data)
         await answer(interaction, embed=page_embed(data, filters), view=view, ephemeral=True)
 
