@@ -14,6 +14,7 @@ from bot.audio.recording import MAX_BYTES, check_recording, too_large
 from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import answer, defer
 from bot.storage import CloneQuotaError
 from bot.tree import admin_only
@@ -105,7 +106,8 @@ class Clone(commands.Cog):
         )
         await answer(
             interaction,
-            f"Cloned **{name}** from {recording.seconds:.1f} s of audio; use it now with `/say voice:{name}` "
+            f"Cloned **{as_typed(name)}** from {recording.seconds:.1f} s of audio; use it now with "
+            f"{as_code(f'/say voice:{name}')} "
             "(only in this server).",
             ephemeral=True,
         )

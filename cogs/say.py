@@ -17,6 +17,7 @@ from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
+from bot.markdown import as_typed
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
 from bot.resolution import resolve
@@ -50,7 +51,7 @@ class SpeechQueue(Protocol):
 def describe(result: SpeechResult) -> str:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
     cost = "from cache" if result.from_cache else f"{result.credits} credits"
-    line = f"🔊 **{result.plan.voice.character}** · {result.duration:.1f} s · {cost}"
+    line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
     return line + dropped_note(result.plan)
 
 
@@ -215,7 +216,7 @@ class Say(commands.Cog):
 def queued_message(plan: SpeechPlan, position: int) -> str:
     """The ephemeral answer for a clip queued in voice."""
     now = " (playing now)" if position <= 1 else ""
-    return f"Queued at position {position}{now}: **{plan.voice.character}**{dropped_note(plan)}"
+    return f"Queued at position {position}{now}: **{as_typed(plan.voice.character)}**{dropped_note(plan)}"
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -16,6 +16,7 @@ from bot.audio.player import Clip, GuildPlayer, QueueFullError
 from bot.budget import BudgetError, Reservation
 from bot.errors import UserFacingError
 from bot.limits import CONTENT, fit_lines, shorten
+from bot.markdown import as_typed
 from bot.mentions import guild_names, speakable_name
 from bot.replies import READOUTS_OFF, answer, defer, follow_up
 from bot.speech import SayOptions, SpeechPlan
@@ -104,7 +105,7 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await follow_up(interaction, f"Your clip “{label}” was skipped: {reason}")
+            await follow_up(interaction, f"Your clip “{as_typed(label)}” was skipped: {reason}")
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -374,8 +375,8 @@ class Voice(commands.Cog):
         if player.idle:
             await answer(interaction, "The queue is empty.", ephemeral=True)
             return
-        lines = [f"Now: {player.current.label}"] if player.current is not None else []
-        lines += [f"{position}. {clip.label}" for position, clip in enumerate(player.queue, start=2)]
+        lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
+        lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
         await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {left} more"), ephemeral=True)
 
     # ----- readouts -----

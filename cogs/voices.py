@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.errors import NotAdminError, UserFacingError
 from bot.limits import LanguageText, QueryText, fit_select_options, link, upload_limit, web_url
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import answer, defer, update
 from bot.tree import handle_error, is_admin
 from bot.unmixr import Voice
@@ -66,7 +67,7 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
     if not data.voices:
         embed.description = "No voice matches these filters; try fewer of them."
     for voice in data.voices:
-        embed.add_field(name=voice.character or voice.uuid, value=_summary(voice), inline=False)
+        embed.add_field(name=as_typed(voice.character or voice.uuid), value=as_typed(_summary(voice)), inline=False)
     footer = f"Page {data.page} of {max(data.total_pages, 1)} · {data.count:,} voices"
     described = filters.describe()
     embed.set_footer(text=f"{footer} · {described}" if described else footer)
@@ -75,8 +76,8 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
 
 def details_embed(voice: Voice) -> discord.Embed:
     """The embed of one voice's details."""
-    embed = discord.Embed(title=voice.character or voice.uuid, colour=discord.Colour.blurple())
-    embed.description = voice.description or "No description."
+    embed = discord.Embed(title=as_typed(voice.character or voice.uuid), colour=discord.Colour.blurple())
+    embed.description = as_typed(voice.description) if voice.description else "No description."
     # Unmixr's URLs are untrusted: Discord refuses an embed whose image is not http(s).
     if web_url(voice.avatar_url):
         embed.set_thumbnail(url=voice.avatar_url)
@@ -90,12 +91,12 @@ def details_embed(voice: Voice) -> discord.Embed:
         ("Capabilities", ", ".join(voice.capabilities or [])),
     ):
         if value:
-            embed.add_field(name=name, value=str(value))
+            embed.add_field(name=name, value=as_typed(str(value)))
     locales = list((voice.supported_locales or {}).keys()) or voice.languages
     if locales:
         shown = ", ".join(locales[:LANGUAGES_SHOWN])
         more = f" and {len(locales) - LANGUAGES_SHOWN} more" if len(locales) > LANGUAGES_SHOWN else ""
-        embed.add_field(name="Locales", value=f"{shown}{more}", inline=False)
+        embed.add_field(name="Locales", value=as_typed(f"{shown}{more}"), inline=False)
     if web_url(voice.sample_voice_url):
         embed.add_field(name="Sample", value=link("listen", voice.sample_voice_url), inline=False)
     embed.set_footer(text=f"uuid {voice.uuid}")
@@ -213,14 +214,14 @@ class VoiceDetailsView(OwnedView):
             where = link("listen to it on Unmixr", self.voice.sample_voice_url)
             await answer(
                 interaction,
-                f"The sample of **{self.voice.character}** is too large to attach in this server; {where}.",
+                f"The sample of **{as_typed(self.voice.character)}** is too large to attach in this server; {where}.",
                 ephemeral=True,
             )
             return
         extension = self.voice.sample_voice_url.rsplit(".", 1)[-1].lower()
         extension = extension if extension in ("mp3", "wav", "ogg", "m4a") else "mp3"
         file = discord.File(io.BytesIO(data), filename=f"sample.{extension}")
-        await answer(interaction, f"Sample of **{self.voice.character}**", ephemeral=True, files=[file])
+        await answer(interaction, f"Sample of **{as_typed(self.voice.character)}**", ephemeral=True, files=[file])
 
     @discord.ui.button(label="Use as my voice", style=discord.ButtonStyle.success)
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
@@ -231,7 +232,9 @@ class VoiceDetailsView(OwnedView):
         await self.cog.bot.storage.set_member_preference(
             interaction.guild_id, interaction.user.id, "voice_id", self.voice.uuid
         )
-        await answer(interaction, f"Your voice in this server is now **{self.voice.character}**.", ephemeral=True)
+        await answer(
+            interaction, f"Your voice in this server is now **{as_typed(self.voice.character)}**.", ephemeral=True
+        )
 
     @discord.ui.button(label="Set as server default", style=discord.ButtonStyle.secondary)
     async def set_server_default(
@@ -245,8 +248,8 @@ class VoiceDetailsView(OwnedView):
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         old = await self.cog.bot.storage.set_guild_setting(interaction.guild_id, "voice_id", self.voice.uuid)
         old_voice = self.cog.bot.catalogue.get(old, interaction.guild_id) if old else None
-        before = f"**{old_voice.character}**" if old_voice else ("not set" if old is None else f"`{old}`")
-        await answer(interaction, f"Server voice: {before} → **{self.voice.character}**.", ephemeral=True)
+        before = f"**{as_typed(old_voice.character)}**" if old_voice else ("not set" if old is None else as_code(old))
+        await answer(interaction, f"Server voice: {before} → **{as_typed(self.voice.character)}**.", ephemeral=True)
 
 
 class Voices(commands.Cog):
@@ -266,7 +269,7 @@ class Voices(commands.Cog):
     def ensure_usable(self, voice: Voice, guild_id: int) -> None:
         """Refuse a voice this server cannot use (unavailable, or another server's clone)."""
         if self.bot.catalogue.get(voice.uuid, guild_id) is None:
-            raise UserFacingError(f"**{voice.character}** cannot be used here; pick an available voice.")
+            raise UserFacingError(f"**{as_typed(voice.character)}** cannot be used here; pick an available voice.")
 
     @app_commands.command(name="voices", description="Browse Unmixr voices.")
     @app_commands.describe(
