@@ -10,8 +10,8 @@ transcodes are counted by watching the programs it starts (its calls pass the ff
 whitelist, the Unmixr stand-in's own tone making does not).
 
 Before the fix every repeat transcoded again in the shared 4-slot lane: the outside review measured the other
-server's /say at 6.6 s instead of 0.59 s during 8 repeats (this benchmark on main's code: 2.1 to 13.1 s, alone
-0.2 to 0.5 s; now 0.67 to 0.77 s, alone 0.22 to 0.30 s).
+server's /say at 6.6 s instead of 0.59 s during 8 repeats (figures of this benchmark, before and after, are in
+bench/README.md).
 
 Run: python -m bench.fitted_audio
 """
