@@ -3,10 +3,11 @@
 `run` opens each input from a private temporary file (written by `run` from bytes, or earlier by
 `private_copy` from a stream) with a format and a protocol whitelist, so a file can never make ffmpeg open
 another file or a URL (an HLS playlist or an ffconcat script named `voice.mp3` is the classic attack); it
-runs the program in a lane with its own bounded slots, with a deadline, off the event loop; and it removes
-its files afterwards. Callers pass only output options: there is no other way to give ffmpeg an input.
-(Synthesised audio for voice is encoded to Opus from a pipe by `bot.audio.opus`, with the same format
-whitelist.)
+runs the program in a lane with its own bounded slots, shared fairly between servers, with a deadline and a
+cap on what it may print, off the event loop; and it removes its files afterwards (waiting for any thread
+still writing them, even when cancelled). Callers pass only output options: there is no other way to give
+ffmpeg an input. (Synthesised audio for voice is encoded to Opus from a pipe by `bot.audio.opus`, with the
+same format whitelist.)
 """
 
 from __future__ import annotations
