@@ -22,6 +22,7 @@ from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.clones import AwaitedClones
 from bot.lookups import LookupGate, StorageReadiness
+from bot.mentions import MemberLookups
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
 from bot.replies import NO_MENTIONS, answer, post
@@ -122,6 +123,7 @@ class UnmixrBot(commands.AutoShardedBot):
             on_size=self.metrics.audio_cache_bytes.labels(tier="postgresql").set,
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
+        self.member_lookups = MemberLookups()
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
         self.clones = AwaitedClones(self.storage, self.catalogue, limit=settings.max_clones_per_server)
         alert_post = self._post_alert if settings.alert_channel_id is not None else None

@@ -319,6 +319,14 @@ class Catalogue:
         """This server's cloned voices (those in memory), oldest first."""
         return list(self._servers.get(guild_id, _NO_CLONES).index)
 
+    def listing(self, category: str | None, guild_id: int | None) -> list[Voice]:
+        """One category's voices in Unmixr's order (`prebuilt-voices` when None, as the API defaults), or this
+        server's clones for `clones`; memory only, empty while nothing is loaded."""
+        if category == "clones":
+            return self.guild_clones(guild_id) if guild_id is not None else []
+        snapshot = self._snapshot
+        return list(snapshot.by_category.get(category or "prebuilt-voices", ())) if snapshot is not None else []
+
     def voices_for(self, guild_id: int | None) -> list[Voice]:
         """Every voice a server may use: its clones first, then the catalogue."""
         return [voice for index in self._indexes(guild_id) for voice in index]

@@ -90,6 +90,7 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     from bot.cli_say import OutputError
     from bot.errors import UserFacingError
     from bot.gateway_closes import close_code_line
+    from bot.markdown import plain
     from bot.monitoring import StartupError
     from bot.storage import StorageError
     from bot.unmixr import UnmixrError
@@ -100,7 +101,7 @@ def explain(error: BaseException) -> tuple[str, int] | None:
         return error.message, EXIT_USAGE if error.usage else EXIT_FAILURE
     if isinstance(error, UserFacingError):
         # The same sentence a member gets, without Discord's markdown.
-        return error.message.replace("**", "").replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
+        return plain(error.message).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
     if isinstance(error, UnmixrError):
         return f"Unmixr: {error.message}", EXIT_FAILURE
     if isinstance(error, StartupError):

@@ -296,11 +296,6 @@ def fit_choices(choices: Iterable[app_commands.Choice[str] | tuple[str, str]]) -
     return fitted
 
 
-def one_page(items: Sequence[T], size: int) -> list[T]:
-    """At most one page of items, whatever an upstream API returned."""
-    return list(items[:size])
-
-
 # ----- free-text options
 
 

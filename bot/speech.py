@@ -12,6 +12,7 @@ from bot.audio import AudioCache, cache_key, concat, duration
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
+from bot.markdown import as_typed
 from bot.metrics import Metrics
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
 from bot.storage import GuildSettings, MemberPreferences, Storage
@@ -209,7 +210,8 @@ class SpeechService:
             elif not voice.has_capability(capability):
                 if not resolved.inherited:
                     raise InvalidOptionError(
-                        f"{voice.character} cannot change its {noun}; {self._voices_with(capability, guild_id)}"
+                        f"{as_typed(voice.character)} cannot change its {noun}; "
+                        + self._voices_with(capability, guild_id)
                     )
                 dropped.append(f"{_LEVEL_NAMES.get(resolved.source, 'the default')} {noun} {value}")
                 values[name] = None
@@ -219,7 +221,8 @@ class SpeechService:
         if intensity.value is not None and not voice.has_capability("intensity"):
             if not intensity.inherited:
                 raise InvalidOptionError(
-                    f"{voice.character} does not support intensity; {self._voices_with('intensity', guild_id)}"
+                    f"{as_typed(voice.character)} does not support intensity; "
+                    + self._voices_with("intensity", guild_id)
                 )
             dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
             intensity = Resolved(None, intensity.source)
@@ -297,7 +300,8 @@ class SpeechService:
             shown = ", ".join(languages[:LANGUAGES_SHOWN])
             more = f" and {len(languages) - LANGUAGES_SHOWN} more" if len(languages) > LANGUAGES_SHOWN else ""
             raise InvalidOptionError(
-                f"{voice.character} does not speak {code}; it speaks {shown or 'its own language only'}{more}."
+                f"{as_typed(voice.character)} does not speak {as_typed(code)}; "
+                f"it speaks {as_typed(shown) or 'its own language only'}{more}."
             )
         if language.source == "server":
             dropped.append(f"the server's language {code}")
@@ -312,7 +316,7 @@ class SpeechService:
         if not names:
             return "no voice supports it at the moment."
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        return f"voices that support it include {', '.join(names[:5])}{more}."
+        return f"voices that support it include {', '.join(as_typed(name) for name in names[:5])}{more}."
 
     def _joined_key(self, plan: SpeechPlan) -> str | None:
         # The joined file of a long text is cached too, so a repeated long text is not joined again.
@@ -405,7 +409,7 @@ class SpeechService:
         if joined_key is None:
             audio = parts[0].audio
         else:
-            audio = await concat([part.audio for part in parts], plan.output_type)  # type: ignore[arg-type]
+            audio = await concat([part.audio for part in parts], plan.output_type, server=plan.guild_id)  # type: ignore[arg-type]
             self._cache.put_soon(joined_key, audio, duration=seconds, output_type=plan.output_type)
         return SpeechResult(
             plan=plan,

@@ -15,6 +15,7 @@ from bot.clones import may_have_made_it
 from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import answer, defer
 from bot.storage import CloneNameTakenError, CloneQuotaError, word_key
 from bot.tree import admin_only
@@ -95,7 +96,9 @@ class Clone(commands.Cog):
             raise name_taken(name)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
-        recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
+        recording = await check_recording(
+            iter_attachment(self.bot.session, audio), audio.filename, server=interaction.guild_id
+        )
         # The slot (and the name with it) is taken atomically just before the upload, so uploads at once cannot
         # pass the quota, or take one name, together.
         try:
@@ -103,6 +106,7 @@ class Clone(commands.Cog):
                 interaction.guild_id, limit, name=name, description=description or None, created_by=interaction.user.id
             )
         except CloneQuotaError as full:
+            await recording.close()
             raise quota_reached(full.count, full.limit) from None
         except CloneNameTakenError:
             raise name_taken(name) from None
@@ -133,6 +137,8 @@ class Clone(commands.Cog):
         except BaseException:
             await self.bot.storage.release_clone_slot(slot)
             raise
+        finally:
+            await recording.close()  # streamed from disk, never held whole in memory
         await self.bot.storage.add_cloned_voice(
             result.voice_id, interaction.guild_id, name, description or None, interaction.user.id, slot_id=slot
         )
@@ -141,7 +147,8 @@ class Clone(commands.Cog):
         )
         await answer(
             interaction,
-            f"Cloned **{name}** from {recording.seconds:.1f} s of audio; use it now with `/say voice:{name}` "
+            f"Cloned **{as_typed(name)}** from {recording.seconds:.1f} s of audio; use it now with "
+            f"{as_code(f'/say voice:{name}')} "
             "(only in this server).",
             ephemeral=True,
         )

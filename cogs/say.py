@@ -11,11 +11,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio import AudioError, transcode_to_fit
+from bot.audio import AudioError
+from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
+from bot.markdown import as_typed
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
 from bot.resolution import resolve
@@ -49,7 +51,7 @@ class SpeechQueue(Protocol):
 def describe(result: SpeechResult) -> str:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
     cost = "from cache" if result.from_cache else f"{result.credits} credits"
-    line = f"🔊 **{result.plan.voice.character}** · {result.duration:.1f} s · {cost}"
+    line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
     return line + dropped_note(result.plan)
 
 
@@ -71,6 +73,7 @@ class Say(commands.Cog):
 
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
+        self.fitted = FittedAudio(bot.audio_cache)
         self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
         bot.tree.add_command(self.read_aloud_menu)
 
@@ -118,9 +121,9 @@ class Say(commands.Cog):
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
         await ensure_lookups(interaction, ephemeral=play, writes=True)
-        if needs_lookup(interaction.guild, text):
+        if needs_lookup(interaction.guild, text, self.bot.member_lookups):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
-        names = await guild_names(interaction.guild, self.bot.storage, text)
+        names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
         cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
@@ -151,7 +154,9 @@ class Say(commands.Cog):
         await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
         server = await self.bot.storage.get_guild_settings(interaction.guild.id)
         limit = resolve("max_length", server=server).value
-        names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
+        names = await guild_names(
+            interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
+        )
         cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
@@ -195,7 +200,8 @@ class Say(commands.Cog):
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
-                audio = await transcode_to_fit(audio, limit, duration=result.duration)
+                sources = [plan.request(index)[1] for index in range(len(plan.chunks))]
+                audio = await self.fitted.fit(sources, audio, limit, duration=result.duration, server=plan.guild_id)
             except AudioError:
                 raise UserFacingError(
                     f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
@@ -210,7 +216,7 @@ class Say(commands.Cog):
 def queued_message(plan: SpeechPlan, position: int) -> str:
     """The ephemeral answer for a clip queued in voice."""
     now = " (playing now)" if position <= 1 else ""
-    return f"Queued at position {position}{now}: **{plan.voice.character}**{dropped_note(plan)}"
+    return f"Queued at position {position}{now}: **{as_typed(plan.voice.character)}**{dropped_note(plan)}"
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -13,6 +13,7 @@ from bot.budget import effective_budget
 from bot.errors import InvalidOptionError, UnknownVoiceError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
 from bot.storage import GuildSettings
@@ -98,7 +99,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         voice = self.bot.catalogue.default_voice(language)
         if voice is None:
             return f"the first prebuilt voice for {language}"
-        return f"**{voice.character}**, the first prebuilt voice for {language}"
+        return f"**{as_typed(voice.character)}**, the first prebuilt voice for {language}"
 
     def _show(self, name: str, value: Any, guild_id: int) -> str:
         if value is None:
@@ -106,7 +107,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if name == "voice_id":
             # This server's clones too: a server default may be one of them.
             voice = self.bot.catalogue.get(str(value), guild_id)
-            return f"**{voice.character}**" if voice is not None else f"`{value}`"
+            return f"**{as_typed(voice.character)}**" if voice is not None else as_code(str(value))
         if name == "readout_channel_id":
             return f"<#{value}>"
         if name == "ignore_role_id":
@@ -115,7 +116,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             return "on" if value else "off"
         if name in _BUDGET_PERIODS:
             return f"{value} credits {_BUDGET_PERIODS[name]}"
-        return f"`{value}`"
+        return as_code(str(value))
 
     @app_commands.command(name="show", description="Every effective server setting and where it comes from.")
     async def show(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -220,7 +221,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             "voice_id",
             "voice",
             found.uuid if found else None,
-            f"**{found.character}**" if found else None,
+            f"**{as_typed(found.character)}**" if found else None,
         )
 
     @voice.autocomplete("voice")

@@ -16,6 +16,7 @@ from bot.audio.player import Clip, GuildPlayer, QueueFullError
 from bot.budget import BudgetError, Reservation
 from bot.errors import UserFacingError
 from bot.limits import CONTENT, fit_lines, shorten
+from bot.markdown import as_typed
 from bot.mentions import guild_names, speakable_name
 from bot.replies import READOUTS_OFF, answer, defer, follow_up
 from bot.speech import SayOptions, SpeechPlan
@@ -112,7 +113,7 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await follow_up(interaction, f"Your clip “{label}” was skipped: {reason}")
+            await follow_up(interaction, f"Your clip “{as_typed(label)}” was skipped: {reason}")
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -389,8 +390,8 @@ class Voice(commands.Cog):
         if player.idle:
             await answer(interaction, "The queue is empty.", ephemeral=True)
             return
-        lines = [f"Now: {player.current.label}"] if player.current is not None else []
-        lines += [f"{position}. {clip.label}" for position, clip in enumerate(player.queue, start=2)]
+        lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
+        lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
         await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {left} more"), ephemeral=True)
 
     # ----- readouts -----
@@ -423,7 +424,7 @@ class Voice(commands.Cog):
     async def _read_out(self, message: discord.Message, player: GuildPlayer, limit: int, xsaid: bool) -> None:
         guild = message.guild
         assert guild is not None
-        names = await guild_names(guild, self.bot.storage, message.content, message.mentions)
+        names = await guild_names(guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions)
         text = clean_message(message.content, names, max_length=limit)
         if not is_speakable(text):
             return

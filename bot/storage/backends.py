@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import aiosqlite
 import asyncpg
@@ -31,6 +31,8 @@ MEMORY: Final[str] = ":memory:"
 POSTGRES_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://")
 # Shown instead of the password wherever a database URL is printed (the same mark as bot.logs uses).
 MASK: Final[str] = "[redacted]"
+# Query parameters of a database URL that asyncpg reads a secret from (its connect_utils), in lower case.
+_SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword", "passfile"})
 # Connections one process keeps to PostgreSQL: enough for a burst of requests, few enough for many processes.
 POOL_SIZE: Final[int] = 10
 CONNECT_TIMEOUT_SECONDS: Final[float] = 10.0
@@ -93,22 +95,46 @@ def url_password(url: str) -> str | None:
 
 
 def url_secrets(url: str) -> list[str]:
-    """Every form in which a database URL's password may appear in text, for masking."""
+    """Every form in which a database URL's secrets may appear in text, for masking.
+
+    asyncpg takes a password from the userinfo (`user:password@`) or from a `password` query parameter, a client
+    key's password from `sslpassword`, and a file of passwords from `passfile` (its path is masked too); each
+    is listed as written and decoded (percent-escapes, and `+` for a space as query strings have it). A URL
+    that cannot be read is a secret whole.
+    """
     try:
-        raw = urlsplit(url).password
+        parts = urlsplit(url)
     except ValueError:
         return [url]
-    if not raw:
-        return []
-    return [form for form in {raw, unquote(raw)} if form]
+    forms: set[str] = set()
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        whole = userinfo.partition(":")[2]
+        # asyncpg splits at the first "@" where urllib splits at the last: both readings are masked.
+        forms |= {whole, whole.partition("@")[0]}
+    for piece in parts.query.split("&"):
+        name, equals, value = piece.partition("=")
+        if equals and unquote_plus(name).lower() in _SECRET_PARAMETERS:
+            forms.add(value)
+    decoded = {variant for form in forms for variant in (unquote(form), unquote_plus(form))}
+    return sorted(form for form in forms | decoded if form)
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by a mark, for logs and error messages."""
-    masked = url
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        masked = masked.replace(f":{secret}@", f":{MASK}@")
-    return masked
+    """The URL with every secret (see url_secrets) replaced by a mark, for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}{at}{host}"
+    pieces = []
+    for piece in parts.query.split("&") if parts.query else []:
+        name, equals, _ = piece.partition("=")
+        pieces.append(f"{name}={MASK}" if equals and unquote_plus(name).lower() in _SECRET_PARAMETERS else piece)
+    return urlunsplit(parts._replace(netloc=netloc, query="&".join(pieces)))
 
 
 @functools.lru_cache(maxsize=1024)

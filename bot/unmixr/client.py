@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -465,13 +465,17 @@ class UnmixrClient:
     async def clone_voice(
         self,
         *,
-        audio: bytes,
+        audio: bytes | BinaryIO,
         filename: str,
         name: str,
         description: str | None = None,
         content_type: str = "application/octet-stream",
     ) -> CloneResult:
-        """Upload a recording to create a cloned voice; never retried, since each clone counts."""
+        """Upload a recording to create a cloned voice; never retried, since each clone counts.
+
+        `audio` may be a file open at its start: aiohttp then streams it (read in a thread, a block at a time),
+        so a recording of 120 MB is never held in memory.
+        """
         # Only the last path component: a local path says nothing Unmixr needs to know.
         upload_name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "audio"
 

@@ -761,6 +761,9 @@ class FakeDiscord(FakeGateway):
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._message_viewers: dict[int, int] = {}  # ephemeral message id -> the only user who sees it
         self._files: dict[int, tuple[str, bytes, str]] = {}
+        # Attachments (by file name) whose download stops after its first slice until the event is set: the CDN
+        # of a member on a slow link, for tests of what else goes on meanwhile.
+        self.cdn_holds: dict[str, asyncio.Event] = {}
         self._sessions: dict[str, _GatewaySession] = {}
         self._shard_sessions: dict[int, _GatewaySession] = {}
         self._connections: set[_GatewayConnection] = set()
@@ -1592,8 +1595,11 @@ class FakeDiscord(FakeGateway):
         response = web.StreamResponse(headers={"Content-Type": stored[2]})
         response.content_length = len(data)
         await response.prepare(request)
+        hold = self.cdn_holds.get(stored[0])
         for start in range(0, len(data), _CDN_SLICE_BYTES):
             await response.write(data[start : start + _CDN_SLICE_BYTES])
+            if hold is not None:
+                await hold.wait()
         await response.write_eof()
         return response
 
