@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.settings import SettingsError, load_settings
+from bot.unmixr import TTSRequest
 from bot.unmixr.limiter import AdaptiveLimiter
+from tests.fakes.unmixr import FakeUnmixr
+from tests.unmixr.conftest import BRIAN_ID, ClientFactory
 
 
 async def _settle() -> None:
@@ -548,3 +551,37 @@ async def test_requests_cancelled_while_held_or_waiting_leave_no_slot_taken(upst
     assert (limiter.in_use, limiter.waiting) == (13, 36)
     await upstream.close()  # cancels all 57: asserts nothing is left held or queued
     assert limiter.limit == 11
+
+
+# Against the stand-in --------------------------------------------------------------------------------
+
+
+async def test_after_30_quiet_seconds_an_unlimited_burst_reaches_the_ceiling_within_a_few_windows(
+    make_client: ClientFactory, fake: FakeUnmixr
+) -> None:
+    clock = Clock()
+    client = make_client()
+    changes: list[int] = []
+    client.transport.limiter = AdaptiveLimiter(64, on_change=changes.append, clock=clock)
+
+    async def burst(label: str, count: int) -> None:
+        # Texts of one length: the stand-in makes the tone once.
+        requests = [TTSRequest(text=f"{label} {index:04d}.", voice_id=BRIAN_ID) for index in range(count)]
+        await asyncio.gather(*(client.short_tts(request) for request in requests), return_exceptions=True)
+
+    # A capped burst: Unmixr takes 16 at once and answers 429 above that.
+    fake.set_capacity(16, retry_after=0)
+    fake.set_latency(0.05, endpoint="/short-tts/")
+    await burst("Capped", 120)
+    lowered = client.limiter.limit
+    assert fake.too_many_requests > 0
+    assert lowered < 32 and not client.limiter.slow_start
+    # 30 s of quiet, then Unmixr takes anything: the limit doubles each window up to the ceiling.
+    clock.now += 30
+    fake.set_capacity(None)
+    changes.clear()
+    await burst("Unlimited", 500)
+    assert changes[-1] == 64
+    climb = changes[: changes.index(64) + 1]
+    assert climb == [min(64, lowered * 2**step) for step in range(1, len(climb) + 1)]
+    assert len(climb) <= 4, f"{lowered} to 64 in {len(climb)} windows"
