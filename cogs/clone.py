@@ -142,7 +142,7 @@ class Clone(commands.Cog):
         await self.bot.storage.add_cloned_voice(
             result.voice_id, interaction.guild_id, name, description or None, interaction.user.id, slot_id=slot
         )
-        self.bot.catalogue.add_clone(
+        await self.bot.catalogue.add_clone(
             interaction.guild_id, Voice(uuid=result.voice_id, character=name, description=description or None)
         )
         await answer(

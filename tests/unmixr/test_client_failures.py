@@ -527,17 +527,27 @@ async def test_only_short_tts_holds_a_slot(make_client: ClientFactory, fake: Fak
     assert client.limiter.in_use == 0
 
 
-async def test_a_429_on_short_tts_halves_the_limit_and_is_retried(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+async def test_a_429_on_short_tts_lowers_the_limit_and_is_retried(make_client: ClientFactory, fake: FakeUnmixr) -> None:
     changes: list[int] = []
     client = make_client()
     client.limiter.on_change = changes.append
     assert (client.limiter.limit, client.limiter.ceiling) == (8, 64)
+    # Five requests held at Unmixr, then a sixth answered 429.
+    fake.hang_next(5, endpoint=TTS)
     fake.fail_next(429, endpoint=TTS, headers={"Retry-After": "0"})
-    result = await client.short_tts(_hello())
-    assert result.audio
-    assert [request.status for request in requests_to(fake, TTS)] == [429, 200]
-    assert changes == [4]
+    held = [asyncio.create_task(client.short_tts(_hello())) for _ in range(5)]
+    while fake.tts_in_flight < 5:
+        await asyncio.sleep(0.01)
+    refused = asyncio.create_task(client.short_tts(_hello()))
+    while not changes:
+        await asyncio.sleep(0.01)
+    assert changes == [4], "0.7 x the 6 requests holding a slot, rounded down"
     assert "concurrency=4 of at most 64" in repr(client)
+    # Its retry waits for a slot under the new limit, then gets its audio.
+    for task in held:
+        task.cancel()
+    assert (await refused).audio
+    assert [request.status for request in requests_to(fake, TTS)][-2:] == [429, 200]
 
 
 async def test_429s_reach_the_caller_only_when_the_retries_run_out(
@@ -548,16 +558,16 @@ async def test_429s_reach_the_caller_only_when_the_retries_run_out(
     with pytest.raises(RateLimitedError):
         await client.short_tts(_hello())
     assert len(requests_to(fake, TTS)) == 3
-    # Each retry was sent after the previous decrease, so each one halved the limit.
+    # Each retry was sent after the previous decrease, so each one lowered the limit (to 1: it was alone).
     assert client.limiter.limit == 1
 
 
-async def test_a_timeout_on_short_tts_halves_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+async def test_a_timeout_on_short_tts_lowers_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
     client = make_client(tts_timeout=0.3)
-    fake.hang_next(endpoint=TTS)
-    with pytest.raises(UnmixrTimeoutError):
-        await client.short_tts(_hello())
-    assert client.limiter.limit == 4
+    fake.hang_next(3, endpoint=TTS)
+    outcomes = await asyncio.gather(*(client.short_tts(_hello()) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(outcome, UnmixrTimeoutError) for outcome in outcomes)
+    assert client.limiter.limit == 2, "0.7 x the 3 holding a slot at the first timeout; the others change nothing"
     assert client.limiter.in_use == 0
 
 
