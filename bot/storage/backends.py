@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
@@ -329,20 +330,27 @@ class SQLiteBackend(Backend):
         return int(row[0]) if row is not None else 0
 
     async def migrate(self, version: int, script: str) -> bool:
-        # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
-        transaction = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version:d};\nCOMMIT;"
         async with self._lock:
             connection = self.connection
             try:
-                await connection.executescript(transaction)
-            except Exception as error:
-                if connection.in_transaction:
-                    await connection.rollback()
-                # Another process sharing the file may have applied it between our read and our BEGIN.
+                await connection.execute("BEGIN IMMEDIATE")
+                # Read under the write lock: another process sharing the file may have gone further since our
+                # last read. A script that cannot fail (one with nothing for SQLite) would otherwise succeed
+                # again and move the version back.
                 async with connection.execute("PRAGMA user_version") as cursor:
                     row = await cursor.fetchone()
                 if row is not None and int(row[0]) >= version:
+                    await connection.rollback()
                     return False
+                # One statement at a time: executescript would commit the transaction this holds first.
+                for statement in _statements(script):
+                    await connection.execute(statement)
+                # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
+                await connection.execute(f"PRAGMA user_version = {version:d}")
+                await connection.commit()
+            except Exception as error:
+                if connection.in_transaction:
+                    await connection.rollback()
                 raise MigrationError(version) from error
         return True
 
@@ -351,6 +359,22 @@ class SQLiteBackend(Backend):
             connection, self._connection = self._connection, None
             if connection is not None:
                 await connection.close()
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script, each whole (a trigger's inner semicolons included)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            # Drop what is only blanks and comments: nothing to run.
+            if any(line.strip() and not line.strip().startswith("--") for line in pending.rstrip(";").splitlines()):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError("a migration script ends inside a statement")
+    return statements
 
 
 def _rowcount(status: str) -> int:
