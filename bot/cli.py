@@ -123,10 +123,9 @@ def explain(error: BaseException) -> tuple[str, int] | None:
 
 
 def _fail(message: str, status: int, secrets: Sequence[str] = ()) -> int:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[redacted]")
-    print(message, file=sys.stderr)
+    from bot.logs import mask_secrets
+
+    print(mask_secrets(message, secrets), file=sys.stderr)
     return status
 
 

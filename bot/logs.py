@@ -5,7 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from bot.settings import MIN_SECRET_LENGTH
+
 MASK = "[redacted]"
+
+
+def maskable(secrets: Iterable[str]) -> list[str]:
+    """The secrets worth masking, longest first: a shorter one is refused at start, and masking it would garble."""
+    return sorted({secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret of at least MIN_SECRET_LENGTH characters replaced by MASK."""
+    for secret in maskable(secrets):
+        text = text.replace(secret, MASK)
+    return text
 
 
 class RedactSecrets(logging.Filter):
@@ -13,7 +27,7 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self._secrets = maskable(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Mask secrets in the message, its arguments and any exception text."""
@@ -30,10 +44,7 @@ class RedactSecrets(logging.Filter):
         return True
 
     def _mask(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return mask_secrets(text, self._secrets)
 
 
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:

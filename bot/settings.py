@@ -16,6 +16,9 @@ WHERE_TO_GET = {
     "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
     "UNMIXR_API_KEY": "https://app.unmixr.com/manage-api-keys/",
 }
+# Secrets shorter than this are refused at start: no real token or key is that short, and masking so short a
+# string in every message would garble them ("none[redacted]istent" for a token `x`).
+MIN_SECRET_LENGTH = 8
 # The values `.env.example` ships with: a required value still equal to one of them was never filled in.
 PLACEHOLDERS = {
     "DISCORD_TOKEN": "paste-your-bot-token-here",
@@ -95,6 +98,15 @@ class Settings(BaseSettings):
             raise PydanticCustomError("missing", "Field required")
         if isinstance(value, str) and value.strip() in PLACEHOLDERS.values():
             raise PydanticCustomError("missing", "still the placeholder from .env.example")
+        return value
+
+    @field_validator("discord_token", "unmixr_api_key", "openai_api_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"is shorter than {MIN_SECRET_LENGTH} characters, so it cannot be a real one; copy it again"
+            )
         return value
 
     @field_validator("database_url")

@@ -148,3 +148,41 @@ async def test_the_readme_operator_commands_run_as_written(cli_env: dict[str, st
         assert status == 0, (command, stdout, stderr)
         assert stderr == "", (command, stderr)
     assert (tmp_path / "hello.mp3").stat().st_size > 0
+
+
+async def test_a_secret_shorter_than_8_characters_is_refused_at_start(tmp_path: Path) -> None:
+    # The README once suggested DISCORD_TOKEN=x for the stand-ins: masking "x" garbled every message.
+    env = {
+        **base_env(tmp_path),
+        "DISCORD_TOKEN": "x",
+        "UNMIXR_API_KEY": "test-unmixr-key-abcdef",
+        "OPENAI_API_KEY": "sk-1",
+    }
+    for command in ([], ["check"], ["say", "Hello.", "-o", "nonexistent/x.mp3"]):
+        status, stdout, stderr = await run_cli(*command, env=env, cwd=tmp_path)
+        assert status == 2, (command, stderr)
+        assert stdout == ""
+        assert one_line(stderr) == (
+            "Invalid settings: DISCORD_TOKEN: is shorter than 8 characters, so it cannot be a real one; copy it "
+            "again; OPENAI_API_KEY: is shorter than 8 characters, so it cannot be a real one; copy it again. "
+            "Set them in the environment or in a .env file (see .env.example)."
+        )
+    assert not (tmp_path / "data").exists()
+
+
+async def test_messages_are_not_garbled_by_masking(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # An 8-character secret that also occurs inside ordinary words is still masked, and nothing else is.
+    env = {**cli_env, "DISCORD_TOKEN": "nonexist"}
+    status, _, stderr = await run_cli("say", "Hello.", "-o", "nonexistent/x.mp3", env=env, cwd=tmp_path)
+    assert status == 1
+    assert one_line(stderr).startswith("Cannot write [redacted]ent/x.mp3")
+    status, _, stderr = await run_cli("say", "Hello.", "-o", "missing/x.mp3", env=cli_env, cwd=tmp_path)
+    assert status == 1
+    assert one_line(stderr).startswith("Cannot write missing/x.mp3")
+
+
+def test_the_readme_gives_no_secret_too_short_to_start() -> None:
+    readme = (REPOSITORY / "README.md").read_text()
+    given = re.findall(r"\b(?:DISCORD_TOKEN|UNMIXR_API_KEY|OPENAI_API_KEY)=([^\s`]+)", readme)
+    assert given, "the README shows how to run against the stand-ins"
+    assert all(len(value) >= 8 for value in given), given

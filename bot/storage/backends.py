@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 import asyncpg
 
+from bot.logs import mask_secrets
 from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError
 
 MEMORY: Final[str] = ":memory:"
@@ -418,9 +419,7 @@ async def _recorded_version(connection: asyncpg.Connection) -> int:
 
 def _masked_reason(error: BaseException, url: str) -> str:
     reason = (str(error) or type(error).__name__).replace(url, mask_url(url))
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        reason = reason.replace(secret, MASK)
-    return reason
+    return mask_secrets(reason, url_secrets(url))
 
 
 async def open_backend(location: str | os.PathLike[str]) -> Backend:

@@ -20,6 +20,7 @@ from typing import Any, Final, TextIO
 import aiosqlite
 import asyncpg
 
+from bot.logs import mask_secrets
 from bot.storage.backends import PostgresBackend, SQLiteBackend, mask_url, url_secrets
 from bot.storage.errors import StorageError
 from bot.storage.migrations import apply_migrations
@@ -249,9 +250,7 @@ async def migrate(
 
 def _one_line(error: BaseException, secrets: Sequence[str]) -> str:
     text = " ".join((str(error) or type(error).__name__).split())
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
+    return mask_secrets(text, secrets)
 
 
 def main() -> int:
