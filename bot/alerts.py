@@ -85,7 +85,12 @@ class LowBalanceWatch:
             try:
                 await self.check()
             except UnmixrError as error:
-                log.warning("could not read the credit balance: %s", error.message)
+                # An outage or a refused key is reported once a minute by the Unmixr client, with its address.
+                log.log(
+                    logging.DEBUG if error.logged_by_client else logging.WARNING,
+                    "could not read the credit balance: %s",
+                    error.message,
+                )
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             await asyncio.sleep(CHECK_SECONDS)

@@ -27,7 +27,7 @@ from bot.settings import Settings
 from bot.speech import SpeechService
 from bot.storage import Storage
 from bot.tree import UnmixrTree
-from bot.unmixr import UnmixrClient
+from bot.unmixr import UnmixrClient, UnmixrError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class UnmixrBot(commands.AutoShardedBot):
         self.background_tasks: set[asyncio.Task[Any]] = set()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failed_extensions: dict[str, BaseException] = {}
+        # Set when the gateway first speaks: a start waits only so long for it (bot.connect.connect_within).
+        self.gateway_answered = asyncio.Event()
         self.metrics = Metrics()
         self.monitoring: MonitoringServer | None = None
         # Opened in setup_hook, closed in close(), in reverse order.
@@ -194,6 +196,11 @@ class UnmixrBot(commands.AutoShardedBot):
         listed = ", ".join(str(shard) for shard in shards) if shards else "none yet"
         return f"shard{'s' if len(shards) != 1 else ''} {listed} of {self.shard_count or '?'}"
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Note that the gateway answered (identifying follows its Hello), then pace identifies as discord.py does."""
+        self.gateway_answered.set()
+        await super().before_identify_hook(shard_id, initial=initial)
+
     async def on_ready(self) -> None:
         """Say which shards this process runs, once every one of them is connected."""
         log.info("connected: this process runs %s, %d servers", self.describe_shards(), len(self.guilds))
@@ -255,7 +262,9 @@ class UnmixrBot(commands.AutoShardedBot):
             try:
                 await self.catalogue.refresh()
             except Exception as error:
-                log.warning("voice catalogue refresh failed: %s", error)
+                # An Unmixr outage or a refused key is logged by the client, once a minute, with its address.
+                quiet = isinstance(error, UnmixrError) and error.logged_by_client
+                log.log(logging.DEBUG if quiet else logging.WARNING, "voice catalogue refresh failed: %s", error)
                 await asyncio.sleep(60)
                 continue
             await asyncio.sleep(REFRESH_SECONDS)

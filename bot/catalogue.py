@@ -140,7 +140,7 @@ class Catalogue:
                 if guild_id not in self._servers:
                     await self._load_server(guild_id)
             except Exception as error:
-                log.warning("could not read the clones of server %s: %s", guild_id, error)
+                log.log(_level(error), "could not read the clones of server %s: %s", guild_id, error)
             finally:
                 self._warming.pop(guild_id, None)
 
@@ -155,7 +155,7 @@ class Catalogue:
         # Waiting does not cancel them: a caller that gives up leaves the fetches to finish for the others.
         await asyncio.wait([catalogue, clones])
         if not clones.cancelled() and clones.exception() is not None:
-            log.warning("could not refresh the clones: %s", clones.exception())
+            log.log(_level(clones.exception()), "could not refresh the clones: %s", clones.exception())
         catalogue.result()
 
     async def close(self) -> None:
@@ -195,7 +195,8 @@ class Catalogue:
             if isinstance(result, BaseException):
                 if not isinstance(result, UnmixrError) or category == "prebuilt-voices":
                     raise result
-                log.warning("could not list %s: %s", category, result.message)
+                # An outage or a refused key is logged by the Unmixr client, once a minute, with its address.
+                log.log(_level(result), "could not list %s: %s", category, result.message)
                 if category in previous:
                     by_category[category] = previous[category]  # serve what we had rather than nothing
                 continue
@@ -243,7 +244,7 @@ class Catalogue:
         try:
             listed = [voice async for voice in self._client.iter_cloned_voices(page_size=PAGE_SIZE)]
         except UnmixrError as error:
-            log.warning("could not list cloned voices: %s", error.message)
+            log.log(_level(error), "could not list cloned voices: %s", error.message)
         else:
             self._account_clones = {voice.uuid: voice for voice in listed if voice.uuid}
         for guild_id, server in list(self._servers.items()):
@@ -381,3 +382,8 @@ def find_in(query: str, voices: Iterable[Voice]) -> Voice | None:
     """The best name match among `voices` (exact, prefix, word prefix, substring), for one-off lists."""
     found = rank(query, [VoiceIndex(voices)], 1, last_tier=SUBSTRING)
     return found[0] if found else None
+
+
+def _level(error: BaseException | None) -> int:
+    """DEBUG for a failure the Unmixr client has logged already (an outage, a refused key), else WARNING."""
+    return logging.DEBUG if isinstance(error, UnmixrError) and error.logged_by_client else logging.WARNING

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Final
 
-from bot.settings import MIN_SECRET_LENGTH
+import aiohttp
+import discord
 
-MASK = "[redacted]"
+from bot.masking import mask_secrets, maskable
+from bot.outages import outages, transport_reason
 
-
-def maskable(secrets: Iterable[str]) -> list[str]:
-    """The secrets worth masking, longest first: a shorter one is refused at start, and masking it would garble."""
-    return sorted({secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-
-
-def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret of at least MIN_SECRET_LENGTH characters replaced by MASK."""
-    for secret in maskable(secrets):
-        text = text.replace(secret, MASK)
-    return text
+# discord.py's loggers whose tracebacks are reconnect attempts (shard.py and client.py retry with these).
+_DISCORD_LOGGERS: Final = ("discord.shard", "discord.client")
+_NETWORK_ERRORS: Final = (OSError, TimeoutError, aiohttp.ClientError, discord.GatewayNotFound, discord.ConnectionClosed)
 
 
 class RedactSecrets(logging.Filter):
@@ -47,6 +42,43 @@ class RedactSecrets(logging.Filter):
         return mask_secrets(text, self._secrets)
 
 
+class DiscordReconnectFilter(logging.Filter):
+    """Turns discord.py's reconnect tracebacks (ERROR, twenty lines each) into an outage report.
+
+    Put on the loggers "discord.shard" and "discord.client": a record with a network error attached becomes one
+    rate-limited WARNING naming the gateway's address and the reason; its traceback is logged at DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every other record; report and drop a reconnect attempt's."""
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or not isinstance(error, _NETWORK_ERRORS):
+            return True
+        logging.getLogger("bot.outages").debug("%s", record.getMessage(), exc_info=record.exc_info)
+        outages.report(
+            f"discord {type(error).__name__}",
+            f"Discord's gateway at {_address(error)} could not be reached: {transport_reason(error)}; "
+            "discord.py keeps reconnecting",
+        )
+        return False
+
+
+def _address(error: BaseException) -> str:
+    host = getattr(error, "host", None)
+    port = getattr(error, "port", None)
+    if host:
+        return f"{host}:{port}" if port else str(host)
+    return str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+def install_discord_filter() -> None:
+    """Quiet discord.py's reconnect tracebacks (idempotent)."""
+    for name in _DISCORD_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, DiscordReconnectFilter) for existing in logger.filters):
+            logger.addFilter(DiscordReconnectFilter())
+
+
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Log to stderr at `level`, masking `secrets` on every handler."""
     handler = logging.StreamHandler()
@@ -57,3 +89,5 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # discord.py's gateway chatter is useful only when debugging the bot itself.
     logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
+    outages.reset()
+    install_discord_filter()

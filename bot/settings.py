@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.masking import MIN_SECRET_LENGTH
+
 DEFAULT_BASE_URL = "https://unmixr.com/api/v1"
 
 # Where an operator gets each required value; shown when it is missing.
@@ -16,9 +18,6 @@ WHERE_TO_GET = {
     "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
     "UNMIXR_API_KEY": "https://app.unmixr.com/manage-api-keys/",
 }
-# Secrets shorter than this are refused at start: no real token or key is that short, and masking so short a
-# string in every message would garble them ("none[redacted]istent" for a token `x`).
-MIN_SECRET_LENGTH = 8
 # The values `.env.example` ships with: a required value still equal to one of them was never filled in.
 PLACEHOLDERS = {
     "DISCORD_TOKEN": "paste-your-bot-token-here",

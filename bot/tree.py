@@ -12,7 +12,7 @@ from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
 from bot.limits import shorten
 from bot.metrics import Outcome
 from bot.replies import answer
-from bot.unmixr import InvalidApiKeyError, UnmixrError
+from bot.unmixr import UnmixrError
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -97,10 +97,14 @@ async def handle_error(interaction: discord.Interaction[Any], error: BaseExcepti
     """Answer `error` on `interaction`: known errors get their sentence, unknown ones an apology."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     message = message_for(original)
-    if isinstance(original, InvalidApiKeyError):
-        log.error("Unmixr refused the API key (interaction %s); check UNMIXR_API_KEY", interaction.id)
-    elif isinstance(original, UnmixrError):
-        log.warning("Unmixr error on interaction %s: %s", interaction.id, original.message)
+    if isinstance(original, UnmixrError):
+        # A refused key or an outage is reported once a minute by the Unmixr client, with its address.
+        log.log(
+            logging.DEBUG if original.logged_by_client else logging.WARNING,
+            "Unmixr error on interaction %s: %s",
+            interaction.id,
+            original.message,
+        )
     if message is None:
         log.error(
             "unexpected error in interaction %s (%s)",

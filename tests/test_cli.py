@@ -97,7 +97,8 @@ async def test_check_with_a_wrong_unmixr_key_exits_1_with_a_plain_sentence(
     status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
     assert status == 1
     assert stderr.splitlines() == [
-        "Problem: Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."
+        f"Problem: Unmixr at {cli_env['UNMIXR_BASE_URL']} rejected UNMIXR_API_KEY; copy the key again from "
+        "https://app.unmixr.com/manage-api-keys/ (the API needs an eligible Unmixr plan)."
     ]
     assert "Traceback" not in stdout + stderr
     assert "wrong-key-1234567890" not in stdout + stderr
@@ -137,7 +138,10 @@ async def test_balance_with_a_wrong_key_exits_1_with_a_plain_sentence(cli_env: d
     env = {**cli_env, "UNMIXR_API_KEY": "wrong-key-1234567890"}
     status, stdout, stderr = await run_cli("balance", env=env, cwd=tmp_path)
     assert status == 1
-    assert stderr.strip() == "Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."
+    assert stderr.strip() == (
+        f"Unmixr at {cli_env['UNMIXR_BASE_URL']} rejected UNMIXR_API_KEY; copy the key again from "
+        "https://app.unmixr.com/manage-api-keys/ (the API needs an eligible Unmixr plan)."
+    )
     assert "wrong-key-1234567890" not in stdout + stderr
 
 

@@ -117,7 +117,7 @@ async def test_healthz_fails_while_the_gateway_is_down_and_recovers(world: World
     bot = await world.start_bot(metrics_port=0)
     status, body = await health(bot)
     assert status == 200
-    assert body == {"status": "ok", "checks": ["gateway", "database"], "shards": [0]}
+    assert body == {"status": "ok", "checks": ["gateway", "database", "unmixr"], "shards": [0]}
 
     world.discord.refuse_gateway = True
     await world.discord.disconnect_gateway(4000)
@@ -135,6 +135,28 @@ async def test_healthz_names_the_database_when_it_does_not_answer(world: World) 
     status, body = await health(bot)
     assert status == 503
     assert body == {"status": "fail", "failing": ["database"], "shards": [0], "disconnected_shards": []}
+
+
+async def test_healthz_names_unmixr_while_it_rejects_the_key_and_recovers(world: World) -> None:
+    bot = await world.start_bot(metrics_port=0)
+    assert (await health(bot))[0] == 200
+    key = world.unmixr.api_key
+    world.unmixr.api_key = "revoked-" + key  # the operator's key revoked on Unmixr's side
+    refused = await world.slash("balance", member=world.admin)
+    await refused.wait_final()
+    status, body = await health(bot)
+    assert status == 503
+    assert body == {"status": "fail", "failing": ["unmixr"], "shards": [0], "disconnected_shards": []}
+    # Unmixr merely down is not the operator's to fix: the check stays as it was.
+    world.unmixr.api_key = key
+    answered = await world.slash("balance", member=world.admin)
+    await answered.wait_final()
+    assert (await health(bot))[0] == 200
+    world.unmixr.reset_next(n=10, endpoint="/credit-balance/")
+    down = await world.slash("balance", member=world.admin)
+    await down.wait_final()
+    assert "could not reach Unmixr" in down.content()
+    assert (await health(bot))[0] == 200
 
 
 async def test_a_bot_process_serves_metrics_and_sees_real_heartbeat_latency(

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 import asyncpg
 
-from bot.logs import mask_secrets
+from bot.masking import mask_secrets
 from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError
 
 MEMORY: Final[str] = ":memory:"

@@ -20,7 +20,7 @@ from typing import Any, Final, TextIO
 import aiosqlite
 import asyncpg
 
-from bot.logs import mask_secrets
+from bot.masking import mask_secrets
 from bot.storage.backends import PostgresBackend, SQLiteBackend, mask_url, url_secrets
 from bot.storage.errors import StorageError
 from bot.storage.migrations import apply_migrations

@@ -21,6 +21,7 @@ import aiohttp
 from pydantic import BaseModel, SecretStr, ValidationError
 from yarl import URL
 
+from bot.outages import outages, transport_reason
 from bot.unmixr.errors import (
     CLONE_ENDPOINT,
     TTS_ENDPOINT,
@@ -28,6 +29,7 @@ from bot.unmixr.errors import (
     AudioTooLargeError,
     GenerationServerError,
     InputTooLongError,
+    InvalidApiKeyError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
@@ -279,6 +281,8 @@ class UnmixrClient:
         self._default_timeout = default_timeout
         self._max_audio_bytes = max_audio_bytes
         self._observer = observer
+        # Whether Unmixr's last answer to an API call refused the key (the health check's `unmixr`).
+        self.key_rejected = False
         self._secrets = tuple(
             secret.get_secret_value()
             for secret in (api_key, openai_api_key)
@@ -654,8 +658,21 @@ class UnmixrClient:
         finally:
             elapsed = time.perf_counter() - started
             log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, label, outcome, elapsed * 1000, attempt)
+            if status in ("connection_error", "timeout") or status.startswith("5"):
+                self._report_outage(url, endpoint, status, outcome, f"{method} {label}")
             if self._observer is not None:
                 self._observer(ENDPOINT_TEMPLATES.get(endpoint, endpoint), status, elapsed)
+
+    def _report_outage(self, url: URL, endpoint: str, status: str, outcome: str, request: str) -> None:
+        """Log Unmixr being down or failing, once a minute per kind of failure (bot.outages)."""
+        address = url.origin() if endpoint == DOWNLOAD_ENDPOINT else self._base_url
+        if status == "connection_error":
+            message = f"Unmixr at {address} could not be reached ({outcome}; {request})"
+        elif status == "timeout":
+            message = f"Unmixr at {address} did not answer in time ({request})"
+        else:
+            message = f"Unmixr at {address} answered {outcome} ({request})"
+        outages.report(f"unmixr {status}", message)
 
     async def _open(
         self,
@@ -689,9 +706,9 @@ class UnmixrClient:
             return timed_out
         except aiohttp.ClientConnectionError as exc:
             # Nothing came back, so it is safe to try again.
-            return _Retryable(UnmixrConnectionError(endpoint=endpoint, detail=type(exc).__name__))
+            return _Retryable(UnmixrConnectionError(endpoint=endpoint, detail=self._scrub(transport_reason(exc))))
         except aiohttp.ClientError as exc:
-            return UnmixrConnectionError(endpoint=endpoint, detail=type(exc).__name__, transient=False)
+            return UnmixrConnectionError(endpoint=endpoint, detail=self._scrub(transport_reason(exc)), transient=False)
         return response
 
     async def _read(
@@ -752,9 +769,17 @@ class UnmixrClient:
             code = (_body_code(data) if is_object else None) or reply.status
             message = self._scrub(_body_message(data)) if is_object else ""
             error = error_for(endpoint, code, message, json_body=is_object, retry_after=reply.retry_after)
+            if isinstance(error, InvalidApiKeyError):
+                self.key_rejected = True
+                outages.report(
+                    "unmixr key",
+                    f"Unmixr at {self._base_url} rejected UNMIXR_API_KEY ({code}); copy the key again from "
+                    "https://app.unmixr.com/manage-api-keys/ and restart the bot",
+                )
             if isinstance(error, _RETRYABLE_STATUS_ERRORS):
                 raise _Retryable(error)
             raise error
+        self.key_rejected = False
         if not parsed:
             if accept_audio and _sniff_format(reply.body):
                 # Audio with a missing or wrong Content-Type is still audio.
@@ -792,7 +817,8 @@ class UnmixrClient:
                     retry_after=error.retry_after,
                 )
             delay = self._delay(number, error.retry_after)
-            log.warning(
+            # An outage is reported once a minute by _exchange; each retry is detail.
+            log.debug(
                 "Unmixr %s %s failed (%s, code %s); retrying in %.2f s (attempt %d of %d)",
                 method,
                 endpoint,
