@@ -26,8 +26,9 @@ from bot.replies import NO_MENTIONS, answer, post
 from bot.settings import Settings
 from bot.speech import SpeechService
 from bot.storage import Storage
-from bot.tree import UnmixrTree
+from bot.tree import UnmixrTree, record_command
 from bot.unmixr import UnmixrClient, UnmixrError
+from bot.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class UnmixrBot(commands.AutoShardedBot):
             self.storage,
             threshold=settings.low_balance_characters,
             post=self._post_alert if settings.alert_channel_id is not None else None,
+            metrics=self.metrics,
         )
         await self._start_monitoring()
         await self.load_all_extensions()
@@ -145,7 +147,10 @@ class UnmixrBot(commands.AutoShardedBot):
             guild = discord.Object(settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to the development server %s", len(synced), settings.dev_guild_id)
+            commands_synced = counted(len(synced), "{count} command", "{count} commands")
+            log.info("synced %s to the development server %s", commands_synced, settings.dev_guild_id)
+        # Scanned now, not at the first request: the cache's size is known (and a crash's leftovers cleared) at once.
+        self.spawn(self.audio_cache.load(), name="audio-cache-scan")
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
@@ -157,6 +162,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr.limiter.on_change = metrics.upstream_concurrency.set
         metrics.guilds.set_function(lambda: len(self.guilds))
         metrics.voice_connections.set_function(lambda: len(self.voice_clients))
+        metrics.audio_cache_bytes.labels(tier="local").set_function(lambda: self.audio_cache.total_bytes)
         metrics.before_scrape(lambda: metrics.latencies(dict(self.latencies)))
         if self.settings.metrics_port is not None:
             self.monitoring = MonitoringServer(
@@ -170,7 +176,7 @@ class UnmixrBot(commands.AutoShardedBot):
         command: app_commands.Command[Any, Any, Any] | app_commands.ContextMenu,
     ) -> None:
         """Count a command that finished without an error (failures are counted by the tree's error path)."""
-        self.metrics.command(command.qualified_name, "ok")
+        record_command(self.metrics, interaction, command.qualified_name, "ok")
 
     async def load_all_extensions(self) -> None:
         """Load every module of `cogs/`; one that fails is logged and the others still load."""
@@ -203,7 +209,8 @@ class UnmixrBot(commands.AutoShardedBot):
 
     async def on_ready(self) -> None:
         """Say which shards this process runs, once every one of them is connected."""
-        log.info("connected: this process runs %s, %d servers", self.describe_shards(), len(self.guilds))
+        servers = counted(len(self.guilds), "{count} server", "{count} servers")
+        log.info("connected: this process runs %s, %s", self.describe_shards(), servers)
 
     async def on_shard_connect(self, shard_id: int) -> None:
         """A shard started a new gateway session (READY, not a resume): drop the cached state of its servers.

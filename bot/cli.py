@@ -29,6 +29,7 @@ from bot.connect import (
     unmixr_client,
 )
 from bot.settings import DEFAULT_BASE_URL, Settings, SettingsError, load_settings
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.unmixr import UnmixrError
@@ -217,11 +218,17 @@ async def _voices(settings: Settings, args: argparse.Namespace) -> int:
             page=args.page,
             page_size=args.page_size,
         )
-    for voice in page.results:
-        print(
-            f"{voice.uuid}  {voice.character}  {voice.gender or '-'}  {voice.language or '-'}  {voice.quality or '-'}"
-        )
-    print(f"page {page.current_page} of {page.total_page}, {page.count} voices")
+    rows = [("uuid", "name", "gender", "language", "quality")]
+    rows += [
+        (voice.uuid, voice.character or "-", voice.gender or "-", voice.language or "-", voice.quality or "-")
+        for voice in page.results
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    if page.results:
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    total = counted(page.count or 0, "{count} voice", "{count} voices")
+    print(f"page {page.current_page or 1} of {page.total_page or 1}, {total}")
     return 0
 
 
@@ -235,8 +242,8 @@ async def _say(settings: Settings, args: argparse.Namespace) -> int:
 async def _balance(settings: Settings, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         balance = await unmixr_client(settings, session).credit_balance()
-    print(f"prebuilt characters: {balance.prebuilt_chars:,}")
-    print(f"cloned characters:   {balance.cloned_chars:,}")
+    print(f"prebuilt characters: {number(balance.prebuilt_chars)}")
+    print(f"cloned characters:   {number(balance.cloned_chars)}")
     return 0
 
 
@@ -254,10 +261,12 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
                 guild = discord.Object(guild_id)
                 bot.tree.copy_global_to(guild=guild)
                 synced = await bot.tree.sync(guild=guild)
-                print(f"Synced {len(synced)} commands to server {guild_id} (visible at once).")
+                done = counted(len(synced), "Synced {count} command", "Synced {count} commands")
+                print(f"{done} to server {guild_id} (visible at once).")
             else:
                 synced = await bot.tree.sync()
-                print(f"Synced {len(synced)} global commands (Discord may take up to an hour to show changes).")
+                done = counted(len(synced), "Synced {count} global command", "Synced {count} global commands")
+                print(f"{done} (Discord may take up to an hour to show changes).")
         except discord.Forbidden as error:
             where = f"server {guild_id}" if guild_id is not None else "the application"
             raise CommandLineError(

@@ -18,6 +18,7 @@ from bot.replies import answer, defer
 from bot.storage import CloneQuotaError
 from bot.tree import admin_only
 from bot.unmixr import Voice
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -27,9 +28,10 @@ log = logging.getLogger(__name__)
 
 def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
+    made = counted(count, "This server has {count} cloned voice", "This server has {count} cloned voices")
     return UserFacingError(
-        f"This server has {count} cloned voices (including any still uploading) and may make at most {limit}, "
-        "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
+        f"{made} (including any still uploading) and may make at most {number(limit)}, so it cannot clone another; "
+        "the bot's operator can raise MAX_CLONES_PER_SERVER."
     )
 
 

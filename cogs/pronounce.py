@@ -14,6 +14,7 @@ from bot.lookups import ensure_lookups
 from bot.replies import answer
 from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
+from bot.wording import number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -45,7 +46,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
             raise InvalidOptionError(
-                f"This server already has {MAX_PRONUNCIATIONS} pronunciations, the most it can keep; "
+                f"This server already has {number(MAX_PRONUNCIATIONS)} pronunciations, the most it can keep; "
                 "remove one with `/pronounce remove` first."
             ) from None
         before = f"“{old.spoken}”" if old is not None else "not set"
@@ -92,8 +93,8 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
             for entry in entries
         ]
         embed = discord.Embed(
-            title=f"Pronunciations ({len(entries)}/{MAX_PRONUNCIATIONS})",
-            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {left} more"),
+            title=f"Pronunciations ({number(len(entries))}/{number(MAX_PRONUNCIATIONS)})",
+            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {number(left)} more"),
             colour=discord.Colour.blurple(),
         )
         await answer(interaction, embed=embed, ephemeral=True)

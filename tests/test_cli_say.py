@@ -151,7 +151,7 @@ async def test_text_over_6000_characters_is_refused_before_any_upstream_call(
     assert stdout == "", stdout
     assert status == 1
     assert one_line(stderr) == (
-        "That text is 10000 characters long but one request takes at most 6000; shorten it or split it."
+        "That text is 10,000 characters long but one request takes at most 6,000; shorten it or split it."
     )
     assert unmixr.requests == []
 

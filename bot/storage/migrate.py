@@ -25,6 +25,7 @@ from bot.storage.backends import PostgresBackend, SQLiteBackend, mask_url, url_s
 from bot.storage.errors import StorageError
 from bot.storage.migrations import apply_migrations
 from bot.storage.models import GUILD_SETTING_NAMES, MEMBER_PREFERENCE_NAMES
+from bot.wording import counted
 
 BATCH_ROWS: Final[int] = 5_000
 # A batch's COPY and insert take well under a second; this only stops a copy stuck on a lock.
@@ -244,7 +245,9 @@ async def migrate(
     finally:
         await sqlite.close()
     added = sum(copied.added for copied in results)
-    print(f"Done: {added:,} rows added in {len(results)} tables.", file=out, flush=True)
+    rows = counted(added, "Done: {count} row added", "Done: {count} rows added")
+    tables = counted(len(results), "{count} table", "{count} tables")
+    print(f"{rows} in {tables}.", file=out, flush=True)
     return results
 
 

@@ -18,7 +18,7 @@ async def test_a_clone_beyond_the_quota_is_refused_with_the_count_before_any_upl
 
     second = await run_clone(world, "other.mp3", media["speech40.mp3"], name="Second Voice")
     assert second.ephemeral
-    assert "has 1 cloned voices" in second.content() and "at most 1" in second.content()
+    assert "has 1 cloned voice (" in second.content() and "at most 1" in second.content()
     assert len(clone_requests(world)) == 1
     # Refused at once, before the defer after which the recording is downloaded.
     assert not [r for r in second.responses if r.kind == "callback" and r.type == 5]
