@@ -15,7 +15,7 @@ from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
 from bot.replies import answer, defer
-from bot.storage import CloneQuotaError
+from bot.storage import CloneNameTakenError, CloneQuotaError
 from bot.tree import admin_only
 from bot.unmixr import Voice
 from bot.wording import counted, number
@@ -32,6 +32,15 @@ def quota_reached(count: int, limit: int) -> UserFacingError:
     return UserFacingError(
         f"{made} (including any still uploading) and may make at most {number(limit)}, so it cannot clone another; "
         "the bot's operator can raise MAX_CLONES_PER_SERVER."
+    )
+
+
+def name_taken(name: str) -> UserFacingError:
+    """The answer for a name this server's clones already use."""
+    shown = discord.utils.escape_markdown(name)
+    return UserFacingError(
+        f"This server already has a cloned voice called “{shown}” (names are compared without regard to case); "
+        "pick another name."
     )
 
 
@@ -75,14 +84,19 @@ class Clone(commands.Cog):
         made = await self.bot.storage.count_cloned_voices(interaction.guild_id)
         if made >= limit:
             raise quota_reached(made, limit)
+        if await self.bot.storage.clone_name_taken(interaction.guild_id, name):
+            raise name_taken(name)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
         recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
         # The slot is taken atomically just before the upload, so uploads at once cannot pass the quota together.
         try:
-            slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit)
+            slot = await self.bot.storage.take_clone_slot(interaction.guild_id, limit, name=name)
         except CloneQuotaError as full:
             raise quota_reached(full.count, full.limit) from None
+        except CloneNameTakenError:
+            # Another upload of this name began meanwhile (in this process or another).
+            raise name_taken(name) from None
         try:
             result = await self.bot.unmixr.clone_voice(
                 audio=recording.audio,

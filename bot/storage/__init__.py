@@ -5,6 +5,7 @@ from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Stor
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
+    CloneNameTakenError,
     CloneQuotaError,
     DatabaseUnavailableError,
     MigrationError,
@@ -41,6 +42,7 @@ __all__ = [
     "MEMBER_PREFERENCE_TYPES",
     "MEMBER_WINDOW_SECONDS",
     "BudgetExceededError",
+    "CloneNameTakenError",
     "CloneQuotaError",
     "ClonedVoice",
     "ClonedVoiceExistsError",

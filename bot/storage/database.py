@@ -33,6 +33,7 @@ from bot.storage.backends import COMPACTION_LOCK, Backend, Session, open_backend
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
+    CloneNameTakenError,
     CloneQuotaError,
     PronunciationLimitError,
     StorageClosedError,
@@ -114,6 +115,11 @@ _CLONED_VOICE_COLUMNS: Final[str] = "voice_id, guild_id, name, description, crea
 
 _Key = TypeVar("_Key", bound=Hashable)
 _Value = TypeVar("_Value")
+
+
+def same_clone_name(first: str, second: str) -> bool:
+    """Whether two clone names are the same to a member: without case, and with runs of spaces as one."""
+    return " ".join(first.split()).casefold() == " ".join(second.split()).casefold()
 
 
 class _BoundedCache(Generic[_Key, _Value]):
@@ -570,12 +576,16 @@ class Storage:
             row = await self._db.fetchone("SELECT COUNT(*) FROM cloned_voices WHERE guild_id = ?", (guild_id,))
         return int(row[0]) if row is not None else 0
 
-    async def take_clone_slot(self, guild_id: int, limit: int, *, at: datetime | None = None) -> str:
+    async def take_clone_slot(
+        self, guild_id: int, limit: int, *, name: str | None = None, at: datetime | None = None
+    ) -> str:
         """Take one of the server's `limit` clone slots for an upload, or raise CloneQuotaError.
 
         Clones made and uploads in flight both hold a slot; the check and the take are one transaction under
-        the server's lock, so two uploads at once (in one process or two) cannot both take the last slot. Fill
-        it with add_cloned_voice(slot_id=...) or give it back with release_clone_slot.
+        the server's lock, so two uploads at once (in one process or two) cannot both take the last slot. With
+        `name`, the slot also reserves the name: one the server's clones or uploads already use (compared without
+        case) raises CloneNameTakenError. Fill it with add_cloned_voice(slot_id=...) or give it back with
+        release_clone_slot.
         """
         moment = _utc(at or datetime.now(UTC)).timestamp()
         slot_id = secrets.token_hex(16)
@@ -590,10 +600,24 @@ class Storage:
             )
             if count >= limit:
                 raise CloneQuotaError(int(count), limit)
+            if name is not None:
+                used = await session.fetchall(
+                    "SELECT name FROM cloned_voices WHERE guild_id = ? "
+                    "UNION ALL SELECT name FROM clone_slots WHERE guild_id = ? AND name IS NOT NULL",
+                    (guild_id, guild_id),
+                )
+                if any(same_clone_name(row[0], name) for row in used):
+                    raise CloneNameTakenError(name)
             await session.execute(
-                "INSERT INTO clone_slots (slot_id, guild_id, taken_at) VALUES (?, ?, ?)", (slot_id, guild_id, moment)
+                "INSERT INTO clone_slots (slot_id, guild_id, taken_at, name) VALUES (?, ?, ?, ?)",
+                (slot_id, guild_id, moment, name),
             )
         return slot_id
+
+    async def clone_name_taken(self, guild_id: int, name: str) -> bool:
+        """Whether the server has a cloned voice by this name already (compared without case)."""
+        rows = await self._db.fetchall("SELECT name FROM cloned_voices WHERE guild_id = ?", (guild_id,))
+        return any(same_clone_name(row[0], name) for row in rows)
 
     async def release_clone_slot(self, slot_id: str) -> None:
         """Give back a clone slot whose upload did not make a voice."""

@@ -74,6 +74,14 @@ class CloneQuotaError(StorageError):
         super().__init__(f"{count} cloned voices of at most {limit}")
 
 
+class CloneNameTakenError(StorageError):
+    """The server already has a cloned voice (or an upload under way) by this name, compared without case."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"this server already has a cloned voice called {name!r}")
+
+
 class DatabaseUnavailableError(StorageError):
     """The database could not be reached or refused the connection; the message names it without a password."""
 

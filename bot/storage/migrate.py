@@ -75,7 +75,7 @@ TABLES: Final[tuple[Table, ...]] = (
         ("voice_id", "guild_id", "name", "description", "created_by", "created_at"),
         ("voice_id",),
     ),
-    Table("clone_slots", ("slot_id", "guild_id", "taken_at"), ("slot_id",)),
+    Table("clone_slots", ("slot_id", "guild_id", "taken_at", "name"), ("slot_id",)),
     Table("alerts_sent", ("kind", "day", "sent_at"), ("kind", "day")),
     Table("usage_ledger", _LEDGER_COLUMNS, None),
 )

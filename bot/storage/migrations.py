@@ -241,6 +241,13 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        3,
+        # A clone slot reserves its name too, so two uploads of one name at once cannot both pass the check
+        # that a server's clone names are unique (compared without case, in Python: SQLite's lower() is ASCII).
+        sqlite="ALTER TABLE clone_slots ADD COLUMN name TEXT;",
+        postgresql="ALTER TABLE clone_slots ADD COLUMN name TEXT;",
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1].version
