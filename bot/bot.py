@@ -17,6 +17,7 @@ from discord.ext import commands
 import cogs
 from bot.alerts import LowBalanceWatch
 from bot.audio import AudioCache
+from bot.audio.cache import REMOVE_EXPIRED_SECONDS
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.lookups import LookupGate, StorageReadiness
@@ -151,6 +152,7 @@ class UnmixrBot(commands.AutoShardedBot):
             log.info("synced %s to the development server %s", commands_synced, settings.dev_guild_id)
         # Scanned now, not at the first request: the cache's size is known (and a crash's leftovers cleared) at once.
         self.spawn(self.audio_cache.load(), name="audio-cache-scan")
+        self.spawn(self._forget_message_audio(), name="message-audio-expiry")
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
@@ -280,6 +282,15 @@ class UnmixrBot(commands.AutoShardedBot):
         # A partial channel needs no cache: the alert channel may belong to a server of another shard.
         assert self.settings.alert_channel_id is not None
         await post(self.get_partial_messageable(self.settings.alert_channel_id), text)
+
+    async def _forget_message_audio(self) -> None:
+        # Privacy (PRODUCT.md): the audio of members' messages stays in the cache at most 24 hours.
+        while True:
+            await asyncio.sleep(REMOVE_EXPIRED_SECONDS)
+            try:
+                await self.audio_cache.remove_expired()
+            except OSError as error:
+                log.warning("could not remove expired message audio from the cache: %s", error)
 
     async def _compact_usage(self) -> None:
         # Budgets read only today and the last hour: older days shrink to one ledger row per server.

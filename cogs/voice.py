@@ -272,6 +272,7 @@ class Voice(commands.Cog):
             chunks=_chunk_bytes(self.bot, plan, reservation),
             release=reservation.release_all,
             on_failure=on_failure,
+            from_message=plan.from_message,
         )
         try:
             position = player.enqueue(clip)
@@ -447,6 +448,7 @@ class Voice(commands.Cog):
             requested_by=message.author.id,
             chunks=_chunk_bytes(self.bot, plan, reservation),
             release=reservation.release_all,
+            from_message=plan.from_message,
         )
         try:
             player.enqueue(clip)
