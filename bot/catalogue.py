@@ -148,7 +148,7 @@ class Catalogue:
                 if guild_id not in self._servers:
                     await self._load_server(guild_id)
             except Exception as error:
-                log.warning("could not read the clones of server %s: %s", guild_id, error)
+                log.log(_level(error), "could not read the clones of server %s: %s", guild_id, error)
             finally:
                 self._warming.pop(guild_id, None)
 
@@ -163,7 +163,7 @@ class Catalogue:
         # Waiting does not cancel them: a caller that gives up leaves the fetches to finish for the others.
         await asyncio.wait([catalogue, clones])
         if not clones.cancelled() and clones.exception() is not None:
-            log.warning("could not refresh the clones: %s", clones.exception())
+            log.log(_level(clones.exception()), "could not refresh the clones: %s", clones.exception())
         catalogue.result()
 
     async def refresh_clones(self) -> None:
@@ -208,7 +208,8 @@ class Catalogue:
             if isinstance(result, BaseException):
                 if not isinstance(result, UnmixrError) or category == "prebuilt-voices":
                     raise result
-                log.warning("could not list %s: %s", category, result.message)
+                # An outage or a refused key is logged by the Unmixr client, once a minute, with its address.
+                log.log(_level(result), "could not list %s: %s", category, result.message)
                 if category in previous:
                     by_category[category] = previous[category]  # serve what we had rather than nothing
                 continue
@@ -267,7 +268,7 @@ class Catalogue:
             # Pages stop at an empty page or one that repeats the previous (an API that ignores `page`).
             pages = [page async for page in self._client.cloned_voice_pages(page_size=PAGE_SIZE)]
         except UnmixrError as error:
-            log.warning("could not list cloned voices: %s", error.message)
+            log.log(_level(error), "could not list cloned voices: %s", error.message)
         else:
             listed = [voice for page in pages for voice in page.results]
             _log_unlisted("cloned-voice list", sum(page.skipped for page in pages), *listed)
@@ -453,3 +454,8 @@ def find_in(query: str, voices: Iterable[Voice]) -> Voice | None:
     """The best name match among `voices` (exact, prefix, word prefix, substring), for one-off lists."""
     found = rank(query, [VoiceIndex(voices)], 1, last_tier=SUBSTRING)
     return found[0] if found else None
+
+
+def _level(error: BaseException | None) -> int:
+    """DEBUG for a failure the Unmixr client has logged already (an outage, a refused key), else WARNING."""
+    return logging.DEBUG if isinstance(error, UnmixrError) and error.logged_by_client else logging.WARNING

@@ -5,6 +5,7 @@ from __future__ import annotations
 from discord import app_commands
 
 from bot.markdown import as_typed
+from bot.wording import number
 
 
 class UserFacingError(Exception):
@@ -27,7 +28,7 @@ class TextTooLongError(UserFacingError):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(
-            f"That text is {length} characters long but this server's limit is {limit}; "
+            f"That text is {number(length)} characters long but this server's limit is {number(limit)}; "
             "shorten it or ask an admin to raise `/settings max-length`."
         )
         self.length = length

@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
+from bot.wording import number
 
 ELLIPSIS = "…"
 # Discord drops a field whose name or value is blank; a zero-width space is the usual filler.
@@ -304,7 +305,9 @@ class OptionTooLongError(app_commands.AppCommandError, UserFacingError):
 
     def __init__(self, name: str, limit: int, length: int) -> None:
         UserFacingError.__init__(
-            self, f"`{name}` can be at most {limit} characters but yours has {length}; shorten it and try again."
+            self,
+            f"`{name}` can be at most {number(limit)} characters but yours has {number(length)}; shorten it and try "
+            "again.",
         )
 
 

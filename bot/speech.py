@@ -73,6 +73,8 @@ class SpeechPlan:
     output_type: str
     pronunciations: dict[str, str]
     dropped: list[str] = field(default_factory=list)
+    # The text is a member's message (a readout, Read aloud): its audio stays in the cache at most a day.
+    from_message: bool = False
     # Each chunk's request and cache key, built once: the budget check and the synthesis both need them.
     _requests: dict[int, tuple[TTSRequest, str]] = field(default_factory=dict, repr=False)
 
@@ -165,8 +167,8 @@ class SpeechService:
 
         `text` is already cleaned by the caller; `given_length` is the length the member typed, which is
         what the limit is about. With `truncate_to_limit`, text over `max-length` is cut with "and so on"
-        (Read aloud and readouts) instead of refused (`/say`). `prefix` ("<name> said") is spoken first and
-        does not count toward the limit.
+        (Read aloud and readouts) instead of refused (`/say`), and the audio is a member's message, kept at most a
+        day. `prefix` ("<name> said") is spoken first and does not count toward the limit.
         """
         server = await self._storage.get_guild_settings(guild_id)
         preferences = await self._storage.get_member_preferences(guild_id, user_id)
@@ -242,6 +244,8 @@ class SpeechService:
             output_type=output_type,
             pronunciations=matching_entries(stripped, entries),
             dropped=dropped,
+            # Read aloud and readouts, the requests cut at max-length, are the ones that speak members' messages.
+            from_message=truncate_to_limit,
         )
 
     @staticmethod
@@ -410,7 +414,9 @@ class SpeechService:
             audio = parts[0].audio
         else:
             audio = await concat([part.audio for part in parts], plan.output_type, server=plan.guild_id)  # type: ignore[arg-type]
-            self._cache.put_soon(joined_key, audio, duration=seconds, output_type=plan.output_type)
+            self._cache.put_soon(
+                joined_key, audio, duration=seconds, output_type=plan.output_type, from_message=plan.from_message
+            )
         return SpeechResult(
             plan=plan,
             audio=audio,
@@ -466,6 +472,8 @@ class SpeechService:
         await reservation.settle(index, len(chunk), usage)
         seconds = result.duration if result.duration else await duration(result.audio)
         # Written to disk after the answer; served from memory meanwhile.
-        self._cache.put_soon(key, result.audio, duration=seconds, output_type=plan.output_type)
+        self._cache.put_soon(
+            key, result.audio, duration=seconds, output_type=plan.output_type, from_message=plan.from_message
+        )
         credits = usage.total if usage is not None else len(chunk)
         return ChunkAudio(index, result.audio, seconds, credits, False)

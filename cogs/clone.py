@@ -17,9 +17,10 @@ from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
 from bot.replies import answer, defer
-from bot.storage import CloneNameTakenError, CloneQuotaError, word_key
+from bot.storage import CloneNameTakenError, CloneQuotaError, clone_name_key
 from bot.tree import admin_only
 from bot.unmixr import UnmixrError, Voice
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -29,9 +30,10 @@ log = logging.getLogger(__name__)
 
 def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
+    made = counted(count, "This server has {count} cloned voice", "This server has {count} cloned voices")
     return UserFacingError(
-        f"This server has {count} cloned voices (including any still being made) and may make at most {limit}, "
-        "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
+        f"{made} (including any still being made) and may make at most {number(limit)}, so it cannot clone "
+        "another; the bot's operator can raise MAX_CLONES_PER_SERVER."
     )
 
 
@@ -92,7 +94,7 @@ class Clone(commands.Cog):
         names = await self.bot.storage.clone_names(interaction.guild_id)
         if len(names) >= limit:
             raise quota_reached(len(names), limit)
-        if word_key(name) in {word_key(taken) for taken in names}:
+        if clone_name_key(name) in {clone_name_key(taken) for taken in names}:
             raise name_taken(name)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
@@ -109,6 +111,7 @@ class Clone(commands.Cog):
             await recording.close()
             raise quota_reached(full.count, full.limit) from None
         except CloneNameTakenError:
+            await recording.close()
             raise name_taken(name) from None
         sent_at = self.bot.clones.now()
         try:

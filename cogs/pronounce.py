@@ -15,6 +15,7 @@ from bot.markdown import as_typed
 from bot.replies import answer
 from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
+from bot.wording import number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -46,7 +47,7 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
             raise InvalidOptionError(
-                f"This server already has {MAX_PRONUNCIATIONS} pronunciations, the most it can keep; "
+                f"This server already has {number(MAX_PRONUNCIATIONS)} pronunciations, the most it can keep; "
                 "remove one with `/pronounce remove` first."
             ) from None
         before = f"“{as_typed(old.spoken)}”" if old is not None else "not set"
@@ -96,8 +97,8 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
             return
         lines = [f"**{as_typed(entry.word)}** → {as_typed(entry.spoken)}" for entry in entries]
         embed = discord.Embed(
-            title=f"Pronunciations ({len(entries)}/{MAX_PRONUNCIATIONS})",
-            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {left} more"),
+            title=f"Pronunciations ({number(len(entries))}/{number(MAX_PRONUNCIATIONS)})",
+            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {number(left)} more"),
             colour=discord.Colour.blurple(),
         )
         await answer(interaction, embed=embed, ephemeral=True)

@@ -23,6 +23,7 @@ from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
+from bot.wording import counted
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class SpeechQueue(Protocol):
 
 def describe(result: SpeechResult) -> str:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
-    cost = "from cache" if result.from_cache else f"{result.credits} credits"
+    cost = "from cache" if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
     line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
     return line + dropped_note(result.plan)
 

@@ -23,6 +23,7 @@ from bot.speech import SayOptions, SpeechPlan
 from bot.text import clean_message, is_speakable, said_prefix
 from bot.tree import message_for
 from bot.voice_internals import connection_task
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -57,7 +58,9 @@ class VoiceError(UserFacingError):
 
 
 def _queue_full(player: GuildPlayer) -> VoiceError:
-    return VoiceError(f"The queue is full ({player.max_queue} clips); wait for it to play or use /stop to clear it.")
+    return VoiceError(
+        f"The queue is full ({number(player.max_queue)} clips); wait for it to play or use /stop to clear it."
+    )
 
 
 def _label(plan: SpeechPlan) -> str:
@@ -285,6 +288,7 @@ class Voice(commands.Cog):
             chunks=_chunk_bytes(self.bot, plan, reservation),
             release=reservation.release_all,
             on_failure=on_failure,
+            from_message=plan.from_message,
         )
         try:
             position = player.enqueue(clip)
@@ -373,15 +377,16 @@ class Voice(commands.Cog):
         if clip is None:
             await answer(interaction, "Nothing is playing.", ephemeral=True)
             return
-        waiting = len(player.queue)
-        await answer(interaction, f"Skipped {clip.label}; {waiting} left in the queue.", ephemeral=True)
+        left = counted(len(player.queue), "{count} clip left in the queue", "{count} clips left in the queue")
+        await answer(interaction, f"Skipped {clip.label}; {left}.", ephemeral=True)
 
     @app_commands.command(name="stop", description="Stop playing and clear the queue.")
     async def stop(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """Clear the queue."""
         _client, player = self._require_same_channel(interaction)
         dropped = player.clear()
-        await answer(interaction, f"Stopped and cleared {dropped} clip{'s' if dropped != 1 else ''}.", ephemeral=True)
+        cleared = counted(dropped, "Stopped and cleared {count} clip.", "Stopped and cleared {count} clips.")
+        await answer(interaction, cleared, ephemeral=True)
 
     @app_commands.command(name="queue", description="What is playing and what is waiting.")
     async def queue(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -392,7 +397,7 @@ class Voice(commands.Cog):
             return
         lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
         lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
-        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {left} more"), ephemeral=True)
+        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {number(left)} more"), ephemeral=True)
 
     # ----- readouts -----
 
@@ -459,6 +464,7 @@ class Voice(commands.Cog):
             requested_by=message.author.id,
             chunks=_chunk_bytes(self.bot, plan, reservation),
             release=reservation.release_all,
+            from_message=plan.from_message,
         )
         try:
             player.enqueue(clip)

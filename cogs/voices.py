@@ -20,6 +20,7 @@ from bot.replies import answer, defer_update, token_usable, update
 from bot.tree import handle_error, is_admin
 from bot.unmixr import Voice
 from bot.voice_filters import VoiceFilters, select
+from bot.wording import age_label, capability_label, counted
 from cogs._options import (
     CAPABILITY_CHOICES,
     CATEGORY_CHOICES,
@@ -73,7 +74,9 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
         embed.description = "No voice matches these filters; try fewer of them."
     for voice in data.voices:
         embed.add_field(name=as_typed(voice.character or voice.uuid), value=as_typed(_summary(voice)), inline=False)
-    footer = f"Page {data.page} of {max(data.total_pages, 1)} · {data.count:,} voices"
+    footer = (
+        f"Page {data.page} of {max(data.total_pages, 1)} · {counted(data.count, '{count} voice', '{count} voices')}"
+    )
     described = filters.describe()
     embed.set_footer(text=f"{footer} · {described}" if described else footer)
     return embed
@@ -90,10 +93,10 @@ def details_embed(voice: Voice) -> discord.Embed:
         ("Gender", voice.gender),
         ("Language", voice.language),
         ("Quality", voice.quality),
-        ("Age", voice.age),
+        ("Age", age_label(voice.age) if voice.age else None),
         ("Personality", ", ".join(voice.personality or [])),
         ("Use cases", ", ".join(voice.use_cases or [])),
-        ("Capabilities", ", ".join(voice.capabilities or [])),
+        ("Capabilities", ", ".join(capability_label(value) for value in voice.capabilities or [])),
     ):
         if value:
             embed.add_field(name=name, value=as_typed(str(value)))
@@ -181,7 +184,10 @@ class VoiceListView(OwnedView):
         self.refresh_controls()
 
     def refresh_controls(self) -> None:
-        """Match buttons and the menu to the current page."""
+        """Match buttons and the menu to the current page; a single page has no ◀ ▶ at all."""
+        if self.data.total_pages <= 1:
+            self.remove_item(self.previous_page)
+            self.remove_item(self.next_page)
         self.previous_page.disabled = self.data.page <= 1
         self.next_page.disabled = self.data.page >= self.data.total_pages
         options = fit_select_options(
@@ -331,7 +337,8 @@ class Voices(commands.Cog):
         # Browsing reads memory only; it defers first only while the catalogue is still loading.
         await ensure_lookups(interaction, ephemeral=True)
         data = self.page_of(interaction.guild_id, filters, 1)
-        view = VoiceListView(self, interaction, filters, data)
+        # Nothing to page through or open: no dead ◀ ▶ and no empty menu.
+        view = VoiceListView(self, interaction, filters, data) if data.voices else None
         await answer(interaction, embed=page_embed(data, filters), view=view, ephemeral=True)
 
     @voices.autocomplete("language")

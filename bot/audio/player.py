@@ -60,6 +60,8 @@ class Clip:
     chunks: AsyncIterator[bytes]
     release: Callable[[], Coroutine[Any, Any, None]] | None = None
     on_failure: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
+    # It speaks a member's message (a readout, Read aloud): its encoding stays in the cache at most a day.
+    from_message: bool = False
     created_at: float = field(default_factory=time.monotonic)
     failure: BaseException | None = None
     _parts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
@@ -238,7 +240,7 @@ class GuildPlayer:
                 async for audio in clip.parts():
                     if self._skip_current:
                         break
-                    await self._play(audio)
+                    await self._play(audio, from_message=clip.from_message)
                     if self._skip_current:
                         break
             except Exception:
@@ -248,7 +250,7 @@ class GuildPlayer:
                 self.current = None
                 self.last_active = time.monotonic()
 
-    async def _play(self, audio: bytes) -> None:
+    async def _play(self, audio: bytes, *, from_message: bool = False) -> None:
         """Play one chunk and wait until it has been sent (or stopped)."""
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
@@ -267,7 +269,7 @@ class GuildPlayer:
         if not self.voice_client.is_connected():
             await self._wait_connected()
         # Encoded once, ahead of playback: the player thread then only sends packets that are ready.
-        encoding = await opus.encode(audio, self.cache)
+        encoding = await opus.encode(audio, self.cache, from_message=from_message)
         if not encoding.has_audio or self._skip_current or not self.voice_client.is_connected():
             return  # nothing to play (the encoder logged why), or skipped or disconnected meanwhile
         self.voice_client.play(OpusSource(encoding), after=after)

@@ -21,6 +21,7 @@ from bot.audio.ffmpeg import (
 )
 from bot.audio.processing import duration, extract_audio, probe
 from bot.errors import UserFacingError
+from bot.wording import number
 
 __all__ = [
     "CODEC_PADDING_SECONDS",
@@ -118,11 +119,12 @@ class CheckedRecording:
 def too_large(size: int, *, at_least: bool = False) -> RecordingRejectedError:
     """The answer for a recording over the upload limit, with its measured size (or what arrived of it)."""
     if at_least:
-        measured = f"more than {MAX_BYTES / 1_000_000:.0f} MB ({size} bytes arrived)"
+        measured = f"more than {MAX_BYTES / 1_000_000:.0f} MB ({number(size)} bytes arrived)"
     else:
-        measured = f"{size / 1_000_000:.1f} MB ({size} bytes)"
+        measured = f"{size / 1_000_000:.1f} MB ({number(size)} bytes)"
     return RecordingRejectedError(
-        f"The file is {measured} but a clone recording can be at most 120 MB ({MAX_BYTES} bytes); trim or compress it."
+        f"The file is {measured} but a clone recording can be at most 120 MB ({number(MAX_BYTES)} bytes); trim or "
+        "compress it."
     )
 
 

@@ -26,6 +26,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 import aiosqlite
 import asyncpg
 
+from bot.masking import mask_secrets
 from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError, StorageError
 
 MEMORY: Final[str] = ":memory:"
@@ -547,9 +548,7 @@ async def _recorded_version(connection: asyncpg.Connection) -> int:
 
 def _masked_reason(error: BaseException, url: str) -> str:
     reason = (str(error) or type(error).__name__).replace(url, mask_url(url))
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        reason = reason.replace(secret, MASK)
-    return reason
+    return mask_secrets(reason, url_secrets(url))
 
 
 async def open_backend(location: str | os.PathLike[str]) -> Backend:

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver
 from pydantic import SecretStr
 from yarl import URL
 
+from bot.outages import outages
 from bot.unmixr import parsing
 from bot.unmixr.downloads import AudioOrigins
 from bot.unmixr.errors import (
@@ -23,6 +24,7 @@ from bot.unmixr.errors import (
     AudioDownloadError,
     AudioTooLargeError,
     InputTooLongError,
+    InvalidApiKeyError,
     MalformedResponseError,
     NotFoundError,
     UnexpectedStatusError,
@@ -101,12 +103,16 @@ class UnmixrClient:
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             observer=observer,
+            base_url=base,
+            scrub=self._scrub,
         )
         # The look-up that audio hosts are checked with (the system's, unless a test stands in for DNS).
         self._origins = AudioOrigins(base, resolver, time_limit=default_timeout)
         self._tts_timeout = tts_timeout
         self._default_timeout = default_timeout
         self._max_audio_bytes = max_audio_bytes
+        # Whether Unmixr's last answer to an API call refused the key (the health check's `unmixr`).
+        self.key_rejected = False
         self._secrets = tuple(
             secret.get_secret_value()
             for secret in (api_key, openai_api_key)
@@ -432,7 +438,25 @@ class UnmixrClient:
 
     def _read(self, endpoint: str, reply: Reply, *, accept_audio: bool = False) -> Any:
         """The JSON body of a successful reply (None for raw audio), or its error raised."""
-        return parsing.read_answer(endpoint, reply, scrub=self._scrub, accept_audio=accept_audio)
+        try:
+            data = parsing.read_answer(endpoint, reply, scrub=self._scrub, accept_audio=accept_audio)
+        except InvalidApiKeyError as refused:
+            self._key_refused(refused)
+            raise
+        except Retryable as signal:
+            if isinstance(signal.error, InvalidApiKeyError):
+                self._key_refused(signal.error)
+            raise
+        self.key_rejected = False
+        return data
+
+    def _key_refused(self, error: InvalidApiKeyError) -> None:
+        self.key_rejected = True
+        outages.report(
+            "unmixr key",
+            f"Unmixr at {self._base_url} rejected UNMIXR_API_KEY ({error.code}); copy the key again from "
+            "https://app.unmixr.com/manage-api-keys/ and restart the bot",
+        )
 
     async def _get_json(self, endpoint: str, path: str, params: Mapping[str, str]) -> Any:
         """GET an API path with retries and return its JSON body."""

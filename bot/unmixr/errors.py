@@ -43,6 +43,11 @@ class UnmixrError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def logged_by_client(self) -> bool:
+        """Whether the client has logged this failure already (an outage or a refused key, once a minute)."""
+        return self.transient or isinstance(self, InvalidApiKeyError)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(code={self.code!r}, endpoint={self.endpoint!r}, "

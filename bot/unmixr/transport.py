@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from yarl import URL
 
+from bot.outages import outages, transport_reason
 from bot.unmixr.errors import (
     TTS_ENDPOINT,
     MalformedResponseError,
@@ -143,6 +144,8 @@ class Transport:
         backoff_base: float,
         backoff_cap: float,
         observer: RequestObserver | None = None,
+        base_url: URL | None = None,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
@@ -153,6 +156,9 @@ class Transport:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._observer = observer
+        # The API's root, named in outage reports; `scrub` takes secrets out of an error's text.
+        self._base_url = base_url
+        self._scrub = scrub
 
     async def fetch(
         self,
@@ -217,7 +223,8 @@ class Transport:
                     retry_after=error.retry_after,
                 )
             delay = self.delay(number, error.retry_after)
-            log.warning(
+            # An outage is reported once a minute by _exchange; each retry is detail.
+            log.debug(
                 "Unmixr %s %s failed (%s, code %s); retrying in %.2f s (attempt %d of %d)",
                 method,
                 endpoint,
@@ -272,8 +279,21 @@ class Transport:
         finally:
             elapsed = time.perf_counter() - started
             log.debug("%s %s -> %s in %.0f ms (attempt %d)", request.method, label, outcome, elapsed * 1000, attempt)
+            if status in ("connection_error", "timeout") or status.startswith("5"):
+                self._report_outage(request, status, outcome, f"{request.method} {label}")
             if self._observer is not None:
                 self._observer(ENDPOINT_TEMPLATES.get(endpoint, endpoint), status, elapsed)
+
+    def _report_outage(self, request: Request, status: str, outcome: str, what: str) -> None:
+        """Log Unmixr being down or failing, once a minute per kind of failure (bot.outages)."""
+        address = request.url.origin() if request.endpoint == DOWNLOAD_ENDPOINT else self._base_url
+        if status == "connection_error":
+            message = f"Unmixr at {address} could not be reached ({outcome}; {what})"
+        elif status == "timeout":
+            message = f"Unmixr at {address} did not answer in time ({what})"
+        else:
+            message = f"Unmixr at {address} answered {outcome} ({what})"
+        outages.report(f"unmixr {status}", message)
 
     async def _open(self, request: Request) -> aiohttp.ClientResponse | UnmixrError | Retryable:
         """Send a request and wait for the response head; a failure is returned, wrapped if safe to retry."""
@@ -308,9 +328,9 @@ class Transport:
             return timed_out
         except aiohttp.ClientConnectionError as exc:
             # Nothing came back, so it is safe to try again.
-            return Retryable(UnmixrConnectionError(endpoint=endpoint, detail=type(exc).__name__))
+            return Retryable(UnmixrConnectionError(endpoint=endpoint, detail=self._scrub(transport_reason(exc))))
         except aiohttp.ClientError as exc:
-            return UnmixrConnectionError(endpoint=endpoint, detail=type(exc).__name__, transient=False)
+            return UnmixrConnectionError(endpoint=endpoint, detail=self._scrub(transport_reason(exc)), transient=False)
         return response
 
     async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes | UnmixrError:

@@ -24,7 +24,7 @@ async def test_a_stream_over_120_mb_is_refused_as_it_arrives_whatever_it_holds()
 
     with pytest.raises(RecordingRejectedError, match=r"more than 120 MB .* at most 120 MB") as refused:
         await check_recording(endless(), "huge.wav")
-    assert f"{MAX_BYTES + 1_000_000} bytes arrived" in refused.value.message
+    assert f"{MAX_BYTES + 1_000_000:,} bytes arrived" in refused.value.message
     assert sent == MAX_BYTES // len(MEGABYTE) + 1
 
 

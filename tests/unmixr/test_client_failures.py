@@ -293,7 +293,7 @@ async def test_download_not_found_is_permanent(client: UnmixrClient, fake: FakeU
 async def test_download_connection_reset_is_retried(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
     fake.reset_next(n=10, endpoint="/audio/")
     with pytest.raises(AudioDownloadError) as raised:
         await client.short_tts(_hello())
@@ -328,17 +328,20 @@ async def test_a_long_retry_after_gives_up_at_once(client: UnmixrClient, fake: F
     assert len(requests_to(fake, "/credit-balance/")) == 1
 
 
-async def test_retries_are_logged_as_warnings(
+async def test_a_failure_is_one_warning_naming_the_address_and_each_retry_is_debug(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG)
     fake.fail_next(508, endpoint=TTS)
     await client.short_tts(_hello())
+    fake.fail_next(508, endpoint=TTS)
+    await client.short_tts(TTSRequest(text="Again.", voice_id=BRIAN_ID))
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert warnings[0].name == "bot.unmixr"
-    assert "GenerationServerError" in warnings[0].getMessage()
+    assert [(record.name, record.getMessage()) for record in warnings] == [
+        ("bot.outages", f"Unmixr at {fake.base_url} answered 508 (POST /short-tts/)")
+    ], "the same failure again within the minute is not repeated at WARNING"
     debug_lines = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    assert any("GenerationServerError" in line and "retrying" in line for line in debug_lines)
     assert any(line.startswith("POST /short-tts/ -> 200 in ") and "(attempt 2)" in line for line in debug_lines)
     assert any("/short-tts/ -> 200" not in line and "(attempt 1)" in line for line in debug_lines)
 
@@ -416,7 +419,7 @@ async def test_clone_success_without_voice_id_is_malformed(client: UnmixrClient,
 async def test_persistent_connection_resets_give_a_connection_error(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
     await client.credit_balance()
     fake.reset_next(n=10, endpoint="/voice-list/")
     with pytest.raises(UnmixrConnectionError) as raised:
@@ -433,11 +436,15 @@ async def test_unreachable_server_is_a_connection_error(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.WARNING)
     client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
-    with pytest.raises(UnmixrConnectionError):
+    with pytest.raises(UnmixrConnectionError) as raised:
         await client.credit_balance()
-    assert len([record for record in caplog.records if record.levelno == logging.WARNING]) == 2
+    assert raised.value.detail == "Connection refused"
+    # Three attempts, one line: the address and the operating system's reason.
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
+        f"Unmixr at http://127.0.0.1:{port}/api/v1 could not be reached (Connection refused; GET /credit-balance/)"
+    ]
 
 
 # Secrets -------------------------------------------------------------------

@@ -313,7 +313,7 @@ def test_limit_must_be_positive() -> None:
 
 
 def test_the_ceiling_setting_defaults_to_64_and_must_be_at_least_one() -> None:
-    base = {"discord_token": "token", "unmixr_api_key": "key", "_env_file": None}
+    base = {"discord_token": "discord-token-0123", "unmixr_api_key": "unmixr-key-0123", "_env_file": None}
     assert load_settings(**base).unmixr_max_concurrency == 64
     assert load_settings(**base, unmixr_max_concurrency=500).unmixr_max_concurrency == 500
     with pytest.raises(SettingsError, match="UNMIXR_MAX_CONCURRENCY"):
