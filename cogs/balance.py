@@ -54,10 +54,10 @@ class Balance(commands.Cog):
         lines.append(f"**Member budget**: {member_budget.describe('an hour')}")
         if self.bot.guard.account_daily is not None:
             # The operator's cap on every server together: when it is reached, this server is refused too.
-            used = await self.bot.guard.account_usage()
+            used, limit = await self.bot.guard.account_usage(), self.bot.guard.account_daily
             lines.append(
-                f"**Operator's daily limit**: {used} of {self.bot.guard.account_daily} credits used by all servers "
-                f"today; it starts again <t:{next_midnight(now)}:R>"
+                f"**Operator's daily limit**: {number(used)} of {number(limit)} credits used by all servers today; "
+                f"it starts again <t:{next_midnight(now)}:R>"
             )
         lines.extend(f"⚠️ {warning}" for warning in warnings)
         await answer(interaction, "\n".join(lines), ephemeral=True)

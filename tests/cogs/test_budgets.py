@@ -229,7 +229,7 @@ async def test_a_failed_chunk_leaves_the_holds_of_chunks_still_at_unmixr_so_retr
     # requests were refused instead of spending past the member's 6,000 credits an hour.
     spent_now = spent(world, before)
     assert 0 < spent_now <= 6000
-    assert all("your budget in this server of 6000 credits an hour" in a.content() for a in answers[1:]), [
+    assert all("your budget in this server of 6,000 credits an hour" in a.content() for a in answers[1:]), [
         a.content() for a in answers
     ]
     mine = await world.bot.storage.member_usage(world.guild.id, world.member.id)
