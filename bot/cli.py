@@ -132,7 +132,7 @@ def explain(error: BaseException, settings: Settings | None = None) -> tuple[str
         return error.message, EXIT_USAGE if error.usage else EXIT_FAILURE
     if isinstance(error, UserFacingError):
         # The same sentence a member gets, without Discord's markdown.
-        return plain(error.message).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
+        return plain(str(error.message)).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
     if isinstance(error, UnmixrError):
         return unmixr_line(error, settings), EXIT_FAILURE
     if isinstance(error, DiscordSilentError):
@@ -315,7 +315,7 @@ def _choices_help(what: str, values: Sequence[str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    from cogs._options import CAPABILITY_CHOICES, CATEGORY_CHOICES, GENDER_CHOICES, STYLE_CHOICES, USE_CASE_CHOICES
+    from bot.choices import CAPABILITY_CHOICES, CATEGORY_CHOICES, GENDER_CHOICES, STYLE_CHOICES, USE_CASE_CHOICES
 
     categories = [choice.value for choice in CATEGORY_CHOICES]
     genders = [choice.value for choice in GENDER_CHOICES]

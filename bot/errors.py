@@ -1,18 +1,21 @@
-"""Errors whose message is the one-sentence answer a Discord member sees."""
+"""Errors whose message is the one-sentence answer a Discord member sees, in their language."""
 
 from __future__ import annotations
 
 from discord import app_commands
 
+from bot.i18n import Message, _, command, listing
 from bot.markdown import as_typed
-from bot.wording import number
 
 
 class UserFacingError(Exception):
-    """A problem with what the member asked for; `str(error)` is the answer to show, one sentence."""
+    """A problem with what the member asked for; `message` is the answer to show, one sentence.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    `str(error)` is that sentence in English (for logs); the answer is rendered in the member's language.
+    """
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
         self.message = message
 
 
@@ -20,7 +23,7 @@ class NothingToSayError(UserFacingError):
     """The text is empty or has nothing speakable in it."""
 
     def __init__(self) -> None:
-        super().__init__("There is nothing to say: give some text with at least one letter or number.")
+        super().__init__(_("There is nothing to say: give some text with at least one letter or number."))
 
 
 class TextTooLongError(UserFacingError):
@@ -28,8 +31,13 @@ class TextTooLongError(UserFacingError):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(
-            f"That text is {number(length)} characters long but this server's limit is {number(limit)}; "
-            "shorten it or ask an admin to raise `/settings max-length`."
+            _(
+                "That text is {length} characters long but this server's limit is {limit}; "
+                "shorten it or ask an admin to raise {command}.",
+                length=length,
+                limit=limit,
+                command=command("settings max-length"),
+            )
         )
         self.length = length
         self.limit = limit
@@ -41,10 +49,17 @@ class UnknownVoiceError(UserFacingError):
     def __init__(self, query: str, suggestions: list[str]) -> None:
         shown = as_typed(query if len(query) <= 80 else query[:77] + "...")
         if suggestions:
-            names = ", ".join(f"**{as_typed(name)}**" for name in suggestions)
-            message = f"There is no voice called “{shown}”; did you mean {names}? (`/voices` lists them all.)"
+            names = listing([f"**{as_typed(name)}**" for name in suggestions])
+            message = _(
+                "There is no voice called “{query}”; did you mean {names}? ({voices} lists them all.)",
+                query=shown,
+                names=names,
+                voices=command("voices"),
+            )
         else:
-            message = f"There is no voice called “{shown}”; use `/voices` to find one."
+            message = _(
+                "There is no voice called “{query}”; use {voices} to find one.", query=shown, voices=command("voices")
+            )
         super().__init__(message)
         self.query = query
         self.suggestions = suggestions
@@ -58,11 +73,13 @@ class NotAdminError(app_commands.CheckFailure, UserFacingError):
     """A member without Manage Server used an admin command."""
 
     def __init__(self) -> None:
-        UserFacingError.__init__(self, "This needs the Manage Server permission; ask a server admin to do it for you.")
+        UserFacingError.__init__(
+            self, _("This needs the Manage Server permission; ask a server admin to do it for you.")
+        )
 
 
 class GuildOnlyError(app_commands.CheckFailure, UserFacingError):
     """A command was used outside a server."""
 
     def __init__(self) -> None:
-        UserFacingError.__init__(self, "This bot works in servers only; use its commands in a server channel.")
+        UserFacingError.__init__(self, _("This bot works in servers only; use its commands in a server channel."))

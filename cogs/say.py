@@ -14,7 +14,9 @@ from discord.ext import commands
 from bot.audio import AudioError
 from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
+from bot.choices import FORMAT_CHOICES
 from bot.errors import UserFacingError
+from bot.i18n import Fixed, Message, _, counted, joined, listing
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
 from bot.markdown import as_typed
@@ -23,8 +25,7 @@ from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
-from bot.wording import counted
-from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
+from cogs._options import language_choices, voice_choices
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -49,18 +50,23 @@ class SpeechQueue(Protocol):
     ) -> int: ...
 
 
-def describe(result: SpeechResult) -> str:
+def describe(result: SpeechResult) -> Message:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
-    cost = "from cache" if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
-    line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
+    cost = _("from cache") if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
+    line = _(
+        "🔊 **{voice}** · {seconds} s · {cost}",
+        voice=as_typed(result.plan.voice.character),
+        seconds=Fixed(result.duration),
+        cost=cost,
+    )
     return line + dropped_note(result.plan)
 
 
-def dropped_note(plan: SpeechPlan) -> str:
+def dropped_note(plan: SpeechPlan) -> Message:
     """A note listing inherited settings this voice could not use, if any."""
     if not plan.dropped:
         return ""
-    return f"\n-# Not used with this voice: {', '.join(plan.dropped)}."
+    return joined(["\n-# ", _("Not used with this voice: {settings}.", settings=listing(plan.dropped))])
 
 
 def audio_filename(voice_name: str, output_type: str) -> str:
@@ -117,7 +123,9 @@ class Say(commands.Cog):
         queue = self._queue() if play else None
         if play:
             if queue is None:
-                raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
+                raise UserFacingError(
+                    _("Playing in voice is not available on this bot; leave out `play` to get a file.")
+                )
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
@@ -125,13 +133,13 @@ class Say(commands.Cog):
         if needs_lookup(interaction.guild, text, self.bot.member_lookups):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
         names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
-        cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,
-            text=cleaned,
+            text=lambda words: clean_message(text, names, max_length=NO_CUT, words=words),
             options=options,
             given_length=len(text),
+            server_locale=self.bot.guild_locale(interaction.guild),
         )
         await self._deliver(interaction, plan, queue)
 
@@ -158,13 +166,13 @@ class Say(commands.Cog):
         names = await guild_names(
             interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
         )
-        cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
             user_id=interaction.user.id,
-            text=cleaned,
+            text=lambda words: clean_message(message.content, names, max_length=limit, words=words),
             options=SayOptions(),
             truncate_to_limit=True,
+            server_locale=self.bot.guild_locale(interaction.guild),
         )
         await self._deliver(interaction, plan, queue if in_voice else None)
 
@@ -197,7 +205,7 @@ class Say(commands.Cog):
         self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, reservation: Reservation
     ) -> None:
         result = await self.bot.speech.synthesise(plan, reservation)
-        audio, output_type, note = result.audio, result.output_type, ""
+        audio, output_type, note = result.audio, result.output_type, None
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
@@ -205,19 +213,27 @@ class Say(commands.Cog):
                 audio = await self.fitted.fit(sources, audio, limit, duration=result.duration, server=plan.guild_id)
             except AudioError:
                 raise UserFacingError(
-                    f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
-                    "limit even when compressed; try a shorter text."
+                    _(
+                        "The audio ({megabytes} MB) is too large for this server's upload limit even when compressed; "
+                        "try a shorter text.",
+                        megabytes=Fixed(len(result.audio) / 1_048_576),
+                    )
                 ) from None
             output_type = "mp3"
-            note = "\n-# Converted to a smaller mp3 to fit this server's upload limit."
+            note = joined(["\n-# ", _("Converted to a smaller mp3 to fit this server's upload limit.")])
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
-        await answer(interaction, describe(result) + note, ephemeral=False, files=[file])
+        line = describe(result)
+        await answer(interaction, line if note is None else joined([line, note]), ephemeral=False, files=[file])
 
 
-def queued_message(plan: SpeechPlan, position: int) -> str:
+def queued_message(plan: SpeechPlan, position: int) -> Message:
     """The ephemeral answer for a clip queued in voice."""
-    now = " (playing now)" if position <= 1 else ""
-    return f"Queued at position {position}{now}: **{as_typed(plan.voice.character)}**{dropped_note(plan)}"
+    voice = as_typed(plan.voice.character)
+    if position <= 1:
+        queued = _("Queued at position {position} (playing now): **{voice}**", position=position, voice=voice)
+    else:
+        queued = _("Queued at position {position}: **{voice}**", position=position, voice=voice)
+    return joined([queued, dropped_note(plan)])
 
 
 async def setup(bot: UnmixrBot) -> None:

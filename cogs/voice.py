@@ -15,15 +15,16 @@ from discord.ext import commands
 from bot.audio.player import Clip, GuildPlayer, QueueFullError
 from bot.budget import BudgetError, Reservation
 from bot.errors import UserFacingError
+from bot.i18n import Message, _, command, counted, joined, listing, pgettext
+from bot.i18n.interactions import render
 from bot.limits import CONTENT, fit_lines, shorten
 from bot.markdown import as_typed
 from bot.mentions import guild_names, speakable_name
 from bot.replies import READOUTS_OFF, answer, defer, follow_up
 from bot.speech import SayOptions, SpeechPlan
-from bot.text import clean_message, is_speakable, said_prefix
+from bot.text import clean_message, is_speakable
 from bot.tree import message_for
 from bot.voice_internals import connection_task
-from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -57,9 +58,19 @@ class VoiceError(UserFacingError):
     """A voice-channel request that cannot be done, with what to do instead."""
 
 
+# Discord's names of the permissions the answers mention (as its settings show them to the member).
+VIEW_CHANNEL = pgettext("permission", "View Channel")
+CONNECT = pgettext("permission", "Connect")
+SPEAK = pgettext("permission", "Speak")
+
+
 def _queue_full(player: GuildPlayer) -> VoiceError:
     return VoiceError(
-        f"The queue is full ({number(player.max_queue)} clips); wait for it to play or use /stop to clear it."
+        _(
+            "The queue is full ({count} clips); wait for it to play or use {stop} to clear it.",
+            count=player.max_queue,
+            stop=command("stop"),
+        )
     )
 
 
@@ -111,12 +122,14 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
 
     async def notify(error: BaseException) -> None:
         age = discord.utils.utcnow() - interaction.created_at
-        reason = message_for(error) or "something went wrong on our side"
+        reason = message_for(error) or _("something went wrong on our side")
         if age.total_seconds() >= FOLLOW_UP_SECONDS:
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await follow_up(interaction, f"Your clip “{as_typed(label)}” was skipped: {reason}")
+            await follow_up(
+                interaction, _("Your clip “{clip}” was skipped: {reason}", clip=as_typed(label), reason=reason)
+            )
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -173,22 +186,25 @@ class Voice(commands.Cog):
         assert guild is not None
         target = channel or _caller_channel(interaction)
         if target is None:
-            raise VoiceError("Join a voice channel first, then try again (or leave out `play` to get a file).")
+            raise VoiceError(_("Join a voice channel first, then try again (or leave out `play` to get a file)."))
         me = guild.me
         permissions = target.permissions_for(me)
         missing = [
             name
             for name, granted in (
-                ("View Channel", permissions.view_channel),
-                ("Connect", permissions.connect),
-                ("Speak", permissions.speak),
+                (VIEW_CHANNEL, permissions.view_channel),
+                (CONNECT, permissions.connect),
+                (SPEAK, permissions.speak),
             )
             if not granted
         ]
         if missing:
             raise VoiceError(
-                f"I can't play in {target.mention}: I need the {' and '.join(missing)} permission there; "
-                "ask an admin to grant it."
+                _(
+                    "I can't play in {channel}: I need the {permissions} permission there; ask an admin to grant it.",
+                    channel=target.mention,
+                    permissions=listing(missing, conjunction=True),
+                )
             )
         client = self._voice_client(guild)
         if client is not None and client.channel.id != target.id:
@@ -197,12 +213,16 @@ class Voice(commands.Cog):
             idle = player is None or player.idle
             if not (alone or idle or interaction.permissions.move_members):
                 raise VoiceError(
-                    f"I'm busy in {client.channel.mention}; join me there, or wait until I'm done "
-                    "(members with Move Members can move me)."
+                    _(
+                        "I'm busy in {channel}; join me there, or wait until I'm done (members with {move_members} "
+                        "can move me).",
+                        channel=client.channel.mention,
+                        move_members=pgettext("permission", "Move Members"),
+                    )
                 )
         elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
             if not permissions.move_members:
-                raise VoiceError(f"{target.mention} is full; make room or pick another channel.")
+                raise VoiceError(_("{channel} is full; make room or pick another channel.", channel=target.mention))
 
     async def ensure_connected(self, guild: discord.Guild, channel: VoiceChannel) -> GuildPlayer:
         """Connect to (or move to) `channel` and return the server's player."""
@@ -226,13 +246,20 @@ class Voice(commands.Cog):
                         # Not a permission problem: no grant fixes it, only an update of the bot.
                         log.error("could not connect to voice in server %s: %s", guild.id, E2EE_REQUIRED_FIX)
                         raise VoiceError(
-                            "I can't play in voice until I'm updated: Discord requires end-to-end encrypted voice, "
-                            "which this version of me cannot offer; my operator can see why in the logs."
+                            _(
+                                "I can't play in voice until I'm updated: Discord requires end-to-end encrypted "
+                                "voice, which this version of me cannot offer; my operator can see why in the logs."
+                            )
                         ) from None
                     log.warning("could not connect to voice in server %s: %s", guild.id, error)
                     raise VoiceError(
-                        f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
-                        "and try again."
+                        _(
+                            "I couldn't connect to {channel}; check that I have {connect} and {speak} there and try "
+                            "again.",
+                            channel=channel.mention,
+                            connect=CONNECT,
+                            speak=SPEAK,
+                        )
                     ) from None
                 self._watch_connection(guild.id, client)
             player = self.players.get(guild.id)
@@ -313,10 +340,10 @@ class Voice(commands.Cog):
         client = self._voice_client(guild)
         player = self.players.get(guild.id)
         if client is None or player is None:
-            raise VoiceError("I'm not in a voice channel; use /join first.")
+            raise VoiceError(_("I'm not in a voice channel; use {join} first.", join=command("join")))
         caller = _caller_channel(interaction)
         if caller is None or caller.id != client.channel.id:
-            raise VoiceError(f"Join {client.channel.mention} to control playback there.")
+            raise VoiceError(_("Join {channel} to control playback there.", channel=client.channel.mention))
         return client, player
 
     @app_commands.command(name="join", description="Bring the bot into your voice channel (or the one given).")
@@ -331,33 +358,45 @@ class Voice(commands.Cog):
         assert guild is not None
         target = channel or _caller_channel(interaction)
         if target is None:
-            raise VoiceError("Join a voice channel first, or name one with the `channel` option.")
+            raise VoiceError(
+                _(
+                    "Join a voice channel first, or name one with the `{option}` option.",
+                    option=pgettext("option", "channel"),
+                )
+            )
         if channel is not None:
             # The bot must not become a way into a channel the caller could not enter themselves.
             caller = interaction.user
             theirs = channel.permissions_for(caller) if isinstance(caller, discord.Member) else discord.Permissions()
-            missing = [
-                name for name, ok in (("View Channel", theirs.view_channel), ("Connect", theirs.connect)) if not ok
-            ]
+            missing = [name for name, ok in ((VIEW_CHANNEL, theirs.view_channel), (CONNECT, theirs.connect)) if not ok]
             if missing:
                 raise VoiceError(
-                    f"You can't bring me to {channel.mention}: you need the {' and '.join(missing)} permission "
-                    "there yourself; pick a channel you can join."
+                    _(
+                        "You can't bring me to {channel}: you need the {permissions} permission there yourself; pick "
+                        "a channel you can join.",
+                        channel=channel.mention,
+                        permissions=listing(missing, conjunction=True),
+                    )
                 )
         client = self._voice_client(guild)
         if client is not None and client.channel.id == target.id and client.is_connected():
-            await answer(interaction, f"I'm already in {target.mention}.", ephemeral=True)
+            await answer(interaction, _("I'm already in {channel}.", channel=target.mention), ephemeral=True)
             return
         await self.check_can_play(interaction, target)
         await defer(interaction, ephemeral=True)
         await self.ensure_connected(guild, target)
         server = await self.bot.storage.get_guild_settings(guild.id)
-        extra = ""
+        joined_message: Message = _("Joined {channel}.", channel=target.mention)
+        readouts = f"<#{server.readout_channel_id}>"
         if server.readout_channel_id and self.bot.readouts_enabled:
-            extra = f" Messages in <#{server.readout_channel_id}> from members here will be read aloud."
+            joined_message = _(
+                "Joined {channel}. Messages in {readouts} from members here will be read aloud.",
+                channel=target.mention,
+                readouts=readouts,
+            )
         elif server.readout_channel_id:
-            extra = f"\n-# {READOUTS_OFF}"
-        await answer(interaction, f"Joined {target.mention}.{extra}", ephemeral=True)
+            joined_message = joined([joined_message, "\n-# ", READOUTS_OFF])
+        await answer(interaction, joined_message, ephemeral=True)
 
     @app_commands.command(name="leave", description="Make the bot leave its voice channel.")
     async def leave(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -367,7 +406,7 @@ class Voice(commands.Cog):
         await defer(interaction, ephemeral=True)
         assert interaction.guild_id is not None
         await self._leave(interaction.guild_id, reason="asked")
-        await answer(interaction, f"Left {channel.mention} and cleared the queue.", ephemeral=True)
+        await answer(interaction, _("Left {channel} and cleared the queue.", channel=channel.mention), ephemeral=True)
 
     @app_commands.command(name="skip", description="Skip the clip that is playing.")
     async def skip(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -375,10 +414,15 @@ class Voice(commands.Cog):
         _client, player = self._require_same_channel(interaction)
         clip = player.skip()
         if clip is None:
-            await answer(interaction, "Nothing is playing.", ephemeral=True)
+            await answer(interaction, _("Nothing is playing."), ephemeral=True)
             return
-        left = counted(len(player.queue), "{count} clip left in the queue", "{count} clips left in the queue")
-        await answer(interaction, f"Skipped {clip.label}; {left}.", ephemeral=True)
+        skipped = counted(
+            len(player.queue),
+            "Skipped {clip}; {count} clip left in the queue.",
+            "Skipped {clip}; {count} clips left in the queue.",
+            clip=clip.label,
+        )
+        await answer(interaction, skipped, ephemeral=True)
 
     @app_commands.command(name="stop", description="Stop playing and clear the queue.")
     async def stop(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -393,11 +437,15 @@ class Voice(commands.Cog):
         """List the queue."""
         _client, player = self._require_same_channel(interaction)
         if player.idle:
-            await answer(interaction, "The queue is empty.", ephemeral=True)
+            await answer(interaction, _("The queue is empty."), ephemeral=True)
             return
-        lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
+        now = [_("Now: {clip}", clip=as_typed(player.current.label))] if player.current is not None else []
+        lines = [render(interaction, line) for line in now]
         lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
-        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {number(left)} more"), ephemeral=True)
+        fitted = fit_lines(
+            lines, CONTENT, lambda left: render(interaction, counted(left, "… and {count} more", "… and {count} more"))
+        )
+        await answer(interaction, fitted, ephemeral=True)
 
     # ----- readouts -----
 
@@ -430,24 +478,26 @@ class Voice(commands.Cog):
         guild = message.guild
         assert guild is not None
         names = await guild_names(guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions)
+        # Cleaned once the clip's language is known (its readout words); speakable in every language alike.
         text = clean_message(message.content, names, max_length=limit)
         if not is_speakable(text):
             return
-        prefix = ""
+        speaker: str | None = None
         now = time.monotonic()
         last = self._last_said.get(guild.id)
         if xsaid and not (last and last[0] == message.author.id and now - last[1] < XSAID_REPEAT_SECONDS):
-            prefix = said_prefix(await speakable_name(self.bot.storage, guild.id, message.author))
+            speaker = await speakable_name(self.bot.storage, guild.id, message.author)
         try:
             if not player.has_room:
                 raise QueueFullError()
             plan = await self.bot.speech.plan(
                 guild_id=guild.id,
                 user_id=message.author.id,
-                text=text,
+                text=lambda words: clean_message(message.content, names, max_length=limit, words=words),
                 options=SayOptions(),
                 truncate_to_limit=True,
-                prefix=prefix,
+                speaker=speaker,
+                server_locale=self.bot.guild_locale(guild),
             )
             # Charged to the message's author, like their own /say.
             reservation = await self.bot.speech.reserve(plan)

@@ -9,7 +9,7 @@ from bot.text.cleaning import (
     clean_message,
     format_timestamp,
     is_speakable,
-    said_prefix,
+    speakable_author,
     truncate,
     with_said_prefix,
 )
@@ -52,7 +52,7 @@ __all__ = [
     "normalize_rate",
     "normalize_volume",
     "occurs_as_word",
-    "said_prefix",
+    "speakable_author",
     "split_text",
     "truncate",
     "with_said_prefix",

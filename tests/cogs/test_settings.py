@@ -240,7 +240,7 @@ async def test_reset_clears_every_server_setting_but_keeps_pronunciations(runnin
 
     asked = await settings(running, "reset")
     assert asked.ephemeral
-    assert asked.content() == RESET_QUESTION
+    assert asked.content() == str(RESET_QUESTION)
     # Nothing is cleared before the admin confirms.
     assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "-10%"
     reset = await press(running, asked, "Clear every setting")
