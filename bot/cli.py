@@ -132,7 +132,7 @@ def explain(error: BaseException, settings: Settings | None = None) -> tuple[str
         return error.message, EXIT_USAGE if error.usage else EXIT_FAILURE
     if isinstance(error, UserFacingError):
         # The same sentence a member gets, without Discord's markdown.
-        return plain(str(error.message)).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
+        return plain(error.message).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
     if isinstance(error, UnmixrError):
         return unmixr_line(error, settings), EXIT_FAILURE
     if isinstance(error, DiscordSilentError):

@@ -9,14 +9,13 @@ from bot.markdown import as_typed
 
 
 class UserFacingError(Exception):
-    """A problem with what the member asked for; `message` is the answer to show, one sentence.
-
-    `str(error)` is that sentence in English (for logs); the answer is rendered in the member's language.
-    """
+    """A problem with what the member asked for; `text` is the answer to show, one sentence, in the member's
+    language; `message` (and `str(error)`) is the same sentence in English, for logs and the command line."""
 
     def __init__(self, message: Message) -> None:
         super().__init__(str(message))
-        self.message = message
+        self.text = message
+        self.message = str(message)
 
 
 class NothingToSayError(UserFacingError):

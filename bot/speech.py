@@ -305,7 +305,7 @@ class SpeechService:
         try:
             return _PROSODY[name][0](value)
         except ProsodyError as error:
-            raise InvalidOptionError(error.message) from None
+            raise InvalidOptionError(error.text) from None
 
     async def _choose_voice(
         self,

@@ -65,9 +65,9 @@ def apology(interaction_id: int) -> Message:
 def message_for(error: BaseException) -> Message | None:
     """The one-sentence answer for a known error, or None for an unexpected one."""
     if isinstance(error, UserFacingError):
-        return error.message
+        return error.text
     if isinstance(error, UnmixrError):
-        return error.message
+        return error.text
     if isinstance(error, app_commands.TransformerError):
         value = shorten(str(error.value), QUOTED_VALUE)
         return _("“{value}” is not a valid value for this option; pick one of the offered values.", value=value)

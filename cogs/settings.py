@@ -108,7 +108,7 @@ def check_prosody(normalize: Any, value: str) -> str:
     try:
         return str(normalize(value))
     except ProsodyError as error:
-        raise InvalidOptionError(error.message) from None
+        raise InvalidOptionError(error.text) from None
 
 
 class ResetConfirmation(discord.ui.View):
@@ -449,6 +449,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         await self._change(interaction, "intensity", intensity)
 
     @app_commands.command(name="format", description="The server's default audio format (leave empty to clear).")
+    @app_commands.describe(format="mp3 or wav")
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
@@ -485,6 +486,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         await self._change(interaction, "readout_channel_id", channel.id if channel else None)
 
     @app_commands.command(name="xsaid", description="Say “<name> said” before readouts (leave empty to clear).")
+    @app_commands.describe(enabled="On: announce who wrote each message")
     async def xsaid(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
         """Turn the "<name> said" prefix on or off."""
         await self._change(interaction, "xsaid", enabled)
@@ -492,6 +494,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.command(
         name="ignore-role", description="Members with this role are not read aloud (leave empty to clear)."
     )
+    @app_commands.describe(role="The role whose members are not read aloud")
     async def ignore_role(self, interaction: discord.Interaction[UnmixrBot], role: discord.Role | None = None) -> None:
         """Set or clear the ignored role."""
         await self._change(interaction, "ignore_role_id", role.id if role else None)

@@ -35,6 +35,11 @@ def read_catalogue(tag: str) -> Catalog:
         return read_po(file, locale=babel_id(tag), domain=DOMAIN)
 
 
+def _describe(message_id: str | tuple[str, ...], context: str | None) -> str:
+    text = message_id if isinstance(message_id, str) else message_id[0]
+    return f"{context} | {text!r}" if context else repr(text)
+
+
 def problems(catalog: Catalog, wanted: Catalog) -> list[str]:
     """What a language's catalogue lacks or gets wrong against the template, one line each."""
     found: list[str] = []
@@ -42,7 +47,7 @@ def problems(catalog: Catalog, wanted: Catalog) -> list[str]:
         if not message.id:
             continue
         translated = catalog.get(message.id, message.context)
-        where = f"{message.context + ' | ' if message.context else ''}{message.id if isinstance(message.id, str) else message.id[0]!r}"
+        where = _describe(message.id, message.context)
         if translated is None:
             found.append(f"missing: {where}")
             continue
@@ -65,7 +70,7 @@ def problems(catalog: Catalog, wanted: Catalog) -> list[str]:
     wanted_keys = {(message.id, message.context) for message in wanted if message.id}
     for message in catalog:
         if message.id and (message.id, message.context) not in wanted_keys:
-            found.append(f"no longer used: {message.context + ' | ' if message.context else ''}{message.id!r}")
+            found.append(f"no longer used: {_describe(message.id, message.context)}")
     return found
 
 
@@ -115,8 +120,10 @@ def main() -> int:
     """Update the template and every language's catalogue; list what is left to translate."""
     wanted = build_template(asyncio.run(registered_commands()))
     left = update_catalogues(wanted)
-    print(f"{TEMPLATE_PATH.relative_to(Path.cwd()) if TEMPLATE_PATH.is_relative_to(Path.cwd()) else TEMPLATE_PATH}: "
-          f"{sum(1 for message in wanted if message.id)} messages")
+    print(
+        f"{TEMPLATE_PATH.relative_to(Path.cwd()) if TEMPLATE_PATH.is_relative_to(Path.cwd()) else TEMPLATE_PATH}: "
+        f"{sum(1 for message in wanted if message.id)} messages"
+    )
     for tag, lines in left.items():
         print(f"{tag}: {'complete' if not lines else f'{len(lines)} to do'}")
         for line in lines:

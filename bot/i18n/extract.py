@@ -124,7 +124,8 @@ def template(entries: Iterable[Entry]) -> Catalog:
     for entry in sorted(merged.values(), key=lambda item: (item.context or "", item.message)):
         catalog.add(
             (entry.message, entry.plural) if entry.plural is not None else entry.message,
-            locations=[(location, None) for location in sorted(entry.locations)],
+            # Files and commands only, no line numbers: the template changes when messages do, not when code moves.
+            locations=[(location, 0) for location in sorted(entry.locations)],
             auto_comments=list(entry.comments),
             context=entry.context,
         )

@@ -30,7 +30,7 @@ class ProsodyError(ValueError):
 
     def __init__(self, message: Text) -> None:
         super().__init__(str(message))
-        self.message = message
+        self.text = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,9 @@ class UnmixrError(Exception):
         retry_after: float | None = None,
         transient: bool | None = None,
     ) -> None:
-        self.message: Text | str = message or self.default_message
+        # What the member reads, in their language; `message` is the same sentence in English (logs, the CLI).
+        self.text: Text | str = message or self.default_message
+        self.message: str = str(self.text)
         self.code: int | None = code
         self.endpoint: str = endpoint
         # The upstream's own wording, for logs only; the client scrubs secrets from it.
@@ -40,10 +42,10 @@ class UnmixrError(Exception):
         # success answer the bot could not use. What it reported it charged, when it said so.
         self.maybe_charged: bool = False
         self.credit_usage: CreditUsage | None = None
-        super().__init__(str(self.message))
+        super().__init__(self.message)
 
     def __str__(self) -> str:
-        return str(self.message)
+        return self.message
 
     @property
     def logged_by_client(self) -> bool:
