@@ -105,10 +105,11 @@ class Language:
         return str(value)
 
     def number(self, value: float, *, decimals: int | None = None) -> str:
-        """A number with this language's separators (993,907 / 993.907 / 993 907); `decimals` fixes the decimals."""
+        """A number with this language's separators (993,907 / 993.907 / 993 907); with `decimals`, a measure written
+        with that many decimals and no grouping (7223.0 s, 1,5 MB)."""
         if decimals is None:
             return format_decimal(value, locale=self.locale)
-        pattern = "#,##0." + "0" * decimals if decimals > 0 else "#,##0"
+        pattern = "0." + "0" * decimals if decimals > 0 else "0"
         return format_decimal(value, format=pattern, locale=self.locale)
 
     def moment(self, value: datetime, skeleton: str) -> str:
