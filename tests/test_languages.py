@@ -251,3 +251,11 @@ def test_every_shipped_language_has_readout_words(tag: str) -> None:
     assert words.tag == tag
     assert "{text}" in words.cut and "{name}" in words.said and "{text}" in words.said
     assert "{name}" in words.sticker and "{name}" in words.sent_image
+
+
+def test_a_command_is_named_with_a_mention_once_its_id_is_known_else_in_code() -> None:
+    english = language("en-US")
+    assert english.command("settings budget") == "`/settings budget`"
+    known = english.with_commands({"settings": 42}.get)
+    assert known.command("settings budget") == "</settings budget:42>"
+    assert known.command("join") == "`/join`"
