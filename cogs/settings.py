@@ -147,16 +147,18 @@ class ResetConfirmation(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Clear the settings and replace the question with what was cleared."""
         assert interaction.guild_id is not None
-        self.stop()
+        # Acknowledged before the view stops: until then the press must still be in discord.py's view store, or
+        # the bot's on_interaction would take it for a press on dead controls and answer it too.
         await defer_update(interaction)
+        self.stop()
         message = await self.cog.clear_everything(interaction.guild_id)
         await update(interaction, content=message, remove_view=True)
 
     @discord.ui.button(label=str(RESET_CANCEL_LABEL), style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Leave everything as it is."""
-        self.stop()
         await update(interaction, content=RESET_CANCELLED, remove_view=True)
+        self.stop()  # after the answer, as in confirm
 
 
 @app_commands.default_permissions(manage_guild=True)
