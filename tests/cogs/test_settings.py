@@ -308,8 +308,9 @@ async def test_only_the_admin_who_asked_can_confirm_a_reset(running: World) -> N
     # Discord shows an ephemeral message to its caller only; the bot refuses a press from anyone else anyway.
     refused = await press(running, asked, "Clear every setting", member=other_admin, client_checks=False)
     assert refused.ephemeral
+    command_id = running.discord.registered_command(running.guild, "settings")["id"]
     assert refused.content() == (
-        "Only the admin who ran /settings reset can confirm it; run it yourself to clear the settings."
+        f"Only the admin who ran </settings reset:{command_id}> can confirm it; run it yourself to clear the settings."
     )
     assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "+10%"
     confirmed = await press(running, asked, "Clear every setting")
