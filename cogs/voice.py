@@ -289,7 +289,7 @@ class Voice(commands.Cog):
         channel = _caller_channel(interaction)
         if channel is None:
             await reservation.release_all()
-            raise VoiceError("Join a voice channel first, then try again.")
+            raise VoiceError(_("Join a voice channel first, then try again."))
         try:
             player = await self.ensure_connected(guild, channel)
         except BaseException:
