@@ -15,6 +15,7 @@ from bot.limits import LanguageText, PitchText, RateText, VolumeText
 from bot.lookups import ensure_lookups
 from bot.replies import READOUTS_OFF, answer, defer
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.speech import FORMATS
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
 from bot.tree import require_admin
@@ -284,8 +285,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
-        if format is not None and format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if format is not None and format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
         await self._change(interaction, "format", "format", format)
 
     @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")
