@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -149,3 +151,27 @@ def test_a_dm_or_a_server_without_the_bot_has_no_channel_to_post_in(
     interaction.is_guild_integration.return_value = guild_integration
     interaction.app_permissions = discord.Permissions(send_voice_messages=True, send_messages=True)
     assert cannot_post(interaction) == NO_CHANNEL
+
+
+def test_the_readmes_invite_asks_for_send_voice_messages_and_its_integer_adds_up() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    step = re.search(r"these permissions: (.+?) \(integer `(\d+)`\)", readme, re.DOTALL)
+    assert step is not None, "the README's invite step moved"
+    names, integer = step.group(1), int(step.group(2))
+    # The names as the Developer Portal shows them, onto discord.py's flags.
+    flags = {
+        "View Channels": "view_channel",
+        "Send Messages": "send_messages",
+        "Embed Links": "embed_links",
+        "Attach Files": "attach_files",
+        "Read Message History": "read_message_history",
+        "Connect": "connect",
+        "Speak": "speak",
+        "Send Voice Messages": "send_voice_messages",
+    }
+    listed = [name.strip() for name in re.split(r",\s*", " ".join(names.split()))]
+    assert set(listed) == set(flags), listed
+    assert integer == discord.Permissions(**dict.fromkeys(flags.values(), True)).value
+    assert f"permissions={integer}" in readme
+    # The stand-in gives the bot's role what this link asks for (and Use Voice Activity, as it always has).
+    assert p.DEFAULT_BOT_PERMISSIONS == integer | p.USE_VAD
