@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 import discord
 from discord.http import HTTPClient, Route
 
-from bot.audio import AudioCache, AudioError, cache_key, extract_audio
+from bot.audio import AudioCache, AudioError, CachedAudio, cache_key, extract_audio
 from bot.audio.voice_message import CONTENT_TYPE, OUTPUT_TYPE, VoiceMessageAudio, encode, pack, unpack
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
@@ -140,6 +140,11 @@ async def _send(http: HTTPClient, route: Route, payload: dict[str, Any], audio: 
         file.close()
 
 
+def _made(found: CachedAudio | None) -> VoiceMessageAudio | None:
+    """The voice message in a cache entry, if it holds one."""
+    return unpack(found.data, found.duration) if found is not None and found.output_type == OUTPUT_TYPE else None
+
+
 class VoiceMessages:
     """Sends a member's request as a voice message, made from the synthesised mp3 and cached with it."""
 
@@ -155,22 +160,39 @@ class VoiceMessages:
     async def send(self, interaction: discord.Interaction[Any], plan: SpeechPlan, replies: AudioReplies) -> str | None:
         """Answer with the plan as a voice message, or return why one cannot go here, having done nothing then."""
         key = voice_message_key(plan)
-        if not interaction.response.is_done() and cannot_respond(interaction) is None:
-            # Before the acknowledgement only this machine's cache may be read (PRODUCT.md, Replies).
-            local = await self._cache.get_local(key)
-            audio = unpack(local.data, local.duration) if local and local.output_type == OUTPUT_TYPE else None
-            if audio is not None and await self._respond(interaction, plan, audio):
+        acknowledged = interaction.response.is_done()
+        # Before the acknowledgement only this machine's cache may be read (PRODUCT.md, Replies); after it (a
+        # deferred request on PostgreSQL) the shared tier too: another process may have made it.
+        audio = _made(await (self._cache.get(key) if acknowledged else self._cache.get_local(key)))
+        if audio is not None and not acknowledged and cannot_respond(interaction) is None:
+            if await self._respond(interaction, plan, audio):
                 return None
         blocked = cannot_post(interaction)
         if blocked is not None:
             return blocked
-        reservation = await self._speech.reserve(plan, joined=True)
+        # A voice message already made costs nothing and is never refused; new audio is checked as an mp3 is.
+        reservation = await (self._from_cache(plan) if audio is not None else self._speech.reserve(plan, joined=True))
         try:
             await defer(interaction, ephemeral=False)
-            await self._deferred(interaction, plan, key, reservation, replies)
+            if audio is None and not acknowledged and self._cache.shared is not None:
+                audio = _made(await self._cache.get(key))  # deferred now: the shared tier may hold it
+                if audio is not None:
+                    self._metrics.cache(hit=True, chunks=len(plan.chunks))
+            await self._deferred(interaction, plan, key, reservation, audio, replies)
         finally:
             await reservation.release_all()
         return None
+
+    async def _from_cache(self, plan: SpeechPlan) -> Reservation:
+        """Count a request served wholly from the cache: free, never refused, but a request all the same."""
+        self._metrics.cache(hit=True, chunks=len(plan.chunks))
+        return await self._guard.reserve(
+            guild_id=plan.guild_id,
+            user_id=plan.user_id,
+            holds={},
+            cached=range(len(plan.chunks)),
+            cloned_voice=self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
+        )
 
     async def _respond(self, interaction: discord.Interaction[Any], plan: SpeechPlan, audio: VoiceMessageAudio) -> bool:
         """Make the cached voice message the interaction's response; False if it cannot be (nothing sent then)."""
@@ -180,17 +202,9 @@ class VoiceMessages:
             await respond(interaction, audio)
         except discord.HTTPException as error:
             # A refused response acknowledges nothing: the deferred way is still open.
-            log.warning("Discord refused voice message response of interaction %s: %s", interaction.id, error)
+            log.warning("Discord refused the voice message response of interaction %s: %s", interaction.id, error)
             return False
-        self._metrics.cache(hit=True, chunks=len(plan.chunks))
-        # Served wholly from the cache: free and never refused, but counted as the request it is.
-        await self._guard.reserve(
-            guild_id=plan.guild_id,
-            user_id=plan.user_id,
-            holds={},
-            cached=range(len(plan.chunks)),
-            cloned_voice=self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
-        )
+        await self._from_cache(plan)
         return True
 
     async def _deferred(
@@ -199,15 +213,13 @@ class VoiceMessages:
         plan: SpeechPlan,
         key: str,
         reservation: Reservation,
+        audio: VoiceMessageAudio | None,
         replies: AudioReplies,
     ) -> None:
         """Deferred: the response becomes the usual line, then the voice message is posted to the channel."""
-        found = await self._cache.get(key)  # every tier now: another process may have made it
-        audio = unpack(found.data, found.duration) if found and found.output_type == OUTPUT_TYPE else None
         if audio is not None:
-            self._metrics.cache(hit=True, chunks=len(plan.chunks))
             for index in range(len(plan.chunks)):
-                await reservation.cache_hit(index)
+                await reservation.cache_hit(index)  # held for new audio, then found made after all
             result = SpeechResult(plan, b"", "ogg", audio.duration, 0, True)
         else:
             result = await self._speech.synthesise(plan, reservation)

@@ -180,6 +180,24 @@ async def test_a_voice_message_discord_refuses_after_the_line_becomes_an_mp3_on_
     running.discord.invalid_requests.clear()  # provoked on purpose, checked above
 
 
+async def test_a_voice_message_over_the_upload_limit_comes_as_an_mp3_that_fits(running: World) -> None:
+    limit = 12_000  # a few seconds of 32 kb/s Opus do not fit; a lower-rate mp3 does
+    interaction = await final(
+        await running.discord.slash(
+            running.guild,
+            running.text,
+            running.member,
+            "say",
+            {"text": "Rather long for such a small upload limit, this one.", "format": "voice-message"},
+            attachment_size_limit=limit,
+        )
+    )
+    _, mp3 = assert_audio_reply(interaction, extension="mp3")
+    assert len(mp3) <= limit
+    assert "larger than this server's upload limit" in interaction.content()
+    assert voice_messages_in(running) == []
+
+
 # The format as a server default, Read aloud, voice playback ---------------------------------------------------
 
 
