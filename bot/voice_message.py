@@ -223,6 +223,9 @@ class VoiceMessages:
             result = SpeechResult(plan, b"", "ogg", audio.duration, 0, True)
         else:
             result = await self._speech.synthesise(plan, reservation)
+        # The line first: the member sees the result while the voice message is made and posted.
+        await answer(interaction, replies.describe(result), ephemeral=False)
+        if audio is None:
             try:
                 audio = await encode(result.audio)
             except AudioError as error:
@@ -233,7 +236,6 @@ class VoiceMessages:
         if len(audio.ogg) > upload_limit(interaction.filesize_limit):
             await replies.attach(interaction, await self._as_mp3(result, audio), TOO_LARGE)
             return
-        await answer(interaction, replies.describe(result), ephemeral=False)
         try:
             await post(interaction, audio)
         except discord.HTTPException as error:

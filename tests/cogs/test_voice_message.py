@@ -192,6 +192,8 @@ async def test_a_voice_message_over_the_upload_limit_comes_as_an_mp3_that_fits(r
             attachment_size_limit=limit,
         )
     )
+    # The line comes first; the mp3 replaces the voice message on it once that turns out too large.
+    await running.discord.wait_until(lambda: bool(interaction.files()), what="the mp3 on the line")
     _, mp3 = assert_audio_reply(interaction, extension="mp3")
     assert len(mp3) <= limit
     assert "larger than this server's upload limit" in interaction.content()
