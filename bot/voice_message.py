@@ -8,7 +8,7 @@ a server it is in) it attaches an mp3 and says why (PRODUCT.md, Reach).
 
 discord.py 2.7.1 cannot set flag 8192 nor an attachment's `duration_secs` and `waveform` (its PR #10230 is open):
 `_send` sends these two requests through discord.py's own HTTP client (its `Route`, a multipart form, its rate
-limits); tests/test_voice_message_http.py fails loudly if the installed discord.py changes what this relies on.
+limits); tests/test_voice_message.py fails loudly if the installed discord.py changes what this relies on.
 """
 
 from __future__ import annotations
