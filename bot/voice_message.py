@@ -157,7 +157,9 @@ class VoiceMessages:
         self._catalogue = catalogue
         self._metrics = metrics
 
-    async def send(self, interaction: discord.Interaction[Any], plan: SpeechPlan, replies: AudioReplies) -> str | None:
+    async def deliver(
+        self, interaction: discord.Interaction[Any], plan: SpeechPlan, replies: AudioReplies
+    ) -> str | None:
         """Answer with the plan as a voice message, or return why one cannot go here, having done nothing then."""
         key = voice_message_key(plan)
         acknowledged = interaction.response.is_done()

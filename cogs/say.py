@@ -185,7 +185,7 @@ class Say(commands.Cog):
         note = ""
         if plan.voice_message:
             # None: sent as a voice message; otherwise why not, and nothing was spent nor sent.
-            blocked = await self.voice_messages.send(interaction, plan, self)
+            blocked = await self.voice_messages.deliver(interaction, plan, self)
             if blocked is None:
                 return
             note = blocked
