@@ -17,6 +17,7 @@ from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
 from bot.replies import READOUTS_OFF, answer, defer, defer_update, update
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.speech import FORMATS
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
 from bot.tree import handle_error, require_admin
@@ -351,8 +352,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
-        if format is not None and format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if format is not None and format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
         await self._change(interaction, "format", "format", format)
 
     @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")
