@@ -266,3 +266,16 @@ async def test_a_repeat_transcodes_nothing_on_either_backend(world: World, backe
     assert ogg == first_ogg
     assert len(world.tts_requests()) == 1
     assert voice_audio.encodings_made() == encoded
+
+
+async def test_a_read_aloud_voice_message_is_kept_a_day_like_the_rest_of_its_audio(running: World) -> None:
+    # PRODUCT.md, Privacy: audio of members' messages stays in the cache at most 24 hours, in every form.
+    await admin_sets(running, "format", {"format": "voice-message"})
+    message = await running.discord.post_message(running.guild, running.text, running.member, "Keep this a day.")
+    await read_aloud(running, message, running.other)
+    await assert_voice_message(running, await posted_voice_message(running))
+    await running.bot.audio_cache.flush()
+    cache = running.settings.audio_cache_dir
+    # The mp3 from Unmixr and the voice message made from it, both in messages/; nothing in the folder itself.
+    assert len(list((cache / "messages").glob("*.audio"))) == 2
+    assert list(cache.glob("*.audio")) == []
