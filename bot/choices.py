@@ -23,7 +23,12 @@ def _values(values: list[str]) -> list[app_commands.Choice[str]]:
     return [_choice(value, value) for value in values]
 
 
-FORMAT_CHOICES: Final = [_choice("mp3", "mp3"), _choice("wav", "wav")]
+# A voice message is Discord's inline player with a waveform; mp3 and wav are files to download.
+FORMAT_CHOICES: Final = [
+    _choice("mp3", "mp3"),
+    _choice("wav", "wav"),
+    _choice(pgettext("choice", "voice-message"), "voice-message"),
+]
 
 # The reference's categories, in its order, with `clones` (this server's clones) where the reference lists it.
 CATEGORY_CHOICES: Final = [

@@ -25,6 +25,7 @@ from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
+from bot.voice_message import VoiceMessages
 from cogs._options import language_choices, voice_choices
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Say(commands.Cog):
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
         self.fitted = FittedAudio(bot.audio_cache)
+        self.voice_messages = VoiceMessages(bot.speech, bot.audio_cache, bot.guard, bot.catalogue, bot.metrics)
         self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
         bot.tree.add_command(self.read_aloud_menu)
 
@@ -101,7 +103,7 @@ class Say(commands.Cog):
         pitch="Pitch: -50% to +50%, or x-low, low, medium, high, x-high, default",
         volume="Volume: -100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default",
         intensity="Style intensity from -100 to 100 (voices with the intensity capability)",
-        format="Audio format of the attachment",
+        format="Audio format: an mp3 or wav file, or a Discord voice message",
         play="Play it in your voice channel instead of attaching it",
     )
     @app_commands.choices(format=FORMAT_CHOICES)
@@ -194,23 +196,42 @@ class Say(commands.Cog):
             position = await queue.enqueue(interaction, plan, reservation)
             await answer(interaction, queued_message(plan, position), ephemeral=True)
             return
+        note: Message | None = None
+        if plan.voice_message:
+            # None: sent as a voice message; otherwise why not, and nothing was spent nor sent.
+            blocked = await self.voice_messages.deliver(interaction, plan, self)
+            if blocked is None:
+                return
+            note = blocked
         reservation = await self.bot.speech.reserve(plan, joined=True)
         try:
             await defer(interaction, ephemeral=False)
-            await self._send_audio(interaction, plan, reservation)
+            await self.attach(interaction, await self.bot.speech.synthesise(plan, reservation), note)
         finally:
             await reservation.release_all()
 
-    async def _send_audio(
-        self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, reservation: Reservation
+    def describe(self, result: SpeechResult) -> Message:
+        """The line that goes with an audio reply (for the voice messages' Protocol)."""
+        return describe(result)
+
+    async def attach(
+        self, interaction: discord.Interaction[Any], result: SpeechResult, note: Message | None = None
     ) -> None:
-        result = await self.bot.speech.synthesise(plan, reservation)
-        audio, output_type, note = result.audio, result.output_type, None
+        """Answer with the audio as a public attachment, fitted to the upload limit, with its line and `note`."""
+        plan, audio, output_type = result.plan, result.audio, result.output_type
+        notes: list[Message] = [joined(["\n-# ", note])] if note else []
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
                 sources = [plan.request(index)[1] for index in range(len(plan.chunks))]
-                audio = await self.fitted.fit(sources, audio, limit, duration=result.duration, server=plan.guild_id)
+                audio = await self.fitted.fit(
+                    sources,
+                    audio,
+                    limit,
+                    duration=result.duration,
+                    server=plan.guild_id,
+                    from_message=plan.from_message,
+                )
             except AudioError:
                 raise UserFacingError(
                     _(
@@ -220,10 +241,9 @@ class Say(commands.Cog):
                     )
                 ) from None
             output_type = "mp3"
-            note = joined(["\n-# ", _("Converted to a smaller mp3 to fit this server's upload limit.")])
+            notes.append(joined(["\n-# ", _("Converted to a smaller mp3 to fit this server's upload limit.")]))
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
-        line = describe(result)
-        await answer(interaction, line if note is None else joined([line, note]), ephemeral=False, files=[file])
+        await answer(interaction, joined([describe(result), *notes]), ephemeral=False, files=[file])
 
 
 def queued_message(plan: SpeechPlan, position: int) -> Message:

@@ -20,6 +20,7 @@ from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
 from bot.replies import READOUTS_OFF, answer, defer, defer_update, update
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.speech import FORMATS
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
 from bot.tree import handle_error, require_admin
@@ -451,12 +452,12 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         await self._change(interaction, "intensity", intensity)
 
     @app_commands.command(name="format", description="The server's default audio format (leave empty to clear).")
-    @app_commands.describe(format="mp3 or wav")
+    @app_commands.describe(format="mp3, wav or a voice message")
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
-        if format is not None and format not in ("mp3", "wav"):
-            raise InvalidOptionError(_("Format must be mp3 or wav."))
+        if format is not None and format not in FORMATS:
+            raise InvalidOptionError(_("Format must be mp3, wav or voice-message."))
         await self._change(interaction, "format", format)
 
     @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")
