@@ -212,9 +212,17 @@ class SpeechService:
         """
         server = await self._storage.get_guild_settings(guild_id)
         preferences = await self._storage.get_member_preferences(guild_id, user_id)
+        # The text checks come first and need no voice: the readout words it is cleaned with are all speakable, so
+        # English ones tell as well as any whether anything is left to say. It is cleaned again in the clip's
+        # language below when that is not English.
+        english = readout_words()
+        stripped = (text if isinstance(text, str) else text(english)).strip()
+        if not stripped or not is_speakable(stripped):
+            raise NothingToSayError()
         limit = resolve("max_length", server=server).value or MAX_LENGTH_LIMIT
-        if given_length is not None and given_length > limit and not truncate_to_limit:
-            raise TextTooLongError(given_length, limit)
+        length = len(stripped) if given_length is None else given_length
+        if length > limit and not truncate_to_limit:
+            raise TextTooLongError(length, limit)
 
         # Interactions passed the look-up gate already (nothing to wait for); a readout may wait here.
         await self._catalogue.prepare(guild_id)
@@ -235,12 +243,8 @@ class SpeechService:
         language = self._choose_language(voice, options, server, dropped)
         # The words a readout adds are in the language the clip is spoken in (PRODUCT.md, Languages).
         words = readout_words(language or voice.language, server_locale)
-        stripped = (text if isinstance(text, str) else text(words)).strip()
-        if not stripped or not is_speakable(stripped):
-            raise NothingToSayError()
-        length = len(stripped) if given_length is None else given_length
-        if length > limit and not truncate_to_limit:
-            raise TextTooLongError(length, limit)
+        if words is not english and not isinstance(text, str):
+            stripped = text(words).strip()
         if len(stripped) > limit:
             stripped = truncate(stripped, limit, words)
         if speaker is not None:
