@@ -17,6 +17,7 @@ from discord.ext import commands
 import cogs
 from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
+from bot.audio.sessions import VoiceSessions
 from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
@@ -98,6 +99,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.guard: CreditGuard
         self.lookups: LookupGate
         self.speech: SpeechService
+        self.voice: VoiceSessions
         self.balance_watch: LowBalanceWatch
 
     async def setup_hook(self) -> None:
@@ -145,6 +147,7 @@ class UnmixrBot(commands.AutoShardedBot):
             operator_voice_id=settings.default_voice_id,
             metrics=self.metrics,
         )
+        self.voice = VoiceSessions(self)
         self.balance_watch = LowBalanceWatch(
             self.unmixr,
             self.storage,

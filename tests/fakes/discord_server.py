@@ -517,11 +517,11 @@ class FakeGuild:
     def unheard_because(self, user_id: int) -> tuple[str, ...]:
         """Why nobody hears a member's audio right now, whoever listens (empty when it can be heard).
 
-        Discord's rules, each from its page: a server mute (voice.mdx, "Voice State Object": `mute`); the Speak
-        permission in the channel, which an overwrite can take away at any time (permissions.mdx, SPEAK "Allows for
-        speaking in a voice channel"); a running timeout, which takes Speak too (permissions.mdx, "Permissions For
-        Timed Out Members"); on a stage, not being a speaker: "not suppressed, and has no
-        request_to_speak_timestamp" (stage-instance.mdx, "Definitions").
+        Discord's rules, each from its page: a server mute (voice.mdx, "Voice State Object": `mute`); in a voice
+        channel, the Speak permission, which an overwrite can take away at any time (permissions.mdx, SPEAK "Allows
+        for speaking in a voice channel", channel type V only); a running timeout, which takes Speak too
+        (permissions.mdx, "Permissions For Timed Out Members"); on a stage, not being a speaker: "not suppressed,
+        and has no request_to_speak_timestamp" (stage-instance.mdx, "Definitions").
         """
         channel_id = self.voice_channel_of(user_id)
         if channel_id is None:
@@ -532,11 +532,12 @@ class FakeGuild:
         if member is not None and member.mute:
             reasons.append("server-muted")
         channel = self.channels.get(channel_id)
-        if channel is not None and channel["type"] == p.CHANNEL_STAGE:
-            if state.get("suppress") or state.get("request_to_speak_timestamp"):
-                reasons.append("not a speaker")
+        stage = channel is not None and channel["type"] == p.CHANNEL_STAGE
+        if stage and (state.get("suppress") or state.get("request_to_speak_timestamp")):
+            reasons.append("not a speaker")
         if member is not None:
-            if not self.compute_permissions(user_id, member.roles, channel_id, with_timeout=False) & p.SPEAK:
+            speaks = self.compute_permissions(user_id, member.roles, channel_id, with_timeout=False) & p.SPEAK
+            if not stage and not speaks:
                 reasons.append("no Speak permission")
             timed_out = member.communication_disabled_until is not None and member.timed_out()
             if timed_out and not self.compute_permissions(user_id, member.roles) & p.ADMINISTRATOR:
