@@ -330,7 +330,7 @@ class VoiceSessions:
         player.hold()
         if guild.id not in self._unheard:
             log.info("nobody can hear the bot in server %s: %s", guild.id, reason)
-            timer = asyncio.get_running_loop().create_task(self._stop_unheard(guild.id), name=f"unheard:{guild.id}")
+            timer = self.bot.spawn(self._stop_unheard(guild.id), name=f"unheard:{guild.id}")
             self._unheard[guild.id] = (reason, timer)
 
     def _heard_again(self, guild_id: int) -> None:

@@ -193,6 +193,12 @@ async def test_only_deafened_members_and_bots_hear_nothing_readouts_are_skipped(
     requests = len(speaking.tts_requests())
     refused = await play(speaking, "Hello?")
     assert "deafened" in refused
+    # Read aloud, which plays in voice when the bot is with the caller, attaches the audio instead.
+    message = await discord_fake.post_message(guild, speaking.text, speaking.other, "Read this to me.")
+    read = await discord_fake.message_command(guild, speaking.text, speaking.member, "Read aloud", message)
+    await read.wait_final()
+    assert read.files() and not read.ephemeral
+    requests = len(speaking.tts_requests())
     await discord_fake.post_message(guild, speaking.readout, speaking.member, "Nobody hears this readout")
     await until(speaking, lambda: any("readout skipped" in r.getMessage() for r in caplog.records))
     skipped = [r for r in caplog.records if "readout skipped" in r.getMessage()]
