@@ -183,6 +183,10 @@ def test_option_bounds_match_storage_and_the_product() -> None:
 
 
 SENDING_METHODS = {"send_message", "send", "edit_original_response", "edit_message", "edit"}
+# Calls by those names that send no message: (file, call).
+NOT_MESSAGES = {
+    ("bot/audio/sessions.py", "me.edit"),  # Member.edit(suppress=False): a stage speaker's voice state
+}
 
 
 def test_every_message_the_bot_sends_goes_through_bot_replies() -> None:
@@ -196,6 +200,8 @@ def test_every_message_the_bot_sends_goes_through_bot_replies() -> None:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 receiver = node.func.value
                 responds = isinstance(receiver, ast.Attribute) and receiver.attr == "response"
+                if (str(path.relative_to(root)), ast.unparse(node.func)) in NOT_MESSAGES:
+                    continue
                 if node.func.attr in SENDING_METHODS or (responds and node.func.attr == "autocomplete"):
                     found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node.func)}")
     assert found == [], "send through bot.replies (answer, update, post) instead:\n" + "\n".join(found)
