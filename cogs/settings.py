@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.budget import effective_budget
 from bot.choices import FORMAT_CHOICES
 from bot.errors import InvalidOptionError, UnknownVoiceError
-from bot.i18n import Message, Text, _, command, counted, joined, pgettext
+from bot.i18n import Message, Text, _, command, counted, joined, listing, pgettext
 from bot.i18n.interactions import render
 from bot.limits import LanguageText, PitchText, RateText, VolumeText
 from bot.lookups import ensure_lookups
@@ -485,7 +485,27 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         interaction: discord.Interaction[UnmixrBot],
         channel: discord.TextChannel | discord.VoiceChannel | discord.StageChannel | None = None,
     ) -> None:
-        """Set or clear the readout channel."""
+        """Set or clear the readout channel; refused where the bot could not read the messages."""
+        if channel is not None and interaction.guild is not None:
+            # Discord sends no messages from a channel the bot cannot view (PRODUCT.md, Voice in Discord's world).
+            granted = channel.permissions_for(interaction.guild.me)
+            missing = [
+                name
+                for name, ok in (
+                    (pgettext("permission", "View Channel"), granted.view_channel),
+                    (pgettext("permission", "Read Message History"), granted.read_message_history),
+                )
+                if not ok
+            ]
+            if missing:
+                raise InvalidOptionError(
+                    _(
+                        "I can't read {channel}: I need the {permissions} permission there; ask an admin to grant it, "
+                        "or pick another channel.",
+                        channel=channel.mention,
+                        permissions=listing(missing, conjunction=True),
+                    )
+                )
         await self._change(interaction, "readout_channel_id", channel.id if channel else None)
 
     @app_commands.command(name="xsaid", description="Say “<name> said” before readouts (leave empty to clear).")

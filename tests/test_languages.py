@@ -232,7 +232,7 @@ async def test_a_readout_in_french_uses_french_words_and_one_in_austrian_german_
     french = await _readout_in(world, voice_server, "fr-FR", message)
     assert french.startswith("Mel Member a dit : Regardez lien et un salon puis")
     assert french.endswith(", et ainsi de suite")
-    world.bot.get_cog("Voice")._last_said.clear()  # announce the author again
+    world.bot.get_cog("Readouts")._last_said.clear()  # announce the author again
     german = await _readout_in(world, voice_server, "de-AT", "Schau https://example.com/seite an <t:1700000000:D>")
     assert german == "Mel Member sagte: Schau Link an 14. November 2023"
 
