@@ -227,6 +227,21 @@ async def test_sync_with_the_user_install_budgets_registers_four_commands_for_us
         assert command["contexts"] == ([0, 1, 2] if user_install else [0]), name
 
 
+async def test_check_reports_user_installs_the_application_does_not_support(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    status, stdout, _stderr = await run_cli("check", env=cli_env, cwd=tmp_path)
+    assert status == 0 and "User installs: off (USER_INSTALL_DAILY_BUDGET is not set)" in stdout
+    env = {**cli_env, "USER_INSTALL_DAILY_BUDGET": "2000", "USER_INSTALL_TOTAL_DAILY_BUDGET": "50000"}
+    status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
+    assert status == 1
+    assert "does not support user installs: tick User Install" in stderr
+    discord_fake.enable_user_install()
+    status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
+    assert status == 0, stdout + stderr
+    assert "User installs: OK, 2,000 credits a user and 50,000 in all per UTC day" in stdout
+
+
 async def test_one_user_install_budget_without_the_other_is_refused_at_start(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
