@@ -120,17 +120,22 @@ async def test_say_in_a_dm_a_group_dm_and_a_server_without_the_bot_gets_audio(re
     assert (await storage.usage_for_day(USER_INSTALLS, today())).credits_prebuilt == spent
 
 
-async def test_the_bots_own_dm_works_too(reach: Reach) -> None:
-    interaction = await reach.run(reach.bot_dm, reach.bot_dm, reach.user, "say", {"text": "Just us two."})
+async def test_the_bots_own_dm_works_too_and_say_names_only_whom_the_interaction_carries(reach: Reach) -> None:
+    stranger = reach.world.discord.add_user("Sam Stranger")
+    text = f"Hi <@{reach.user['id']}> and <@{stranger['id']}>."
+    interaction = await reach.run(reach.bot_dm, reach.bot_dm, reach.user, "say", {"text": text})
     assert interaction.files(), interaction.content()
+    # The caller is known; a user the interaction does not carry is "someone" (nothing is looked up).
+    assert tts_payloads(reach.world.unmixr)[-1]["text"] == "Hi Uma User and someone."
 
 
 async def test_read_aloud_works_in_a_dm_and_a_server_without_the_bot(reach: Reach) -> None:
     world, fake = reach.world, reach.world.discord
     # Mentions are read from what the interaction carries: users by name, roles and channels as "a role" and
     # "a channel" (the bot is in neither place, so it looks nothing up).
+    carol = fake.add_user("Carol Third")  # in neither the DM nor any server of the bot's: named by the message
     posted = fake.post_private_message(
-        reach.dm, reach.friend, f"Hi <@{reach.user['id']}>, ask <@&{world.guild.id}> in <#{reach.lobby['id']}>"
+        reach.dm, reach.friend, f"Hi <@{carol['id']}>, ask <@&{world.guild.id}> in <#{reach.lobby['id']}>"
     )
     in_dm = await fake.message_command(reach.dm, reach.dm, reach.user, "Read aloud", posted)
     await in_dm.wait_final(timeout=20)
@@ -141,7 +146,7 @@ async def test_read_aloud_works_in_a_dm_and_a_server_without_the_bot(reach: Reac
     await in_server.wait_final(timeout=20)
     assert in_server.files(), in_server.content()
     assert [payload["text"] for payload in tts_payloads(world.unmixr)] == [
-        "Hi Uma User, ask a role in a channel",
+        "Hi Carol Third, ask a role in a channel",
         "Thanks Olga Other!",
     ]
     assert fake.wasted_requests() == []  # nothing was asked of Discord about a place the bot is not in
