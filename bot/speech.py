@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # Chunks of one request synthesised at once; the client's limiter bounds the whole process.
 CHUNK_CONCURRENCY = 4
 LANGUAGES_SHOWN = 10
+# The `format` choices. A voice message is made from the mp3 Unmixr sends (bot/voice_message.py).
+FORMATS = ("mp3", "wav", "voice-message")
+VOICE_MESSAGE = "voice-message"
 
 _PROSODY = {
     "rate": (normalize_rate, "speech:rate", "speaking_rate", "speed"),
@@ -77,6 +80,8 @@ class SpeechPlan:
     dropped: list[str] = field(default_factory=list)
     # The text is a member's message (a readout, Read aloud): its audio stays in the cache at most a day.
     from_message: bool = False
+    # Attach it as a Discord voice message (the format `voice-message`); ignored in voice playback.
+    voice_message: bool = False
     # Each chunk's request and cache key, built once: the budget check and the synthesis both need them.
     _requests: dict[int, tuple[TTSRequest, str]] = field(default_factory=dict, repr=False)
 
@@ -208,8 +213,8 @@ class SpeechService:
                 f"Intensity must be a whole number from -100 to 100, not {options.intensity}; "
                 f"{self._voices_with('intensity', guild_id)}"
             )
-        if options.format is not None and options.format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if options.format is not None and options.format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
 
         dropped: list[str] = []
         voice = await self._choose_voice(options, preferences, server, guild_id, dropped)
@@ -245,6 +250,9 @@ class SpeechService:
             dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
             intensity = Resolved(None, intensity.source)
         output_type = resolve("format", option=options.format, server=server).value or "mp3"
+        voice_message = output_type == VOICE_MESSAGE
+        if voice_message:
+            output_type = "mp3"
         pronounced = await self._storage.list_pronunciations(guild_id) if guild_id is not None else []
         entries = {entry.word: entry.spoken for entry in pronounced}
         return SpeechPlan(
@@ -263,6 +271,7 @@ class SpeechService:
             dropped=dropped,
             # Read aloud and readouts, the requests cut at max-length, are the ones that speak members' messages.
             from_message=truncate_to_limit,
+            voice_message=voice_message,
         )
 
     @staticmethod

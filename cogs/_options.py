@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 MAX_CHOICES = 25
 
-FORMAT_CHOICES = [app_commands.Choice(name="mp3", value="mp3"), app_commands.Choice(name="wav", value="wav")]
+# A voice message is Discord's inline player with a waveform; mp3 and wav are files to download.
+FORMAT_CHOICES = [
+    app_commands.Choice(name="mp3", value="mp3"),
+    app_commands.Choice(name="wav", value="wav"),
+    app_commands.Choice(name="voice-message", value="voice-message"),
+]
 
 
 def _choices(values: list[str]) -> list[app_commands.Choice[str]]:

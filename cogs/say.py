@@ -24,6 +24,7 @@ from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
+from bot.voice_message import VoiceMessages
 from bot.wording import counted
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
 
@@ -76,6 +77,7 @@ class Say(commands.Cog):
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
         self.fitted = FittedAudio(bot.audio_cache)
+        self.voice_messages = VoiceMessages(bot.speech, bot.audio_cache, bot.guard, bot.catalogue, bot.metrics)
         self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
         bot.tree.add_command(self.read_aloud_menu)
 
@@ -96,7 +98,7 @@ class Say(commands.Cog):
         pitch="Pitch: -50% to +50%, or x-low, low, medium, high, x-high, default",
         volume="Volume: -100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default",
         intensity="Style intensity from -100 to 100 (voices with the intensity capability)",
-        format="Audio format of the attachment",
+        format="Audio format: an mp3 or wav file, or a Discord voice message",
         play="Play it in your voice channel instead of attaching it",
     )
     @app_commands.choices(format=FORMAT_CHOICES)
@@ -200,30 +202,47 @@ class Say(commands.Cog):
             position = await queue.enqueue(interaction, plan, reservation)
             await answer(interaction, queued_message(plan, position), ephemeral=True)
             return
+        note = ""
+        if plan.voice_message:
+            # None: sent as a voice message; otherwise why not, and nothing was spent nor sent.
+            blocked = await self.voice_messages.deliver(interaction, plan, self)
+            if blocked is None:
+                return
+            note = blocked
         reservation = await self.bot.speech.reserve(plan, joined=True)
         try:
             await defer(interaction, ephemeral=not answers_publicly(interaction))
-            await self._send_audio(interaction, plan, reservation)
+            await self.attach(interaction, await self.bot.speech.synthesise(plan, reservation), note)
         finally:
             await reservation.release_all()
 
-    async def _send_audio(
-        self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, reservation: Reservation
-    ) -> None:
-        result = await self.bot.speech.synthesise(plan, reservation)
-        audio, output_type, note = result.audio, result.output_type, ""
+    def describe(self, result: SpeechResult) -> str:
+        """The line that goes with an audio reply (for the voice messages' Protocol)."""
+        return describe(result)
+
+    async def attach(self, interaction: discord.Interaction[Any], result: SpeechResult, note: str = "") -> None:
+        """Answer with the audio as a public attachment, fitted to the upload limit, with its line and `note`."""
+        plan, audio, output_type = result.plan, result.audio, result.output_type
+        note = f"\n-# {note}" if note else ""
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
                 sources = [plan.request(index)[1] for index in range(len(plan.chunks))]
-                audio = await self.fitted.fit(sources, audio, limit, duration=result.duration, server=plan.fairness)
+                audio = await self.fitted.fit(
+                    sources,
+                    audio,
+                    limit,
+                    duration=result.duration,
+                    server=plan.fairness,
+                    from_message=plan.from_message,
+                )
             except AudioError:
                 raise UserFacingError(
                     f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
                     "limit even when compressed; try a shorter text."
                 ) from None
             output_type = "mp3"
-            note = "\n-# Converted to a smaller mp3 to fit this server's upload limit."
+            note += "\n-# Converted to a smaller mp3 to fit this server's upload limit."
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
         await answer(interaction, describe(result) + note, ephemeral=not answers_publicly(interaction), files=[file])
 

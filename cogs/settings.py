@@ -17,6 +17,7 @@ from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
 from bot.replies import READOUTS_OFF, answer, defer, defer_update, update
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.speech import FORMATS
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
 from bot.tree import handle_error, require_admin
@@ -98,16 +99,18 @@ class ResetConfirmation(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Clear the settings and replace the question with what was cleared."""
         assert interaction.guild_id is not None
-        self.stop()
+        # Acknowledged before the view stops: until then the press must still be in discord.py's view store, or
+        # the bot's on_interaction would take it for a press on dead controls and answer it too.
         await defer_update(interaction)
+        self.stop()
         message = await self.cog.clear_everything(interaction.guild_id)
         await update(interaction, content=message, remove_view=True)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
         """Leave everything as it is."""
-        self.stop()
         await update(interaction, content=RESET_CANCELLED, remove_view=True)
+        self.stop()  # after the answer, as in confirm
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -349,8 +352,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
-        if format is not None and format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if format is not None and format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
         await self._change(interaction, "format", "format", format)
 
     @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")

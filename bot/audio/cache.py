@@ -170,6 +170,16 @@ class AudioCache:
             self._put_soon(key, found, share=False)
         return found
 
+    async def get_local(self, key: str) -> CachedAudio | None:
+        """The clip under key if this machine has it (in memory or the folder), never asking the shared tier.
+
+        For what must be answered before an interaction is acknowledged: memory and local disk only.
+        """
+        found = await self._get_local(key)
+        if found is not None and self.shared is not None:
+            self.shared.used(key)
+        return found
+
     async def locate(self, keys: Collection[str]) -> set[str]:
         """Which of keys are cached in any tier: the folder (and memory) first, then one query for the others."""
         found = {key for key in keys if key in self}

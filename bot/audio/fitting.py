@@ -33,11 +33,13 @@ class FittedAudio:
         *,
         duration: float | None = None,
         server: Hashable = None,
+        from_message: bool = False,
     ) -> bytes:
         """`audio` itself if it fits in `max_bytes`, else a mono mp3 that does (see `transcode_to_fit`).
 
         `source_keys` are the audio cache keys of what `audio` was made from (its chunks, in order): with the
-        limit they name the fitted file in the cache. Raises AudioError when even the lowest quality is too large.
+        limit they name the fitted file in the cache, kept at most a day when `from_message` (a member's message
+        read aloud). Raises AudioError when even the lowest quality is too large.
         """
         if len(audio) <= max_bytes:
             return audio
@@ -47,15 +49,17 @@ class FittedAudio:
             return cached.data
         task = self._fitting.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fit(key, audio, max_bytes, duration, server))
+            task = asyncio.ensure_future(self._fit(key, audio, max_bytes, duration, server, from_message))
             self._fitting[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         # Shielded: a requester that gives up does not stop the transcode others wait for.
         return await asyncio.shield(task)
 
-    async def _fit(self, key: str, audio: bytes, max_bytes: int, duration: float | None, server: Hashable) -> bytes:
+    async def _fit(
+        self, key: str, audio: bytes, max_bytes: int, duration: float | None, server: Hashable, from_message: bool
+    ) -> bytes:
         fitted = await transcode_to_fit(audio, max_bytes, duration=duration, server=server)
-        self._cache.put_soon(key, fitted, duration=duration, output_type="mp3")
+        self._cache.put_soon(key, fitted, duration=duration, output_type="mp3", from_message=from_message)
         return fitted
 
     def _finished(self, key: str, task: asyncio.Task[bytes]) -> None:

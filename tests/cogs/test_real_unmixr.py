@@ -47,7 +47,7 @@ async def test_the_bot_works_against_every_variation_at_once(world: World) -> No
     assert "no voice called" in nameless.content()
     balance = await world.slash("balance", member=world.admin)
     await balance.wait_final()
-    assert f"{world.unmixr.prebuilt_chars} prebuilt characters" in balance.content()
+    assert f"{world.unmixr.prebuilt_chars:,} prebuilt characters" in balance.content()
 
 
 @pytest.mark.parametrize("html", [False, True], ids=["json", "html"])

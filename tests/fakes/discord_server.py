@@ -38,6 +38,11 @@ It refuses what real Discord refuses, the way Discord answers it:
   (key "0" only where the app is installed in the server, or "0" in the bot's own DM), a partial guild and the
   documented `app_permissions`; in a server without the bot, answers are made ephemeral where the member lacks Use
   External Apps, and at most 5 follow-ups are accepted (code 40094); the bot can reach none of those channels.
+- voice messages (message flag IS_VOICE_MESSAGE, 8192): kept on Create Message and on a type 4 callback, refused
+  (400, 50035 at `flags`) on a type 5 callback and on follow-ups; exactly one attachment whose part is `audio/*`
+  (50160), with `duration_secs` and a base64 `waveform` of 1 to 256 bytes (50161), and no content, embeds,
+  components, stickers or poll (50159); the bot needs Send Voice Messages in the channel (403, 50173) and, for
+  Create Message, Send Messages (not Attach Files); a voice message is never edited (50162).
 - Option values outside the registered schema (over `max_length`, a missing required option, a value not among
   the choices, a number out of range) are never sent by Discord's client, which refuses them as the member types:
   `slash` and `autocomplete` raise `ClientRefused` and dispatch nothing (recorded in `client_refusals`).
@@ -162,6 +167,7 @@ class _Upload:
     index: int
     filename: str
     data: bytes
+    content_type: str | None = None  # the part's own Content-Type header
 
 
 class _DiscordError(Exception):
@@ -1814,7 +1820,9 @@ class FakeDiscord(FakeGateway):
                 else:
                     match = re.fullmatch(r"files\[(\d+)\]", part.name or "")
                     index = int(match.group(1)) if match else position
-                    uploads.append(_Upload(index, part.filename or f"file{index}", bytes(await part.read())))
+                    declared = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+                    data = bytes(await part.read())
+                    uploads.append(_Upload(index, part.filename or f"file{index}", data, declared))
                     position += 1
             return body, uploads
         raw = await request.read()
@@ -2167,6 +2175,7 @@ class FakeDiscord(FakeGateway):
         *,
         ephemeral: bool,
         editing: bool = False,
+        voice: bool = False,
     ) -> list[dict[str, Any]]:
         by_index = {upload.index: upload for upload in uploads}
         used: set[int] = set()
@@ -2187,6 +2196,10 @@ class FakeDiscord(FakeGateway):
                     )
                     if entry.get("description"):
                         stored["description"] = entry["description"]
+                    if voice:
+                        # message.mdx, attachment object: `duration_secs` and `waveform` (for voice messages).
+                        stored["duration_secs"] = entry["duration_secs"]
+                        stored["waveform"] = entry["waveform"]
                     result.append(stored)
         if editing and "attachments" in body:
             # message.mdx, "Edit Message": since API v10 `attachments` lists every attachment the message keeps,
@@ -2243,6 +2256,11 @@ class FakeDiscord(FakeGateway):
         content = body.get("content") or ""
         embeds = body.get("embeds") or []
         components = body.get("components") or []
+        voice = bool(flags & p.FLAG_VOICE_MESSAGE)
+        if voice:
+            refused = p.voice_message_refusal(body, [(upload.index, upload.content_type) for upload in uploads])
+            if refused is not None:
+                raise _DiscordError(400, *refused)
         self._check_automod(guild, channel_id, content)
         if not (content or embeds or uploads or components or body.get("sticker_ids") or body.get("poll")) and not (
             flags & p.FLAG_LOADING
@@ -2258,7 +2276,7 @@ class FakeDiscord(FakeGateway):
             content=content,
             embeds=embeds,
             components=components,
-            attachments=self._attachments_from(body, uploads, [], ephemeral=ephemeral),
+            attachments=self._attachments_from(body, uploads, [], ephemeral=ephemeral, voice=voice),
             flags=flags,
             message_type=message_type,
             **self._resolve_mentions(guild, content, body.get("allowed_mentions")),
@@ -2282,6 +2300,9 @@ class FakeDiscord(FakeGateway):
     def _edit_message(
         self, message: dict[str, Any], body: dict[str, Any], uploads: list[_Upload], *, error_prefix: str = ""
     ) -> None:
+        if message["flags"] & p.FLAG_VOICE_MESSAGE:
+            # message.mdx, "Voice Messages": "They cannot be edited" (50162), by any route.
+            raise _DiscordError(400, *p.VOICE_NOT_EDITABLE)
         errors = p.validate_message(body, error_prefix)
         if errors:
             raise _invalid_form(errors)
@@ -2374,15 +2395,20 @@ class FakeDiscord(FakeGateway):
         self, *, channel_id: str, body: Any, uploads: list[_Upload], **_: Any
     ) -> web.StreamResponse:
         guild, _channel = self._find_channel(int(channel_id))
+        body = body if isinstance(body, dict) else {}
+        # message.mdx, "Create Message": IS_VOICE_MESSAGE is one of the flags it takes.
+        flags = (body.get("flags") or 0) & (
+            p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_VOICE_MESSAGE | p.FLAG_COMPONENTS_V2
+        )
+        voice = bool(flags & p.FLAG_VOICE_MESSAGE)
         permissions = guild.bot_member.permissions_in(int(channel_id))
-        needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads else 0)
+        # A voice message needs Send Voice Messages (permissions.mdx) where a file needs Attach Files.
+        needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads and not voice else 0)
         if permissions & needed != needed:
             raise _DiscordError(403, 50013, "Missing Permissions")
+        if voice and not permissions & p.SEND_VOICE_MESSAGES:
+            raise _DiscordError(403, *p.VOICE_NOT_HERE)
         self._check_uploads(uploads, self.upload_limit_of(guild))
-        body = body if isinstance(body, dict) else {}
-        flags = (body.get("flags") or 0) & (
-            p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
-        )
         message = self._create_message(guild=guild, channel_id=int(channel_id), body=body, uploads=uploads, flags=flags)
         self.channel_messages.setdefault(int(channel_id), []).append(message)
         await self._announce("MESSAGE_CREATE", message)
@@ -2521,9 +2547,19 @@ class FakeDiscord(FakeGateway):
         # change-log.mdx (June 27, 2024): without Use External Apps, a user install's answers are ephemeral.
         forced = p.FLAG_EPHEMERAL if interaction.forced_ephemeral else 0
         if callback_type == 4:
+            # receiving-and-responding.mdx, "Messages": a type 4 response may set IS_VOICE_MESSAGE.
             flags = forced | (data.get("flags") or 0) & (
-                p.FLAG_EPHEMERAL | p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
+                p.FLAG_EPHEMERAL
+                | p.FLAG_SUPPRESS_EMBEDS
+                | p.FLAG_SUPPRESS_NOTIFICATIONS
+                | p.FLAG_VOICE_MESSAGE
+                | p.FLAG_COMPONENTS_V2
             )
+            # What the app may do where the interaction comes from (the bot's role in its servers; in a DM no Send
+            # Voice Messages: receiving-and-responding.mdx, Interaction Structure, app_permissions).
+            app_permissions = int(interaction.payload["app_permissions"])
+            if flags & p.FLAG_VOICE_MESSAGE and not app_permissions & p.SEND_VOICE_MESSAGES:
+                raise _DiscordError(403, *p.VOICE_NOT_HERE)
             message = self._create_message(
                 guild=guild,
                 channel_id=interaction.channel_id,
@@ -2537,6 +2573,8 @@ class FakeDiscord(FakeGateway):
             interaction.original_id = int(message["id"])
             await self._announce("MESSAGE_CREATE", message)
         elif callback_type == 5:
+            # Ibid.: with DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE "the only valid message flag you may use is EPHEMERAL".
+            _refuse_voice_flag(data, "data.")
             flags = forced | ((data.get("flags") or 0) & p.FLAG_EPHEMERAL) | p.FLAG_LOADING
             message = self._create_message(
                 guild=guild,
@@ -2619,6 +2657,9 @@ class FakeDiscord(FakeGateway):
                 # owners object "only contains USER_INSTALL" (every accepted call counts, the one that resolves a
                 # deferred reply included: the stricter reading).
                 raise _DiscordError(400, 40094, "This interaction has hit the maximum number of follow up messages")
+            # A follow-up "functions the same as Execute Webhook" (receiving-and-responding.mdx), whose flags are
+            # only SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS and IS_COMPONENTS_V2 (webhook.mdx): no voice message.
+            _refuse_voice_flag(body, "")
             self._check_uploads(uploads, interaction.attachment_size_limit)
             original = self.messages.get(interaction.original_id) if interaction.original_id else None
             if (
@@ -2723,6 +2764,17 @@ class FakeDiscord(FakeGateway):
         await self._record(interaction, response)
         await self._announce("MESSAGE_DELETE", message)
         return web.Response(status=204)
+
+
+def _refuse_voice_flag(body: dict[str, Any], prefix: str) -> None:
+    """Refuse IS_VOICE_MESSAGE where the docs leave it out of the flags a request may set.
+
+    The docs list the flags that "can be set" without saying how another one is refused; the stand-in answers as
+    for any other invalid field: 400, 50035 "Invalid Form Body", the error at `flags`.
+    """
+    if isinstance(body, dict) and (body.get("flags") or 0) & p.FLAG_VOICE_MESSAGE:
+        error = {"code": "MESSAGE_FLAGS_INVALID", "message": "IS_VOICE_MESSAGE cannot be set here."}
+        raise _invalid_form(p.nest_errors({f"{prefix}flags": [error]}))
 
 
 def _response_message_type(interaction: FakeInteraction) -> int:
