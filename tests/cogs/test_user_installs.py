@@ -377,3 +377,20 @@ async def test_with_user_installs_on_only_the_four_commands_register_for_them(re
         assert synced[name]["integration_types"] == [0] and synced[name]["contexts"] == [0], name
     # The admin commands keep their default member permission.
     assert str(synced["settings"]["default_member_permissions"]) == str(1 << 5)
+
+
+async def test_a_voice_message_asked_for_through_a_user_install_comes_as_an_mp3_with_the_reason(reach: Reach) -> None:
+    world = reach.world
+    text = "A voice message, please."
+    # Made once in the bot's server, so a voice message of it is in the cache.
+    home = await world.say(text=text, format="voice-message")
+    await home.wait_final(timeout=20)
+    # Through the user's own install no voice message goes out, even with Send Voice Messages in that server.
+    reach.visitor.explicit_permissions = p.DEFAULT_EVERYONE_PERMISSIONS | p.SEND_VOICE_MESSAGES
+    for label, place, channel, who in reach.places():
+        interaction = await reach.run(place, channel, who, "say", {"text": text, "format": "voice-message"})
+        (name, _audio), *_ = interaction.files() or [("", b"")]
+        assert name.endswith(".mp3"), (label, interaction.content())
+        assert "Sent as an mp3: voice messages can be posted only in a channel of a server" in interaction.content()
+        assert not interaction.final_message()["flags"] & p.FLAG_VOICE_MESSAGE
+    assert world.discord.wasted_requests() == []
