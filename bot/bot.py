@@ -18,6 +18,7 @@ import cogs
 from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
 from bot.audio.cache import REMOVE_EXPIRED_SECONDS
+from bot.audio.sessions import VoiceSessions
 from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
@@ -104,6 +105,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.guard: CreditGuard
         self.lookups: LookupGate
         self.speech: SpeechService
+        self.voice: VoiceSessions
         self.balance_watch: LowBalanceWatch
 
     async def setup_hook(self) -> None:
@@ -154,6 +156,7 @@ class UnmixrBot(commands.AutoShardedBot):
             operator_voice_id=settings.default_voice_id,
             metrics=self.metrics,
         )
+        self.voice = VoiceSessions(self)
         self.balance_watch = LowBalanceWatch(
             self.unmixr,
             self.storage,

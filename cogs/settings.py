@@ -377,7 +377,23 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         interaction: discord.Interaction[UnmixrBot],
         channel: discord.TextChannel | discord.VoiceChannel | discord.StageChannel | None = None,
     ) -> None:
-        """Set or clear the readout channel."""
+        """Set or clear the readout channel; refused where the bot could not read the messages."""
+        if channel is not None and interaction.guild is not None:
+            # Discord sends no messages from a channel the bot cannot view (PRODUCT.md, Voice in Discord's world).
+            granted = channel.permissions_for(interaction.guild.me)
+            missing = [
+                name
+                for name, ok in (
+                    ("View Channel", granted.view_channel),
+                    ("Read Message History", granted.read_message_history),
+                )
+                if not ok
+            ]
+            if missing:
+                raise InvalidOptionError(
+                    f"I can't read {channel.mention}: I need the {' and '.join(missing)} permission there; "
+                    "ask an admin to grant it, or pick another channel."
+                )
         await self._change(interaction, "readout_channel_id", "readout channel", channel.id if channel else None)
 
     @app_commands.command(name="xsaid", description="Say “<name> said” before readouts (leave empty to clear).")

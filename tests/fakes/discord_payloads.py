@@ -41,7 +41,9 @@ USE_VAD = 1 << 25
 CHANGE_NICKNAME = 1 << 26
 MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
+REQUEST_TO_SPEAK = 1 << 32
 SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
 # permissions.mdx: "Allows sending voice messages".
 SEND_VOICE_MESSAGES = 1 << 46
 # permissions.mdx: "Allows user-installed apps to send public responses" (change-log.mdx, June 27, 2024).
@@ -135,6 +137,8 @@ CHANNEL_TEXT = 0
 CHANNEL_DM = 1
 CHANNEL_VOICE = 2
 CHANNEL_GROUP_DM = 3
+CHANNEL_STAGE = 13  # GUILD_STAGE_VOICE (channel.mdx, "Channel Types")
+VOICE_CHANNEL_TYPES = (CHANNEL_VOICE, CHANNEL_STAGE)
 
 # Application command option types.
 OPTION_SUB_COMMAND = 1
@@ -314,6 +318,24 @@ def voice_channel_payload(channel_id: int, guild_id: int, name: str, position: i
         "parent_id": None,
         "flags": 0,
     }
+
+
+def stage_channel_payload(channel_id: int, guild_id: int, name: str, position: int) -> dict[str, Any]:
+    """Build a guild stage channel object: a voice channel's fields with type 13 and a topic."""
+    channel = voice_channel_payload(channel_id, guild_id, name, position, 0)
+    channel.update(type=CHANNEL_STAGE, bitrate=64000, topic=None)
+    return channel
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as Discord takes it (a naive one is UTC), or None for null or garbage."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def role_payload(

@@ -60,9 +60,10 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -273,6 +274,11 @@ class FakeMember:
         self.nick = nick
         self.explicit_permissions = permissions
         self.joined_at = p.iso_now()
+        # guild.mdx, "Guild Member Object": deafened or muted in voice by the server (kept across channels), and
+        # when a timeout ends (ISO 8601; null or a past time: not timed out).
+        self.deaf = False
+        self.mute = False
+        self.communication_disabled_until: str | None = None
 
     @property
     def id(self) -> int:
@@ -306,17 +312,27 @@ class FakeMember:
             "roles": [str(role_id) for role_id in self.roles],
             "joined_at": self.joined_at,
             "premium_since": None,
-            "deaf": False,
-            "mute": False,
+            "deaf": self.deaf,
+            "mute": self.mute,
             "flags": 0,
             "pending": False,
-            "communication_disabled_until": None,
+            "communication_disabled_until": self.communication_disabled_until,
         }
         if with_user:
             data["user"] = copy.deepcopy(self.user)
         if permissions is not None:
             data["permissions"] = str(permissions)
         return data
+
+    @property
+    def bot(self) -> bool:
+        """Whether the member is a bot account."""
+        return bool(self.user.get("bot"))
+
+    def timed_out(self, now: datetime | None = None) -> bool:
+        """Whether a timeout is running (guild.mdx: null or a time in the past means it is not)."""
+        until = p.parse_timestamp(self.communication_disabled_until)
+        return until is not None and until > (now or datetime.now(UTC))
 
     def __repr__(self) -> str:
         return f"<FakeMember id={self.id} name={self.name!r}>"
@@ -387,6 +403,13 @@ class FakeGuild:
         """Add a voice channel and return its (live) channel object."""
         channel_id = self._fake.snowflakes.next()
         channel = p.voice_channel_payload(channel_id, self.id, name, len(self.channels), user_limit)
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_stage_channel(self, name: str) -> dict[str, Any]:
+        """Add a stage channel (type 13) and return its (live) channel object."""
+        channel_id = self._fake.snowflakes.next()
+        channel = p.stage_channel_payload(channel_id, self.id, name, len(self.channels))
         self.channels[channel_id] = channel
         return channel
 
@@ -468,8 +491,13 @@ class FakeGuild:
         overwrites.append({"id": str(target_id), "type": overwrite_type, "allow": str(allow), "deny": str(deny)})
         channel["permission_overwrites"] = overwrites
 
-    def compute_permissions(self, member_id: int, role_ids: Sequence[int], channel_id: int | None = None) -> int:
-        """Compute a member's permissions the way Discord does (owner, administrator, overwrites)."""
+    def compute_permissions(
+        self, member_id: int, role_ids: Sequence[int], channel_id: int | None = None, *, with_timeout: bool = True
+    ) -> int:
+        """Compute a member's permissions the way Discord does (owner, administrator, overwrites, timeout).
+
+        `with_timeout=False` leaves a running timeout out, to tell what the member will have once it ends.
+        """
         if member_id == self.owner_id:
             return p.ALL_PERMISSIONS
         base = int(self.everyone_role["permissions"])
@@ -491,7 +519,71 @@ class FakeGuild:
                 )
             if not base & p.VIEW_CHANNEL:
                 return 0
+        member = self.members.get(member_id)
+        if with_timeout and member is not None and member.communication_disabled_until and member.timed_out():
+            # permissions.mdx, "Permissions For Timed Out Members": all but VIEW_CHANNEL and READ_MESSAGE_HISTORY
+            # are lost (owners and administrators, returned above, are exempt).
+            base &= p.VIEW_CHANNEL | p.READ_MESSAGE_HISTORY
         return base
+
+    # ---------------------------------------------------------------- who can be heard in voice
+
+    def voice_channel_of(self, user_id: int) -> int | None:
+        """The voice channel a member is in, if any."""
+        state = self.voice_states.get(user_id)
+        channel_id = state.get("channel_id") if state is not None else None
+        return int(channel_id) if channel_id is not None else None
+
+    def unheard_because(self, user_id: int) -> tuple[str, ...]:
+        """Why nobody hears a member's audio right now, whoever listens (empty when it can be heard).
+
+        Discord's rules, each from its page: a server mute (voice.mdx, "Voice State Object": `mute`); in a voice
+        channel, the Speak permission, which an overwrite can take away at any time (permissions.mdx, SPEAK "Allows
+        for speaking in a voice channel", channel type V only); a running timeout, which takes Speak too
+        (permissions.mdx, "Permissions For Timed Out Members"); on a stage, not being a speaker: "not suppressed,
+        and has no request_to_speak_timestamp" (stage-instance.mdx, "Definitions").
+        """
+        channel_id = self.voice_channel_of(user_id)
+        if channel_id is None:
+            return ("not in voice",)
+        state = self.voice_states[user_id]
+        member = self.members.get(user_id)
+        reasons: list[str] = []
+        if member is not None and member.mute:
+            reasons.append("server-muted")
+        channel = self.channels.get(channel_id)
+        stage = channel is not None and channel["type"] == p.CHANNEL_STAGE
+        if stage and (state.get("suppress") or state.get("request_to_speak_timestamp")):
+            reasons.append("not a speaker")
+        if member is not None:
+            speaks = self.compute_permissions(user_id, member.roles, channel_id, with_timeout=False) & p.SPEAK
+            if not stage and not speaks:
+                reasons.append("no Speak permission")
+            timed_out = member.communication_disabled_until is not None and member.timed_out()
+            if timed_out and not self.compute_permissions(user_id, member.roles) & p.ADMINISTRATOR:
+                reasons.append("timed out")
+        return tuple(reasons)
+
+    def hearers(self, channel_id: int, speaker_id: int, *, also: Iterable[int] = ()) -> tuple[int, ...]:
+        """Who in a voice channel can hear a speaker: not the speaker, not a bot, not deafened.
+
+        voice.mdx, "Voice State Object": `deaf` (by the server) and `self_deaf` (by the member) both mean the member
+        hears nothing. `also` adds simulated listeners this stand-in does not know as members.
+        """
+        channel = str(channel_id)
+        present = {user_id for user_id, state in self.voice_states.items() if state.get("channel_id") == channel}
+        hearing = []
+        for user_id in sorted(present | set(also)):
+            if user_id == speaker_id:
+                continue
+            member = self.members.get(user_id)
+            state = self.voice_states.get(user_id) or {}
+            if member is not None and (member.bot or member.deaf):
+                continue
+            if state.get("self_deaf"):
+                continue
+            hearing.append(user_id)
+        return tuple(hearing)
 
     def member(self, ref: FakeMember | dict[str, Any] | int) -> FakeMember:
         """Return the member for a FakeMember, a user dict or an id."""
@@ -517,6 +609,10 @@ class FakeGuild:
         }
         if state is not None:
             data.update(state)
+        member = self.members.get(user_id)
+        if member is not None:
+            # A server mute or deafen belongs to the member and follows them from channel to channel.
+            data["mute"], data["deaf"] = member.mute, member.deaf
         if with_guild:
             data["guild_id"] = str(self.id)
             member = self.members.get(user_id)
@@ -1062,8 +1158,20 @@ class FakeDiscord(FakeGateway):
 
     # ---------------------------------------------------------------- guild events
 
-    async def move_member(self, guild: FakeGuild, member_id: int | FakeMember, channel_id: ChannelRef | None) -> None:
-        """Move a member into a voice channel (or out of voice with None) and dispatch VOICE_STATE_UPDATE."""
+    async def move_member(
+        self,
+        guild: FakeGuild,
+        member_id: int | FakeMember,
+        channel_id: ChannelRef | None,
+        *,
+        self_deaf: bool | None = None,
+    ) -> None:
+        """Move a member into a voice channel (or out of voice with None) and dispatch VOICE_STATE_UPDATE.
+
+        A member keeps deafening themselves (`self_deaf`) from channel to channel unless told otherwise; in a
+        stage channel everyone starts in the audience, suppressed (stage-instance.mdx, "Definitions": a speaker is
+        a participant who is not suppressed).
+        """
         member = guild.member(member_id)
         if channel_id is None:
             guild.voice_states.pop(member.id, None)
@@ -1073,11 +1181,73 @@ class FakeDiscord(FakeGateway):
             session_id = previous.get("session_id") or secrets.token_hex(16)
             if member.id == int(self.bot_user["id"]):
                 session_id = self._require_guild_session(guild).session_id
-            guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
+            target = _ref_id(channel_id)
+            stage = guild.channels.get(target, {}).get("type") == p.CHANNEL_STAGE
+            moved = previous.get("channel_id") != str(target)
+            guild.voice_states[member.id] = {
+                "channel_id": str(target),
+                "session_id": session_id,
+                "self_mute": bool(previous.get("self_mute")),
+                "self_deaf": bool(previous.get("self_deaf")) if self_deaf is None else self_deaf,
+                "suppress": stage if moved else bool(previous.get("suppress")),
+                "request_to_speak_timestamp": None if moved else previous.get("request_to_speak_timestamp"),
+            }
             state = guild.voice_state_payload(member.id)
         await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
         for callback in self._member_voice_callbacks:
             await _maybe_await(callback(guild.id, member.id, None if channel_id is None else _ref_id(channel_id)))
+
+    async def set_voice_state(
+        self,
+        guild: FakeGuild,
+        member_id: int | FakeMember,
+        *,
+        mute: bool | None = None,
+        deaf: bool | None = None,
+        self_deaf: bool | None = None,
+        suppress: bool | None = None,
+    ) -> None:
+        """A moderator server-mutes or deafens a member, or moves them on a stage; or they deafen themselves.
+
+        Dispatches VOICE_STATE_UPDATE (voice.mdx, "Modify User Voice State": "Fires a Voice State Update"). `mute`
+        and `deaf` are the server's and stay with the member (guild.mdx, "Modify Guild Member": only for a member
+        in voice, and it fires a Guild Member Update too); `suppress` follows "Modify User Voice State": only on a
+        stage; unsuppressed, a member who is not a bot is invited (their request_to_speak_timestamp set to now), a
+        bot speaks at once; suppressed, the request is removed.
+        """
+        member = guild.member(member_id)
+        state = guild.voice_states.get(member.id)
+        if state is None:
+            raise ValueError(f"{member} is not in voice (Discord answers 400)")
+        if mute is not None:
+            member.mute = mute
+        if deaf is not None:
+            member.deaf = deaf
+        if self_deaf is not None:
+            state["self_deaf"] = self_deaf
+        if suppress is not None:
+            channel = guild.channels.get(int(state["channel_id"]), {})
+            if channel.get("type") != p.CHANNEL_STAGE:
+                raise ValueError("suppress applies to stage channels only (voice.mdx, Modify User Voice State)")
+            state["suppress"] = suppress
+            state["request_to_speak_timestamp"] = None if suppress or member.bot else p.iso_now()
+        await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", guild.voice_state_payload(member.id))
+        if mute is not None or deaf is not None:
+            await self.announce_member(guild, member, update=True)
+
+    async def time_out(self, guild: FakeGuild, member_id: int | FakeMember, seconds: float | None) -> None:
+        """Time a member out for `seconds` (None ends it) and dispatch GUILD_MEMBER_UPDATE.
+
+        guild.mdx, "Modify Guild Member": `communication_disabled_until`, up to 28 days ahead, null to end it; the
+        update reaches the member's own bot even without the GUILD_MEMBERS intent (gateway.mdx, "Caveats"). No
+        event marks the end of a timeout: it simply expires.
+        """
+        member = guild.member(member_id)
+        if seconds is None:
+            member.communication_disabled_until = None
+        else:
+            member.communication_disabled_until = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+        await self.announce_member(guild, member, update=True)
 
     async def delete_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
         """Delete a channel and dispatch CHANNEL_DELETE."""
@@ -1803,6 +1973,7 @@ class FakeDiscord(FakeGateway):
             ("GET", r"/guilds/(?P<guild_id>\d+)/roles", self._get_guild_roles, True),
             ("GET", r"/guilds/(?P<guild_id>\d+)/members", self._get_guild_members, True),
             ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._get_guild_member, True),
+            ("PATCH", r"/guilds/(?P<guild_id>\d+)/voice-states/@me", self._patch_my_voice_state, True),
         ]
         return [(method, re.compile(pattern + "$"), handler, auth) for method, pattern, handler, auth in routes]
 
@@ -2379,8 +2550,22 @@ class FakeDiscord(FakeGateway):
         _guild, channel = self._find_channel(int(channel_id))
         return _json_response(channel)
 
+    def _check_reading(self, channel_id: int, *, history: bool) -> bool:
+        """message.mdx, "Get Channel Messages" and "Get Channel Message": View Channel (and Connect in a voice
+        channel's chat) or 403; whether the bot has Read Message History, which one message needs too and without
+        which the list is empty."""
+        guild, channel = self._find_channel(channel_id)
+        permissions = guild.bot_member.permissions_in(channel_id)
+        needed = p.VIEW_CHANNEL | (p.CONNECT if channel["type"] in p.VOICE_CHANNEL_TYPES else 0)
+        if permissions & needed != needed:
+            raise _DiscordError(403, 50001, "Missing Access")
+        if history and not permissions & p.READ_MESSAGE_HISTORY:
+            raise _DiscordError(403, 50013, "Missing Permissions")
+        return bool(permissions & p.READ_MESSAGE_HISTORY)
+
     async def _get_channel_messages(self, *, request: web.Request, channel_id: str, **_: Any) -> web.StreamResponse:
-        self._find_channel(int(channel_id))
+        if not self._check_reading(int(channel_id), history=False):
+            return _json_response([])
         limit = int(request.query.get("limit", "50"))
         found = [
             _public(message)
@@ -2415,6 +2600,7 @@ class FakeDiscord(FakeGateway):
         return _json_response(_public(message))
 
     async def _get_channel_message(self, *, channel_id: str, message_id: str, **_: Any) -> web.StreamResponse:
+        self._check_reading(int(channel_id), history=True)
         return _json_response(_public(self._channel_message(int(channel_id), int(message_id))))
 
     async def _edit_channel_message(
@@ -2478,6 +2664,48 @@ class FakeDiscord(FakeGateway):
         if member is None:
             raise _DiscordError(404, 10007, "Unknown Member")
         return _json_response(member.payload())
+
+    async def _patch_my_voice_state(self, *, guild_id: str, body: Any, **_: Any) -> web.StreamResponse:
+        """voice.mdx, "Modify Current User Voice State", with its caveats; 204 and a VOICE_STATE_UPDATE.
+
+        The channel must be a stage the bot is in; unsuppressing itself needs MUTE_MEMBERS ("You can always
+        suppress yourself"); requesting to speak needs REQUEST_TO_SPEAK ("You can always clear your own request"),
+        at "any present or future time".
+        """
+        guild = self._guild(guild_id)
+        body = body if isinstance(body, dict) else {}
+        me = guild.bot_member
+        current = guild.voice_channel_of(me.id)
+        channel_id = int(body["channel_id"]) if body.get("channel_id") is not None else current
+        channel = guild.channels.get(channel_id) if channel_id is not None else None
+        if channel is None:
+            raise _DiscordError(404, 10003, "Unknown Channel")
+        if channel["type"] != p.CHANNEL_STAGE:
+            raise _DiscordError(400, 50024, "Cannot execute action on this channel type")
+        if current != channel_id:
+            raise _DiscordError(404, 10065, "Unknown voice state")
+        permissions = me.permissions_in(channel_id)
+        suppress = body.get("suppress")
+        if suppress is False and not permissions & p.MUTE_MEMBERS:
+            raise _DiscordError(403, 50013, "Missing Permissions")
+        requested = body.get("request_to_speak_timestamp")
+        if requested is not None:
+            if not permissions & p.REQUEST_TO_SPEAK:
+                raise _DiscordError(403, 50013, "Missing Permissions")
+            when = p.parse_timestamp(requested)
+            # "Present" allows for the request's own time on the way.
+            if when is None or when < datetime.now(UTC) - timedelta(seconds=60):
+                raise _invalid_form(
+                    {"request_to_speak_timestamp": {"_errors": [{"code": "BASE_TYPE_BAD_TIME", "message": "Invalid"}]}}
+                )
+        state = guild.voice_states[me.id]
+        if isinstance(suppress, bool):
+            state["suppress"] = suppress
+        if "request_to_speak_timestamp" in body:
+            state["request_to_speak_timestamp"] = requested
+        if self._session_for_guild(guild) is not None:
+            await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", guild.voice_state_payload(me.id))
+        return web.Response(status=204)
 
     # ---------------------------------------------------------------- REST: interaction responses
 
