@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from discord import app_commands
 
-from bot.i18n import Message, _, command, listing
+from bot.i18n import Message, _, command, joined, listing, pgettext
 from bot.markdown import as_typed
 
 
@@ -82,3 +82,31 @@ class GuildOnlyError(app_commands.CheckFailure, UserFacingError):
 
     def __init__(self) -> None:
         UserFacingError.__init__(self, _("This bot works in servers only; use its commands in a server channel."))
+
+
+# Named as members see them: a group has no mention of its own (reference.mdx, "Message Formatting"), nor has a
+# message command. Outside the sentence: Babel's extractor loses a marker nested in another's arguments.
+_PREFERENCES = pgettext("command", "preferences")
+_READ_ALOUD = pgettext("command", "Read aloud")
+
+
+class ServerOnlyError(app_commands.CheckFailure, UserFacingError):
+    """Something that needs a server with the bot was asked for through a user install (PRODUCT.md, Reach)."""
+
+    def __init__(self, message: Message) -> None:
+        UserFacingError.__init__(self, message)
+
+    @classmethod
+    def command(cls, name: str) -> ServerOnlyError:
+        """A whole command that is not offered to user installs (`name` as typed, with its subcommand)."""
+        return cls(
+            _(
+                "{command} works only in servers that have the bot; here you can use {say}, {voices}, {preferences} "
+                "and {read_aloud}.",
+                command=command(name),
+                say=command("say"),
+                voices=command("voices"),
+                preferences=joined(["`/", _PREFERENCES, "`"]),
+                read_aloud=joined(["**", _READ_ALOUD, "**"]),
+            )
+        )

@@ -1,18 +1,19 @@
-"""The command tree: guild-only commands and the one place where errors become answers."""
+"""The command tree: server commands (and user installs' own), and the one place where errors become answers."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
 
 from bot.budget import BudgetError
-from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
+from bot.errors import GuildOnlyError, NotAdminError, ServerOnlyError, UserFacingError
 from bot.i18n import Message, _, counted
 from bot.limits import shorten
 from bot.metrics import Metrics, Outcome
+from bot.reach import USER_INSTALL_COMMANDS, is_user_install
 from bot.replies import answer, mark_received, response_times
 from bot.unmixr import UnmixrError
 
@@ -72,7 +73,7 @@ def message_for(error: BaseException) -> Message | None:
         value = shorten(str(error.value), QUOTED_VALUE)
         return _("“{value}” is not a valid value for this option; pick one of the offered values.", value=value)
     if isinstance(error, app_commands.NoPrivateMessage):
-        return GuildOnlyError().message
+        return GuildOnlyError().text
     if isinstance(error, app_commands.CommandOnCooldown):
         seconds = round(error.retry_after)
         return counted(
@@ -91,13 +92,26 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
     """A command tree that answers every error with one ephemeral sentence."""
 
     async def interaction_check(self, interaction: discord.Interaction[UnmixrBot]) -> bool:
-        """Refuse DMs and work during shutdown; remember the interaction for a graceful stop."""
+        """Refuse DMs (but for user installs' own commands) and work during shutdown; remember the interaction for a
+        graceful stop."""
         bot = self.client
         mark_received(interaction)
         bot.command_ids.learn_from(interaction)
-        bot.remember_guild_locale(interaction)
-        if interaction.guild_id is None:
+        if is_user_install(interaction):
+            # Registered for user installs only with their budgets set: a registration left from before they were
+            # unset still sends these, answered as any DM.
+            if not bot.settings.user_installs:
+                raise GuildOnlyError()
+            name = str(cast(dict[str, Any], interaction.data or {}).get("name", ""))
+            if name not in USER_INSTALL_COMMANDS:
+                # Named with its subcommand where it has one: a group alone has no mention.
+                used = interaction.command
+                raise ServerOnlyError.command(used.qualified_name if used is not None else name)
+        elif interaction.guild_id is None:
             raise GuildOnlyError()
+        else:
+            # Only servers that have the bot: a user install's server says its locale with each interaction.
+            bot.remember_guild_locale(interaction)
         if bot.shutting_down:
             if interaction.type is not discord.InteractionType.autocomplete:
                 await answer(interaction, SHUTTING_DOWN)

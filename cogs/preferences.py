@@ -1,4 +1,4 @@
-"""/preferences: a member's own defaults in this server."""
+"""/preferences: a member's own defaults in this server, or a user's account-wide ones through a user install."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.errors import InvalidOptionError, ServerOnlyError, UnknownVoiceError
 from bot.i18n import Message, Text, _, joined, pgettext
 from bot.limits import NicknameText, RateText
 from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
+from bot.reach import is_user_install, server_id
 from bot.replies import answer
 from bot.text import normalize_rate
 from cogs._options import voice_choices
@@ -20,7 +21,6 @@ from cogs.settings import check_prosody
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
-
 
 # Each preference as its subcommand is called (the same translations as the commands' names).
 _NAMES: dict[str, Text] = {
@@ -44,8 +44,22 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         value: str | None,
         shown: Message,
     ) -> None:
-        assert interaction.guild_id is not None
         await ensure_lookups(interaction, ephemeral=True, writes=True)
+        if is_user_install(interaction):
+            old = await self.bot.storage.set_user_preference(interaction.user.id, name, value)
+            # Account-wide (PRODUCT.md, Reach): the same wherever the app is used from the user's own account.
+            await answer(
+                interaction,
+                _(
+                    "Your {setting} for this app in DMs and servers without it: {old} → {new}.",
+                    setting=_NAMES[name],
+                    old=self._show(name, old, None),
+                    new=shown if value is not None else _("cleared (the default applies)"),
+                ),
+                ephemeral=True,
+            )
+            return
+        assert interaction.guild_id is not None
         old = await self.bot.storage.set_member_preference(interaction.guild_id, interaction.user.id, name, value)
         old_text = self._show(name, old, interaction.guild_id)
         new_text = shown if value is not None else _("cleared (the server's default applies)")
@@ -55,7 +69,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             ephemeral=True,
         )
 
-    def _show(self, name: str, value: str | None, guild_id: int) -> Message:
+    def _show(self, name: str, value: str | None, guild_id: int | None) -> Message:
         if value is None:
             return _("not set")
         if name == "voice_id":
@@ -71,9 +85,10 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             await self._change(interaction, "voice_id", None, "")
             return
         await ensure_lookups(interaction, ephemeral=True)
-        found = self.bot.catalogue.find(voice, interaction.guild_id)
+        guild_id = server_id(interaction)  # a user install's voice is never a server's clone
+        found = self.bot.catalogue.find(voice, guild_id)
         if found is None:
-            raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, interaction.guild_id))
+            raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, guild_id))
         await self._change(interaction, "voice_id", found.uuid, f"**{as_typed(found.character)}**")
 
     @voice.autocomplete("voice")
@@ -93,6 +108,10 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     @app_commands.describe(nickname="How your name should be spoken")
     async def nickname(self, interaction: discord.Interaction[UnmixrBot], nickname: NicknameText | None = None) -> None:
         """Set or clear the member's spoken name."""
+        if is_user_install(interaction):
+            raise ServerOnlyError(
+                _("A nickname is what readouts call you in a server that has the bot; here, set your voice or rate.")
+            )
         value = nickname.strip() if nickname is not None else None
         if value is not None and not value:
             raise InvalidOptionError(_("A nickname needs at least one visible character; leave it empty to clear it."))
@@ -101,8 +120,11 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     @app_commands.command(name="reset", description="Clear all your preferences in this server.")
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """Clear every preference of the member."""
-        assert interaction.guild_id is not None
         await ensure_lookups(interaction, ephemeral=True, writes=True)
+        if is_user_install(interaction):
+            await self._reset_account_wide(interaction)
+            return
+        assert interaction.guild_id is not None
         old = await self.bot.storage.reset_member_preferences(interaction.guild_id, interaction.user.id)
         cleared: list[Message] = [
             _(
@@ -120,6 +142,25 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             )
         else:
             message = _("You had no preferences to clear; the server's defaults apply.")
+        await answer(interaction, message, ephemeral=True)
+
+    async def _reset_account_wide(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        old = await self.bot.storage.reset_user_preferences(interaction.user.id)
+        cleared: list[Message] = [
+            _("{setting} {value}", setting=_NAMES[name], value=self._show(name, getattr(old, name), None))
+            for name in ("voice_id", "rate")
+            if getattr(old, name) is not None
+        ]
+        if cleared:
+            message = _(
+                "Cleared your preferences for this app in DMs and servers without it ({settings}); the defaults apply "
+                "again.",
+                settings=joined(cleared, "; "),
+            )
+        else:
+            message = _(
+                "You had no preferences to clear for this app in DMs and servers without it; the defaults apply."
+            )
         await answer(interaction, message, ephemeral=True)
 
 

@@ -15,16 +15,17 @@ from bot.audio import AudioError
 from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
 from bot.choices import FORMAT_CHOICES
-from bot.errors import UserFacingError
+from bot.errors import ServerOnlyError, UserFacingError
 from bot.i18n import Fixed, Message, _, counted, joined, listing
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
 from bot.markdown import as_typed
-from bot.mentions import guild_names, needs_lookup
+from bot.mentions import guild_names, interaction_names, needs_lookup
+from bot.reach import answers_publicly, is_user_install, server_id
 from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
-from bot.text import clean_message
+from bot.text import MentionResolver, clean_message
 from bot.voice_message import VoiceMessages
 from cogs._options import language_choices, voice_choices
 
@@ -121,7 +122,11 @@ class Say(commands.Cog):
         play: bool = False,
     ) -> None:
         """Synthesise text and attach it, or queue it in voice with `play`."""
-        assert interaction.guild is not None
+        user_install = is_user_install(interaction)
+        if play and user_install:
+            raise ServerOnlyError(
+                _("Playing in voice needs a server that has the bot; leave out `play` to get a file.")
+            )
         queue = self._queue() if play else None
         if play:
             if queue is None:
@@ -130,18 +135,25 @@ class Say(commands.Cog):
                 )
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
+        private = play or not answers_publicly(interaction)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
-        await ensure_lookups(interaction, ephemeral=play, writes=True)
-        if needs_lookup(interaction.guild, text, self.bot.member_lookups):
-            await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
-        names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
+        await ensure_lookups(interaction, ephemeral=private, writes=True)
+        names: MentionResolver
+        if user_install:
+            # No server of the bot's: only the users the interaction itself carries have names.
+            names = interaction_names(interaction)
+        else:
+            assert interaction.guild is not None
+            if needs_lookup(interaction.guild, text, self.bot.member_lookups):
+                await defer(interaction, ephemeral=private)  # naming a mentioned member may take a REST call
+            names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
         plan = await self.bot.speech.plan(
-            guild_id=interaction.guild.id,
+            guild_id=server_id(interaction),
             user_id=interaction.user.id,
             text=lambda words: clean_message(text, names, max_length=NO_CUT, words=words),
             options=options,
             given_length=len(text),
-            server_locale=self.bot.guild_locale(interaction.guild),
+            server_locale=self._server_locale(interaction),
         )
         await self._deliver(interaction, plan, queue)
 
@@ -159,24 +171,37 @@ class Say(commands.Cog):
 
     async def read_aloud(self, interaction: discord.Interaction[UnmixrBot], message: discord.Message) -> None:
         """Speak a message's cleaned text with the caller's voice: in voice if the bot is with them."""
-        assert interaction.guild is not None
-        queue = self._queue()
+        user_install = is_user_install(interaction)
+        queue = None if user_install else self._queue()
         in_voice = queue is not None and queue.in_callers_channel(interaction)
-        await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
-        server = await self.bot.storage.get_guild_settings(interaction.guild.id)
-        limit = resolve("max_length", server=server).value
-        names = await guild_names(
-            interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
-        )
+        await ensure_lookups(interaction, ephemeral=in_voice or not answers_publicly(interaction), writes=True)
+        names: MentionResolver
+        if user_install:
+            limit = resolve("max_length").value  # no server's max-length: the built-in one
+            names = interaction_names(interaction, message.mentions)
+        else:
+            assert interaction.guild is not None
+            server = await self.bot.storage.get_guild_settings(interaction.guild.id)
+            limit = resolve("max_length", server=server).value
+            names = await guild_names(
+                interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
+            )
         plan = await self.bot.speech.plan(
-            guild_id=interaction.guild.id,
+            guild_id=server_id(interaction),
             user_id=interaction.user.id,
             text=lambda words: clean_message(message.content, names, max_length=limit, words=words),
             options=SayOptions(),
             truncate_to_limit=True,
-            server_locale=self.bot.guild_locale(interaction.guild),
+            server_locale=self._server_locale(interaction),
         )
         await self._deliver(interaction, plan, queue if in_voice else None)
+
+    def _server_locale(self, interaction: discord.Interaction[UnmixrBot]) -> str | None:
+        """The server's preferred locale, for readout words when the clip's language is not shipped."""
+        if is_user_install(interaction):
+            # A server without the bot says it with each interaction (a DM has none); the bot keeps nothing of it.
+            return interaction.guild_locale.value if interaction.guild_locale is not None else None
+        return self.bot.guild_locale(interaction.guild)
 
     async def _deliver(
         self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, queue: SpeechQueue | None
@@ -205,7 +230,7 @@ class Say(commands.Cog):
             note = blocked
         reservation = await self.bot.speech.reserve(plan, joined=True)
         try:
-            await defer(interaction, ephemeral=False)
+            await defer(interaction, ephemeral=not answers_publicly(interaction))
             await self.attach(interaction, await self.bot.speech.synthesise(plan, reservation), note)
         finally:
             await reservation.release_all()
@@ -229,7 +254,7 @@ class Say(commands.Cog):
                     audio,
                     limit,
                     duration=result.duration,
-                    server=plan.guild_id,
+                    server=plan.fairness,
                     from_message=plan.from_message,
                 )
             except AudioError:
@@ -243,7 +268,8 @@ class Say(commands.Cog):
             output_type = "mp3"
             notes.append(joined(["\n-# ", _("Converted to a smaller mp3 to fit this server's upload limit.")]))
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
-        await answer(interaction, joined([describe(result), *notes]), ephemeral=False, files=[file])
+        public = answers_publicly(interaction)
+        await answer(interaction, joined([describe(result), *notes]), ephemeral=not public, files=[file])
 
 
 def queued_message(plan: SpeechPlan, position: int) -> Message:

@@ -314,6 +314,26 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ALTER TABLE clone_slots ADD COLUMN lapsed_at DOUBLE PRECISION;
         """,
     ),
+    Migration(
+        6,
+        # User installs (PRODUCT.md, Reach): a user's account-wide preferences, for the app used from their own
+        # account outside servers that have the bot. Their spending goes in the usage ledger under a server id of
+        # its own (USER_INSTALLS in database.py); the user's daily window is found by (that id, user_id, at).
+        sqlite="""
+        CREATE TABLE user_preferences (
+            user_id INTEGER PRIMARY KEY,
+            voice_id TEXT,
+            rate TEXT
+        ) STRICT;
+        """,
+        postgresql="""
+        CREATE TABLE user_preferences (
+            user_id BIGINT PRIMARY KEY,
+            voice_id TEXT,
+            rate TEXT
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION: Final[int] = MIGRATIONS[-1].version
