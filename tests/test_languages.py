@@ -3,13 +3,16 @@ right language."""
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from babel.dates import format_skeleton
 
 from bot.i18n import SHIPPED, TRANSLATED, language, load_catalogues, match_locale, readout_words
+from bot.i18n.extract import ROOT, SOURCE_DIRECTORIES, source_messages
 from tests.catalogue import build_template, problems, read_catalogue
 from tests.conftest import World
 from tests.fakes import discord_payloads as p
@@ -41,6 +44,39 @@ def test_a_missing_message_or_a_changed_placeholder_is_found() -> None:
     found = problems(german, wanted)
     assert any(line.startswith("missing: 'There is nothing to say") for line in found)
     assert any("placeholders ['command', 'grenze', 'length']" in line for line in found)
+
+
+# Where each marker of bot.i18n.text has its message and its context among its arguments.
+_MARKERS = {"_": (0, None), "pgettext": (1, 0), "ngettext": (0, None), "counted": (1, None)}
+
+
+def _marked(tree: ast.AST) -> Iterator[tuple[int, str, str | None]]:
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _MARKERS):
+            continue
+        index, context_index = _MARKERS[node.func.id]
+        strings = [
+            arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None for arg in node.args
+        ]
+        if len(strings) > index and strings[index] is not None:
+            yield node.lineno, str(strings[index]), strings[context_index] if context_index is not None else None
+
+
+def test_every_marked_message_of_the_source_reaches_the_template() -> None:
+    # Babel's extractor reads tokens, not the syntax tree: a marker nested in another's arguments can lose both
+    # silently (the message then stays English in every language, and no catalogue misses it).
+    extracted = {(entry.message, entry.context) for entry in source_messages()}
+    lost = [
+        f"{path.relative_to(ROOT)}:{line}: {message[:60]!r}"
+        for directory in SOURCE_DIRECTORIES
+        for path in sorted((ROOT / directory).rglob("*.py"))
+        for line, message, context in _marked(ast.parse(path.read_text(encoding="utf-8")))
+        if (message, context) not in extracted
+    ]
+    assert lost == []
+    # The check sees what the extractor misses.
+    nested = 'x = _("{a} and {b}", a=f([pgettext("c", "one")]), b=2)'
+    assert [message for _line, message, _context in _marked(ast.parse(nested))] == ["{a} and {b}", "one"]
 
 
 def test_locales_match_a_shipped_language_by_tag_then_by_primary_subtag() -> None:
