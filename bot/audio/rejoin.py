@@ -119,26 +119,35 @@ class SessionRestorer:
             log.warning("could not leave the voice channel a previous process held in server %s: %s", guild.id, error)
 
     async def _rejoin(self, guild: discord.Guild, channel_id: int) -> None:
+        # Checked before taking a slot (a skipped server costs no gateway send) and again when it comes.
+        if not await self._still_wanted(guild.id, channel_id):
+            return
         await self._slot(guild.shard_id)
-        if self.sessions.stopping:
+        if self.sessions.stopping or not await self._still_wanted(guild.id, channel_id):
             return
         current = self.bot.get_guild(guild.id)
-        if current is None:
-            await self.sessions.forget(guild.id)
-            return
-        if self.sessions.connected_channel(current) is not None:
-            return  # someone brought the bot into a channel meanwhile
-        channel = current.get_channel(channel_id)
-        why = self._why_not(current, channel)
-        if why is not None:
-            log.info("not rejoining voice in server %s: %s; forgotten", current.id, why)
-            await self.sessions.forget(current.id)
-            if self._stale(current):
-                await self._drop_stale(current)
-            return
-        assert isinstance(channel, discord.VoiceChannel | discord.StageChannel)
+        channel = current.get_channel(channel_id) if current is not None else None
+        assert current is not None and isinstance(channel, discord.VoiceChannel | discord.StageChannel)
         # Not awaited: a slow handshake must not hold up the next server's slot.
         self._spawn(self._connect(current, channel), name=f"rejoin:{current.id}")
+
+    async def _still_wanted(self, guild_id: int, channel_id: int) -> bool:
+        """Whether the server's recorded channel is still to be rejoined; if not, it is forgotten (and a voice
+        state left there by a crashed process dropped)."""
+        current = self.bot.get_guild(guild_id)
+        if current is None:
+            await self.sessions.forget(guild_id)
+            return False
+        if self.sessions.connected_channel(current) is not None:
+            return False  # someone brought the bot into a channel meanwhile
+        why = self._why_not(current, current.get_channel(channel_id))
+        if why is None:
+            return True
+        log.info("not rejoining voice in server %s: %s; forgotten", current.id, why)
+        await self.sessions.forget(current.id)
+        if self._stale(current):
+            await self._drop_stale(current)
+        return False
 
     def _why_not(self, guild: discord.Guild, channel: object) -> str | None:
         if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):

@@ -851,10 +851,11 @@ class FakeDiscord(FakeGateway):
         # Every answer Discord counts toward its invalid request limit (10,000 per 10 minutes bans the IP).
         self.invalid_requests: list[InvalidRequest] = []
         self.unknown_routes: list[tuple[str, str]] = []
-        self.gateway_log: list[dict[str, Any]] = []
+        self.gateway_log: list[dict[str, Any]] = []  # every payload from the client, with when it came ("at")
         self.close_codes: list[tuple[int, int]] = []  # (shard_id, code) of closes the stand-in sent
         self.identify_counts: dict[int, int] = {}  # accepted IDENTIFYs (READY sent), by shard
         self.identify_refusals: list[int] = []  # shards whose IDENTIFY got op 9 for max_concurrency
+        self.ready_at: dict[int, float] = {}  # shard -> when its last READY was sent (time.monotonic)
         self._identified_at: dict[int, float] = {}  # rate limit bucket -> when its last IDENTIFY was accepted
         self.resume_counts: dict[int, int] = {}
         self.voice_rejections: list[dict[str, Any]] = []
