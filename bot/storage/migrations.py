@@ -6,7 +6,7 @@ PostgreSQL's types are the strict ones (BIGINT for ids and counts, DOUBLE PRECIS
 its text keys compare byte by byte (COLLATE "C"), as SQLite's do, so that ordering and ranges on ISO dates and
 words behave the same whatever the database's locale. The exceptions exist only in PostgreSQL, where several
 processes share the database: the audio cache's shared tier (migration 3; with SQLite the local folder is the whole
-cache) and the shard leases (migration 6; a SQLite file has one process).
+cache) and the shard leases (migration 7; a SQLite file has one process).
 """
 
 from __future__ import annotations
@@ -317,6 +317,26 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         6,
+        # User installs (PRODUCT.md, Reach): a user's account-wide preferences, for the app used from their own
+        # account outside servers that have the bot. Their spending goes in the usage ledger under a server id of
+        # its own (USER_INSTALLS in database.py); the user's daily window is found by (that id, user_id, at).
+        sqlite="""
+        CREATE TABLE user_preferences (
+            user_id INTEGER PRIMARY KEY,
+            voice_id TEXT,
+            rate TEXT
+        ) STRICT;
+        """,
+        postgresql="""
+        CREATE TABLE user_preferences (
+            user_id BIGINT PRIMARY KEY,
+            voice_id TEXT,
+            rate TEXT
+        );
+        """,
+    ),
+    Migration(
+        7,
         # Continuity (PRODUCT.md): `/settings auto-join`; each server's voice channel while the bot is connected,
         # rejoined at the next start; the processes running (an id per start, a heartbeat every 10 s) and, on every
         # hold, the process that made it, so a crashed process's holds are released and a live one's never are;
