@@ -518,8 +518,16 @@ def _without_content(data: dict[str, Any], bot_id: int) -> dict[str, Any]:
     mentioned = any(int(user["id"]) == bot_id for user in data.get("mentions") or [])
     if author_id == bot_id or mentioned:
         return data
-    # Without the message content intent Discord blanks these fields (except for mentions of the bot).
-    return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+    # Without the message content intent Discord blanks these fields (except for mentions of the bot), and a
+    # forwarded message's copies of them: a snapshot is message content (events/gateway.mdx, "Message Content
+    # Intent": the content, embeds, attachments and components of message objects).
+    blank = {"content": "", "embeds": [], "attachments": [], "components": []}
+    blanked = {**data, **blank}
+    if data.get("message_snapshots"):
+        blanked["message_snapshots"] = [
+            {**snapshot, "message": {**snapshot["message"], **blank}} for snapshot in data["message_snapshots"]
+        ]
+    return blanked
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
