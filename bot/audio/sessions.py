@@ -27,6 +27,7 @@ from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.limits import shorten
 from bot.speech import SpeechPlan
+from bot.text import catch_up_rate
 from bot.voice_internals import connection_task
 
 if TYPE_CHECKING:
@@ -196,12 +197,24 @@ class VoiceSessions:
         label: str,
         requested_by: int | None,
         on_failure: FailureNotice | None = None,
+        readout: bool = False,
     ) -> Clip:
-        """A queue entry that synthesises `plan` only when it is about to play, owning `reservation`."""
+        """A queue entry that synthesises `plan` only when it is about to play, owning `reservation`.
+
+        A readout catches up (PRODUCT.md, Continuity): when it is sent while 5 or more readouts are queued in the
+        server, itself included, it is spoken faster, with voices that can change their speed.
+        """
         speech = self.bot.speech
 
         async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in speech.iter_chunks(plan, reservation):
+            sent = plan
+            player = self.players.get(plan.guild_id)
+            if readout and player is not None and plan.voice.has_capability("speech:rate"):
+                queued = player.readouts_queued()
+                sent = plan.with_rate(catch_up_rate(plan.rate, queued))
+                if sent is not plan:
+                    log.info("catch-up in server %s: %d readouts queued, sent at %s", plan.guild_id, queued, sent.rate)
+            async for chunk in speech.iter_chunks(sent, reservation):
                 yield chunk.audio
 
         return Clip(
@@ -211,6 +224,7 @@ class VoiceSessions:
             release=reservation.release_all,
             on_failure=on_failure,
             from_message=plan.from_message,
+            readout=readout,
         )
 
     # ----- joining and leaving -----
