@@ -28,6 +28,7 @@ from bot.lookups import LookupGate, StorageReadiness
 from bot.mentions import MemberLookups
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
+from bot.reach import open_to_user_installs
 from bot.replies import NO_MENTIONS, answer, post
 from bot.settings import Settings
 from bot.speech import SpeechService
@@ -145,6 +146,8 @@ class UnmixrBot(commands.AutoShardedBot):
             server_daily=settings.server_daily_budget,
             member_hourly=settings.member_hourly_budget,
             account_daily=settings.account_daily_budget,
+            user_install_daily=settings.user_install_daily_budget,
+            user_install_total_daily=settings.user_install_total_daily_budget,
             metrics=self.metrics,
             on_account_limit=AccountLimitAlert(self.storage, post=alert_post, clock=lambda: self.guard.clock()),
             instance_id=self.instance.id,
@@ -171,6 +174,10 @@ class UnmixrBot(commands.AutoShardedBot):
         )
         await self._start_monitoring()
         await self.load_all_extensions()
+        if settings.user_installs:
+            # Registered by the next `python -m bot sync` (global commands carry install types, guild ones do not).
+            opened = open_to_user_installs(self.tree)
+            log.info("user installs on: %s also work from users' own accounts", ", ".join(opened))
         if settings.dev_guild_id is not None:
             guild = discord.Object(settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)

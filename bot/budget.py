@@ -55,9 +55,10 @@ def effective_budget(server_value: int | None, operator_value: int | None) -> Bu
 
 
 class BudgetError(UserFacingError):
-    """A request would pass the server's daily, the member's hourly or the account's daily budget; nothing was spent."""
+    """A request would pass a budget (the server's daily, the member's hourly, the account's daily, or a user
+    install's: the user's daily or every user's together); nothing was spent."""
 
-    def __init__(self, refused: BudgetExceededError) -> None:
+    def __init__(self, refused: BudgetExceededError, *, user_install: bool = False) -> None:
         self.kind = refused.kind
         self.budget = refused.budget
         self.frees_at = refused.frees_at
@@ -65,7 +66,9 @@ class BudgetError(UserFacingError):
         left = number(max(refused.budget - refused.used, 0))
         when = f"<t:{int(refused.frees_at.timestamp())}:R>" if refused.frees_at is not None else ""
         # One whole sentence for each case, so each can be translated as it is.
-        if refused.kind == "account" and refused.frees_at is None:
+        if user_install:
+            message = _user_install_refusal(refused, amount, budget, left, when)
+        elif refused.kind == "account" and refused.frees_at is None:
             # Every server's use together: nothing an admin can change, so the answer names the operator's setting.
             message = (
                 f"This needs {amount} credits but the bot operator's daily limit is {budget} credits for all "
@@ -99,6 +102,42 @@ class BudgetError(UserFacingError):
                 f"{amount}); it frees up {when}, or ask an admin to raise `/settings member-budget`."
             )
         super().__init__(message)
+
+
+def _user_install_refusal(refused: BudgetExceededError, amount: str, budget: str, left: str, when: str) -> str:
+    """The refusal of a request made through a user's own install (PRODUCT.md, Reach: user installs)."""
+    never = refused.frees_at is None
+    if refused.kind == "user" and never:
+        return (
+            f"This needs {amount} credits but your daily limit for this app in DMs and servers without it is "
+            f"{budget} credits, so it can never fit; shorten the text."
+        )
+    if refused.kind == "user":
+        return (
+            f"That would pass your daily limit of {budget} credits for this app in DMs and servers without it "
+            f"({left} left, this needs {amount}); it frees up {when}."
+        )
+    if refused.kind == "users" and never:
+        return (
+            f"This needs {amount} credits but the bot operator's daily limit for everyone using this app from their "
+            f"own account is {budget} credits, so it can never fit; shorten the text, or the bot's operator can "
+            "raise USER_INSTALL_TOTAL_DAILY_BUDGET."
+        )
+    if refused.kind == "users":
+        return (
+            f"That would pass the bot operator's daily limit of {budget} credits for everyone using this app from "
+            f"their own account ({left} left, this needs {amount}); it frees up {when}, or the bot's operator can "
+            "raise USER_INSTALL_TOTAL_DAILY_BUDGET."
+        )
+    if never:
+        return (
+            f"This needs {amount} credits but the bot operator's daily limit is {budget} credits for everyone "
+            "together, so it can never fit; shorten the text, or the bot's operator can raise ACCOUNT_DAILY_BUDGET."
+        )
+    return (
+        f"That would pass the bot operator's daily limit of {budget} credits for everyone together ({left} left, "
+        f"this needs {amount}); it frees up {when}, or the bot's operator can raise ACCOUNT_DAILY_BUDGET."
+    )
 
 
 class Reservation:
@@ -257,6 +296,8 @@ class CreditGuard:
         server_daily: int | None,
         member_hourly: int | None,
         account_daily: int | None = None,
+        user_install_daily: int | None = None,
+        user_install_total_daily: int | None = None,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         on_account_limit: Callable[[BudgetError], Coroutine[Any, Any, None]] | None = None,
@@ -269,6 +310,9 @@ class CreditGuard:
         self._server_daily = server_daily
         self._member_hourly = member_hourly
         self.account_daily = account_daily
+        # User installs (PRODUCT.md, Reach): each user's, and every user's together, per UTC day; set together.
+        self.user_install_daily = user_install_daily
+        self.user_install_total_daily = user_install_total_daily
         self.clock = clock
         # Told (in the background) of every refusal for the account's budget: the operator's alert.
         self._on_account_limit = on_account_limit
@@ -309,7 +353,7 @@ class CreditGuard:
     async def reserve(
         self,
         *,
-        guild_id: int,
+        guild_id: int | None,
         user_id: int | None,
         holds: Mapping[int, int],
         cached: Collection[int],
@@ -317,8 +361,13 @@ class CreditGuard:
     ) -> Reservation:
         """Hold `holds` (credits by chunk) for one request, or raise BudgetError saying which budget and when.
 
-        `cached` chunks are counted as cache hits: free, and never refused.
+        `cached` chunks are counted as cache hits: free, and never refused. Without `guild_id` the request comes
+        through the user's own install (a DM, a group DM or a server without the bot): it is charged to the user's
+        daily budget and to every user's together, never to a server's.
         """
+        if guild_id is None:
+            assert user_id is not None
+            return await self._reserve_user_install(user_id, holds, cached)
         server_budget, member_budget = await self.budgets(guild_id)
         amount = sum(holds.values())
         written = self._storage.reserve_usage(
@@ -355,6 +404,43 @@ class CreditGuard:
             writes=self._writes,
             clock=lambda: self.clock(),
             holding=self._holding,
+        )
+
+    async def _reserve_user_install(
+        self, user_id: int, holds: Mapping[int, int], cached: Collection[int]
+    ) -> Reservation:
+        if self.user_install_daily is None or self.user_install_total_daily is None:
+            # Only interactions of an app registered for user installs get here; the tree refuses them when off.
+            raise RuntimeError("user installs are off: no budget to charge this request to")
+        ticket: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            ticket.set_result(
+                await self._storage.reserve_user_install_usage(
+                    user_id,
+                    amount=sum(holds.values()),
+                    cache_hits=len(cached),
+                    user_budget=self.user_install_daily,
+                    total_budget=self.user_install_total_daily,
+                    account_budget=self.account_daily,
+                    at=self.clock(),
+                    instance_id=self.instance_id,
+                )
+            )
+        except BudgetExceededError as refused:
+            error = BudgetError(refused, user_install=True)
+            if refused.kind == "account" and self._on_account_limit is not None:
+                _in_background(self._on_account_limit(error), self._writes, name="account-limit-alert")
+            raise error from None
+        # Clones are a server's: a user install never speaks with one.
+        return Reservation(
+            self._storage,
+            ticket,
+            holds,
+            cached,
+            cloned_voice=False,
+            metrics=self._metrics,
+            writes=self._writes,
+            clock=lambda: self.clock(),
         )
 
     async def account_usage(self) -> int:

@@ -273,12 +273,24 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
                 synced = await bot.tree.sync()
                 done = counted(len(synced), "Synced {count} global command", "Synced {count} global commands")
                 print(f"{done} (Discord may take up to an hour to show changes).")
+                if settings.user_installs:
+                    print("/say, /voices, /preferences and Read aloud also work from users' own accounts.")
         except discord.Forbidden as error:
             where = f"server {guild_id}" if guild_id is not None else "the application"
             raise CommandLineError(
                 f"Discord refused to sync the commands to {where} ({error.status} {_reason(error.text or error)}): "
                 "invite the bot there with the applications.commands scope (see the README's invite link)."
             ) from None
+        except discord.HTTPException as error:
+            if guild_id is None and settings.user_installs and "integration_types" in str(error.text):
+                # application-commands.mdx: a command may name an installation context only once the application
+                # supports it.
+                raise CommandLineError(
+                    "Discord refused the commands for user installs: tick User Install under Installation > "
+                    "Installation Contexts of your application in the Discord developer portal, then sync again "
+                    "(or unset USER_INSTALL_DAILY_BUDGET)."
+                ) from None
+            raise
     return 0
 
 

@@ -24,6 +24,7 @@ import discord
 
 from bot.connect import MESSAGE_CONTENT_HELP, apply_discord_endpoints, login_within, unmixr_client
 from bot.settings import Settings
+from bot.wording import number
 
 Explain = Callable[[BaseException], "tuple[str, int] | None"]
 
@@ -240,6 +241,7 @@ async def check_discord(settings: Settings, explain: Explain) -> list[str]:
             )
         else:
             print("Message Content intent: enabled")
+        problems.extend(_check_user_installs(info, settings))
         problems.extend(await _check_shards(client, settings))
         if settings.dev_guild_id is not None:
             problems.extend(await _check_reachable(client.fetch_guild, "DEV_GUILD_ID", settings.dev_guild_id))
@@ -253,6 +255,25 @@ async def check_discord(settings: Settings, explain: Explain) -> list[str]:
     finally:
         await client.close()
     return problems
+
+
+def _check_user_installs(info: discord.AppInfo, settings: Settings) -> list[str]:
+    """With the user-install budgets set, the application must support user installs (its Installation page)."""
+    if not settings.user_installs:
+        print("User installs: off (USER_INSTALL_DAILY_BUDGET is not set)")
+        return []
+    # application.mdx: integration_types_config has a key for each installation context the application supports.
+    if info.user_integration_config is None:
+        return [
+            "USER_INSTALL_DAILY_BUDGET is set but the application does not support user installs: tick User Install "
+            "under Installation > Installation Contexts in the Discord developer portal, then run `python -m bot sync`."
+        ]
+    print(
+        f"User installs: OK, {number(settings.user_install_daily_budget or 0)} credits a user and "
+        f"{number(settings.user_install_total_daily_budget or 0)} in all per UTC day (`python -m bot sync` registers "
+        "them)"
+    )
+    return []
 
 
 async def _check_shards(client: discord.Client, settings: Settings) -> list[str]:

@@ -66,3 +66,18 @@ class GuildOnlyError(app_commands.CheckFailure, UserFacingError):
 
     def __init__(self) -> None:
         UserFacingError.__init__(self, "This bot works in servers only; use its commands in a server channel.")
+
+
+class ServerOnlyError(app_commands.CheckFailure, UserFacingError):
+    """Something that needs a server with the bot was asked for through a user install (PRODUCT.md, Reach)."""
+
+    def __init__(self, message: str) -> None:
+        UserFacingError.__init__(self, message)
+
+    @classmethod
+    def command(cls, name: str) -> ServerOnlyError:
+        """A whole command that is not offered to user installs."""
+        return cls(
+            f"/{name} works only in servers that have the bot; here you can use /say, /voices, /preferences and "
+            "Read aloud."
+        )

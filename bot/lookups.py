@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
+from bot.reach import server_id
 from bot.replies import defer
 from bot.storage import Storage
 
@@ -74,9 +75,11 @@ class LookupGate:
         round trip on a remote database, so it defers first there.
         """
         user_id = interaction.user.id
-        if (writes and not self._local_writes) or not self.ready(interaction.guild_id, user_id):
+        # No server's state for a user install (whose account-wide preferences are read with its ledger write).
+        guild_id = server_id(interaction)
+        if (writes and not self._local_writes) or not self.ready(guild_id, user_id):
             await defer(interaction, ephemeral=ephemeral)
-        await self.prepare(interaction.guild_id, user_id)
+        await self.prepare(guild_id, user_id)
 
 
 class _WithLookups(Protocol):

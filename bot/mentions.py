@@ -7,11 +7,12 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final, cast
 
 import discord
 
 from bot.storage import Storage
+from bot.text import CallbackResolver
 
 _USER_MENTION = re.compile(r"<@!?(\d{15,22})>")
 # Members looked up over REST for one text at most; more mentions are read as "someone".
@@ -147,3 +148,25 @@ async def guild_names(
         if user is not None:
             names[user_id] = await speakable_name(storage, guild.id, user)
     return GuildNames(guild, names)
+
+
+def interaction_names(
+    interaction: discord.Interaction[Any], known: Iterable[discord.abc.User] = ()
+) -> CallbackResolver:
+    """Names for the mentions in a user install's text (PRODUCT.md, Reach): the users the interaction itself carries
+    (its resolved data, a message's mentions, the DM's recipients, the caller), by display name; roles and channels
+    are read as "a role" and "a channel". The bot is in no such server or DM, so nothing is looked up."""
+    names: dict[int, str] = {}
+    resolved = cast(dict[str, Any], interaction.data or {}).get("resolved") or {}
+    members = resolved.get("members") or {}
+    for user_id, user in (resolved.get("users") or {}).items():
+        nick = (members.get(user_id) or {}).get("nick")
+        name = nick or user.get("global_name") or user.get("username")
+        if name:
+            names[int(user_id)] = str(name)
+    for user in known:
+        names[user.id] = user.display_name
+    for user in getattr(interaction.channel, "recipients", None) or ():
+        names.setdefault(user.id, user.display_name)
+    names.setdefault(interaction.user.id, interaction.user.display_name)
+    return CallbackResolver(users=names.get)

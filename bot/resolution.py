@@ -1,11 +1,13 @@
-"""Settings resolution: option, then the member's preference, the server default, the operator, built-in."""
+"""Settings resolution: option, then the member's preference, the server default, the operator, built-in.
+
+A user install has no server level: its preferences are the user's account-wide ones (PRODUCT.md, Reach)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.storage import GuildSettings, MemberPreferences
+from bot.storage import GuildSettings, MemberPreferences, UserPreferences
 
 Source = Literal["option", "preference", "server", "operator", "default"]
 
@@ -54,7 +56,7 @@ def resolve(
     name: str,
     *,
     option: Any = None,
-    preferences: MemberPreferences | None = None,
+    preferences: MemberPreferences | UserPreferences | None = None,
     server: GuildSettings | None = None,
     operator_voice_id: str | None = None,
 ) -> Resolved:

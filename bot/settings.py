@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     member_hourly_budget: int | None = Field(None, ge=1, validation_alias="MEMBER_HOURLY_BUDGET")
     # What every process of the operator may spend per UTC day, all servers and `python -m bot say` together.
     account_daily_budget: int | None = Field(None, ge=1, validation_alias="ACCOUNT_DAILY_BUDGET")
+    # User installs (PRODUCT.md, Reach): what one user, and all users together, may spend per UTC day through the
+    # app added to their own account. Unset: user installs are off (the commands register for servers only).
+    user_install_daily_budget: int | None = Field(None, ge=1, validation_alias="USER_INSTALL_DAILY_BUDGET")
+    # Checked against the one above whether set or not (validate_default), so it is declared after it.
+    user_install_total_daily_budget: int | None = Field(
+        None, ge=1, validation_alias="USER_INSTALL_TOTAL_DAILY_BUDGET", validate_default=True
+    )
     low_balance_characters: int = Field(10_000, ge=0, validation_alias="LOW_BALANCE_CHARACTERS")
     alert_channel_id: int | None = Field(None, validation_alias="ALERT_CHANNEL_ID")
     max_clones_per_server: int = Field(10, ge=0, validation_alias="MAX_CLONES_PER_SERVER")
@@ -80,6 +87,8 @@ class Settings(BaseSettings):
         "server_daily_budget",
         "member_hourly_budget",
         "account_daily_budget",
+        "user_install_daily_budget",
+        "user_install_total_daily_budget",
         "alert_channel_id",
         "metrics_port",
         "database_url",
@@ -151,6 +160,26 @@ class Settings(BaseSettings):
         if len(set(value)) != len(value):
             raise ValueError("names a shard twice")
         return tuple(sorted(value))
+
+    @field_validator("user_install_total_daily_budget")
+    @classmethod
+    def _both_user_install_budgets(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "user_install_daily_budget" not in info.data:
+            return value  # the other setting is invalid itself, and says so
+        per_user = info.data["user_install_daily_budget"]
+        if per_user is not None and value is None:
+            raise ValueError(
+                "is required with USER_INSTALL_DAILY_BUDGET: the credits all users together may spend a day "
+                "through the app on their accounts"
+            )
+        if per_user is None and value is not None:
+            raise ValueError("needs USER_INSTALL_DAILY_BUDGET too: set both to turn user installs on, or neither")
+        return value
+
+    @property
+    def user_installs(self) -> bool:
+        """Whether the app also works from users' own accounts (PRODUCT.md, Reach: user installs)."""
+        return self.user_install_daily_budget is not None
 
     @field_validator("log_level")
     @classmethod

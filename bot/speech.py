@@ -16,7 +16,7 @@ from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, 
 from bot.markdown import as_typed
 from bot.metrics import Metrics
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
-from bot.storage import GuildSettings, MemberPreferences, Storage
+from bot.storage import GuildSettings, MemberPreferences, Storage, UserPreferences
 from bot.text import (
     MAX_REQUEST_CHARS,
     ProsodyError,
@@ -45,6 +45,8 @@ _PROSODY = {
     "volume": (normalize_volume, "speech:volume", "speaking_volume", "volume"),
 }
 _LEVEL_NAMES = {"preference": "your preference", "server": "the server's default", "operator": "the default"}
+# A user install's server level: nothing set (PRODUCT.md, Reach: no server settings apply there).
+NO_SERVER = GuildSettings(guild_id=0)
 
 
 @dataclass(slots=True)
@@ -64,7 +66,7 @@ class SayOptions:
 class SpeechPlan:
     """Everything needed to synthesise, decided without calling Unmixr."""
 
-    guild_id: int
+    guild_id: int | None  # None: asked through the user's own install (no server's settings, budgets or clones)
     user_id: int | None  # the member charged: who asked, or a readout's author
     voice: Voice
     text: str
@@ -89,6 +91,11 @@ class SpeechPlan:
         if rate == self.rate:
             return self
         return dataclasses.replace(self, rate=rate, _requests={})
+
+    @property
+    def fairness(self) -> Hashable:
+        """Who this request shares the upstream's and ffmpeg's slots fairly as: its server, or its user-install user."""
+        return self.guild_id if self.guild_id is not None else ("user", self.user_id)
 
     def request(self, index: int) -> tuple[TTSRequest, str]:
         """The Unmixr request for chunk `index` and its audio-cache key."""
@@ -167,7 +174,7 @@ class SpeechService:
     async def plan(
         self,
         *,
-        guild_id: int,
+        guild_id: int | None,
         user_id: int,
         text: str,
         options: SayOptions,
@@ -181,9 +188,18 @@ class SpeechService:
         what the limit is about. With `truncate_to_limit`, text over `max-length` is cut with "and so on"
         (Read aloud and readouts) instead of refused (`/say`), and the audio is a member's message, kept at most a
         day. `prefix` ("<name> said") is spoken first and does not count toward the limit.
+
+        Without `guild_id` the request comes through the user's own install (PRODUCT.md, Reach): settings resolve from
+        the option, the user's account-wide preferences, the operator's default and the built-in default; no
+        server's settings, pronunciations or clones apply.
         """
-        server = await self._storage.get_guild_settings(guild_id)
-        preferences = await self._storage.get_member_preferences(guild_id, user_id)
+        server: GuildSettings
+        preferences: MemberPreferences | UserPreferences
+        if guild_id is None:
+            server, preferences = NO_SERVER, await self._storage.get_user_preferences(user_id)
+        else:
+            server = await self._storage.get_guild_settings(guild_id)
+            preferences = await self._storage.get_member_preferences(guild_id, user_id)
         stripped = text.strip()
         if not stripped or not is_speakable(stripped):
             raise NothingToSayError()
@@ -244,7 +260,8 @@ class SpeechService:
         voice_message = output_type == VOICE_MESSAGE
         if voice_message:
             output_type = "mp3"
-        entries = {entry.word: entry.spoken for entry in await self._storage.list_pronunciations(guild_id)}
+        pronounced = await self._storage.list_pronunciations(guild_id) if guild_id is not None else []
+        entries = {entry.word: entry.spoken for entry in pronounced}
         return SpeechPlan(
             guild_id=guild_id,
             user_id=user_id,
@@ -276,9 +293,9 @@ class SpeechService:
     async def _choose_voice(
         self,
         options: SayOptions,
-        preferences: MemberPreferences,
+        preferences: MemberPreferences | UserPreferences,
         server: GuildSettings,
-        guild_id: int,
+        guild_id: int | None,
         dropped: list[str],
     ) -> Voice:
         if options.voice is not None and options.voice.strip():
@@ -327,7 +344,7 @@ class SpeechService:
             dropped.append(f"the server's language {code}")
         return None
 
-    def _voices_with(self, capability: str, guild_id: int) -> str:
+    def _voices_with(self, capability: str, guild_id: int | None) -> str:
         names = [
             voice.character
             for voice in self._catalogue.voices_for(guild_id)
@@ -373,7 +390,7 @@ class SpeechService:
             user_id=plan.user_id,
             holds=holds,
             cached=cached,
-            cloned_voice=self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
+            cloned_voice=plan.guild_id is not None and self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
         )
 
     async def iter_chunks(self, plan: SpeechPlan, reservation: Reservation) -> AsyncIterator[ChunkAudio]:
@@ -429,7 +446,7 @@ class SpeechService:
         if joined_key is None:
             audio = parts[0].audio
         else:
-            audio = await concat([part.audio for part in parts], plan.output_type, server=plan.guild_id)  # type: ignore[arg-type]
+            audio = await concat([part.audio for part in parts], plan.output_type, server=plan.fairness)  # type: ignore[arg-type]
             self._cache.put_soon(
                 joined_key, audio, duration=seconds, output_type=plan.output_type, from_message=plan.from_message
             )
@@ -457,7 +474,7 @@ class SpeechService:
             await reservation.cache_hit(index)
             seconds = cached.duration if cached.duration is not None else await duration(cached.data)
             return ChunkAudio(index, cached.data, seconds, 0, True)
-        fairness: Hashable = plan.guild_id
+        fairness: Hashable = plan.fairness
         out = False
 
         def leaving() -> None:

@@ -1,17 +1,18 @@
-"""The command tree: guild-only commands and the one place where errors become answers."""
+"""The command tree: server commands (and user installs' own), and the one place where errors become answers."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
 
 from bot.budget import BudgetError
-from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
+from bot.errors import GuildOnlyError, NotAdminError, ServerOnlyError, UserFacingError
 from bot.limits import shorten
 from bot.metrics import Metrics, Outcome
+from bot.reach import USER_INSTALL_COMMANDS, is_user_install
 from bot.replies import answer, mark_received, response_times
 from bot.unmixr import UnmixrError
 
@@ -78,10 +79,19 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
     """A command tree that answers every error with one ephemeral sentence."""
 
     async def interaction_check(self, interaction: discord.Interaction[UnmixrBot]) -> bool:
-        """Refuse DMs and work during shutdown; remember the interaction for a graceful stop."""
+        """Refuse DMs (but for user installs' own commands) and work during shutdown; remember the interaction for a
+        graceful stop."""
         bot = self.client
         mark_received(interaction)
-        if interaction.guild_id is None:
+        if is_user_install(interaction):
+            # Registered for user installs only with their budgets set: a registration left from before they were
+            # unset still sends these, answered as any DM.
+            if not bot.settings.user_installs:
+                raise GuildOnlyError()
+            name = str(cast(dict[str, Any], interaction.data or {}).get("name", ""))
+            if name not in USER_INSTALL_COMMANDS:
+                raise ServerOnlyError.command(name)
+        elif interaction.guild_id is None:
             raise GuildOnlyError()
         if bot.shutting_down:
             if interaction.type is not discord.InteractionType.autocomplete:

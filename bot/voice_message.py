@@ -28,6 +28,7 @@ from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.limits import upload_limit
 from bot.metrics import Metrics
+from bot.reach import is_user_install
 from bot.replies import answer, defer
 from bot.speech import SpeechPlan, SpeechResult, SpeechService
 from bot.voice_internals import mark_responded
@@ -74,6 +75,10 @@ def voice_message_key(plan: SpeechPlan) -> str:
 
 def cannot_respond(interaction: discord.Interaction[Any]) -> str | None:
     """Why the interaction's own response cannot be a voice message, or None if it can."""
+    # PRODUCT.md, Reach: through a user install (a DM, a group DM, a server without the bot) the audio is an mp3,
+    # whatever the member's own permissions there.
+    if is_user_install(interaction):
+        return NO_CHANNEL
     # permissions.mdx: SEND_VOICE_MESSAGES; app_permissions are the bot's in the interaction's channel.
     if not interaction.app_permissions.send_voice_messages:
         return NO_PERMISSION
@@ -193,7 +198,7 @@ class VoiceMessages:
             user_id=plan.user_id,
             holds={},
             cached=range(len(plan.chunks)),
-            cloned_voice=self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
+            cloned_voice=plan.guild_id is not None and self._catalogue.is_clone(plan.voice.uuid, plan.guild_id),
         )
 
     async def _respond(self, interaction: discord.Interaction[Any], plan: SpeechPlan, audio: VoiceMessageAudio) -> bool:

@@ -9,6 +9,7 @@ from discord import app_commands
 
 from bot.catalogue import CATEGORIES
 from bot.limits import CHOICE_NAME, fit_choices, shorten
+from bot.reach import server_id
 from bot.unmixr import Voice
 from bot.wording import capability_label
 
@@ -95,9 +96,11 @@ async def voice_choices(
     bot: UnmixrBot, interaction: discord.Interaction[UnmixrBot], current: str
 ) -> list[app_commands.Choice[str]]:
     """At most 25 voices ranked by how well their name matches what was typed, from memory only."""
-    # This server's clones join the suggestions as soon as they are read, from the next keystroke on.
-    bot.catalogue.warm(interaction.guild_id)
-    voices = bot.catalogue.suggest(current, interaction.guild_id, MAX_CHOICES)
+    # This server's clones join the suggestions as soon as they are read, from the next keystroke on (a user
+    # install has none: clones belong to servers that have the bot).
+    guild_id = server_id(interaction)
+    bot.catalogue.warm(guild_id)
+    voices = bot.catalogue.suggest(current, guild_id, MAX_CHOICES)
     return fit_choices((voice_label(voice), voice.uuid) for voice in voices)
 
 
@@ -107,8 +110,9 @@ async def language_choices(
     """Languages of the chosen voice (or of every voice) that start with or contain what was typed, from memory."""
     wanted = current.strip().casefold()
     chosen = getattr(interaction.namespace, "voice", None)
-    voice = bot.catalogue.find(chosen, interaction.guild_id) if isinstance(chosen, str) and chosen else None
-    languages = voice.languages if voice is not None else bot.catalogue.languages(interaction.guild_id)
+    guild_id = server_id(interaction)
+    voice = bot.catalogue.find(chosen, guild_id) if isinstance(chosen, str) and chosen else None
+    languages = voice.languages if voice is not None else bot.catalogue.languages(guild_id)
     starts = [code for code in languages if code.casefold().startswith(wanted)]
     contains = [code for code in languages if wanted in code.casefold() and code not in starts]
     return fit_choices((code, code) for code in starts + contains)

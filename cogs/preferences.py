@@ -1,4 +1,4 @@
-"""/preferences: a member's own defaults in this server."""
+"""/preferences: a member's own defaults in this server, or a user's account-wide ones through a user install."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidOptionError, UnknownVoiceError
+from bot.errors import InvalidOptionError, ServerOnlyError, UnknownVoiceError
 from bot.limits import NicknameText, RateText
 from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
+from bot.reach import is_user_install, server_id
 from bot.replies import answer
 from bot.text import normalize_rate
 from cogs._options import voice_choices
@@ -19,6 +20,9 @@ from cogs.settings import check_prosody
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
+
+# Where a user install's preferences apply (PRODUCT.md, Reach): everywhere the app is used from their account.
+ACCOUNT_WIDE = "for this app in DMs and servers without it"
 
 
 class Preferences(commands.GroupCog, group_name="preferences", group_description="Your own defaults here."):
@@ -36,14 +40,20 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         value: str | None,
         shown: str,
     ) -> None:
-        assert interaction.guild_id is not None
         await ensure_lookups(interaction, ephemeral=True, writes=True)
+        if is_user_install(interaction):
+            old = await self.bot.storage.set_user_preference(interaction.user.id, name, value)
+            old_text = self._show(name, old, None)
+            new_text = shown if value is not None else "cleared (the default applies)"
+            await answer(interaction, f"Your {label} {ACCOUNT_WIDE}: {old_text} → {new_text}.", ephemeral=True)
+            return
+        assert interaction.guild_id is not None
         old = await self.bot.storage.set_member_preference(interaction.guild_id, interaction.user.id, name, value)
         old_text = self._show(name, old, interaction.guild_id)
         new_text = shown if value is not None else "cleared (the server's default applies)"
         await answer(interaction, f"Your {label}: {old_text} → {new_text}.", ephemeral=True)
 
-    def _show(self, name: str, value: str | None, guild_id: int) -> str:
+    def _show(self, name: str, value: str | None, guild_id: int | None) -> str:
         if value is None:
             return "not set"
         if name == "voice_id":
@@ -59,9 +69,10 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             await self._change(interaction, "voice_id", "voice", None, "")
             return
         await ensure_lookups(interaction, ephemeral=True)
-        found = self.bot.catalogue.find(voice, interaction.guild_id)
+        guild_id = server_id(interaction)  # a user install's voice is never a server's clone
+        found = self.bot.catalogue.find(voice, guild_id)
         if found is None:
-            raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, interaction.guild_id))
+            raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, guild_id))
         await self._change(interaction, "voice_id", "voice", found.uuid, f"**{as_typed(found.character)}**")
 
     @voice.autocomplete("voice")
@@ -81,6 +92,10 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     @app_commands.describe(nickname="How your name should be spoken")
     async def nickname(self, interaction: discord.Interaction[UnmixrBot], nickname: NicknameText | None = None) -> None:
         """Set or clear the member's spoken name."""
+        if is_user_install(interaction):
+            raise ServerOnlyError(
+                "A nickname is what readouts call you in a server that has the bot; here, set your voice or rate."
+            )
         value = nickname.strip() if nickname is not None else None
         if value is not None and not value:
             raise InvalidOptionError("A nickname needs at least one visible character; leave it empty to clear it.")
@@ -89,8 +104,11 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     @app_commands.command(name="reset", description="Clear all your preferences in this server.")
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """Clear every preference of the member."""
-        assert interaction.guild_id is not None
         await ensure_lookups(interaction, ephemeral=True, writes=True)
+        if is_user_install(interaction):
+            await self._reset_account_wide(interaction)
+            return
+        assert interaction.guild_id is not None
         old = await self.bot.storage.reset_member_preferences(interaction.guild_id, interaction.user.id)
         cleared = [
             f"{label} {self._show(name, getattr(old, name), interaction.guild_id)}"
@@ -101,6 +119,19 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             message = f"Cleared your preferences ({'; '.join(cleared)}); the server's defaults apply again."
         else:
             message = "You had no preferences to clear; the server's defaults apply."
+        await answer(interaction, message, ephemeral=True)
+
+    async def _reset_account_wide(self, interaction: discord.Interaction[UnmixrBot]) -> None:
+        old = await self.bot.storage.reset_user_preferences(interaction.user.id)
+        cleared = [
+            f"{label} {self._show(name, getattr(old, name), None)}"
+            for label, name in (("voice", "voice_id"), ("rate", "rate"))
+            if getattr(old, name) is not None
+        ]
+        if cleared:
+            message = f"Cleared your preferences {ACCOUNT_WIDE} ({'; '.join(cleared)}); the defaults apply again."
+        else:
+            message = f"You had no preferences to clear {ACCOUNT_WIDE}; the defaults apply."
         await answer(interaction, message, ephemeral=True)
 
 

@@ -14,11 +14,12 @@ from discord.ext import commands
 from bot.audio import AudioError
 from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
-from bot.errors import UserFacingError
+from bot.errors import ServerOnlyError, UserFacingError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
 from bot.markdown import as_typed
-from bot.mentions import guild_names, needs_lookup
+from bot.mentions import guild_names, interaction_names, needs_lookup
+from bot.reach import answers_publicly, is_user_install, server_id
 from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
@@ -115,21 +116,29 @@ class Say(commands.Cog):
         play: bool = False,
     ) -> None:
         """Synthesise text and attach it, or queue it in voice with `play`."""
-        assert interaction.guild is not None
+        user_install = is_user_install(interaction)
+        if play and user_install:
+            raise ServerOnlyError("Playing in voice needs a server that has the bot; leave out `play` to get a file.")
         queue = self._queue() if play else None
         if play:
             if queue is None:
                 raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
+        private = play or not answers_publicly(interaction)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
-        await ensure_lookups(interaction, ephemeral=play, writes=True)
-        if needs_lookup(interaction.guild, text, self.bot.member_lookups):
-            await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
-        names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
-        cleaned = clean_message(text, names, max_length=NO_CUT)
+        await ensure_lookups(interaction, ephemeral=private, writes=True)
+        if user_install:
+            # No server of the bot's: only the users the interaction itself carries have names.
+            cleaned = clean_message(text, interaction_names(interaction), max_length=NO_CUT)
+        else:
+            assert interaction.guild is not None
+            if needs_lookup(interaction.guild, text, self.bot.member_lookups):
+                await defer(interaction, ephemeral=private)  # naming a mentioned member may take a REST call
+            names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
+            cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
-            guild_id=interaction.guild.id,
+            guild_id=server_id(interaction),
             user_id=interaction.user.id,
             text=cleaned,
             options=options,
@@ -151,18 +160,23 @@ class Say(commands.Cog):
 
     async def read_aloud(self, interaction: discord.Interaction[UnmixrBot], message: discord.Message) -> None:
         """Speak a message's cleaned text with the caller's voice: in voice if the bot is with them."""
-        assert interaction.guild is not None
-        queue = self._queue()
+        user_install = is_user_install(interaction)
+        queue = None if user_install else self._queue()
         in_voice = queue is not None and queue.in_callers_channel(interaction)
-        await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
-        server = await self.bot.storage.get_guild_settings(interaction.guild.id)
-        limit = resolve("max_length", server=server).value
-        names = await guild_names(
-            interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
-        )
-        cleaned = clean_message(message.content, names, max_length=limit)
+        await ensure_lookups(interaction, ephemeral=in_voice or not answers_publicly(interaction), writes=True)
+        if user_install:
+            limit = resolve("max_length").value  # no server's max-length: the built-in one
+            cleaned = clean_message(message.content, interaction_names(interaction, message.mentions), max_length=limit)
+        else:
+            assert interaction.guild is not None
+            server = await self.bot.storage.get_guild_settings(interaction.guild.id)
+            limit = resolve("max_length", server=server).value
+            names = await guild_names(
+                interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
+            )
+            cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
-            guild_id=interaction.guild.id,
+            guild_id=server_id(interaction),
             user_id=interaction.user.id,
             text=cleaned,
             options=SayOptions(),
@@ -197,7 +211,7 @@ class Say(commands.Cog):
             note = blocked
         reservation = await self.bot.speech.reserve(plan, joined=True)
         try:
-            await defer(interaction, ephemeral=False)
+            await defer(interaction, ephemeral=not answers_publicly(interaction))
             await self.attach(interaction, await self.bot.speech.synthesise(plan, reservation), note)
         finally:
             await reservation.release_all()
@@ -219,7 +233,7 @@ class Say(commands.Cog):
                     audio,
                     limit,
                     duration=result.duration,
-                    server=plan.guild_id,
+                    server=plan.fairness,
                     from_message=plan.from_message,
                 )
             except AudioError:
@@ -230,7 +244,7 @@ class Say(commands.Cog):
             output_type = "mp3"
             note += "\n-# Converted to a smaller mp3 to fit this server's upload limit."
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
-        await answer(interaction, describe(result) + note, ephemeral=False, files=[file])
+        await answer(interaction, describe(result) + note, ephemeral=not answers_publicly(interaction), files=[file])
 
 
 def queued_message(plan: SpeechPlan, position: int) -> str:

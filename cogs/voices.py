@@ -12,10 +12,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import NotAdminError, UserFacingError
+from bot.errors import NotAdminError, ServerOnlyError, UserFacingError
 from bot.limits import LanguageText, QueryText, fit_select_options, link, upload_limit, web_url
 from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
+from bot.reach import is_user_install, server_id
 from bot.replies import answer, defer_update, token_usable, update
 from bot.tree import handle_error, is_admin
 from bot.unmixr import Voice
@@ -199,7 +200,7 @@ class VoiceListView(OwnedView):
 
     async def _show_page(self, interaction: discord.Interaction[UnmixrBot], page: int) -> None:
         # From memory: a press makes no Unmixr call, and answers by updating the list's own message.
-        self.data = self.cog.page_of(interaction.guild_id, self.filters, page)
+        self.data = self.cog.page_of(server_id(interaction), self.filters, page)
         self.refresh_controls()
         await update(interaction, embed=page_embed(self.data, self.filters), view=self)
 
@@ -231,6 +232,9 @@ class VoiceDetailsView(OwnedView):
         self.cog = cog
         self.voice = voice
         self.preview.disabled = web_url(voice.sample_voice_url) is None
+        if is_user_install(origin):
+            # No server here to set a default for (PRODUCT.md, Reach: nothing that needs a server is offered).
+            self.remove_item(self.set_server_default)
 
     @discord.ui.button(label="Preview", style=discord.ButtonStyle.primary)
     async def preview(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
@@ -256,11 +260,19 @@ class VoiceDetailsView(OwnedView):
 
     @discord.ui.button(label="Use as my voice", style=discord.ButtonStyle.success)
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
-        """Make this voice the member's preference in this server."""
-        assert interaction.guild_id is not None
+        """Make this voice the member's preference in this server (the user's account-wide one for a user install)."""
         await defer_update(interaction)
         await ensure_lookups(interaction, ephemeral=True, writes=True)
-        self.cog.ensure_usable(self.voice, interaction.guild_id)
+        self.cog.ensure_usable(self.voice, server_id(interaction))
+        if is_user_install(interaction):
+            await self.cog.bot.storage.set_user_preference(interaction.user.id, "voice_id", self.voice.uuid)
+            await answer(
+                interaction,
+                f"Your voice for this app in DMs and servers without it is now **{as_typed(self.voice.character)}**.",
+                ephemeral=True,
+            )
+            return
+        assert interaction.guild_id is not None
         await self.cog.bot.storage.set_member_preference(
             interaction.guild_id, interaction.user.id, "voice_id", self.voice.uuid
         )
@@ -299,8 +311,8 @@ class Voices(commands.Cog):
         page = min(max(page, 1), total)
         return VoicePageData(voices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, total, len(voices))
 
-    def ensure_usable(self, voice: Voice, guild_id: int) -> None:
-        """Refuse a voice this server cannot use (unavailable, or another server's clone)."""
+    def ensure_usable(self, voice: Voice, guild_id: int | None) -> None:
+        """Refuse a voice this server (or a user install) cannot use (unavailable, or another server's clone)."""
         if self.bot.catalogue.get(voice.uuid, guild_id) is None:
             raise UserFacingError(f"**{as_typed(voice.character)}** cannot be used here; pick an available voice.")
 
@@ -334,9 +346,13 @@ class Voices(commands.Cog):
     ) -> None:
         """List voices matching the filters, ten a page."""
         filters = VoiceFilters(category, query, language, gender, capability, style, use_case)
+        if category == "clones" and is_user_install(interaction):
+            raise ServerOnlyError(
+                "Cloned voices belong to the servers that made them; here, browse another category instead."
+            )
         # Browsing reads memory only; it defers first only while the catalogue is still loading.
         await ensure_lookups(interaction, ephemeral=True)
-        data = self.page_of(interaction.guild_id, filters, 1)
+        data = self.page_of(server_id(interaction), filters, 1)
         # Nothing to page through or open: no dead ◀ ▶ and no empty menu.
         view = VoiceListView(self, interaction, filters, data) if data.voices else None
         await answer(interaction, embed=page_embed(data, filters), view=view, ephemeral=True)

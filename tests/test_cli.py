@@ -207,6 +207,54 @@ async def test_sync_without_a_server_registers_the_commands_globally(
     assert "global commands" in stdout
 
 
+async def test_sync_with_the_user_install_budgets_registers_four_commands_for_user_installs(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    env = {**cli_env, "USER_INSTALL_DAILY_BUDGET": "2000", "USER_INSTALL_TOTAL_DAILY_BUDGET": "50000"}
+    # Before User Install is ticked in the Developer Portal, Discord refuses them: one line saying where to tick it.
+    status, stdout, stderr = await run_cli("sync", env=env, cwd=tmp_path)
+    assert status == 1 and len(stderr.strip().splitlines()) == 1, stdout + stderr
+    assert "User Install" in stderr and "developer portal" in stderr and "Traceback" not in stderr
+    assert discord_fake.commands["global"] == []
+    discord_fake.enable_user_install()
+    status, stdout, stderr = await run_cli("sync", env=env, cwd=tmp_path)
+    assert status == 0, stdout + stderr
+    assert "also work from users' own accounts" in stdout
+    synced = {command["name"]: command for command in discord_fake.commands["global"]}
+    for name, command in synced.items():
+        user_install = name in ("say", "voices", "preferences", "Read aloud")
+        assert command["integration_types"] == ([0, 1] if user_install else [0]), name
+        assert command["contexts"] == ([0, 1, 2] if user_install else [0]), name
+
+
+async def test_check_reports_user_installs_the_application_does_not_support(
+    cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    status, stdout, _stderr = await run_cli("check", env=cli_env, cwd=tmp_path)
+    assert status == 0 and "User installs: off (USER_INSTALL_DAILY_BUDGET is not set)" in stdout
+    env = {**cli_env, "USER_INSTALL_DAILY_BUDGET": "2000", "USER_INSTALL_TOTAL_DAILY_BUDGET": "50000"}
+    status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
+    assert status == 1
+    assert "does not support user installs: tick User Install" in stderr
+    discord_fake.enable_user_install()
+    status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
+    assert status == 0, stdout + stderr
+    assert "User installs: OK, 2,000 credits a user and 50,000 in all per UTC day" in stdout
+
+
+async def test_one_user_install_budget_without_the_other_is_refused_at_start(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    for variables, named in (
+        ({"USER_INSTALL_DAILY_BUDGET": "2000"}, "USER_INSTALL_TOTAL_DAILY_BUDGET: is required with"),
+        ({"USER_INSTALL_TOTAL_DAILY_BUDGET": "9000"}, "USER_INSTALL_TOTAL_DAILY_BUDGET: needs USER_INSTALL_DAILY"),
+    ):
+        status, stdout, stderr = await run_cli(env={**cli_env, **variables}, cwd=tmp_path)
+        assert status == 2 and stdout == ""
+        assert len(stderr.strip().splitlines()) == 1 and named in stderr, stderr
+        assert not (tmp_path / "data").exists()
+
+
 async def test_run_connects_and_stops_cleanly_on_sigterm_with_secrets_masked(
     cli_env: dict[str, str], tmp_path: Path, discord_fake: FakeDiscord
 ) -> None:

@@ -180,6 +180,8 @@ async def test_a_filled_sqlite_database_moves_to_postgresql_and_the_bot_shows_th
     # What only the background tasks write: an alert sent today, and an upload still holding a clone slot.
     await world.bot.storage.claim_alert("prebuilt", datetime.now(UTC).date())
     await world.bot.storage.take_clone_slot(world.guild.id, 10)
+    # And what a user install's /preferences writes (tested end to end in tests/cogs/test_user_installs.py).
+    await world.bot.storage.set_user_preference(world.member.id, "rate", "+20%")
     before = await what_members_see(world)
     assert before["clones"] == "Narrator Nell" and "GIF" in before["pronunciations"]
     await world.stop_bot()

@@ -208,7 +208,8 @@ class VoiceSessions:
 
         async def chunks() -> AsyncIterator[bytes]:
             sent = plan
-            player = self.players.get(plan.guild_id)
+            # Voice plays only in a server, so a voice clip's plan always has one.
+            player = self.players.get(plan.guild_id) if plan.guild_id is not None else None
             if readout and player is not None and plan.voice.has_capability("speech:rate"):
                 queued = player.readouts_queued()
                 sent = plan.with_rate(catch_up_rate(plan.rate, queued))

@@ -2,7 +2,14 @@
 
 from bot.storage.backends import is_postgres_url, mask_url, url_secrets
 from bot.storage.continuity import ContinuityStore, Instance, LeaseHolder, ReleasedHolds, shards_overlap
-from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Storage, clone_name_key, word_key
+from bot.storage.database import (
+    DEFAULT_CACHE_SIZE,
+    MEMBER_WINDOW_SECONDS,
+    USER_INSTALLS,
+    Storage,
+    clone_name_key,
+    word_key,
+)
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
@@ -24,12 +31,14 @@ from bot.storage.models import (
     MAX_WORD_LENGTH,
     MEMBER_PREFERENCE_NAMES,
     MEMBER_PREFERENCE_TYPES,
+    USER_PREFERENCE_NAMES,
     AwaitedClone,
     ClonedVoice,
     GuildSettings,
     MemberPreferences,
     Pronunciation,
     Usage,
+    UserPreferences,
 )
 from bot.storage.shared_audio import SharedAudioStore, StoredClip
 
@@ -44,6 +53,8 @@ __all__ = [
     "MEMBER_PREFERENCE_NAMES",
     "MEMBER_PREFERENCE_TYPES",
     "MEMBER_WINDOW_SECONDS",
+    "USER_INSTALLS",
+    "USER_PREFERENCE_NAMES",
     "AwaitedClone",
     "BudgetExceededError",
     "CloneNameTakenError",
@@ -67,6 +78,7 @@ __all__ = [
     "StorageError",
     "StoredClip",
     "Usage",
+    "UserPreferences",
     "clone_name_key",
     "is_postgres_url",
     "mask_url",

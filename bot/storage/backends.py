@@ -47,8 +47,10 @@ COMPACTION_LOCK: Final[int] = -2
 MIGRATION_WAIT_SECONDS: Final[float] = 300.0
 # Taken, after a server's, by reservations checked against the account's daily budget.
 ACCOUNT_LOCK: Final[int] = -3
+# Taken by every reservation made through a user install (before the account's): their total budget is shared.
+USER_INSTALL_LOCK: Final[int] = -4
 # Taken by a process checking and taking a shard's lease, so two processes never take overlapping shards at once.
-LEASE_LOCK: Final[int] = -4
+LEASE_LOCK: Final[int] = -5
 # How long a SQLite connection waits for another one's lock, in ms (also bounds the switch to WAL below).
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 5000
 SQLITE_WAL_RETRY_SECONDS: Final[float] = 0.02

@@ -10,9 +10,10 @@ the server's state, and every write passes through its cache. Shards move betwee
 nothing stale; when a shard of a running process starts a new gateway session (Discord dropped the old one,
 and another process may have served those servers meanwhile) the bot drops their entries (`forget_guilds`).
 Account-wide state, shared by every process (the usage ledger behind budgets and /balance, clone ownership
-and slots, low-balance alerts), is never cached: it is read from the database each time, and each check-and-
-write on it is one transaction that holds the server's lock (`pg_advisory_xact_lock`) or relies on a unique
-key (`ON CONFLICT`), never an in-memory lock.
+and slots, low-balance alerts, and users' account-wide preferences, which a user may set from a DM, served by
+shard 0, and read from a server on any shard), is never cached: it is read from the database each time, and
+each check-and-write on it is one transaction that holds the server's lock (`pg_advisory_xact_lock`) or relies
+on a unique key (`ON CONFLICT`), never an in-memory lock.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
-from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, Backend, Session, open_backend
+from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, USER_INSTALL_LOCK, Backend, Session, open_backend
 from bot.storage.continuity import ContinuityStore
 from bot.storage.errors import (
     BudgetExceededError,
@@ -49,12 +50,14 @@ from bot.storage.models import (
     MAX_WORD_LENGTH,
     MEMBER_PREFERENCE_NAMES,
     MEMBER_PREFERENCE_TYPES,
+    USER_PREFERENCE_NAMES,
     AwaitedClone,
     ClonedVoice,
     GuildSettings,
     MemberPreferences,
     Pronunciation,
     Usage,
+    UserPreferences,
 )
 from bot.storage.shared_audio import SharedAudioStore
 
@@ -87,6 +90,18 @@ _SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
     )
     for name in MEMBER_PREFERENCE_NAMES
 }
+_USER_COLUMNS: Final[str] = ", ".join(USER_PREFERENCE_NAMES)
+_SELECT_USER_PREFERENCES: Final[str] = f"SELECT {_USER_COLUMNS} FROM user_preferences WHERE user_id = ?"  # noqa: S608
+_SET_USER_PREFERENCE: Final[dict[str, str]] = {
+    name: (
+        f"INSERT INTO user_preferences (user_id, {name}) VALUES (?, ?) "  # noqa: S608
+        f"ON CONFLICT (user_id) DO UPDATE SET {name} = excluded.{name}"
+    )
+    for name in USER_PREFERENCE_NAMES
+}
+# The usage ledger's server id for spending through users' own installs (PRODUCT.md, Reach): no server has it
+# (ids are positive snowflakes), and the operator's own requests (`python -m bot say`) use 0.
+USER_INSTALLS: Final[int] = -1
 # `instance_id` is the process that holds the row's credits (bot/instance.py): its holds are released once it
 # falls silent, and never while it lives.
 _INSERT_LEDGER: Final[str] = (
@@ -147,6 +162,13 @@ _ACCOUNT_COMMITTED: Final[str] = (
     "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
     "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger WHERE reserved > 0) "
     "FROM usage_ledger WHERE day = ?"
+)
+# A user's spending through their user install on one UTC day, and every hold of theirs there.
+_USER_COMMITTED_TODAY: Final[str] = (
+    "SELECT CAST(COALESCE(SUM(credits_prebuilt + credits_cloned), 0) AS BIGINT) + "
+    "(SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM usage_ledger "
+    "WHERE guild_id = ? AND user_id = ? AND reserved > 0) "
+    "FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND day = ?"
 )
 # A member's spending in the window, and every hold of theirs wherever it is dated.
 _MEMBER_ROWS: Final[str] = (
@@ -530,6 +552,34 @@ class Storage:
             )
             self._member_preferences.put(key, MemberPreferences(guild_id=guild_id, user_id=user_id))
         return old
+
+    # Users' account-wide preferences (user installs): read from the database every time, like the ledger
+
+    async def get_user_preferences(self, user_id: int) -> UserPreferences:
+        """Return the user's account-wide preferences (all None when none are set)."""
+        row = await self._db.fetchone(_SELECT_USER_PREFERENCES, (user_id,))
+        if row is None:
+            return UserPreferences(user_id=user_id)
+        return UserPreferences(user_id=user_id, **dict(zip(USER_PREFERENCE_NAMES, row, strict=True)))
+
+    async def set_user_preference(self, user_id: int, name: str, value: str | None) -> str | None:
+        """Set one account-wide preference (None clears it) and return its old value."""
+        if name not in _SET_USER_PREFERENCE:
+            raise ValueError(f"unknown preference {name!r}; known: {', '.join(USER_PREFERENCE_NAMES)}")
+        _check_type(name, value, str)
+        async with self._db.transaction() as session:
+            row = await session.fetchone(_SELECT_USER_PREFERENCES, (user_id,))
+            await session.execute(_SET_USER_PREFERENCE[name], (user_id, value))
+        return None if row is None else dict(zip(USER_PREFERENCE_NAMES, row, strict=True))[name]
+
+    async def reset_user_preferences(self, user_id: int) -> UserPreferences:
+        """Clear every account-wide preference of the user and return them as they were."""
+        async with self._db.transaction() as session:
+            row = await session.fetchone(_SELECT_USER_PREFERENCES, (user_id,))
+            await session.execute("DELETE FROM user_preferences WHERE user_id = ?", (user_id,))
+        if row is None:
+            return UserPreferences(user_id=user_id)
+        return UserPreferences(user_id=user_id, **dict(zip(USER_PREFERENCE_NAMES, row, strict=True)))
 
     # Pronunciations
 
@@ -925,6 +975,68 @@ class Storage:
                     )
             (ticket,) = await session.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
         return int(ticket)
+
+    async def reserve_user_install_usage(
+        self,
+        user_id: int,
+        *,
+        amount: int,
+        cache_hits: int = 0,
+        user_budget: int,
+        total_budget: int,
+        account_budget: int | None = None,
+        at: datetime | None = None,
+        instance_id: str | None = None,
+    ) -> int:
+        """Hold `amount` credits for one request made through the user's own install and return its ledger id, or
+        raise BudgetExceededError: "user" (the user's daily budget), "users" (every user's together) or "account".
+
+        Every budget here is per UTC day; the check and the hold are one transaction under the user installs' lock
+        (and the account's), so concurrent requests cannot overshoot together. A request of 0 credits is never
+        refused. `instance_id` is the process holding the credits, as in reserve_usage.
+        """
+        if amount < 0 or cache_hits < 0:
+            raise ValueError("usage amounts cannot be negative")
+        moment = _utc(at or datetime.now(UTC))
+        day = moment.date().isoformat()
+        row = (USER_INSTALLS, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits, instance_id)
+        if amount == 0:
+            (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
+            return int(ticket)
+        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+        locks = (USER_INSTALL_LOCK,) if account_budget is None else (USER_INSTALL_LOCK, ACCOUNT_LOCK)
+        async with self._db.transaction(lock=locks) as session:
+            checks: list[tuple[str, int | None, str, tuple[Any, ...]]] = [
+                ("user", user_budget, _USER_COMMITTED_TODAY, (USER_INSTALLS, user_id, USER_INSTALLS, user_id, day)),
+                ("users", total_budget, _COMMITTED_TODAY, (USER_INSTALLS, USER_INSTALLS, day)),
+                ("account", account_budget, _ACCOUNT_COMMITTED, (day,)),
+            ]
+            for kind, budget, query, parameters in checks:
+                if budget is None:
+                    continue
+                (used,) = await session.fetchone(query, parameters)  # type: ignore[misc]
+                if used + amount > budget:
+                    raise BudgetExceededError(
+                        kind=kind,
+                        budget=budget,
+                        used=int(used),
+                        amount=amount,
+                        frees_at=midnight if amount <= budget else None,
+                    )
+            (ticket,) = await session.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
+        return int(ticket)
+
+    async def user_install_usage(self, day: date, user_id: int | None = None) -> int:
+        """What one user (or, without one, every user) spent through user installs on a UTC day, plus open holds."""
+        parameters: tuple[Any, ...]
+        if user_id is None:
+            query, parameters = _COMMITTED_TODAY, (USER_INSTALLS, USER_INSTALLS, day.isoformat())
+        else:
+            query = _USER_COMMITTED_TODAY
+            parameters = (USER_INSTALLS, user_id, USER_INSTALLS, user_id, day.isoformat())
+        row = await self._db.fetchone(query, parameters)
+        assert row is not None  # an aggregate always returns one row
+        return int(row[0])
 
     async def settle_usage(
         self,

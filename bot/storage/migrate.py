@@ -24,7 +24,7 @@ from bot.masking import mask_secrets
 from bot.storage.backends import PostgresBackend, SQLiteBackend, mask_url, url_secrets
 from bot.storage.errors import StorageError
 from bot.storage.migrations import apply_migrations
-from bot.storage.models import GUILD_SETTING_NAMES, MEMBER_PREFERENCE_NAMES
+from bot.storage.models import GUILD_SETTING_NAMES, MEMBER_PREFERENCE_NAMES, USER_PREFERENCE_NAMES
 from bot.wording import counted
 
 BATCH_ROWS: Final[int] = 5_000
@@ -83,6 +83,7 @@ TABLES: Final[tuple[Table, ...]] = (
         ("slot_id",),
     ),
     Table("alerts_sent", ("kind", "day", "sent_at"), ("kind", "day")),
+    Table("user_preferences", ("user_id", *USER_PREFERENCE_NAMES), ("user_id",)),
     Table("usage_ledger", _LEDGER_COLUMNS, None),
 )
 

@@ -27,6 +27,9 @@ GUILD_SETTING_NAMES: Final[tuple[str, ...]] = (
 # The per-member preferences a member can set in a server.
 MEMBER_PREFERENCE_NAMES: Final[tuple[str, ...]] = ("voice_id", "rate", "nickname")
 
+# A user's own defaults for the app used from their account (user installs), the same everywhere they use it.
+USER_PREFERENCE_NAMES: Final[tuple[str, ...]] = ("voice_id", "rate")
+
 MAX_PRONUNCIATIONS: Final[int] = 200
 MAX_WORD_LENGTH: Final[int] = 50
 MAX_SPOKEN_LENGTH: Final[int] = 200
@@ -91,6 +94,19 @@ class MemberPreferences:
     def is_empty(self) -> bool:
         """Return whether the member has no preference set."""
         return all(getattr(self, name) is None for name in MEMBER_PREFERENCE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class UserPreferences:
+    """A user's account-wide defaults for user-install interactions (DMs, group DMs, servers without the bot)."""
+
+    user_id: int
+    voice_id: str | None = None
+    rate: str | None = None
+
+    def is_empty(self) -> bool:
+        """Return whether the user has no preference set."""
+        return all(getattr(self, name) is None for name in USER_PREFERENCE_NAMES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,10 +255,12 @@ async def test_recordings_of_exactly_30_and_80_seconds_are_accepted(
 async def test_a_file_declared_over_120_mb_is_refused_before_download(running: World, media: dict[str, bytes]) -> None:
     # The stand-in serves what it is given; only the resolved attachment's size field is made to lie.
     fake = running.discord
+    surface = fake._surface(running.guild, running.text, running.admin)
+    command, scoped = fake._find_command(running.guild, "clone", 1)
     data = fake._command_data(
-        running.guild,
-        running.text,
-        running.admin,
+        surface,
+        command,
+        scoped,
         "clone",
         {"name": "Huge", "consent": True},
         subcommand=None,
@@ -272,7 +274,7 @@ async def test_a_file_declared_over_120_mb_is_refused_before_download(running: W
         attachment["size"] = 120_000_001
     interaction = await fake._send_interaction(
         fake._new_interaction(
-            interaction_type=2, guild=running.guild, channel=running.text, member=running.admin, data=data
+            interaction_type=2, surface=surface, data=data, owners=fake._owners(surface, command, scoped, "clone")
         )
     )
     await interaction.wait_final()

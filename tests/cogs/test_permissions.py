@@ -7,7 +7,6 @@ command through an Integrations override), so every refusal here is the bot's ow
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Any
 
 from tests.conftest import MEMBER_PERMISSIONS, World
@@ -152,39 +151,28 @@ async def test_a_member_whose_role_grants_manage_server_is_an_admin(world: World
 
 async def test_a_direct_message_gets_the_servers_only_answer(running: World) -> None:
     discord_fake = running.discord
+    dm = discord_fake.open_dm(running.member)
+    surface = discord_fake._surface(dm, dm, running.member)
     for name, subcommand, options in (("say", None, {"text": "Hello"}), ("settings", "show", {}), ("voices", None, {})):
-        # The stand-in builds guild interactions; turn one into what Discord sends from a DM.
-        interaction = discord_fake._new_interaction(
-            interaction_type=2,
-            guild=running.guild,
-            channel=running.text,
-            member=running.member,
-            data=discord_fake._command_data(
-                running.guild,
-                running.text,
-                running.member,
-                name,
-                options,
-                subcommand=subcommand,
-                group=None,
-                attachments={},
-                focused=None,
-                client_checks=True,
-                permissions=None,
-            ),
+        # With user installs off, no command is offered in a DM: one comes only from a registration that an operator
+        # made with them on and did not sync again (the stand-in builds it by hand, as Discord would send it).
+        command, _scoped = discord_fake._find_command(running.guild, name, 1)
+        data = discord_fake._command_data(
+            surface,
+            command,
+            False,
+            name,
+            options,
+            subcommand=subcommand,
+            group=None,
+            attachments={},
+            focused=None,
+            client_checks=True,
+            permissions=None,
         )
-        payload = interaction.payload
-        for key in ("guild_id", "guild", "member", "app_permissions", "guild_locale"):
-            payload.pop(key, None)
-        payload["data"].pop("guild_id", None)
-        payload["user"] = copy.deepcopy(running.member.user)
-        payload["channel"] = {
-            "id": payload["channel_id"],
-            "type": 1,
-            "recipients": [copy.deepcopy(running.member.user)],
-        }
-        payload["context"] = 1
-        payload["authorizing_integration_owners"] = {"1": str(running.member.id)}
+        interaction = discord_fake._new_interaction(
+            interaction_type=2, surface=surface, data=data, owners={"1": str(running.member.id)}
+        )
         await discord_fake._send_interaction(interaction)
         await interaction.wait_final()
         assert_refused(interaction, SERVERS_ONLY)

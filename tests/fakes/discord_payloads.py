@@ -47,6 +47,8 @@ SEND_MESSAGES_IN_THREADS = 1 << 38
 MODERATE_MEMBERS = 1 << 40
 # permissions.mdx: "Allows sending voice messages".
 SEND_VOICE_MESSAGES = 1 << 46
+# permissions.mdx: "Allows user-installed apps to send public responses" (change-log.mdx, June 27, 2024).
+USE_EXTERNAL_APPS = 1 << 50
 ALL_PERMISSIONS = (1 << 53) - 1
 
 DEFAULT_EVERYONE_PERMISSIONS = (
@@ -64,6 +66,9 @@ DEFAULT_EVERYONE_PERMISSIONS = (
     | CHANGE_NICKNAME
     | USE_APPLICATION_COMMANDS
     | SEND_MESSAGES_IN_THREADS
+    # change-log.mdx, "User-Installed Apps General Availability": Use External Apps "is enabled for servers by
+    # default".
+    | USE_EXTERNAL_APPS
 )
 # The bot's managed role gets what its invite link asks for (the README's integer), plus Use Voice Activity.
 DEFAULT_BOT_PERMISSIONS = (
@@ -135,10 +140,28 @@ AUTOMOD_BLOCK_MESSAGE = 1
 CONTEXT_GUILD = 0
 CONTEXT_BOT_DM = 1
 CONTEXT_PRIVATE_CHANNEL = 2
+CONTEXTS = (CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL)
+
+# Application integration types (application.mdx, "Application Integration Types"): where an app is installed.
+GUILD_INSTALL = 0
+USER_INSTALL = 1
+INTEGRATION_TYPES = (GUILD_INSTALL, USER_INSTALL)
+
+# receiving-and-responding.mdx, Interaction Structure, app_permissions: "ATTACH_FILES | EMBED_LINKS |
+# MENTION_EVERYONE permissions for (G)DMs with other users, and additionally ... USE_EXTERNAL_EMOJIS for DMs with
+# the app's bot user" (no Send Voice Messages: a voice message cannot be posted there).
+PRIVATE_CHANNEL_APP_PERMISSIONS = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
+BOT_DM_APP_PERMISSIONS = PRIVATE_CHANNEL_APP_PERMISSIONS | USE_EXTERNAL_EMOJIS
+# receiving-and-responding.mdx, "Create Followup Message": "Apps are limited to 5 followup messages per interaction
+# if it was initiated from a user-installed app and isn't installed in the server"; past it, JSON error code 40094
+# (opcodes-and-status-codes.mdx).
+USER_INSTALL_FOLLOWUPS = 5
 
 # Channel types.
 CHANNEL_TEXT = 0
+CHANNEL_DM = 1
 CHANNEL_VOICE = 2
+CHANNEL_GROUP_DM = 3
 CHANNEL_STAGE = 13  # GUILD_STAGE_VOICE (channel.mdx, "Channel Types")
 VOICE_CHANNEL_TYPES = (CHANNEL_VOICE, CHANNEL_STAGE)
 
@@ -265,6 +288,22 @@ def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any
         "public_flags": 0,
         "flags": 0,
     }
+
+
+def private_channel_payload(
+    channel_id: int, recipients: list[dict[str, Any]], *, name: str | None = None, owner_id: int | None = None
+) -> dict[str, Any]:
+    """Build a DM (one recipient) or, with a name, a group DM channel object (channel.mdx, DM and GROUP_DM)."""
+    channel: dict[str, Any] = {
+        "id": str(channel_id),
+        "type": CHANNEL_DM if name is None else CHANNEL_GROUP_DM,
+        "last_message_id": None,
+        "flags": 0,
+        "recipients": recipients,
+    }
+    if name is not None:
+        channel.update(name=name, icon=None, owner_id=str(owner_id))
+    return channel
 
 
 def text_channel_payload(channel_id: int, guild_id: int, name: str, position: int) -> dict[str, Any]:
@@ -797,6 +836,12 @@ def validate_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
             _error(errors, path + ".name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         if _command_text_length(command) > 8000:
             _error(errors, path, "APPLICATION_COMMAND_TOO_LARGE", "Command exceeds maximum size (8000)")
+        # application-commands.mdx, Application Command Structure: lists of integration types and of interaction
+        # context types (or null), each value one of the documented ones.
+        for field, allowed in (("integration_types", INTEGRATION_TYPES), ("contexts", CONTEXTS)):
+            values = command.get(field)
+            if values is not None and (not isinstance(values, list) or any(value not in allowed for value in values)):
+                _error(errors, f"{path}.{field}", "BASE_TYPE_CHOICES", f"Value must be one of {list(allowed)}.")
     return nest_errors(errors)
 
 

@@ -29,6 +29,15 @@ It refuses what real Discord refuses, the way Discord answers it:
   servers only if its `contexts` include GUILD (a guild command's `contexts` is ignored, as documented);
 - a server's AutoMod keyword rules block the bot's messages with 400, code 200000; uploads are limited by the
   server's boost tier (`premium_tier`); an edit whose `attachments` does not list an upload drops it.
+- user installs (application.mdx, "Installation Context"; application-commands.mdx, "Contexts";
+  receiving-and-responding.mdx; change-log.mdx, "User-Installed Apps General Availability"): the app supports
+  guild installs only until `enable_user_install` (the Developer Portal's User Install), and a global command may
+  carry USER_INSTALL only then; `install_for_user` adds the app to a user's account; DMs (`open_dm`), group DMs
+  (`add_group_dm`) and servers without the bot (`add_guild(bot=False)`) offer a global command only where its
+  `contexts` and `integration_types` allow, and their interactions carry `context`, `authorizing_integration_owners`
+  (key "0" only where the app is installed in the server, or "0" in the bot's own DM), a partial guild and the
+  documented `app_permissions`; in a server without the bot, answers are made ephemeral where the member lacks Use
+  External Apps, and at most 5 follow-ups are accepted (code 40094); the bot can reach none of those channels.
 - voice messages (message flag IS_VOICE_MESSAGE, 8192): kept on Create Message and on a type 4 callback, refused
   (400, 50035 at `flags`) on a type 5 callback and on follow-ups; exactly one attachment whose part is `audio/*`
   (50160), with `duration_secs` and a base64 `waveform` of 1 to 256 bytes (50161), and no content, embeds,
@@ -332,9 +341,11 @@ class FakeMember:
 class FakeGuild:
     """A guild: channels, roles, members and voice states, all keyed by integer id."""
 
-    def __init__(self, fake: FakeDiscord, *, guild_id: int, name: str, owner_id: int) -> None:
+    def __init__(self, fake: FakeDiscord, *, guild_id: int, name: str, owner_id: int, bot: bool = True) -> None:
         self._fake = fake
         self.id = guild_id
+        # False: a server the app is not installed in (its members may still use their own user install there).
+        self.bot_installed = bot
         self.name = name
         self.owner_id = owner_id
         self.channels: dict[int, dict[str, Any]] = {}
@@ -346,6 +357,9 @@ class FakeGuild:
         self.premium_tier = 0
         self.automod_rules: list[dict[str, Any]] = []
         self.roles[guild_id] = p.role_payload(guild_id, "@everyone", p.DEFAULT_EVERYONE_PERMISSIONS, 0)
+        self.bot_role_id = 0
+        if not bot:
+            return
         bot_id = int(fake.bot_user["id"])
         role_id = fake.snowflakes.next()
         self.bot_role_id = role_id
@@ -669,10 +683,73 @@ class FakeGuild:
         return f"<FakeGuild id={self.id} name={self.name!r}>"
 
 
+class FakePrivateChannel:
+    """A DM or a group DM (channel.mdx, DM and GROUP_DM): no server, so no members, roles or permissions.
+
+    `bot_dm` is the DM with the app's bot user (interaction context BOT_DM); any other DM or group DM is a
+    PRIVATE_CHANNEL (receiving-and-responding.mdx, "Interaction Context Types"), where only a user install reaches.
+    """
+
+    def __init__(
+        self, channel_id: int, recipients: Sequence[dict[str, Any]], *, bot_dm: bool, name: str | None
+    ) -> None:
+        self.id = channel_id
+        self.recipients = [copy.deepcopy(user) for user in recipients]
+        self.bot_dm = bot_dm
+        self.name = name
+
+    @property
+    def context(self) -> int:
+        """The interaction context of an interaction from here."""
+        return p.CONTEXT_BOT_DM if self.bot_dm else p.CONTEXT_PRIVATE_CHANNEL
+
+    def payload(self, owner_id: int | None = None) -> dict[str, Any]:
+        """The channel object an interaction from here carries."""
+        return p.private_channel_payload(self.id, self.recipients, name=self.name, owner_id=owner_id)
+
+    def has(self, user_id: int) -> bool:
+        """Whether the user is in this DM or group DM."""
+        return any(int(user["id"]) == user_id for user in self.recipients)
+
+    def __repr__(self) -> str:
+        kind = "bot DM" if self.bot_dm else ("group DM" if self.name is not None else "DM")
+        return f"<FakePrivateChannel id={self.id} {kind}>"
+
+
+Place = FakeGuild | FakePrivateChannel
+
+
+@dataclass
+class _Surface:
+    """Where an interaction comes from, as Discord describes it to the app."""
+
+    guild: FakeGuild | None
+    private: FakePrivateChannel | None
+    channel: dict[str, Any]
+    member: FakeMember | None
+    user: dict[str, Any]
+    context: int
+    permissions: int | None  # the member's, in the channel (servers only)
+    app_permissions: int
+
+    @property
+    def channel_id(self) -> int:
+        return int(self.channel["id"])
+
+
 class FakeInteraction:
     """An interaction the stand-in dispatched, with every answer the bot gave to it."""
 
-    def __init__(self, fake: FakeDiscord, payload: dict[str, Any], guild: FakeGuild, member: FakeMember) -> None:
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        payload: dict[str, Any],
+        guild: FakeGuild | None,
+        member: FakeMember | None,
+        *,
+        user: dict[str, Any] | None = None,
+        private: FakePrivateChannel | None = None,
+    ) -> None:
         self._fake = fake
         self.payload = payload
         self.id = int(payload["id"])
@@ -680,6 +757,15 @@ class FakeInteraction:
         self.type: int = payload["type"]
         self.guild = guild
         self.member = member
+        self.private = private
+        self.user: dict[str, Any] = user if user is not None else member.user if member is not None else {}
+        self.owners: dict[str, str] = payload.get("authorizing_integration_owners") or {}
+        # receiving-and-responding.mdx, "Create Followup Message": the 5-follow-up limit holds when the owners
+        # object "only contains USER_INSTALL"; change-log.mdx (June 27, 2024): without Use External Apps in a
+        # server the app is not installed in, "your app's responses will be ephemeral for the end user".
+        self.user_install_only = str(p.GUILD_INSTALL) not in self.owners
+        self.forced_ephemeral = False
+        self.followups = 0
         self.channel_id = int(payload["channel_id"])
         self.attachment_size_limit: int = payload["attachment_size_limit"]
         self.created_at = fake.clock.now() - fake.delivery_delay
@@ -841,6 +927,12 @@ class FakeDiscord(FakeGateway):
         self.owner_user = p.user_payload(self.snowflakes.next(), "app-owner")
         self.users: dict[int, dict[str, Any]] = {self.application_id: self.bot_user}
         self.guilds: dict[int, FakeGuild] = {}
+        # User installs. application.mdx, "Setting Supported Installation Contexts": "By default, newly-created apps
+        # only support installation to guilds" (the Developer Portal's User Install adds USER_INSTALL).
+        self.installation_contexts: set[int] = {p.GUILD_INSTALL}
+        self.user_installs: set[int] = set()  # users who added the app to their account
+        self.guilds_without_bot: dict[int, FakeGuild] = {}
+        self.private_channels: dict[int, FakePrivateChannel] = {}
         self.commands: dict[int | str, list[dict[str, Any]]] = {"global": []}
         self._command_creates: dict[int | str, deque[float]] = {}  # when each command of a scope was created
         self.messages: dict[int, dict[str, Any]] = {}
@@ -931,16 +1023,75 @@ class FakeDiscord(FakeGateway):
     # ---------------------------------------------------------------- world building
 
     def add_guild(
-        self, *, name: str = "Test Server", guild_id: int | None = None, owner_id: int | None = None
+        self, *, name: str = "Test Server", guild_id: int | None = None, owner_id: int | None = None, bot: bool = True
     ) -> FakeGuild:
-        """Add a guild (with @everyone, the bot's managed role and the bot's member)."""
+        """Add a guild (with @everyone, the bot's managed role and the bot's member).
+
+        `bot=False`: a server the app is not installed in: the bot never hears of it (no GUILD_CREATE, no events,
+        no guild commands) and cannot reach its channels; only members' user installs work there.
+        """
         # Guild ids come from their own factory so that consecutive guilds land on consecutive shards.
         guild_id = guild_id if guild_id is not None else self._guild_ids.next()
         owner_id = owner_id if owner_id is not None else int(self.owner_user["id"])
-        guild = FakeGuild(self, guild_id=guild_id, name=name, owner_id=owner_id)
+        guild = FakeGuild(self, guild_id=guild_id, name=name, owner_id=owner_id, bot=bot)
+        if not bot:
+            self.guilds_without_bot[guild_id] = guild
+            return guild
         self.guilds[guild_id] = guild
         self.commands.setdefault(guild_id, [])
         return guild
+
+    def add_user(self, name: str, *, user_id: int | None = None) -> dict[str, Any]:
+        """Add a Discord user who shares no server with the bot (for DMs and group DMs)."""
+        user_id = user_id if user_id is not None else self.snowflakes.next()
+        user = self.users.get(user_id) or p.user_payload(user_id, name)
+        self.users[user_id] = user
+        return user
+
+    def enable_user_install(self) -> None:
+        """Tick User Install under Installation Contexts in the Developer Portal (application.mdx)."""
+        self.installation_contexts.add(p.USER_INSTALL)
+
+    def install_for_user(self, user: FakeMember | dict[str, Any] | int) -> None:
+        """The user adds the app to their account (application.mdx, "User Context")."""
+        if p.USER_INSTALL not in self.installation_contexts:
+            raise ValueError("the app does not support user installs: enable_user_install() first")
+        self.user_installs.add(_ref_id(user.user if isinstance(user, FakeMember) else user))
+
+    def open_dm(
+        self, user: FakeMember | dict[str, Any] | int, with_user: FakeMember | dict[str, Any] | int | None = None
+    ) -> FakePrivateChannel:
+        """A DM of `user` with the bot user (context BOT_DM), or with another user (context PRIVATE_CHANNEL)."""
+        first = self._user_dict(user)
+        second = self.bot_user if with_user is None else self._user_dict(with_user)
+        channel = FakePrivateChannel(
+            self.snowflakes.next(),
+            [first, second] if with_user is not None else [first],
+            bot_dm=with_user is None,
+            name=None,
+        )
+        self.private_channels[channel.id] = channel
+        return channel
+
+    def add_group_dm(
+        self,
+        owner: FakeMember | dict[str, Any] | int,
+        *others: FakeMember | dict[str, Any] | int,
+        name: str = "friends",
+    ) -> FakePrivateChannel:
+        """A group DM of users (context PRIVATE_CHANNEL; a bot user is never in one)."""
+        users = [self._user_dict(owner), *(self._user_dict(other) for other in others)]
+        channel = FakePrivateChannel(self.snowflakes.next(), users, bot_dm=False, name=name)
+        self.private_channels[channel.id] = channel
+        return channel
+
+    def _user_dict(self, ref: FakeMember | dict[str, Any] | int) -> dict[str, Any]:
+        if isinstance(ref, FakeMember):
+            return ref.user
+        user = self.users.get(_ref_id(ref))
+        if user is None:
+            raise ValueError(f"unknown user {ref!r}: add_user() first")
+        return user
 
     def on_voice_connect(self, callback: VoiceConnectCallback) -> None:
         """Call callback(guild_id, channel_id, session_id, token) whenever the bot joins a voice channel."""
@@ -1214,16 +1365,53 @@ class FakeDiscord(FakeGateway):
             message["message_snapshots"] = [{"message": p.message_snapshot(forward)}]
             message["flags"] |= p.FLAG_HAS_SNAPSHOT
         self.messages[message_id] = message
+        if not guild.bot_installed:
+            return _public(message)  # the bot hears nothing of a server it is not in
         event = _public(message)
         if member is not None:
             event["member"] = member.payload(with_user=False)
         await self._dispatch_guild_event(guild, "MESSAGE_CREATE", event)
         return _public(message)
 
-    def _mention_users(self, guild: FakeGuild, user_ids: Sequence[int]) -> list[dict[str, Any]]:
+    def post_private_message(
+        self,
+        channel: FakePrivateChannel,
+        author: FakeMember | dict[str, Any] | int,
+        content: str,
+        *,
+        mentions: Sequence[FakeMember | dict[str, Any] | int] = (),
+    ) -> dict[str, Any]:
+        """A user posts in a DM or group DM; the bot is not told (it has no DM intent and is in no one else's DM).
+
+        Mentioned users are those of `mentions` and the `<@id>` in the text that Discord knows.
+        """
+        user = self._user_dict(author)
+        if not channel.has(int(user["id"])):
+            raise ValueError(f"user {user['id']} is not in {channel}")
+        message_id = self.snowflakes.next()
+        user_ids = [_ref_id(m.user if isinstance(m, FakeMember) else m) for m in mentions]
+        user_ids += [int(found) for found in p.USER_MENTION.findall(content)]
+        message = self._message_object(
+            message_id=message_id,
+            guild=None,
+            channel_id=channel.id,
+            author=copy.deepcopy(user),
+            content=content,
+            embeds=[],
+            components=[],
+            attachments=[],
+            flags=0,
+            mentions=self._mention_users(None, user_ids),
+            mention_roles=[],
+            mention_everyone=False,
+        )
+        self.messages[message_id] = message
+        return _public(message)
+
+    def _mention_users(self, guild: FakeGuild | None, user_ids: Sequence[int]) -> list[dict[str, Any]]:
         result = []
         for user_id in dict.fromkeys(user_ids):
-            member = guild.members.get(user_id)
+            member = guild.members.get(user_id) if guild is not None else None
             user = member.user if member else self.users.get(user_id)
             if user is None:
                 continue
@@ -1235,40 +1423,112 @@ class FakeDiscord(FakeGateway):
 
     # ---------------------------------------------------------------- interactions
 
-    def _find_command(self, guild: FakeGuild, name: str, command_type: int) -> tuple[dict[str, Any] | None, bool]:
-        for command in self.commands.get(guild.id, []):
-            if command["name"] == name and command.get("type", 1) == command_type:
-                return command, True
+    def _find_command(self, guild: Place, name: str, command_type: int) -> tuple[dict[str, Any] | None, bool]:
+        if isinstance(guild, FakeGuild) and guild.bot_installed:
+            for command in self.commands.get(guild.id, []):
+                if command["name"] == name and command.get("type", 1) == command_type:
+                    return command, True
+        context = guild.context if isinstance(guild, FakePrivateChannel) else p.CONTEXT_GUILD
         for command in self.commands.get("global", []):
             if command["name"] == name and command.get("type", 1) == command_type:
                 # application-commands.mdx, "Interaction Contexts": a global command is offered only where its
                 # `contexts` allow (GUILD is 0; unset means every context). A guild command's `contexts` is
                 # ignored ("only for globally-scoped commands"): it is always offered in its guild.
                 contexts = command.get("contexts")
-                if contexts is not None and p.CONTEXT_GUILD not in contexts:
-                    self._refuse_if(f"the global command {name!r} is not offered in servers (contexts {contexts})")
+                if contexts is not None and context not in contexts:
+                    where = {
+                        p.CONTEXT_GUILD: "in servers",
+                        p.CONTEXT_BOT_DM: "in the bot's DM",
+                        p.CONTEXT_PRIVATE_CHANNEL: "in DMs and group DMs",
+                    }[context]
+                    self._refuse_if(f"the global command {name!r} is not offered {where} (contexts {contexts})")
                 return command, False
         return None, False
+
+    def _surface(
+        self,
+        place: Place,
+        channel: ChannelRef | FakePrivateChannel | None,
+        who: FakeMember | dict[str, Any] | int,
+        permissions: int | None = None,
+    ) -> _Surface:
+        """Where an interaction comes from: a server's channel and member, or a DM or group DM and a user."""
+        if isinstance(place, FakePrivateChannel):
+            if channel is not None and _ref_id(channel) != place.id:
+                raise ValueError(f"{place} is its own channel")
+            user = self._user_dict(who)
+            if not place.has(int(user["id"])):
+                raise ValueError(f"user {user['id']} is not in {place}")
+            app = p.BOT_DM_APP_PERMISSIONS if place.bot_dm else p.PRIVATE_CHANNEL_APP_PERMISSIONS
+            owner_id = int(place.recipients[0]["id"])
+            return _Surface(None, place, place.payload(owner_id), None, user, place.context, None, app)
+        if channel is None:
+            raise ValueError("an interaction in a server needs a channel")
+        channel_id = _ref_id(channel)
+        channel_data = place.channels.get(channel_id)
+        if channel_data is None:
+            raise ValueError(f"channel {channel_id} is not in {place}")
+        member = place.member(who)
+        member_permissions = permissions if permissions is not None else member.permissions_in(channel_id)
+        if place.bot_installed:
+            app_permissions = place.bot_member.permissions_in(channel_id)
+        else:
+            # application.mdx, "User Context": a user-installed app is "forced to respect the user's permissions in
+            # the surface where the app is being used"; it has no role of its own there.
+            app_permissions = member_permissions
+        return _Surface(
+            place,
+            None,
+            {**copy.deepcopy(channel_data), "permissions": str(member_permissions)},
+            member,
+            member.user,
+            p.CONTEXT_GUILD,
+            member_permissions,
+            app_permissions,
+        )
+
+    def _owners(
+        self, surface: _Surface, command: dict[str, Any] | None, guild_scoped: bool, name: str
+    ) -> dict[str, str]:
+        """receiving-and-responding.mdx, "Authorizing Integration Owners Object": a key per installation the
+        interaction is authorized for, present only where that installation, the surface and the command allow."""
+        guild = surface.guild
+        if command is None or guild_scoped:
+            # A guild command (integration types are "only for globally-scoped commands"), or one never synced.
+            if guild is None or not guild.bot_installed:
+                raise ValueError(
+                    f"{name!r} was never synced globally, so it is not offered in {surface.private or guild}"
+                )
+            return {str(p.GUILD_INSTALL): str(guild.id)}
+        types = command.get("integration_types") or [p.GUILD_INSTALL]
+        owners: dict[str, str] = {}
+        if p.GUILD_INSTALL in types:
+            # "the guild ID if the interaction is triggered from a server", "0" from "a DM with the app's bot user".
+            if guild is not None and guild.bot_installed:
+                owners[str(p.GUILD_INSTALL)] = str(guild.id)
+            elif surface.context == p.CONTEXT_BOT_DM:
+                owners[str(p.GUILD_INSTALL)] = "0"
+        if p.USER_INSTALL in types and int(surface.user["id"]) in self.user_installs:
+            owners[str(p.USER_INSTALL)] = str(surface.user["id"])
+        if not owners:
+            where = surface.private or guild
+            self._refuse_if(
+                f"{name!r} is not offered in {where}: neither a server install nor the user's own reaches it"
+            )
+        return owners
 
     def _new_interaction(
         self,
         *,
         interaction_type: int,
-        guild: FakeGuild,
-        channel: ChannelRef,
-        member: FakeMember | dict[str, Any] | int,
+        surface: _Surface,
         data: dict[str, Any],
+        owners: dict[str, str],
         locale: str = "en-US",
         attachment_size_limit: int | None = None,
-        permissions: int | None = None,
         message: dict[str, Any] | None = None,
     ) -> FakeInteraction:
-        channel_id = _ref_id(channel)
-        channel_data = guild.channels.get(channel_id)
-        if channel_data is None:
-            raise ValueError(f"channel {channel_id} is not in {guild}")
-        fake_member = guild.member(member)
-        member_permissions = permissions if permissions is not None else fake_member.permissions_in(channel_id)
+        guild = surface.guild
         # The id carries the creation time at Discord, before the delivery delay: the bot reads token ages from it.
         interaction_id = self.snowflakes.at(time.time() - self.delivery_delay)
         payload: dict[str, Any] = {
@@ -1276,41 +1536,61 @@ class FakeDiscord(FakeGateway):
             "application_id": str(self.application_id),
             "type": interaction_type,
             "data": data,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "channel_id": str(channel_id),
-            "channel": {**copy.deepcopy(channel_data), "permissions": str(member_permissions)},
-            "member": fake_member.payload(permissions=member_permissions),
+            "channel_id": str(surface.channel_id),
+            "channel": surface.channel,
             "token": f"itok.{interaction_id}.{secrets.token_urlsafe(24)}",
             "version": 1,
-            "app_permissions": str(guild.bot_member.permissions_in(channel_id)),
+            "app_permissions": str(surface.app_permissions),
             "locale": locale,
-            "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
+            "authorizing_integration_owners": owners,
+            "context": surface.context,
             "attachment_size_limit": (
-                attachment_size_limit if attachment_size_limit is not None else self.upload_limit_of(guild)
+                attachment_size_limit
+                if attachment_size_limit is not None
+                else self.upload_limit_of(guild)
+                if guild is not None
+                else self.upload_limit
             ),
         }
+        if guild is not None and surface.member is not None:
+            # receiving-and-responding.mdx, Interaction Structure: "guild?: partial guild object"; `member` is sent
+            # when invoked in a guild, `user` in a DM. A server without the bot gets the same partial guild.
+            payload.update(
+                guild_id=str(guild.id),
+                guild={"id": str(guild.id), "locale": "en-US", "features": []},
+                member=surface.member.payload(permissions=surface.permissions),
+                guild_locale="en-US",
+            )
+        else:
+            payload["user"] = copy.deepcopy(surface.user)
         if message is not None:
             payload["message"] = message
-        interaction = FakeInteraction(self, payload, guild, fake_member)
+        interaction = FakeInteraction(self, payload, guild, surface.member, user=surface.user, private=surface.private)
+        interaction.forced_ephemeral = (
+            interaction.user_install_only
+            and surface.context == p.CONTEXT_GUILD
+            and not (surface.permissions or 0) & p.USE_EXTERNAL_APPS
+        )
         self.interactions[interaction_id] = interaction
         self._interactions_by_token[interaction.token] = interaction
         return interaction
 
     async def _send_interaction(self, interaction: FakeInteraction) -> FakeInteraction:
         interaction.created_at = self.clock.now() - self.delivery_delay
-        await self._send_dispatch(
-            self._require_guild_session(interaction.guild), "INTERACTION_CREATE", interaction.payload
-        )
+        # gateway.mdx, "Sharding Formula": an event with a guild_id goes to that guild's shard (a server without the
+        # bot too); "Gateway events that do not contain a guild_id will only be sent to the first shard".
+        if interaction.guild is not None:
+            session = self._require_guild_session(interaction.guild)
+        else:
+            session = self._require_session(0)
+        await self._send_dispatch(session, "INTERACTION_CREATE", interaction.payload)
         return interaction
 
     async def slash(
         self,
-        guild: FakeGuild,
-        channel: ChannelRef,
+        guild: Place,
+        channel: ChannelRef | FakePrivateChannel | None,
         member: FakeMember | dict[str, Any] | int,
         name: str,
         options: dict[str, Any] | None = None,
@@ -1325,13 +1605,17 @@ class FakeDiscord(FakeGateway):
     ) -> FakeInteraction:
         """A member runs a slash command; option types come from the synced command when there is one.
 
-        `attachment_size_limit` defaults to the server's upload limit (its boost tier's); a member's Nitro can
-        raise it for their own interactions.
+        `guild` may be a server (with the bot or without), or a DM or group DM (`channel` is then the same object or
+        None, and `member` a user). `attachment_size_limit` defaults to the server's upload limit (its boost tier's);
+        a member's Nitro can raise it for their own interactions.
         """
+        surface = self._surface(guild, channel, member, permissions)
+        command, guild_scoped = self._find_command(guild, name, 1)
+        owners = self._owners(surface, command, guild_scoped, name)
         data = self._command_data(
-            guild,
-            channel,
-            member,
+            surface,
+            command,
+            guild_scoped,
             name,
             options or {},
             subcommand=subcommand,
@@ -1343,20 +1627,18 @@ class FakeDiscord(FakeGateway):
         )
         interaction = self._new_interaction(
             interaction_type=2,
-            guild=guild,
-            channel=channel,
-            member=member,
+            surface=surface,
             data=data,
+            owners=owners,
             locale=locale,
             attachment_size_limit=attachment_size_limit,
-            permissions=permissions,
         )
         return await self._send_interaction(interaction)
 
     async def autocomplete(
         self,
-        guild: FakeGuild,
-        channel: ChannelRef,
+        guild: Place,
+        channel: ChannelRef | FakePrivateChannel | None,
         member: FakeMember | dict[str, Any] | int,
         name: str,
         options: dict[str, Any],
@@ -1368,10 +1650,13 @@ class FakeDiscord(FakeGateway):
         client_checks: bool = True,
     ) -> FakeInteraction:
         """A member types in an autocompleted option (type 4, the focused option marked)."""
+        surface = self._surface(guild, channel, member)
+        command, guild_scoped = self._find_command(guild, name, 1)
+        owners = self._owners(surface, command, guild_scoped, name)
         data = self._command_data(
-            guild,
-            channel,
-            member,
+            surface,
+            command,
+            guild_scoped,
             name,
             options,
             subcommand=subcommand,
@@ -1382,15 +1667,15 @@ class FakeDiscord(FakeGateway):
             permissions=None,
         )
         interaction = self._new_interaction(
-            interaction_type=4, guild=guild, channel=channel, member=member, data=data, locale=locale
+            interaction_type=4, surface=surface, data=data, owners=owners, locale=locale
         )
         return await self._send_interaction(interaction)
 
     def _command_data(
         self,
-        guild: FakeGuild,
-        channel: ChannelRef,
-        member_ref: FakeMember | dict[str, Any] | int,
+        surface: _Surface,
+        command: dict[str, Any] | None,
+        guild_scoped: bool,
         name: str,
         options: dict[str, Any],
         *,
@@ -1403,7 +1688,6 @@ class FakeDiscord(FakeGateway):
     ) -> dict[str, Any]:
         if group is not None and subcommand is None:
             raise ValueError("a group needs a subcommand")
-        command, guild_scoped = self._find_command(guild, name, 1)
         specs: list[dict[str, Any]] | None = None
         if command is not None:
             specs = command.get("options") or []
@@ -1416,8 +1700,6 @@ class FakeDiscord(FakeGateway):
                 specs = level.get("options") or []
         else:
             _log.warning("FakeDiscord: /%s was never synced; inferring option types from the values", name)
-        member = guild.member(member_ref)
-        channel_id = _ref_id(channel)
         resolved: dict[str, dict[str, Any]] = {}
         built = []
         values = dict(options)
@@ -1429,18 +1711,7 @@ class FakeDiscord(FakeGateway):
                     raise ValueError(f"/{name} has no option {option_name!r}")
             is_focused = option_name == focused
             built.append(
-                self._encode_option(
-                    guild,
-                    channel_id,
-                    member,
-                    option_name,
-                    value,
-                    spec,
-                    resolved,
-                    is_focused,
-                    client_checks,
-                    permissions,
-                )
+                self._encode_option(surface, option_name, value, spec, resolved, is_focused, client_checks, permissions)
             )
         for option_name, (filename, content, content_type) in attachments.items():
             if specs is not None and not any(o["name"] == option_name and o["type"] == 11 for o in specs):
@@ -1471,16 +1742,14 @@ class FakeDiscord(FakeGateway):
         }
         if resolved:
             data["resolved"] = resolved
-        if guild_scoped or command is None:
+        if (guild_scoped or command is None) and surface.guild is not None:
             # With guild_id, discord.py looks in the guild's commands first, then the global ones.
-            data["guild_id"] = str(guild.id)
+            data["guild_id"] = str(surface.guild.id)
         return data
 
     def _encode_option(
         self,
-        guild: FakeGuild,
-        channel_id: int,
-        member: FakeMember,
+        surface: _Surface,
         name: str,
         value: Any,
         spec: dict[str, Any] | None,
@@ -1489,6 +1758,7 @@ class FakeDiscord(FakeGateway):
         client_checks: bool,
         permissions: int | None,
     ) -> dict[str, Any]:
+        guild, channel_id = surface.guild, surface.channel_id
         option_type = spec["type"] if spec is not None else _infer_option_type(value)
         option: dict[str, Any] = {"name": name, "type": option_type}
         if focused:
@@ -1498,6 +1768,8 @@ class FakeDiscord(FakeGateway):
                 # The text box itself stops at max_length, so even a partial value cannot be longer.
                 self._refuse_if(_length_problem(name, option["value"], spec))
             return option
+        if option_type in (p.OPTION_CHANNEL, p.OPTION_ROLE) and guild is None:
+            raise ValueError(f"option {name!r}: a DM has no channels or roles to pick")
         if option_type == p.OPTION_STRING:
             option["value"] = str(value)
         elif option_type == p.OPTION_INTEGER:
@@ -1507,23 +1779,29 @@ class FakeDiscord(FakeGateway):
         elif option_type == p.OPTION_BOOLEAN:
             option["value"] = bool(value)
         elif option_type == p.OPTION_CHANNEL:
+            assert guild is not None and surface.member is not None
             target = guild.channels[_ref_id(value)]
             allowed = spec.get("channel_types") if spec else None
             if client_checks and allowed and target["type"] not in allowed:
                 raise ValueError(f"option {name!r} only takes channel types {allowed}")
-            viewer_permissions = member.permissions_in(int(target["id"])) if permissions is None else permissions
+            viewer_permissions = (
+                surface.member.permissions_in(int(target["id"])) if permissions is None else permissions
+            )
             resolved.setdefault("channels", {})[target["id"]] = {
                 **copy.deepcopy(target),
                 "permissions": str(viewer_permissions),
             }
             option["value"] = target["id"]
-        elif option_type == p.OPTION_ROLE or (option_type == p.OPTION_MENTIONABLE and _ref_id(value) in guild.roles):
+        elif option_type == p.OPTION_ROLE or (
+            option_type == p.OPTION_MENTIONABLE and guild is not None and _ref_id(value) in guild.roles
+        ):
+            assert guild is not None
             role = guild.roles[_ref_id(value)]
             resolved.setdefault("roles", {})[role["id"]] = copy.deepcopy(role)
             option["value"] = role["id"]
         elif option_type in (p.OPTION_USER, p.OPTION_MENTIONABLE):
-            target_member = guild.members.get(_ref_id(value))
             user_id = _ref_id(value)
+            target_member = guild.members.get(user_id) if guild is not None else None
             user = target_member.user if target_member else self.users.get(user_id)
             if user is None:
                 raise ValueError(f"unknown user {user_id} for option {name!r}")
@@ -1550,8 +1828,8 @@ class FakeDiscord(FakeGateway):
         custom_id: str,
         member: FakeMember | dict[str, Any] | int,
         *,
-        guild: FakeGuild,
-        channel: ChannelRef,
+        guild: Place,
+        channel: ChannelRef | FakePrivateChannel | None,
         component_type: int = 2,
         values: list[str] | None = None,
         client_checks: bool = True,
@@ -1559,7 +1837,7 @@ class FakeDiscord(FakeGateway):
         """A member presses a button (type 2) or picks in a select (type 3 with values) on a message."""
         message_id = int(message["id"])
         current = _public(self.messages[message_id]) if message_id in self.messages else copy.deepcopy(message)
-        fake_member = guild.member(member)
+        surface = self._surface(guild, channel, member)
         if client_checks:
             component = find_component(current, custom_id)
             if component is None:
@@ -1569,7 +1847,7 @@ class FakeDiscord(FakeGateway):
             if component.get("type") != component_type:
                 raise ValueError(f"component {custom_id!r} has type {component.get('type')}, not {component_type}")
             viewer = self._message_viewers.get(message_id)
-            if viewer is not None and viewer != fake_member.id:
+            if viewer is not None and viewer != int(surface.user["id"]):
                 raise ValueError(f"message {message_id} is ephemeral: only user {viewer} sees it")
             if message_id in self.deleted_message_ids:
                 raise ValueError(f"message {message_id} was deleted")
@@ -1581,15 +1859,23 @@ class FakeDiscord(FakeGateway):
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = list(values)
+        # receiving-and-responding.mdx, "Authorizing Integration Owners Object": for a component, the installations
+        # that authorized the interaction whose message it is.
+        metadata = current.get("interaction_metadata") or {}
+        owners = metadata.get("authorizing_integration_owners")
+        if owners is None:
+            if surface.guild is None or not surface.guild.bot_installed:
+                raise ValueError(f"message {message_id} was not sent by the app here")
+            owners = {str(p.GUILD_INSTALL): str(surface.guild.id)}
         interaction = self._new_interaction(
-            interaction_type=3, guild=guild, channel=channel, member=fake_member, data=data, message=current
+            interaction_type=3, surface=surface, data=data, owners=dict(owners), message=current
         )
         return await self._send_interaction(interaction)
 
     async def message_command(
         self,
-        guild: FakeGuild,
-        channel: ChannelRef,
+        guild: Place,
+        channel: ChannelRef | FakePrivateChannel | None,
         member: FakeMember | dict[str, Any] | int,
         name: str,
         target_message: dict[str, Any],
@@ -1597,7 +1883,9 @@ class FakeDiscord(FakeGateway):
         """A member uses a message context menu command on a message."""
         target_id = int(target_message["id"])
         target = _public(self.messages[target_id]) if target_id in self.messages else copy.deepcopy(target_message)
+        surface = self._surface(guild, channel, member)
         command, guild_scoped = self._find_command(guild, name, 3)
+        owners = self._owners(surface, command, guild_scoped, name)
         data: dict[str, Any] = {
             "id": command["id"] if command else str(self.snowflakes.next()),
             "name": name,
@@ -1605,9 +1893,9 @@ class FakeDiscord(FakeGateway):
             "target_id": str(target_id),
             "resolved": {"messages": {str(target_id): target}},
         }
-        if guild_scoped or command is None:
-            data["guild_id"] = str(guild.id)
-        interaction = self._new_interaction(interaction_type=2, guild=guild, channel=channel, member=member, data=data)
+        if (guild_scoped or command is None) and surface.guild is not None:
+            data["guild_id"] = str(surface.guild.id)
+        interaction = self._new_interaction(interaction_type=2, surface=surface, data=data, owners=owners)
         return await self._send_interaction(interaction)
 
     async def user_command(
@@ -1619,7 +1907,9 @@ class FakeDiscord(FakeGateway):
         target: FakeMember,
     ) -> FakeInteraction:
         """A member uses a user context menu command on another member."""
+        surface = self._surface(guild, channel, member)
         command, guild_scoped = self._find_command(guild, name, 2)
+        owners = self._owners(surface, command, guild_scoped, name)
         data: dict[str, Any] = {
             "id": command["id"] if command else str(self.snowflakes.next()),
             "name": name,
@@ -1632,7 +1922,7 @@ class FakeDiscord(FakeGateway):
         }
         if guild_scoped or command is None:
             data["guild_id"] = str(guild.id)
-        interaction = self._new_interaction(interaction_type=2, guild=guild, channel=channel, member=member, data=data)
+        interaction = self._new_interaction(interaction_type=2, surface=surface, data=data, owners=owners)
         return await self._send_interaction(interaction)
 
     # ---------------------------------------------------------------- HTTP plumbing
@@ -1837,6 +2127,20 @@ class FakeDiscord(FakeGateway):
                 "interactions_endpoint_url": None,
                 "redirect_uris": [],
                 "approximate_guild_count": len(self.guilds),
+                "approximate_user_install_count": len(self.user_installs),
+                # application.mdx, Application Object: the default install settings per supported installation
+                # context ("0" guild install, "1" user install).
+                "integration_types_config": {
+                    str(kind): {"oauth2_install_params": {"scopes": ["applications.commands"], "permissions": "0"}}
+                    if kind == p.USER_INSTALL
+                    else {
+                        "oauth2_install_params": {
+                            "scopes": ["applications.commands", "bot"],
+                            "permissions": str(p.DEFAULT_BOT_PERMISSIONS),
+                        }
+                    }
+                    for kind in sorted(self.installation_contexts)
+                },
                 "bot": self.bot_user,
             }
         )
@@ -1871,7 +2175,35 @@ class FakeDiscord(FakeGateway):
         command["version"] = str(self.snowflakes.next())
         if scope != "global":
             command["guild_id"] = str(scope)
+        elif command.get("integration_types") is None:
+            # application-commands.mdx: integration_types "Defaults to your app's configured contexts".
+            command["integration_types"] = sorted(self.installation_contexts)
         return command
+
+    def _check_install_types(self, scope: int | str, commands: list[dict[str, Any]]) -> None:
+        """application-commands.mdx, "Installation Context": a command's integration_types may hold a type only "as
+        long as any included contexts are already supported on the application-level" (the Developer Portal's
+        Installation Contexts). Discord's error code for it is not documented: a form error on the field here."""
+        if scope != "global":
+            return  # "only for globally-scoped commands": ignored on a guild command
+        errors: dict[str, Any] = {}
+        for index, command in enumerate(commands):
+            unsupported = [
+                kind for kind in command.get("integration_types") or [] if kind not in self.installation_contexts
+            ]
+            if unsupported:
+                errors[str(index)] = {
+                    "integration_types": {
+                        "_errors": [
+                            {
+                                "code": "APPLICATION_COMMAND_INTEGRATION_TYPES_UNSUPPORTED",
+                                "message": f"Installation contexts {unsupported} are not enabled for this application.",
+                            }
+                        ]
+                    }
+                }
+        if errors:
+            raise _invalid_form(errors)
 
     async def _get_commands(self, *, application_id: str, guild_id: str | None, **_: Any) -> web.StreamResponse:
         return _json_response(self.commands.get(self._command_scope(application_id, guild_id), []))
@@ -1885,6 +2217,7 @@ class FakeDiscord(FakeGateway):
         errors = p.validate_commands(body)
         if errors:
             raise _invalid_form(errors)
+        self._check_install_types(scope, body)
         self._check_caps(body)
         old = {(c["name"], c.get("type", 1)): c["id"] for c in self.commands.get(scope, [])}
         self._count_creates(scope, sum(1 for item in body if (item["name"], item.get("type", 1)) not in old))
@@ -1900,6 +2233,7 @@ class FakeDiscord(FakeGateway):
         errors = p.validate_commands([body])
         if errors:
             raise _invalid_form(errors)
+        self._check_install_types(scope, [body])
         current = self.commands.setdefault(scope, [])
         key = (body["name"], body.get("type", 1))
         existing = next((c for c in current if (c["name"], c.get("type", 1)) == key), None)
@@ -1956,6 +2290,7 @@ class FakeDiscord(FakeGateway):
         errors = p.validate_commands([merged])
         if errors:
             raise _invalid_form(errors)
+        self._check_install_types(scope, [merged])
         command.update(_normalise_command(merged))
         return _json_response(command)
 
@@ -1982,7 +2317,7 @@ class FakeDiscord(FakeGateway):
         self,
         *,
         message_id: int,
-        guild: FakeGuild,
+        guild: FakeGuild | None,
         channel_id: int,
         author: dict[str, Any],
         content: str,
@@ -1995,11 +2330,10 @@ class FakeDiscord(FakeGateway):
         mention_everyone: bool,
         message_type: int = 0,
     ) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "id": str(message_id),
             "type": message_type,
             "channel_id": str(channel_id),
-            "guild_id": str(guild.id),
             "author": author,
             "content": content,
             "timestamp": p.iso_now(),
@@ -2015,6 +2349,9 @@ class FakeDiscord(FakeGateway):
             "pinned": False,
             "flags": flags,
         }
+        if guild is not None:  # message.mdx: a DM's messages carry no guild_id
+            message["guild_id"] = str(guild.id)
+        return message
 
     def upload_limit_of(self, guild: FakeGuild) -> int:
         """The most bytes an attachment may have in this server: the default limit, or its boost tier's."""
@@ -2070,20 +2407,28 @@ class FakeDiscord(FakeGateway):
                 result.append(self._store_file(upload.filename, upload.data, None, ephemeral=ephemeral))
         return result
 
-    def _check_automod(self, guild: FakeGuild, channel_id: int, content: str) -> None:
+    def _check_automod(self, guild: FakeGuild | None, channel_id: int, content: str) -> None:
         # auto-moderation.mdx, BLOCK_MESSAGE: the message is never posted; the sender gets 400, code 200000
         # (opcodes-and-status-codes.mdx), an edit of a deferred reply included (change-log.mdx, June 27, 2024).
-        if content and guild.automod_blocks(content, channel_id, guild.bot_member):
+        # A DM has no AutoMod; in a server without the bot, the app's answer has no roles to be exempt by.
+        if guild is None or not content:
+            return
+        author = guild.bot_member if guild.bot_installed else FakeMember(guild, self.bot_user)
+        if guild.automod_blocks(content, channel_id, author):
             raise _DiscordError(400, 200000, "Message was blocked by automatic moderation")
 
-    def _resolve_mentions(self, guild: FakeGuild, content: str, allowed: dict[str, Any] | None) -> dict[str, Any]:
+    def _resolve_mentions(
+        self, guild: FakeGuild | None, content: str, allowed: dict[str, Any] | None
+    ) -> dict[str, Any]:
         parse = allowed.get("parse", []) if allowed is not None else ["users", "roles", "everyone"]
         allowed_users = {int(u) for u in (allowed or {}).get("users", [])}
         allowed_roles = {int(r) for r in (allowed or {}).get("roles", [])}
         users = [int(u) for u in p.USER_MENTION.findall(content)]
         roles = [int(r) for r in p.ROLE_MENTION.findall(content)]
         pinged_users = [u for u in users if "users" in parse or u in allowed_users]
-        pinged_roles = [r for r in roles if ("roles" in parse or r in allowed_roles) and r in guild.roles]
+        pinged_roles = [
+            r for r in roles if ("roles" in parse or r in allowed_roles) and guild is not None and r in guild.roles
+        ]
         return {
             "mentions": self._mention_users(guild, pinged_users),
             "mention_roles": [str(r) for r in dict.fromkeys(pinged_roles)],
@@ -2093,7 +2438,7 @@ class FakeDiscord(FakeGateway):
     def _create_message(
         self,
         *,
-        guild: FakeGuild,
+        guild: FakeGuild | None,
         channel_id: int,
         body: dict[str, Any],
         uploads: list[_Upload],
@@ -2141,11 +2486,11 @@ class FakeDiscord(FakeGateway):
             message["interaction_metadata"] = {
                 "id": str(interaction.id),
                 "type": interaction.type,
-                "user": copy.deepcopy(interaction.member.user),
-                "authorizing_integration_owners": {"0": str(guild.id)},
+                "user": copy.deepcopy(interaction.user),
+                "authorizing_integration_owners": dict(interaction.owners),
             }
             if ephemeral:
-                self._message_viewers[message_id] = interaction.member.id
+                self._message_viewers[message_id] = int(interaction.user["id"])
         self.messages[message_id] = message
         return message
 
@@ -2158,7 +2503,7 @@ class FakeDiscord(FakeGateway):
         errors = p.validate_message(body, error_prefix)
         if errors:
             raise _invalid_form(errors)
-        guild = self.guilds[int(message["guild_id"])]
+        guild = self._guild_of(message)
         ephemeral = bool(message["flags"] & p.FLAG_EPHEMERAL)
         content = message["content"]
         if "content" in body:
@@ -2185,8 +2530,9 @@ class FakeDiscord(FakeGateway):
     async def _announce(self, event: str, message: dict[str, Any]) -> None:
         if message["flags"] & p.FLAG_EPHEMERAL:
             return
-        guild = self.guilds[int(message["guild_id"])]
-        if self._session_for_guild(guild) is None:
+        # The bot hears of messages in its servers only (it has no DM intent, and is in no one else's DMs).
+        guild = self.guilds.get(int(message.get("guild_id") or 0))
+        if guild is None or self._session_for_guild(guild) is None:
             return
         if event == "MESSAGE_DELETE":
             data = {"id": message["id"], "channel_id": message["channel_id"], "guild_id": message["guild_id"]}
@@ -2200,9 +2546,22 @@ class FakeDiscord(FakeGateway):
             channel = guild.channels.get(channel_id)
             if channel is not None:
                 return guild, channel
+        # A server the app is not installed in, or a DM or group DM of users: the bot user has no access there
+        # (opcodes-and-status-codes.mdx, 50001 "Missing access"); a user install answers only through interactions.
+        # (The bot's own DM is not modelled as a channel: the bot never posts there.)
+        if channel_id in self.private_channels or any(
+            channel_id in guild.channels for guild in self.guilds_without_bot.values()
+        ):
+            raise _DiscordError(403, 50001, "Missing Access")
         raise _DiscordError(404, 10003, "Unknown Channel")
 
+    def _guild_of(self, message: dict[str, Any]) -> FakeGuild | None:
+        """The server a message is in (with the bot or without), or None in a DM."""
+        guild_id = int(message.get("guild_id") or 0)
+        return self.guilds.get(guild_id) or self.guilds_without_bot.get(guild_id)
+
     def _channel_message(self, channel_id: int, message_id: int) -> dict[str, Any]:
+        self._find_channel(channel_id)  # 403 where the bot has no access
         message = self.messages.get(message_id)
         if (
             message is None
@@ -2439,16 +2798,20 @@ class FakeDiscord(FakeGateway):
         message: dict[str, Any] | None = None
         if callback_type in (4, 5, 7):
             self._check_uploads(uploads, interaction.attachment_size_limit)
+        # change-log.mdx (June 27, 2024): without Use External Apps, a user install's answers are ephemeral.
+        forced = p.FLAG_EPHEMERAL if interaction.forced_ephemeral else 0
         if callback_type == 4:
             # receiving-and-responding.mdx, "Messages": a type 4 response may set IS_VOICE_MESSAGE.
-            flags = (data.get("flags") or 0) & (
+            flags = forced | (data.get("flags") or 0) & (
                 p.FLAG_EPHEMERAL
                 | p.FLAG_SUPPRESS_EMBEDS
                 | p.FLAG_SUPPRESS_NOTIFICATIONS
                 | p.FLAG_VOICE_MESSAGE
                 | p.FLAG_COMPONENTS_V2
             )
-            app_permissions = guild.bot_member.permissions_in(interaction.channel_id)
+            # What the app may do where the interaction comes from (the bot's role in its servers; in a DM no Send
+            # Voice Messages: receiving-and-responding.mdx, Interaction Structure, app_permissions).
+            app_permissions = int(interaction.payload["app_permissions"])
             if flags & p.FLAG_VOICE_MESSAGE and not app_permissions & p.SEND_VOICE_MESSAGES:
                 raise _DiscordError(403, *p.VOICE_NOT_HERE)
             message = self._create_message(
@@ -2466,7 +2829,7 @@ class FakeDiscord(FakeGateway):
         elif callback_type == 5:
             # Ibid.: with DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE "the only valid message flag you may use is EPHEMERAL".
             _refuse_voice_flag(data, "data.")
-            flags = ((data.get("flags") or 0) & p.FLAG_EPHEMERAL) | p.FLAG_LOADING
+            flags = forced | ((data.get("flags") or 0) & p.FLAG_EPHEMERAL) | p.FLAG_LOADING
             message = self._create_message(
                 guild=guild,
                 channel_id=interaction.channel_id,
@@ -2486,7 +2849,8 @@ class FakeDiscord(FakeGateway):
             stored = self.messages.get(component_message_id)
             if stored is None:
                 stored = copy.deepcopy(interaction.payload["message"])
-                stored.setdefault("guild_id", str(guild.id))
+                if guild is not None:
+                    stored.setdefault("guild_id", str(guild.id))
                 stored.setdefault("flags", 0)
                 self.messages[component_message_id] = stored
             interaction.original_id = component_message_id
@@ -2542,6 +2906,11 @@ class FakeDiscord(FakeGateway):
             self._check_token(interaction)
             if interaction.callback_type is None or interaction.callback_type == 8:
                 raise _DiscordError(404, 10015, "Unknown Webhook")
+            if interaction.user_install_only and interaction.followups >= p.USER_INSTALL_FOLLOWUPS:
+                # receiving-and-responding.mdx, "Create Followup Message": at most 5 for an interaction whose
+                # owners object "only contains USER_INSTALL" (every accepted call counts, the one that resolves a
+                # deferred reply included: the stricter reading).
+                raise _DiscordError(400, 40094, "This interaction has hit the maximum number of follow up messages")
             # A follow-up "functions the same as Execute Webhook" (receiving-and-responding.mdx), whose flags are
             # only SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS and IS_COMPONENTS_V2 (webhook.mdx): no voice message.
             _refuse_voice_flag(body, "")
@@ -2561,7 +2930,8 @@ class FakeDiscord(FakeGateway):
                 message = original
                 await self._announce("MESSAGE_UPDATE", message)
             else:
-                flags = (body.get("flags") or 0) & (
+                forced = p.FLAG_EPHEMERAL if interaction.forced_ephemeral else 0
+                flags = forced | (body.get("flags") or 0) & (
                     p.FLAG_EPHEMERAL | p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
                 )
                 message = self._create_message(
@@ -2578,6 +2948,7 @@ class FakeDiscord(FakeGateway):
             response.status, response.error = error.status, error.body()
             await self._record(interaction, response)
             raise
+        interaction.followups += 1
         response.message_id = int(message["id"])
         await self._record(interaction, response)
         if request.query.get("wait", "").lower() in ("1", "true"):
