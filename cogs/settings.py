@@ -36,7 +36,8 @@ _BUDGET_KINDS: dict[str, Literal["server", "member"]] = {"budget": "server", "me
 RESET_CONFIRM_SECONDS = 60.0
 RESET_QUESTION = (
     "Clear every server setting (voice, language, rate, pitch, volume, intensity, format, max-length, "
-    "readout-channel, xsaid, ignore-role and both budgets)? Pronunciations are kept. The buttons work for 60 seconds."
+    "readout-channel, xsaid, auto-join, ignore-role and both budgets)? Pronunciations are kept. The buttons work for "
+    "60 seconds."
 )
 RESET_NOT_YOURS = "Only the admin who ran /settings reset can confirm it; run it yourself to clear the settings."
 RESET_TIMED_OUT = "Nothing was cleared: the confirmation timed out. Run /settings reset again to clear the settings."
@@ -177,7 +178,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             return f"<#{value}>"
         if name == "ignore_role_id":
             return f"<@&{value}>"
-        if name == "xsaid":
+        if name in ("xsaid", "auto_join"):
             return "on" if value else "off"
         if name in _BUDGET_PERIODS:
             return f"{number(value)} credits {_BUDGET_PERIODS[name]}"
@@ -202,6 +203,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             ("max-length", "max_length"),
             ("readout-channel", "readout_channel_id"),
             ("xsaid", "xsaid"),
+            ("auto-join", "auto_join"),
             ("ignore-role", "ignore_role_id"),
         ]
         lines = []
@@ -400,6 +402,14 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     async def xsaid(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
         """Turn the "<name> said" prefix on or off."""
         await self._change(interaction, "xsaid", "xsaid", enabled)
+
+    @app_commands.command(
+        name="auto-join",
+        description="Join a member's voice channel when they write in the readout channel (leave empty to clear).",
+    )
+    async def auto_join(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
+        """Turn auto-join on or off: a message in the readout channel brings the bot into its author's channel."""
+        await self._change(interaction, "auto_join", "auto-join", enabled)
 
     @app_commands.command(
         name="ignore-role", description="Members with this role are not read aloud (leave empty to clear)."

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio.audibility import VoiceChannel, humans, is_speaker, why_unheard
+from bot.audio.audibility import VoiceChannel, is_speaker, why_unheard
 from bot.audio.player import GuildPlayer, QueueFullError
 from bot.audio.sessions import FailureNotice, VoiceError, VoiceSessions, clip_label, voice_channel
 from bot.budget import Reservation
@@ -120,36 +120,13 @@ class Voice(commands.Cog):
         target = channel or _caller_channel(interaction)
         if target is None:
             raise VoiceError("Join a voice channel first, then try again (or leave out `play` to get a file).")
-        me = guild.me
-        if me.is_timed_out():
-            raise VoiceError(f"I can't play in {target.mention} now: {why_unheard(target, me)}.")
-        permissions = target.permissions_for(me)
-        needed = [("View Channel", permissions.view_channel), ("Connect", permissions.connect)]
-        if isinstance(target, discord.VoiceChannel):
-            needed.append(("Speak", permissions.speak))
-        missing = [name for name, granted in needed if not granted]
-        if missing:
-            raise VoiceError(
-                f"I can't play in {target.mention}: I need the {' and '.join(missing)} permission there; "
-                "ask an admin to grant it."
-            )
-        client = self.sessions.voice_client(guild)
-        if client is not None and client.channel.id != target.id:
-            player = self.players.get(guild.id)
-            alone = humans(client.channel, me.id) == 0  # type: ignore[arg-type]
-            idle = player is None or player.idle
-            if not (alone or idle or interaction.permissions.move_members):
-                raise VoiceError(
-                    f"I'm busy in {client.channel.mention}; join me there, or wait until I'm done "
-                    "(members with Move Members can move me)."
-                )
-        elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
-            if not permissions.move_members:
-                raise VoiceError(f"{target.mention} is full; make room or pick another channel.")
+        problem = self.sessions.join_problem(guild, target, may_move=interaction.permissions.move_members)
+        if problem is not None:
+            raise problem
         if isinstance(target, discord.StageChannel):
             await self._check_stage(interaction, target, joining=joining)
         if not joining:
-            reason = why_unheard(target, me)
+            reason = why_unheard(target, guild.me)
             if reason is not None:
                 raise VoiceError(
                     f"Nobody can hear me in {target.mention} right now: {reason} (or leave out `play` to get a file)."
@@ -163,13 +140,9 @@ class Voice(commands.Cog):
         me = guild.me
         permissions = stage.permissions_for(me)
         here = self.sessions.connected_channel(guild)
+        # Without Mute Members or Request to Speak, join_problem has refused already.
         if (here is not None and here.id == stage.id and is_speaker(stage, me)) or permissions.mute_members:
             return
-        if not permissions.request_to_speak:
-            raise VoiceError(
-                f"I can't speak on the stage {stage.mention}: I need the Mute Members permission there to make myself "
-                "a speaker, or Request to Speak to ask a moderator; ask an admin to grant one."
-            )
         if joining:
             return  # /join joins and asks, and says so
         await defer(interaction, ephemeral=True)

@@ -10,6 +10,7 @@ from bot.text.cleaning import (
     format_timestamp,
     is_speakable,
     said_prefix,
+    spoken_name,
     truncate,
     with_said_prefix,
 )
@@ -23,11 +24,13 @@ from bot.text.prosody import (
     VOLUME_WORDS,
     ProsodyError,
     ProsodyKind,
+    catch_up_rate,
     normalize_pitch,
     normalize_prosody,
     normalize_rate,
     normalize_volume,
 )
+from bot.text.readout import attachment_kind, readout_words
 
 __all__ = [
     "MAX_REQUEST_CHARS",
@@ -43,6 +46,8 @@ __all__ = [
     "MentionResolver",
     "ProsodyError",
     "ProsodyKind",
+    "attachment_kind",
+    "catch_up_rate",
     "clean_message",
     "format_timestamp",
     "is_speakable",
@@ -52,8 +57,10 @@ __all__ = [
     "normalize_rate",
     "normalize_volume",
     "occurs_as_word",
+    "readout_words",
     "said_prefix",
     "split_text",
+    "spoken_name",
     "truncate",
     "with_said_prefix",
 ]

@@ -170,10 +170,15 @@ def is_speakable(text: str) -> bool:
     return any(unicodedata.category(character)[0] in "LN" for character in text)
 
 
+def spoken_name(name: str) -> str:
+    """Return a member's name as it is read aloud: runs collapsed, "Someone" for an unspeakable one."""
+    spoken = _WHITESPACE.sub(" ", _REPEATS.sub(r"\1\1\1", name)).strip()
+    return spoken if is_speakable(spoken) else "Someone"
+
+
 def said_prefix(name: str) -> str:
     """Return the "<name> said" words announcing an author, with "Someone" for an unspeakable name."""
-    spoken = _WHITESPACE.sub(" ", _REPEATS.sub(r"\1\1\1", name)).strip()
-    return f"{spoken if is_speakable(spoken) else 'Someone'} said"
+    return f"{spoken_name(name)} said"
 
 
 def with_said_prefix(name: str, text: str) -> str:
