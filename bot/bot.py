@@ -25,6 +25,7 @@ from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.clones import AwaitedClones
 from bot.i18n import Message, _, language, load_catalogues
 from bot.i18n.commands import CommandIds, CommandTranslator
+from bot.instance import ProcessInstance
 from bot.lookups import LookupGate, StorageReadiness
 from bot.mentions import MemberLookups
 from bot.metrics import Metrics
@@ -41,8 +42,8 @@ from bot.wording import counted
 
 log = logging.getLogger(__name__)
 
-# How long a shutdown waits for interactions that are still being answered.
-SHUTDOWN_GRACE_SECONDS = 25.0
+# How long a shutdown waits for interactions that are still being answered (PRODUCT.md, Continuity).
+SHUTDOWN_GRACE_SECONDS = 10.0
 # Should discord.py's view store be unreadable, a control press that no view has acknowledged by then belongs to
 # a view this process no longer has (an answer is due within 2.5 s of receipt: PRODUCT.md, Discord's limits).
 STALE_CONTROL_GRACE_SECONDS = 1.5
@@ -113,6 +114,8 @@ class UnmixrBot(commands.AutoShardedBot):
         self.speech: SpeechService
         self.voice: VoiceSessions
         self.balance_watch: LowBalanceWatch
+        self.instance: ProcessInstance
+        self._claiming: asyncio.Future[None] | None = None
 
     async def setup_hook(self) -> None:
         """Open every resource, load the extensions and, in development, sync the dev server."""
@@ -123,6 +126,10 @@ class UnmixrBot(commands.AutoShardedBot):
         self.session = aiohttp.ClientSession()
         self.storage = await Storage.open(settings.database_location)
         log.info("storage: %s", self.storage.description)
+        # Before any hold is made: every hold names this process (and a crashed one's are released now).
+        self.instance = ProcessInstance(self.storage, leases=not self.storage.is_local)
+        self.instance.on_lease_lost = self._lease_lost
+        await self.instance.start()
         if settings.shard_count is not None:
             log.info("this process runs %s", self.describe_shards())
         self.unmixr = UnmixrClient(
@@ -152,6 +159,7 @@ class UnmixrBot(commands.AutoShardedBot):
             user_install_total_daily=settings.user_install_total_daily_budget,
             metrics=self.metrics,
             on_account_limit=AccountLimitAlert(self.storage, post=alert_post, clock=lambda: self.guard.clock()),
+            instance_id=self.instance.id,
         )
         # What an interaction's look-ups need before they can answer from memory: the catalogue, and the
         # server's and member's stored state when the database is on the network.
@@ -192,6 +200,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
+        self.spawn(self.instance.run(), name="process-heartbeat")
         if shared is not None:
             self.spawn(shared.run(), name="shared-audio-upkeep")
         self.spawn(self.clones.run(), name="awaited-clones")
@@ -265,10 +274,46 @@ class UnmixrBot(commands.AutoShardedBot):
         listed = ", ".join(str(shard) for shard in shards) if shards else "none yet"
         return f"shard{'s' if len(shards) != 1 else ''} {listed} of {self.shard_count or '?'}"
 
+    async def claim_shards(self) -> bool:
+        """With PostgreSQL, wait until this process holds the lease of every shard it runs (before connecting).
+
+        Returns False when the bot was stopped meanwhile. Without SHARD_COUNT the count is Discord's
+        recommendation, asked for here rather than when the shards launch.
+        """
+        if not self.instance.leases:
+            return True
+        if self.shard_count is None:
+            self.shard_count, _url, _limits = await self.http.get_bot_gateway()
+        self._claiming = asyncio.ensure_future(self.instance.claim(self.held_shards, self.shard_count))
+        try:
+            await self._claiming
+        except asyncio.CancelledError:
+            if self.shutting_down:
+                return False
+            raise
+        finally:
+            self._claiming = None
+        return not self.shutting_down
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        """Note that the gateway answered (identifying follows its Hello), then pace identifies as discord.py does."""
+        """Note that the gateway answered (identifying follows its Hello), make sure this process still holds the
+        shard's lease, then pace identifies as discord.py does."""
         self.gateway_answered.set()
+        if shard_id is not None and self.instance.leases and shard_id not in self.instance.shards:
+            await self.instance.wait_for_lease(shard_id)
         await super().before_identify_hook(shard_id, initial=initial)
+
+    async def _lease_lost(self, shard_id: int) -> None:
+        """Another process runs the shard now: stop it here (voice sessions stay recorded), then wait to run it."""
+        shard = self.get_shard(shard_id)
+        for guild in list(self.guilds):
+            if guild.shard_id == shard_id and guild.id in self.voice.players:
+                await self.voice.leave(guild.id, reason="the shard moved to another process", forget=False)
+        if shard is not None:
+            await shard.disconnect()
+        await self.instance.wait_for_lease(shard_id)
+        if shard is not None and not self.shutting_down:
+            await shard.connect()
 
     async def on_ready(self) -> None:
         """Say which shards this process runs, once every one of them is connected."""
@@ -381,6 +426,8 @@ class UnmixrBot(commands.AutoShardedBot):
             await super().close()
             return
         self.shutting_down = True
+        if self._claiming is not None:
+            self._claiming.cancel()
         current = asyncio.current_task()
         waiting = [task for task in self.inflight if task is not current and not task.done()]
         if waiting:
@@ -395,11 +442,17 @@ class UnmixrBot(commands.AutoShardedBot):
         if self.background_tasks:
             await asyncio.wait(list(self.background_tasks), timeout=5)
         if hasattr(self, "guard"):
-            await self.guard.flush()
+            # Holds of clips never sent are given back; chunks still at Unmixr count as spent.
+            await self.guard.close()
         if hasattr(self, "audio_cache"):
             await self.audio_cache.flush()
         if hasattr(self, "catalogue"):
             await self.catalogue.close()
+        if hasattr(self, "instance"):
+            try:
+                await self.instance.stop()
+            except Exception as error:
+                log.warning("could not retire this process's record: %s", error)
         if hasattr(self, "storage"):
             await self.storage.close()
         if hasattr(self, "session"):

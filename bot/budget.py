@@ -184,6 +184,7 @@ class Reservation:
         metrics: Metrics | None = None,
         writes: set[asyncio.Task[Any]] | None = None,
         clock: Clock = utc_now,
+        holding: set[Reservation] | None = None,
     ) -> None:
         self._storage = storage
         self._metrics = metrics
@@ -194,6 +195,11 @@ class Reservation:
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
         self._out: set[int] = set()  # chunks sent to Unmixr and not settled yet: their holds stay
         self._cloned_voice = cloned_voice
+        # The guard's reservations that still hold credits (settled at shutdown); this one leaves it when done.
+        self._holding = holding
+        self._closed = False
+        if holding is not None and self._holds:
+            holding.add(self)
 
     @property
     def held(self) -> int:
@@ -212,10 +218,27 @@ class Reservation:
         async def write() -> None:
             await self._storage.settle_usage(await self._ticket, **deltas)
 
+        if not self._holds and self._holding is not None:
+            self._holding.discard(self)
         return _in_background(write(), self._writes, name="settle-usage")
+
+    async def close(self) -> None:
+        """The process is stopping: unsent chunks give their holds back, chunks still at Unmixr count as spent.
+
+        Whatever happens to the request afterwards changes nothing more (the database is about to close).
+        """
+        if self._closed:
+            return
+        for index in sorted(self._out):
+            held = self._holds.get(index, 0)
+            await self.settle(index, held, None)
+        await self.release_all()
+        self._closed = True
 
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
+        if self._closed:
+            return
         had_hold = index in self._holds
         held = self._holds.pop(index, 0)
         self._out.discard(index)
@@ -243,7 +266,7 @@ class Reservation:
 
     async def cache_hit(self, index: int) -> None:
         """The chunk came from the cache after all (still there, or stored meanwhile): nothing is spent."""
-        if index in self._cached:
+        if index in self._cached or self._closed:
             return
         held = self._holds.pop(index, 0)
         self._cached.add(index)
@@ -251,6 +274,8 @@ class Reservation:
 
     async def release(self, index: int) -> None:
         """The chunk was never sent, or got an error answer: its hold is given back."""
+        if self._closed:
+            return
         self._out.discard(index)
         held = self._holds.pop(index, 0)
         if held:
@@ -262,6 +287,8 @@ class Reservation:
         A chunk still at Unmixr keeps its hold until it settles: it may be charged, and its hold is what keeps
         the next request from overshooting the budget meanwhile.
         """
+        if self._closed:
+            return
         released = {index: held for index, held in self._holds.items() if index not in self._out}
         for index in released:
             del self._holds[index]
@@ -299,8 +326,11 @@ class CreditGuard:
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         on_account_limit: Callable[[BudgetError], Coroutine[Any, Any, None]] | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self._storage = storage
+        # The process making the holds (bot/instance.py), recorded on each so a crash's holds can be released.
+        self.instance_id = instance_id
         self._metrics = metrics
         self._server_daily = server_daily
         self._member_hourly = member_hourly
@@ -312,11 +342,26 @@ class CreditGuard:
         # Told (in the background) of every refusal for the account's budget: the operator's alert.
         self._on_account_limit = on_account_limit
         self._writes: set[asyncio.Task[Any]] = set()
+        self._holding: set[Reservation] = set()
 
     async def flush(self) -> None:
         """Wait until every settlement is written (before the storage closes, and for tests)."""
         while self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    @property
+    def holding(self) -> int:
+        """How many reservations still hold credits."""
+        return len(self._holding)
+
+    async def close(self) -> None:
+        """At shutdown: give back every hold of a chunk not sent, count chunks still at Unmixr as spent, and wait
+        until all of it is written (PRODUCT.md, Continuity: queued clips are not restored)."""
+        while self._holding:
+            for reservation in list(self._holding):
+                self._holding.discard(reservation)
+                await reservation.close()
+        await self.flush()
 
     async def budgets(self, guild_id: int) -> tuple[Budget, Budget]:
         """The server's effective daily budget and its members' effective hourly budget."""
@@ -359,6 +404,7 @@ class CreditGuard:
             member_budget=member_budget.limit,
             account_budget=self.account_daily,
             at=self.clock(),
+            instance_id=self.instance_id,
         )
         ticket: asyncio.Future[int]
         if amount == 0 or (server_budget.limit is None and member_budget.limit is None and self.account_daily is None):
@@ -382,6 +428,7 @@ class CreditGuard:
             metrics=self._metrics,
             writes=self._writes,
             clock=lambda: self.clock(),
+            holding=self._holding,
         )
 
     async def _reserve_user_install(
@@ -401,6 +448,7 @@ class CreditGuard:
                     total_budget=self.user_install_total_daily,
                     account_budget=self.account_daily,
                     at=self.clock(),
+                    instance_id=self.instance_id,
                 )
             )
         except BudgetExceededError as refused:

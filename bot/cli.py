@@ -65,7 +65,9 @@ async def run_bot(settings: Settings, *, on_bot: Callable[[Any], None] | None = 
         try:
             async with bot:
                 await login_within(bot, settings.discord_token.get_secret_value())
-                await connect_within(bot, bot.gateway_answered)
+                # With PostgreSQL, no shard is identified before this process holds its lease.
+                if await bot.claim_shards():
+                    await connect_within(bot, bot.gateway_answered)
             return
         except discord.PrivilegedIntentsRequired:
             if not message_content:

@@ -27,6 +27,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "ignore_role_id": None,
     "budget": None,
     "member_budget": None,
+    "auto_join": False,
 }
 MAX_LENGTH_LIMIT = 6000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
@@ -118,6 +119,12 @@ class SpeechPlan:
     voice_message: bool = False
     # Each chunk's request and cache key, built once: the budget check and the synthesis both need them.
     _requests: dict[int, tuple[TTSRequest, str]] = field(default_factory=dict, repr=False)
+
+    def with_rate(self, rate: str | None) -> SpeechPlan:
+        """The same plan spoken at another rate: each chunk's request, and so its cache key, is the one sent."""
+        if rate == self.rate:
+            return self
+        return dataclasses.replace(self, rate=rate, _requests={})
 
     @property
     def fairness(self) -> Hashable:

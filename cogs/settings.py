@@ -39,7 +39,8 @@ _BUDGET_KINDS: dict[str, Literal["server", "member"]] = {"budget": "server", "me
 RESET_CONFIRM_SECONDS = 60.0
 RESET_QUESTION = _(
     "Clear every server setting (voice, language, rate, pitch, volume, intensity, format, max-length, "
-    "readout-channel, xsaid, ignore-role and both budgets)? Pronunciations are kept. The buttons work for 60 seconds."
+    "readout-channel, xsaid, auto-join, ignore-role and both budgets)? Pronunciations are kept. The buttons work for "
+    "60 seconds."
 )
 RESET_NOT_YOURS = _(
     "Only the admin who ran {reset} can confirm it; run it yourself to clear the settings.",
@@ -65,6 +66,7 @@ SUBCOMMAND_NAMES: dict[str, Text] = {
     "max_length": pgettext("command", "max-length"),
     "readout_channel_id": pgettext("command", "readout-channel"),
     "xsaid": pgettext("command", "xsaid"),
+    "auto_join": pgettext("command", "auto-join"),
     "ignore_role_id": pgettext("command", "ignore-role"),
     "budget": pgettext("command", "budget"),
     "member_budget": pgettext("command", "member-budget"),
@@ -81,6 +83,7 @@ SETTING_NAMES: dict[str, Text] = {
     "max_length": pgettext("setting", "max-length"),
     "readout_channel_id": pgettext("setting", "readout channel"),
     "xsaid": pgettext("setting", "xsaid"),
+    "auto_join": pgettext("setting", "auto-join"),
     "ignore_role_id": pgettext("setting", "ignored role"),
     "budget": pgettext("setting", "budget"),
     "member_budget": pgettext("setting", "member budget"),
@@ -233,7 +236,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             return f"<#{value}>"
         if name == "ignore_role_id":
             return f"<@&{value}>"
-        if name == "xsaid":
+        if name in ("xsaid", "auto_join"):
             return _("on") if value else _("off")
         if name == "budget":
             return counted(value, "{count} credit a day", "{count} credits a day")
@@ -260,6 +263,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             "max_length",
             "readout_channel_id",
             "xsaid",
+            "auto_join",
             "ignore_role_id",
         ]
         lines: list[Message] = []
@@ -513,6 +517,15 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     async def xsaid(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
         """Turn the "<name> said" prefix on or off."""
         await self._change(interaction, "xsaid", enabled)
+
+    @app_commands.command(
+        name="auto-join",
+        description="Join a member's voice channel when they write in the readout channel (leave empty to clear).",
+    )
+    @app_commands.describe(enabled="On: a message in the readout channel brings the bot to its author's voice channel")
+    async def auto_join(self, interaction: discord.Interaction[UnmixrBot], enabled: bool | None = None) -> None:
+        """Turn auto-join on or off: a message in the readout channel brings the bot into its author's channel."""
+        await self._change(interaction, "auto_join", enabled)
 
     @app_commands.command(
         name="ignore-role", description="Members with this role are not read aloud (leave empty to clear)."

@@ -13,9 +13,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio.audibility import VoiceChannel, humans, is_speaker, why_unheard
+from bot.audio.audibility import VoiceChannel, is_speaker, why_unheard
 from bot.audio.player import GuildPlayer, QueueFullError
-from bot.audio.sessions import FailureNotice, VoiceError, VoiceSessions, clip_label, voice_channel
+from bot.audio.sessions import (
+    CONNECT,
+    VIEW_CHANNEL,
+    FailureNotice,
+    VoiceError,
+    VoiceSessions,
+    clip_label,
+    voice_channel,
+)
 from bot.budget import Reservation
 from bot.i18n import Message, _, command, counted, joined, listing, pgettext
 from bot.i18n.interactions import render
@@ -32,12 +40,6 @@ log = logging.getLogger(__name__)
 
 # Discord takes follow-ups for 15 minutes after an interaction; past 14 a failure is only logged.
 FOLLOW_UP_SECONDS = 14 * 60
-
-
-# Discord's names of the permissions the answers mention (as its settings show them to the member).
-VIEW_CHANNEL = pgettext("permission", "View Channel")
-CONNECT = pgettext("permission", "Connect")
-SPEAK = pgettext("permission", "Speak")
 
 
 def _queue_full(player: GuildPlayer) -> VoiceError:
@@ -132,45 +134,13 @@ class Voice(commands.Cog):
         target = channel or _caller_channel(interaction)
         if target is None:
             raise VoiceError(_("Join a voice channel first, then try again (or leave out `play` to get a file)."))
-        me = guild.me
-        if me.is_timed_out():
-            raise VoiceError(
-                _("I can't play in {channel} now: {reason}.", channel=target.mention, reason=why_unheard(target, me))
-            )
-        permissions = target.permissions_for(me)
-        needed = [(VIEW_CHANNEL, permissions.view_channel), (CONNECT, permissions.connect)]
-        if isinstance(target, discord.VoiceChannel):
-            needed.append((SPEAK, permissions.speak))
-        missing = [name for name, granted in needed if not granted]
-        if missing:
-            raise VoiceError(
-                _(
-                    "I can't play in {channel}: I need the {permissions} permission there; ask an admin to grant it.",
-                    channel=target.mention,
-                    permissions=listing(missing, conjunction=True),
-                )
-            )
-        client = self.sessions.voice_client(guild)
-        if client is not None and client.channel.id != target.id:
-            player = self.players.get(guild.id)
-            alone = humans(client.channel, me.id) == 0  # type: ignore[arg-type]
-            idle = player is None or player.idle
-            if not (alone or idle or interaction.permissions.move_members):
-                raise VoiceError(
-                    _(
-                        "I'm busy in {channel}; join me there, or wait until I'm done (members with {move_members} "
-                        "can move me).",
-                        channel=client.channel.mention,
-                        move_members=pgettext("permission", "Move Members"),
-                    )
-                )
-        elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
-            if not permissions.move_members:
-                raise VoiceError(_("{channel} is full; make room or pick another channel.", channel=target.mention))
+        problem = self.sessions.join_problem(guild, target, may_move=interaction.permissions.move_members)
+        if problem is not None:
+            raise problem
         if isinstance(target, discord.StageChannel):
             await self._check_stage(interaction, target, joining=joining)
         if not joining:
-            reason = why_unheard(target, me)
+            reason = why_unheard(target, guild.me)
             if reason is not None:
                 raise VoiceError(
                     _(
@@ -188,18 +158,9 @@ class Voice(commands.Cog):
         me = guild.me
         permissions = stage.permissions_for(me)
         here = self.sessions.connected_channel(guild)
+        # Without Mute Members or Request to Speak, join_problem has refused already.
         if (here is not None and here.id == stage.id and is_speaker(stage, me)) or permissions.mute_members:
             return
-        if not permissions.request_to_speak:
-            raise VoiceError(
-                _(
-                    "I can't speak on the stage {stage}: I need the {mute_members} permission there to make myself a "
-                    "speaker, or {request_to_speak} to ask a moderator; ask an admin to grant one.",
-                    stage=stage.mention,
-                    mute_members=pgettext("permission", "Mute Members"),
-                    request_to_speak=pgettext("permission", "Request to Speak"),
-                )
-            )
         if joining:
             return  # /join joins and asks, and says so
         await defer(interaction, ephemeral=True)

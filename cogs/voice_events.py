@@ -1,8 +1,9 @@
 """Voice-state events: what Discord tells about the bot's voice channel, handed to the voice sessions.
 
-The bot's own connection (rejoined after a drop, the queue cleared when someone disconnects or moves it), and
-everything that decides whether anyone can hear it: voice states (mutes, deafened members, stage speakers, members
-coming and going), the bot's own member (a timeout), its channel's overwrites and its server's roles (Speak).
+Shards ready (recorded voice sessions rejoined), the bot's own connection (rejoined after a drop, the queue cleared
+when someone disconnects or moves it), and everything that decides whether anyone can hear it: voice states (mutes,
+deafened members, stage speakers, members coming and going), the bot's own member (a timeout), its channel's
+overwrites and its server's roles (Speak).
 """
 
 from __future__ import annotations
@@ -48,11 +49,27 @@ class VoiceEvents(commands.Cog):
         self.bot.voice.assess(after.guild)
 
     @commands.Cog.listener()
+    async def on_shard_connect(self, shard_id: int) -> None:
+        """A new gateway session of a shard (READY): its recorded voice sessions are restored once it is ready."""
+        self.bot.voice.restorer.shard_connected(shard_id)
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Rejoin the shard's recorded voice channels, paced (after a restart, a crash, or the shard moving here)."""
+        self.bot.voice.restorer.shard_ready(shard_id)
+
+    @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        """After a restart, drop a voice connection Discord still shows but this process does not hold."""
-        me = guild.me
-        if me is not None and me.voice is not None and me.voice.channel is not None and guild.voice_client is None:
-            await guild.change_voice_state(channel=None)
+        """A server back after its shard was ready: rejoin its channel, or drop a voice state no process holds."""
+        self.bot.voice.restorer.guild_available(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot left or was removed from a server: nothing to rejoin there."""
+        if guild.id in self.bot.voice.players:
+            await self.bot.voice.leave(guild.id, reason="removed from the server")
+        else:
+            await self.bot.voice.forget(guild.id)
 
 
 async def setup(bot: UnmixrBot) -> None:

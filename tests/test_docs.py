@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.bot import SHUTDOWN_GRACE_SECONDS
 from bot.settings import Settings
+from bot.tree import SHUTTING_DOWN
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 README = (REPOSITORY / "README.md").read_text()
@@ -63,6 +65,20 @@ def test_the_systemd_unit_runs_the_bot_from_its_folder() -> None:
     # A configuration mistake (exit status 2) is not restarted in a loop; SIGTERM is the bot's clean stop.
     assert "RestartPreventExitStatus=2" in unit and "KillSignal=SIGTERM" in unit
     assert "deploy/unmixr-discord.service" in README
+
+
+def test_deploys_give_the_bot_time_to_stop_as_the_readme_says() -> None:
+    # The unit waits longer than the bot's grace for answers in progress before it kills it (PRODUCT.md, Continuity).
+    unit = UNIT.read_text()
+    timeout = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, flags=re.MULTILINE).group(1))  # type: ignore[union-attr]
+    assert timeout >= SHUTDOWN_GRACE_SECONDS + 5
+    stops = README.split("**How the bot stops.**", 1)[1].split("\n\n", 1)[0]
+    assert f'"{SHUTTING_DOWN}"' in " ".join(stops.split())
+    assert f"up to {SHUTDOWN_GRACE_SECONDS:.0f} s" in stops and f"TimeoutStopSec={timeout}" in stops
+    # A Procfile platform runs the one worker line; the others are comments saying how a deploy stops it.
+    lines = (REPOSITORY / "Procfile").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["worker: python -m bot"]
+    assert any("SIGTERM" in line for line in lines)
 
 
 def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:

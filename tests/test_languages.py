@@ -7,12 +7,14 @@ import ast
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from babel.dates import format_skeleton
 
 from bot.i18n import SHIPPED, TRANSLATED, language, load_catalogues, match_locale, readout_words
 from bot.i18n.extract import ROOT, SOURCE_DIRECTORIES, source_messages
+from bot.text import readout_text
 from tests.catalogue import build_template, problems, read_catalogue
 from tests.conftest import World
 from tests.fakes import discord_payloads as p
@@ -47,7 +49,7 @@ def test_a_missing_message_or_a_changed_placeholder_is_found() -> None:
 
 
 # Where each marker of bot.i18n.text has its message and its context among its arguments.
-_MARKERS = {"_": (0, None), "pgettext": (1, 0), "ngettext": (0, None), "counted": (1, None)}
+_MARKERS = {"_": (0, None), "pgettext": (1, 0), "ngettext": (0, None), "npgettext": (1, 0), "counted": (1, None)}
 
 
 def _marked(tree: ast.AST) -> Iterator[tuple[int, str, str | None]]:
@@ -237,8 +239,11 @@ async def test_reply_language_is_the_members_not_the_servers(running: World) -> 
 # ---------------------------------------------------------------- readout words
 
 
-async def _readout_in(world: World, voice_server: FakeVoiceServer, language_code: str, content: str) -> str:
-    """Set the server's language, post `content` in the readout channel, return the text sent to Unmixr."""
+async def _readout_in(
+    world: World, voice_server: FakeVoiceServer, language_code: str, content: str, **message: Any
+) -> str:
+    """Set the server's language, post `content` (with `message`'s attachments, stickers...) in the readout channel,
+    return the text sent to Unmixr."""
     admin = world.admin
     for subcommand, options in (
         ("readout-channel", {"channel": ChannelOption(int(world.readout["id"]))}),
@@ -252,7 +257,7 @@ async def _readout_in(world: World, voice_server: FakeVoiceServer, language_code
         await (await world.slash("join")).wait_final()
     await voice_server.wait_for_session(world.guild.id)
     before = len(world.tts_requests())
-    await world.discord.post_message(world.guild, world.readout, world.member, content)
+    await world.discord.post_message(world.guild, world.readout, world.member, content, **message)
     await world.discord.wait_until(lambda: len(world.tts_requests()) > before, what="the readout's request")
     request = world.tts_requests()[-1]
     assert request.json["language"] == language_code
@@ -271,6 +276,38 @@ async def test_a_readout_in_french_uses_french_words_and_one_in_austrian_german_
     world.bot.get_cog("Readouts")._last_said.clear()  # announce the author again
     german = await _readout_in(world, voice_server, "de-AT", "Schau https://example.com/seite an <t:1700000000:D>")
     assert german == "Mel Member sagte: Schau Link an 14. November 2023"
+    # What a readout says of attachments and stickers, in German too, counted in German's plural forms.
+    pictures = [
+        ("a.png", b"\x89PNG", "image/png"),
+        ("b.png", b"\x89PNG", "image/png"),
+        ("c.pdf", b"%PDF", "application/pdf"),
+    ]
+    sent = await _readout_in(world, voice_server, "de-AT", "", attachments=pictures)
+    assert sent == "Mel Member hat 2 Bilder geschickt. Mit einer Datei."
+    sticker = await _readout_in(
+        world, voice_server, "fr-FR", "Regardez", stickers=["party parrot"], attachments=pictures[:2]
+    )
+    assert sticker == "Regardez. autocollant : party parrot. Avec 2 images."
+
+
+def test_attachments_are_whole_sentences_in_each_language_with_its_plural_forms() -> None:
+    load_catalogues()
+    image, video, audio, file = "image", "video", "audio", "file"
+    assert readout_text("", [], [image], "Alex") == ("Alex sent an image.", False)
+    assert readout_text("Look!", [], [video, video, file], "Alex") == ("Look! With 2 videos. With a file.", True)
+    spanish = readout_words("es-ES")
+    assert readout_text("", [], [audio, audio, audio, file], "Alex", spanish) == (
+        "Alex ha enviado 3 archivos de audio. Con un archivo.",
+        False,
+    )
+    # Japanese sentences end with 。 and follow one another without a space; numbers as Japanese writes them.
+    japanese = readout_words("ja")
+    assert readout_text("見て", [], [image] * 1200, "Alex", japanese) == ("見て。画像1,200枚付き。", True)
+    assert readout_text("", [], [file, file], "Alex", japanese) == ("Alexさんがファイルを2件送りました。", False)
+    # Brazilian Portuguese has a third plural form, for millions: a whole sentence too.
+    portuguese = readout_words("pt-BR")
+    assert readout_text("", [], [image] * 2, "Ana", portuguese)[0] == "Ana enviou 2 imagens."
+    assert portuguese.sent(image, 1_000_000, "Ana") == "Ana enviou 1.000.000 imagens."
 
 
 async def test_say_cleans_links_in_the_language_it_speaks(running: World) -> None:
@@ -286,7 +323,8 @@ def test_every_shipped_language_has_readout_words(tag: str) -> None:
     words = readout_words(tag)
     assert words.tag == tag
     assert "{text}" in words.cut and "{name}" in words.said and "{text}" in words.said
-    assert "{name}" in words.sticker and "{name}" in words.sent_image
+    assert "{name}" in words.sticker and all("{name}" in sentence for sentence in words.sent_one.values())
+    assert "{text}" in words.then and "{more}" in words.then and "{text}" in words.after and "{more}" in words.after
 
 
 def test_a_command_is_named_with_a_mention_once_its_id_is_known_else_in_code() -> None:

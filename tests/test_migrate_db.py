@@ -155,6 +155,7 @@ async def test_a_filled_sqlite_database_moves_to_postgresql_and_the_bot_shows_th
         ("rate", {"rate": "+15%"}),
         ("language", {"language": "en-GB"}),
         ("xsaid", {"enabled": False}),
+        ("auto-join", {"enabled": True}),
         ("max-length", {"length": 900}),
         ("readout-channel", {"channel": ChannelOption(world.readout["id"])}),
         ("ignore-role", {"role": RoleOption(int(role["id"]))}),

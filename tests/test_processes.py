@@ -11,11 +11,13 @@ import asyncio
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -28,7 +30,8 @@ from bot.settings import SettingsError, load_settings
 from bot.storage import LATEST_VERSION, Storage, url_secrets
 from bot.storage.backends import MIGRATION_LOCK
 from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.discord_server import ChannelOption, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
 from tests.fakes.unmixr import FakeUnmixr
 from tests.postgres_fixtures import password_as_query
 
@@ -71,6 +74,11 @@ class BotProcess:
                 raise AssertionError(f"{self.name} never logged {needle!r}:\n{self.text()[-3000:]}")
             await asyncio.sleep(0.1)
 
+    async def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash or an out-of-memory kill."""
+        self.process.kill()
+        await self.process.wait()
+
     async def stop(self) -> int:
         """SIGTERM, as a process manager stops it; returns the exit status."""
         if self.process.returncode is None:
@@ -95,10 +103,13 @@ class Deployment:
     database_url: str
     directory: Path
     processes: list[BotProcess]
+    # More settings for every process (SSL_CERT_FILE for a voice stand-in, say).
+    extra: dict[str, str] = field(default_factory=dict)
 
     def environment(self, name: str, shards: str) -> dict[str, str]:
         home = self.directory / name
         return {
+            **self.extra,
             "PATH": os.environ["PATH"],
             "HOME": str(home),
             "LANG": "C.UTF-8",
@@ -509,3 +520,294 @@ async def test_a_process_older_than_the_schema_refuses_to_start_with_one_line(
     assert f"schema version {LATEST_VERSION + 1}" in line and f"only knows up to version {LATEST_VERSION}" in line
     # Nothing was changed: the newer bot's schema is as it left it.
     assert await schema_versions(postgres_database) == [*range(1, LATEST_VERSION + 2)]
+
+
+# ----- continuity (PRODUCT.md, Continuity): restarts, crashes, deploys
+
+
+@dataclass
+class Solo:
+    """One bot process on a SQLite file, with a server whose voice channel the voice stand-in serves."""
+
+    discord: FakeDiscord
+    unmixr: FakeUnmixr
+    voice_server: FakeVoiceServer
+    server: Server
+    readout: dict[str, Any]
+    voice: dict[str, Any]
+    directory: Path
+    processes: list[BotProcess]
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "data" / "bot.sqlite3"
+
+    async def launch(self) -> BotProcess:
+        """Start `python -m bot`; returns once it is connected."""
+        for event in self.discord.ready.values():
+            event.clear()
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(self.directory),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(REPOSITORY),
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "UNMIXR_API_KEY": self.unmixr.api_key,
+            "UNMIXR_BASE_URL": self.unmixr.base_url,
+            "DISCORD_API_BASE": self.discord.api_base,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "DATABASE_PATH": str(self.database),
+            "AUDIO_CACHE_DIR": str(self.directory / "data" / "audio-cache"),
+            "DEV_GUILD_ID": str(self.server.guild.id),
+            "LOG_LEVEL": "INFO",
+            # The voice stand-in's certificate is self-signed: the bot's process must trust it.
+            "SSL_CERT_FILE": str(self.voice_server.cert_path),
+        }
+        log = self.directory / f"bot-{len(self.processes)}.log"
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=self.directory, env=environment, stdout=output, stderr=output
+            )
+        started = BotProcess("solo", "0", process, log)
+        self.processes.append(started)
+        await started.wait_for_log("connected: this process runs")
+        return started
+
+    def holds(self) -> tuple[int, int]:
+        """Credits held in the ledger, and processes recorded, read from the SQLite file."""
+        with closing(sqlite3.connect(self.database)) as connection:
+            (held,) = connection.execute("SELECT COALESCE(SUM(reserved), 0) FROM usage_ledger").fetchone()
+            (instances,) = connection.execute("SELECT COUNT(*) FROM process_instances").fetchone()
+        return int(held), int(instances)
+
+
+@pytest.fixture
+async def solo(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> AsyncIterator[Solo]:
+    voice_server = FakeVoiceServer()
+    await voice_server.start()
+    voice_server.attach(discord_fake)
+    server = add_server(discord_fake, "Solo Server")
+    readout = server.guild.add_text_channel("readouts")
+    voice = server.guild.add_voice_channel("Lounge")
+    state = Solo(discord_fake, unmixr, voice_server, server, readout, voice, tmp_path, [])
+    try:
+        yield state
+    finally:
+        for process in state.processes:
+            await process.stop()
+        await voice_server.close()
+
+
+async def fresh_session(voice_server: FakeVoiceServer, guild_id: int, after: int, timeout: float) -> VoiceSession:
+    """The guild's first voice session opened after session number `after`, once connected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for session in voice_server.all_sessions[after:]:
+            if session.guild_id == guild_id and session.connected.is_set() and not session.disconnected.is_set():
+                return session
+        assert time.monotonic() < deadline, "the bot never connected to voice again"
+        await asyncio.sleep(0.05)
+
+
+async def read_aloud(discord_fake: FakeDiscord, unmixr: FakeUnmixr, session: VoiceSession, text: str) -> None:
+    """Wait until `text` was sent to Unmixr and its audio arrived in the voice session."""
+    await discord_fake.wait_until(
+        lambda: any(r.endpoint == "/short-tts/" and r.json["text"].endswith(text) for r in unmixr.requests),
+        timeout=20,
+        what=f"a readout of {text!r}",
+    )
+    await discord_fake.wait_until(lambda: session.seconds_received() > 0.3, timeout=20, what="its audio")
+
+
+async def test_a_bot_killed_in_voice_is_back_in_the_channel_and_reading_within_30_seconds(solo: Solo) -> None:
+    server = solo.server
+    first = await solo.launch()
+    readout = ChannelOption(int(solo.readout["id"]))
+    assert "readout" in await answer(await server.slash("settings", {"channel": readout}, subcommand="readout-channel"))
+    await solo.discord.move_member(server.guild, server.member, solo.voice)
+    assert "Joined" in await answer(await server.slash("join", member=server.member))
+    session = await solo.voice_server.wait_for_session(server.guild.id, timeout=15)
+    await solo.discord.post_message(server.guild, solo.readout, server.member, "Before the crash.")
+    await read_aloud(solo.discord, solo.unmixr, session, "Before the crash.")
+
+    await first.kill()
+    sessions_before = len(solo.voice_server.all_sessions)
+    restarted_at = time.monotonic()
+    second = await solo.launch()
+    session = await fresh_session(solo.voice_server, server.guild.id, sessions_before, timeout=30)
+    await solo.discord.post_message(server.guild, solo.readout, server.member, "After the crash.")
+    await read_aloud(solo.discord, solo.unmixr, session, "After the crash.")
+    took = time.monotonic() - restarted_at
+    print(f"back in voice and reading {took:.1f} s after the restart")
+    assert took <= 30
+    assert "rejoined voice channel" in second.text()
+    assert await second.stop() == 0
+    assert "Traceback" not in second.text()
+
+
+async def test_sigterm_during_a_say_answers_it_exits_0_and_leaves_no_hold(solo: Solo) -> None:
+    server = solo.server
+    bot = await solo.launch()
+    await solo.discord.move_member(server.guild, server.member, solo.voice)
+    # A clip playing, the next one synthesised ahead, and a third queued: held, never sent.
+    long_text = "A long clip that keeps playing while the bot is asked to stop, sentence after sentence. " * 3
+    for text in (long_text, "The next clip, synthesised ahead.", "A queued clip that is never sent."):
+        assert (
+            "position"
+            in (await answer(await server.slash("say", {"text": text, "play": True}, member=server.member))).lower()
+        )
+    held, instances = solo.holds()
+    assert held > 0 and instances == 1
+    solo.unmixr.set_latency(3.0, endpoint="/short-tts/")
+    said = await server.slash("say", {"text": "Answer me before you go."}, member=server.member)
+    await solo.discord.wait_until(
+        lambda: any(r.json["text"] == "Answer me before you go." for r in solo.unmixr.requests if r.json),
+        what="the /say request at Unmixr",
+    )
+
+    bot.process.send_signal(signal.SIGTERM)
+    await bot.wait_for_log("stopping: finishing in-flight replies")
+    late = await server.slash("settings", subcommand="show")
+    assert "restarting" in await answer(late)
+    assert late.ephemeral
+    await said.wait_final(timeout=15)
+    assert said.files(), said.content()
+    assert await asyncio.wait_for(bot.process.wait(), 20) == 0
+    assert solo.holds() == (0, 0)
+    texts = [r.json["text"] for r in solo.unmixr.requests if r.endpoint == "/short-tts/"]
+    assert not any("never sent" in text for text in texts)
+    # The voice channel stays recorded for the next start.
+    with closing(sqlite3.connect(solo.database)) as connection:
+        assert connection.execute("SELECT guild_id, channel_id FROM voice_sessions").fetchall() == [
+            (server.guild.id, int(solo.voice["id"]))
+        ]
+    assert "Traceback" not in bot.text()
+
+
+async def test_a_second_process_for_the_same_shard_waits_for_the_lease(deployment: Deployment) -> None:
+    zero = deployment.first
+    running = await deployment.launch("machine-a", "0")
+    await running.wait_for_log("connected: this process runs shard 0 of 2")
+    waiting = await deployment.launch("machine-b", "0")
+    await waiting.wait_for_log("waiting for shard 0 of 2")
+    assert f"process {running.process.pid} on " in waiting.text()
+    await asyncio.sleep(3)
+    # Never identified while the other process runs the shard: it never reads aloud or charges twice.
+    assert deployment.discord.identify_counts == {0: 1}
+    assert "+25%" in await answer(await zero.slash("settings", {"rate": "+25%"}, subcommand="rate"))
+
+    # A rolling deploy: the old process stops, the new one takes the shard at once.
+    assert await running.stop() == 0
+    stopped_at = time.monotonic()
+    await waiting.wait_for_log("connected: this process runs shard 0 of 2", timeout=30)
+    print(f"the waiting process connected {time.monotonic() - stopped_at:.1f} s after the other stopped")
+    assert "took the lease of shard 0 of 2" in waiting.text()
+    assert deployment.discord.identify_counts == {0: 2}
+    assert "+25%" in await answer(await zero.slash("settings", subcommand="show"))
+
+
+async def ledger_holds(url: str) -> dict[str | None, int]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT instance_id, SUM(reserved) AS held FROM usage_ledger WHERE reserved > 0 GROUP BY instance_id"
+        )
+        return {row["instance_id"]: int(row["held"]) for row in rows}
+    finally:
+        await connection.close()
+
+
+async def instance_of(url: str, process: BotProcess) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        found = await connection.fetchval(
+            "SELECT instance_id FROM process_instances WHERE pid = $1", process.process.pid
+        )
+    finally:
+        await connection.close()
+    assert found is not None, process.text()[-2000:]
+    return str(found)
+
+
+async def test_a_crashed_processs_holds_are_released_within_a_minute_and_a_live_ones_old_holds_stay(
+    deployment: Deployment,
+) -> None:
+    zero, one = deployment.first, deployment.second
+    crashing, live = await start_pair(deployment, ("0", "1"))
+    url = deployment.database_url
+    crashing_id, live_id = await instance_of(url, crashing), await instance_of(url, live)
+    # The live process holds credits for a request made two days ago (a clip still waiting, say).
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, instance_id) "
+            "VALUES ($1, $2, EXTRACT(EPOCH FROM now()) - 172800, to_char(now() - interval '2 days', 'YYYY-MM-DD'), "
+            "77, $3)",
+            one.guild.id,
+            one.member.id,
+            live_id,
+        )
+    finally:
+        await connection.close()
+    # A /say whose request Unmixr never answers: its hold stays open until the process crashes.
+    deployment.unmixr.hang_next(endpoint="/short-tts/")
+    text = "Held when the process dies."
+    await zero.slash("say", {"text": text}, member=zero.member)
+    await deployment.discord.wait_until(
+        lambda: any(r.json and r.json.get("text") == text for r in deployment.unmixr.requests), what="the request"
+    )
+    assert await ledger_holds(url) == {crashing_id: len(text), live_id: 77}
+
+    await crashing.kill()
+    restarted = await deployment.launch("machine-a", "0")
+    restarted_at = time.monotonic()
+    deadline = restarted_at + 75
+    while crashing_id in await ledger_holds(url):
+        assert time.monotonic() < deadline, "the crashed process's hold was never released"
+        await asyncio.sleep(0.5)
+    print(f"released {time.monotonic() - restarted_at:.1f} s after the next start")
+    assert await ledger_holds(url) == {live_id: 77}
+    released = [p.text() for p in (restarted, live) if f"left by process {crashing.process.pid} on " in p.text()]
+    assert released, "no process said whose holds it released"
+    await restarted.wait_for_log("connected: this process runs shard 0 of 2", timeout=60)
+    assert await restarted.stop() == 0 and await live.stop() == 0
+
+
+async def test_two_processes_swapping_shards_while_a_server_is_in_voice_the_new_owner_rejoins(
+    deployment: Deployment,
+) -> None:
+    voice_server = FakeVoiceServer()
+    await voice_server.start()
+    voice_server.attach(deployment.discord)
+    deployment.extra["SSL_CERT_FILE"] = str(voice_server.cert_path)
+    try:
+        zero = deployment.first
+        readout = zero.guild.add_text_channel("readouts")
+        lounge = zero.guild.add_voice_channel("Lounge")
+        machine_a, machine_b = await start_pair(deployment, ("0", "1"))
+        option = ChannelOption(int(readout["id"]))
+        assert "readout" in await answer(
+            await zero.slash("settings", {"channel": option}, subcommand="readout-channel")
+        )
+        await deployment.discord.move_member(zero.guild, zero.member, lounge)
+        assert "Joined" in await answer(await zero.slash("join", member=zero.member))
+        session = await voice_server.wait_for_session(zero.guild.id, timeout=15)
+        await deployment.discord.post_message(zero.guild, readout, zero.member, "Read by machine A.")
+        await read_aloud(deployment.discord, deployment.unmixr, session, "Read by machine A.")
+
+        # A deploy that swaps the shards: machine B runs shard 0 from now on, and rejoins the channel.
+        assert await machine_a.stop() == 0 and await machine_b.stop() == 0
+        for event in deployment.discord.ready.values():
+            event.clear()
+        sessions_before = len(voice_server.all_sessions)
+        machine_a, machine_b = await start_pair(deployment, ("1", "0"))
+        session = await fresh_session(voice_server, zero.guild.id, sessions_before, timeout=30)
+        await deployment.discord.post_message(zero.guild, readout, zero.member, "Read by machine B.")
+        await read_aloud(deployment.discord, deployment.unmixr, session, "Read by machine B.")
+        assert "rejoined voice channel" in machine_b.text()
+        assert "rejoined voice channel" not in machine_a.text()
+        assert await machine_a.stop() == 0 and await machine_b.stop() == 0
+    finally:
+        for process in deployment.processes:
+            await process.stop()
+        await voice_server.close()

@@ -62,6 +62,8 @@ class Clip:
     on_failure: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
     # It speaks a member's message (a readout, Read aloud): its encoding stays in the cache at most a day.
     from_message: bool = False
+    # A readout of the readout channel: the ones counted for catch-up (PRODUCT.md, Continuity).
+    readout: bool = False
     created_at: float = field(default_factory=time.monotonic)
     failure: BaseException | None = None
     _parts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
@@ -184,6 +186,10 @@ class GuildPlayer:
         self.last_active = time.monotonic()
         self._wakeup.set()
         return len(self)
+
+    def readouts_queued(self) -> int:
+        """How many readouts the server's queue holds, the one playing included."""
+        return sum(1 for clip in (self.current, *self.queue) if clip is not None and clip.readout)
 
     @property
     def has_room(self) -> bool:

@@ -1,11 +1,12 @@
 """Voice sessions: joining, leaving and rejoining each server's voice channel, and playing only while heard.
 
 The mechanism behind the voice cogs (`cogs/voice.py`'s commands, `cogs/readouts.py`, `cogs/voice_events.py`): one
-GuildPlayer per connected server. A dropped connection is rejoined with its queue; a disconnect on purpose clears
-it; the bot leaves when alone or idle. On a stage it makes itself a speaker with Mute Members, or asks to speak.
-While nobody can hear it (`bot/audio/audibility.py`) the player holds: nothing new is synthesised or started and
-the clip playing pauses; after UNHEARD_SECONDS the queue is cleared (clips not yet sent give their credits back),
-and it goes on by itself once it can be heard again.
+GuildPlayer per connected server. Each server's channel is recorded in the database while connected, and rejoined
+at the next start (`bot/audio/rejoin.py`). A dropped connection is rejoined with its queue; a disconnect on purpose
+clears it and forgets the channel; the bot leaves when alone or idle. On a stage it makes itself a speaker with Mute
+Members, or asks to speak. While nobody can hear it (`bot/audio/audibility.py`) the player holds: nothing new is
+synthesised or started and the clip playing pauses; after UNHEARD_SECONDS the queue is cleared (clips not yet sent
+give their credits back), and it goes on by itself once it can be heard again.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import discord
 
 from bot.audio.audibility import VoiceChannel, humans, is_speaker, why_unheard
 from bot.audio.player import Clip, GuildPlayer
+from bot.audio.rejoin import SessionRestorer
 from bot.budget import Reservation
 from bot.errors import UserFacingError
-from bot.i18n import Text, _, pgettext
+from bot.i18n import Text, _, listing, pgettext
 from bot.limits import shorten
 from bot.speech import SpeechPlan
+from bot.text import catch_up_rate
 from bot.voice_internals import connection_task
 
 if TYPE_CHECKING:
@@ -56,6 +59,14 @@ STAGE_SPEAKER_WAIT = 5.0
 LABEL_LENGTH = 60
 
 FailureNotice = Callable[[BaseException], Coroutine[Any, Any, None]]
+
+# Discord's names of the permissions the answers mention (as its settings show them to the member).
+VIEW_CHANNEL = pgettext("permission", "View Channel")
+CONNECT = pgettext("permission", "Connect")
+SPEAK = pgettext("permission", "Speak")
+MOVE_MEMBERS = pgettext("permission", "Move Members")
+MUTE_MEMBERS = pgettext("permission", "Mute Members")
+REQUEST_TO_SPEAK = pgettext("permission", "Request to Speak")
 
 
 class VoiceError(UserFacingError):
@@ -88,6 +99,9 @@ class VoiceSessions:
         # Servers where nobody can hear the bot: why, and the task that clears the queue after UNHEARD_SECONDS.
         self._unheard: dict[int, tuple[Text, asyncio.Task[None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        # Set at shutdown: the channels stay recorded for the next start, and nothing joins any more.
+        self.stopping = False
+        self.restorer = SessionRestorer(bot, self)
         bot.metrics.queued_clips.set_function(lambda: sum(len(player) for player in self.players.values()))
 
     def start(self) -> None:
@@ -96,12 +110,29 @@ class VoiceSessions:
             self._watcher = self.bot.spawn(self._watch(), name="voice-watch")
 
     async def shutdown(self) -> None:
-        """Leave every voice channel (called before the bot disconnects)."""
+        """Leave every voice channel, keeping each recorded for the next start (called before the bot disconnects)."""
+        self.stopping = True
+        self.restorer.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
         for guild_id in list(self.players):
-            await self.leave(guild_id, reason="shutdown")
+            await self.leave(guild_id, reason="shutdown", forget=False)
+
+    # ----- the record of each server's channel, rejoined at the next start (bot/audio/rejoin.py) -----
+
+    async def _record(self, guild_id: int, channel_id: int) -> None:
+        try:
+            await self.bot.storage.continuity().record_voice_session(guild_id, channel_id)
+        except Exception as error:
+            log.warning("could not record the voice channel of server %s: %s", guild_id, error)
+
+    async def forget(self, guild_id: int) -> None:
+        """Forget the server's recorded channel: the bot left it on purpose, so the next start does not rejoin it."""
+        try:
+            await self.bot.storage.continuity().forget_voice_session(guild_id)
+        except Exception as error:
+            log.warning("could not forget the voice channel of server %s: %s", guild_id, error)
 
     # ----- what the cogs read -----
 
@@ -119,6 +150,63 @@ class VoiceSessions:
         channel = client.channel
         return channel if isinstance(channel, discord.VoiceChannel | discord.StageChannel) else None
 
+    def join_problem(self, guild: discord.Guild, target: VoiceChannel, *, may_move: bool) -> VoiceError | None:
+        """Why the bot may not join `target` for a member now (None when it may), as /join answers it.
+
+        The bot must not be timed out, needs View Channel and Connect there (and Speak in a voice channel, Mute
+        Members or Request to Speak on a stage), room in the channel unless it may move members, and is not taken
+        from another channel of the server where it is busy unless it is alone or idle there or the member
+        (`may_move`: has Move Members) could move it.
+        """
+        me = guild.me
+        if me.is_timed_out():
+            return VoiceError(
+                _("I can't play in {channel} now: {reason}.", channel=target.mention, reason=why_unheard(target, me))
+            )
+        permissions = target.permissions_for(me)
+        needed = [(VIEW_CHANNEL, permissions.view_channel), (CONNECT, permissions.connect)]
+        if isinstance(target, discord.VoiceChannel):
+            needed.append((SPEAK, permissions.speak))
+        missing = [name for name, granted in needed if not granted]
+        if missing:
+            return VoiceError(
+                _(
+                    "I can't play in {channel}: I need the {permissions} permission there; ask an admin to grant it.",
+                    channel=target.mention,
+                    permissions=listing(missing, conjunction=True),
+                )
+            )
+        client = self.voice_client(guild)
+        if client is not None and client.channel.id != target.id:
+            player = self.players.get(guild.id)
+            alone = humans(client.channel, me.id) == 0  # type: ignore[arg-type]
+            idle = player is None or player.idle
+            if not (alone or idle or may_move):
+                return VoiceError(
+                    _(
+                        "I'm busy in {channel}; join me there, or wait until I'm done (members with {move_members} "
+                        "can move me).",
+                        channel=client.channel.mention,
+                        move_members=MOVE_MEMBERS,
+                    )
+                )
+        elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
+            if not permissions.move_members:
+                return VoiceError(_("{channel} is full; make room or pick another channel.", channel=target.mention))
+        if isinstance(target, discord.StageChannel) and not (permissions.mute_members or permissions.request_to_speak):
+            here = self.connected_channel(guild)
+            if not (here is not None and here.id == target.id and is_speaker(target, me)):
+                return VoiceError(
+                    _(
+                        "I can't speak on the stage {stage}: I need the {mute_members} permission there to make "
+                        "myself a speaker, or {request_to_speak} to ask a moderator; ask an admin to grant one.",
+                        stage=target.mention,
+                        mute_members=MUTE_MEMBERS,
+                        request_to_speak=REQUEST_TO_SPEAK,
+                    )
+                )
+        return None
+
     def unheard(self, guild: discord.Guild) -> Text | None:
         """Why nobody can hear the bot in its channel now (None when someone can, or when it is not in one)."""
         channel = self.connected_channel(guild)
@@ -132,12 +220,25 @@ class VoiceSessions:
         label: str,
         requested_by: int | None,
         on_failure: FailureNotice | None = None,
+        readout: bool = False,
     ) -> Clip:
-        """A queue entry that synthesises `plan` only when it is about to play, owning `reservation`."""
+        """A queue entry that synthesises `plan` only when it is about to play, owning `reservation`.
+
+        A readout catches up (PRODUCT.md, Continuity): when it is sent while 5 or more readouts are queued in the
+        server, itself included, it is spoken faster, with voices that can change their speed.
+        """
         speech = self.bot.speech
 
         async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in speech.iter_chunks(plan, reservation):
+            sent = plan
+            # Voice plays only in a server, so a voice clip's plan always has one.
+            player = self.players.get(plan.guild_id) if plan.guild_id is not None else None
+            if readout and player is not None and plan.voice.has_capability("speech:rate"):
+                queued = player.readouts_queued()
+                sent = plan.with_rate(catch_up_rate(plan.rate, queued))
+                if sent is not plan:
+                    log.info("catch-up in server %s: %d readouts queued, sent at %s", plan.guild_id, queued, sent.rate)
+            async for chunk in speech.iter_chunks(sent, reservation):
                 yield chunk.audio
 
         return Clip(
@@ -147,6 +248,7 @@ class VoiceSessions:
             release=reservation.release_all,
             on_failure=on_failure,
             from_message=plan.from_message,
+            readout=readout,
         )
 
     # ----- joining and leaving -----
@@ -160,13 +262,16 @@ class VoiceSessions:
             if client is not None and client.is_connected() and client.channel.id == channel.id and player:
                 return player
             if client is not None and client.channel.id != channel.id:
-                await self.leave(guild.id, reason="moving")
+                await self.leave(guild.id, reason="moving", forget=False)
                 client = None
             if client is not None and not client.is_connected():
                 client.cleanup()  # a dead connection; forget it without telling Discord we left
                 client = None
             if client is None:
+                if self.stopping:
+                    raise VoiceError(_("I'm restarting; try again in a minute."))
                 client = await self._connect(guild, channel)
+                await self._record(guild.id, channel.id)
             player = self.players.get(guild.id)
             if player is None:
                 player = GuildPlayer(guild.id, client, cache=self.bot.audio_cache)
@@ -237,8 +342,14 @@ class VoiceSessions:
                     timeout=STAGE_SPEAKER_WAIT,
                 )
 
-    async def leave(self, guild_id: int, *, reason: str) -> None:
-        """Stop playing, clear the queue and disconnect from the server's voice channel."""
+    async def leave(self, guild_id: int, *, reason: str, forget: bool = True) -> None:
+        """Stop playing, clear the queue and disconnect from the server's voice channel.
+
+        The recorded channel is forgotten unless `forget` is false (a shutdown, a move to another channel, a shard
+        moving to another process): a channel left on purpose is not rejoined at the next start.
+        """
+        if forget and not self.stopping:
+            await self.forget(guild_id)
         player = self.players.pop(guild_id, None)
         self._alone_since.pop(guild_id, None)
         self._unconnected_since.pop(guild_id, None)
@@ -299,6 +410,8 @@ class VoiceSessions:
         if player is not None and before.channel is not None and after.channel.id != before.channel.id:
             dropped = player.clear()
             log.info("moved in server %s; cleared %d clips", guild_id, dropped)
+            if not self.stopping:
+                await self._record(guild_id, after.channel.id)
 
     async def _rejoin(self, guild_id: int, player: GuildPlayer, channel: VoiceChannel) -> None:
         """Connect again to the channel a dropped connection was in, keeping the queue."""

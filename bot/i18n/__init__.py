@@ -1,7 +1,7 @@
 """Languages (PRODUCT.md, Languages): one gettext catalogue per shipped language, read at start.
 
 Messages are written in English in the source with the markers of `bot.i18n.text` (`_`, `ngettext`, `counted`,
-`pgettext`), kept whole with their values, and put into the member's language where they are sent
+`pgettext`, `npgettext`), kept whole with their values, and put into the member's language where they are sent
 (`bot.replies`). How to add a language: CONTRIBUTING.md.
 """
 
@@ -35,6 +35,7 @@ from bot.i18n.text import (
     joined,
     listing,
     ngettext,
+    npgettext,
     pgettext,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "load_catalogues",
     "match_locale",
     "ngettext",
+    "npgettext",
     "pgettext",
     "placeholders",
     "readout_words",

@@ -26,6 +26,7 @@ KEYWORDS: Final[Mapping[str, Any]] = {
     "_": None,
     "pgettext": ((1, "c"), 2),
     "ngettext": (1, 2),
+    "npgettext": ((1, "c"), 2, 3),
     "counted": (2, 3),
 }
 COMMENT_TAG: Final = "Translators:"
@@ -50,7 +51,7 @@ class Entry:
 
 
 def source_messages(root: Path = ROOT) -> list[Entry]:
-    """Every message marked in the bot's source (`_`, `pgettext`, `ngettext`, `counted`)."""
+    """Every message marked in the bot's source (`_`, `pgettext`, `ngettext`, `npgettext`, `counted`)."""
     found: list[Entry] = []
     for directory in SOURCE_DIRECTORIES:
         extracted = extract_from_dir(

@@ -1,8 +1,8 @@
 """Messages kept whole until they are shown: the English source and its values, put into a language on the way out.
 
-`_("... {name} ...", name=value)` and `ngettext(singular, plural, count)` are the markers that the catalogue's
-extraction looks for (`bot/i18n/extract.py`); what they return is rendered in the member's language where it is
-sent (`bot/replies.py`), and in English by `str()` (logs, the command line).
+`_("... {name} ...", name=value)`, `ngettext(singular, plural, count)` and their kin are the markers that the
+catalogue's extraction looks for (`bot/i18n/extract.py`); what they return is rendered in the member's language where
+it is sent (`bot/replies.py`), and in English by `str()` (logs, the command line).
 """
 
 from __future__ import annotations
@@ -140,6 +140,11 @@ def pgettext(context: str, message: str, /, **params: object) -> Text:
 def ngettext(singular: str, plural: str, count: int, /, **params: object) -> Text:
     """A message with plural forms chosen by `count` (also the `{count}` placeholder) in the member's language."""
     return Text(singular, {"count": count, **params}, plural=plural, count=count)
+
+
+def npgettext(context: str, singular: str, plural: str, count: int, /, **params: object) -> Text:
+    """`ngettext` with a `context` for translators (the same English may read differently elsewhere)."""
+    return Text(singular, {"count": count, **params}, plural=plural, count=count, context=context)
 
 
 def counted(count: int, one: str, other: str, /, **params: object) -> Text:

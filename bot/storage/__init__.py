@@ -1,6 +1,7 @@
 """Persistent state of the bot in SQLite or PostgreSQL, behind the typed methods of Storage."""
 
 from bot.storage.backends import is_postgres_url, mask_url, url_secrets
+from bot.storage.continuity import ContinuityStore, Instance, LeaseHolder, ReleasedHolds, shards_overlap
 from bot.storage.database import (
     DEFAULT_CACHE_SIZE,
     MEMBER_WINDOW_SECONDS,
@@ -60,12 +61,16 @@ __all__ = [
     "CloneQuotaError",
     "ClonedVoice",
     "ClonedVoiceExistsError",
+    "ContinuityStore",
     "DatabaseUnavailableError",
     "GuildSettings",
+    "Instance",
+    "LeaseHolder",
     "MemberPreferences",
     "MigrationError",
     "Pronunciation",
     "PronunciationLimitError",
+    "ReleasedHolds",
     "SchemaVersionError",
     "SharedAudioStore",
     "Storage",
@@ -77,6 +82,7 @@ __all__ = [
     "clone_name_key",
     "is_postgres_url",
     "mask_url",
+    "shards_overlap",
     "url_secrets",
     "word_key",
 ]

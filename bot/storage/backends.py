@@ -49,6 +49,8 @@ MIGRATION_WAIT_SECONDS: Final[float] = 300.0
 ACCOUNT_LOCK: Final[int] = -3
 # Taken by every reservation made through a user install (before the account's): their total budget is shared.
 USER_INSTALL_LOCK: Final[int] = -4
+# Taken by a process checking and taking a shard's lease, so two processes never take overlapping shards at once.
+LEASE_LOCK: Final[int] = -5
 # How long a SQLite connection waits for another one's lock, in ms (also bounds the switch to WAL below).
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 5000
 SQLITE_WAL_RETRY_SECONDS: Final[float] = 0.02
@@ -167,6 +169,8 @@ class Backend(ABC):
     dialect: ClassVar[str]
     # Whether reading it needs no network: a SQLite file is on local disk.
     is_local: ClassVar[bool]
+    # The database's own clock in epoch seconds, as SQL: one clock for every process sharing the database.
+    now_sql: ClassVar[str]
 
     @property
     @abstractmethod
@@ -264,6 +268,8 @@ class SQLiteBackend(Backend):
 
     dialect = "sqlite"
     is_local = True
+    # One machine's clock (a SQLite file is shared only by the processes of one machine).
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, connection: aiosqlite.Connection, location: str) -> None:
         self._connection: aiosqlite.Connection | None = connection
@@ -414,6 +420,8 @@ class PostgresBackend(Backend):
 
     dialect = "postgresql"
     is_local = False
+    # clock_timestamp(), not now(): the time of the statement, not of its transaction's start.
+    now_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
     def __init__(self, pool: asyncpg.Pool, description: str) -> None:
         self._pool: asyncpg.Pool | None = pool

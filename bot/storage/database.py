@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
 from bot.storage.backends import ACCOUNT_LOCK, COMPACTION_LOCK, USER_INSTALL_LOCK, Backend, Session, open_backend
+from bot.storage.continuity import ContinuityStore
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
@@ -75,6 +76,9 @@ _SET_GUILD_SETTING: Final[dict[str, str]] = {
     )
     for name in GUILD_SETTING_NAMES
 }
+_BOOLEAN_SETTINGS: Final[tuple[str, ...]] = tuple(
+    name for name in GUILD_SETTING_NAMES if GUILD_SETTING_TYPES[name] is bool
+)
 _MEMBER_COLUMNS: Final[str] = ", ".join(MEMBER_PREFERENCE_NAMES)
 _SELECT_MEMBER_PREFERENCES: Final[str] = (
     f"SELECT {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ? AND user_id = ?"  # noqa: S608
@@ -98,9 +102,11 @@ _SET_USER_PREFERENCE: Final[dict[str, str]] = {
 # The usage ledger's server id for spending through users' own installs (PRODUCT.md, Reach): no server has it
 # (ids are positive snowflakes), and the operator's own requests (`python -m bot say`) use 0.
 USER_INSTALLS: Final[int] = -1
+# `instance_id` is the process that holds the row's credits (bot/instance.py): its holds are released once it
+# falls silent, and never while it lives.
 _INSERT_LEDGER: Final[str] = (
     "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
-    "credits_cloned, requests, cache_hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    "credits_cloned, requests, cache_hits, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 # Applied as deltas so concurrent settlements of one request's chunks add up; a release never goes below 0.
 _SETTLE_LEDGER: Final[str] = (
@@ -168,6 +174,21 @@ _USER_COMMITTED_TODAY: Final[str] = (
 _MEMBER_ROWS: Final[str] = (
     "SELECT at, credits_prebuilt + credits_cloned, reserved FROM usage_ledger "
     "WHERE guild_id = ? AND user_id = ? AND (at > ? OR reserved > 0) ORDER BY at"
+)
+# A row whose credits a process still holds: compaction leaves it for that process to settle.
+_LIVE_HOLD: Final[str] = "(reserved > 0 AND instance_id IS NOT NULL)"
+# Compaction: one row per server and old day, except rows a process still holds credits for.
+_MERGE_OLD_DAYS: Final[str] = (
+    "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "  # noqa: S608
+    "credits_cloned, requests, cache_hits) "
+    "SELECT guild_id, NULL, MIN(at), day, 0, SUM(characters), SUM(credits_prebuilt), "
+    "SUM(credits_cloned), SUM(requests), SUM(cache_hits) FROM usage_ledger "
+    f"WHERE day < ? AND NOT {_LIVE_HOLD} GROUP BY guild_id, day "
+    "HAVING COUNT(*) > 1 OR COUNT(user_id) > 0 OR SUM(reserved) > 0"
+)
+_DELETE_MERGED: Final[str] = (
+    f"DELETE FROM usage_ledger WHERE id <= ? AND day < ? AND NOT {_LIVE_HOLD} AND (guild_id, day) IN "  # noqa: S608
+    "(SELECT guild_id, day FROM usage_ledger WHERE id > ?)"
 )
 # Seconds in the rolling window of a member budget.
 MEMBER_WINDOW_SECONDS: Final[int] = 3600
@@ -345,6 +366,10 @@ class Storage:
         backend = self._db
         return SharedAudioStore(backend) if backend.dialect == "postgresql" else None
 
+    def continuity(self) -> ContinuityStore:
+        """Recorded voice sessions, the processes running and their holds, and shard leases."""
+        return ContinuityStore(self._db)
+
     async def ping(self) -> None:
         """Run a trivial query, raising if the database does not answer."""
         await self._db.fetchone("SELECT 1")
@@ -439,8 +464,10 @@ class Storage:
         if row is None:
             return GuildSettings(guild_id=guild_id)
         values = dict(zip(GUILD_SETTING_NAMES, row, strict=True))
-        if values["xsaid"] is not None:
-            values["xsaid"] = bool(values["xsaid"])
+        for name in _BOOLEAN_SETTINGS:
+            # SQLite keeps booleans as 0 and 1.
+            if values[name] is not None:
+                values[name] = bool(values[name])
         return GuildSettings(guild_id=guild_id, **values)
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
@@ -870,6 +897,7 @@ class Storage:
             credits_cloned,
             1,
             int(cache_hit),
+            None,
         )
         # One statement is its own atomic transaction.
         await self._db.fetchone(_INSERT_LEDGER, parameters)
@@ -885,6 +913,7 @@ class Storage:
         member_budget: int | None = None,
         account_budget: int | None = None,
         at: datetime | None = None,
+        instance_id: str | None = None,
     ) -> int:
         """Hold `amount` credits for one request and return its ledger id, or raise BudgetExceededError.
 
@@ -894,13 +923,13 @@ class Storage:
         before). `cache_hits` chunks are counted as served from cache. The server budget and the account budget
         (every server and the operator's own use together) are per UTC day; the member budget per rolling hour.
         Spending counts from the moment it was charged, a hold for as long as it is open. A request of 0
-        credits is never refused.
+        credits is never refused. `instance_id` is the process holding the credits (None: an operator's tool).
         """
         if amount < 0 or cache_hits < 0:
             raise ValueError("usage amounts cannot be negative")
         moment = _utc(at or datetime.now(UTC))
         day = moment.date().isoformat()
-        row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
+        row = (guild_id, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits, instance_id)
         member_checked = member_budget is not None and user_id is not None
         if amount == 0 or (server_budget is None and not member_checked and account_budget is None):
             # Nothing to check: one statement is atomic on its own (the /say hot path without budgets).
@@ -957,19 +986,20 @@ class Storage:
         total_budget: int,
         account_budget: int | None = None,
         at: datetime | None = None,
+        instance_id: str | None = None,
     ) -> int:
         """Hold `amount` credits for one request made through the user's own install and return its ledger id, or
         raise BudgetExceededError: "user" (the user's daily budget), "users" (every user's together) or "account".
 
         Every budget here is per UTC day; the check and the hold are one transaction under the user installs' lock
         (and the account's), so concurrent requests cannot overshoot together. A request of 0 credits is never
-        refused.
+        refused. `instance_id` is the process holding the credits, as in reserve_usage.
         """
         if amount < 0 or cache_hits < 0:
             raise ValueError("usage amounts cannot be negative")
         moment = _utc(at or datetime.now(UTC))
         day = moment.date().isoformat()
-        row = (USER_INSTALLS, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits)
+        row = (USER_INSTALLS, user_id, moment.timestamp(), day, amount, 0, 0, 0, cache_hits, cache_hits, instance_id)
         if amount == 0:
             (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
             return int(ticket)
@@ -1084,26 +1114,17 @@ class Storage:
     async def compact_usage(self, before: date) -> int:
         """Merge the ledger rows of days before `before` into one row per server and day; return rows removed.
 
-        Budgets only look at today and the last hour; /balance needs days and months. Held credits left by a
-        process that died mid-request were never confirmed as spent, so they are dropped here. Every process
-        runs this now and then: the compaction lock makes a second run wait for the first and then find
-        nothing left to merge, instead of merging the same rows twice.
+        Budgets only look at today and the last hour; /balance needs days and months. A row still holding
+        credits for a process is left as it is, however old: the process may still settle it (or, once it falls
+        silent, its holds are released and the row is merged next time); held credits of rows made by no process
+        (an operator's tool, or before processes were recorded) were never confirmed as spent, so they are
+        dropped here. Every process runs this now and then: the compaction lock makes a second run wait for the
+        first and then find nothing left to merge, instead of merging the same rows twice.
         """
         async with self._db.transaction(lock=COMPACTION_LOCK) as session:
             (last_id,) = await session.fetchone("SELECT COALESCE(MAX(id), 0) FROM usage_ledger")  # type: ignore[misc]
-            await session.execute(
-                "INSERT INTO usage_ledger (guild_id, user_id, at, day, reserved, characters, credits_prebuilt, "
-                "credits_cloned, requests, cache_hits) "
-                "SELECT guild_id, NULL, MIN(at), day, 0, SUM(characters), SUM(credits_prebuilt), "
-                "SUM(credits_cloned), SUM(requests), SUM(cache_hits) FROM usage_ledger "
-                "WHERE day < ? GROUP BY guild_id, day HAVING COUNT(*) > 1 OR COUNT(user_id) > 0 OR SUM(reserved) > 0",
-                (before.isoformat(),),
-            )
-            removed = await session.execute(
-                "DELETE FROM usage_ledger WHERE id <= ? AND day < ? AND (guild_id, day) IN "
-                "(SELECT guild_id, day FROM usage_ledger WHERE id > ?)",
-                (last_id, before.isoformat(), last_id),
-            )
+            await session.execute(_MERGE_OLD_DAYS, (before.isoformat(),))
+            removed = await session.execute(_DELETE_MERGED, (last_id, before.isoformat(), last_id))
         return removed
 
     # Low-balance alerts

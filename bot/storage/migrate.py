@@ -61,7 +61,9 @@ class Table:
     key: tuple[str, ...] | None
 
 
-# Every table of the schema but the ledger's id, which each database numbers itself.
+# Every table of the schema but the ledger's id, which each database numbers itself, and what belongs to the
+# running processes (their records, the voice channels they are in): a rerun after the bot has run on PostgreSQL
+# would bring back channels it has left since.
 TABLES: Final[tuple[Table, ...]] = (
     Table("guild_settings", ("guild_id", *GUILD_SETTING_NAMES), ("guild_id",)),
     Table("member_preferences", ("guild_id", "user_id", *MEMBER_PREFERENCE_NAMES), ("guild_id", "user_id")),

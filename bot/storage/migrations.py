@@ -4,8 +4,9 @@ SQLite keeps the version in PRAGMA user_version; PostgreSQL, which has no such t
 schema_migrations (one row per migration applied). The two schemas hold the same tables, columns and keys;
 PostgreSQL's types are the strict ones (BIGINT for ids and counts, DOUBLE PRECISION for times, BOOLEAN), and
 its text keys compare byte by byte (COLLATE "C"), as SQLite's do, so that ordering and ranges on ISO dates and
-words behave the same whatever the database's locale. The one exception is the audio cache's shared tier
-(migration 3), which exists only in PostgreSQL: with SQLite the local folder is the whole cache.
+words behave the same whatever the database's locale. The exceptions exist only in PostgreSQL, where several
+processes share the database: the audio cache's shared tier (migration 3; with SQLite the local folder is the whole
+cache) and the shard leases (migration 7; a SQLite file has one process).
 """
 
 from __future__ import annotations
@@ -331,6 +332,62 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             user_id BIGINT PRIMARY KEY,
             voice_id TEXT,
             rate TEXT
+        );
+        """,
+    ),
+    Migration(
+        7,
+        # Continuity (PRODUCT.md): `/settings auto-join`; each server's voice channel while the bot is connected,
+        # rejoined at the next start; the processes running (an id per start, a heartbeat every 10 s) and, on every
+        # hold, the process that made it, so a crashed process's holds are released and a live one's never are;
+        # and, with PostgreSQL only, the lease each process takes on a shard before identifying (a SQLite file has
+        # one process, so it gets no table nobody would read).
+        sqlite="""
+        ALTER TABLE guild_settings ADD COLUMN auto_join INTEGER CHECK (auto_join IN (0, 1));
+
+        CREATE TABLE voice_sessions (
+            guild_id INTEGER PRIMARY KEY,
+            channel_id INTEGER NOT NULL,
+            joined_at REAL NOT NULL
+        ) STRICT;
+
+        CREATE TABLE process_instances (
+            instance_id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        ) STRICT;
+
+        ALTER TABLE usage_ledger ADD COLUMN instance_id TEXT;
+        CREATE INDEX usage_ledger_holds_by_instance ON usage_ledger (instance_id) WHERE reserved > 0;
+        """,
+        postgresql="""
+        ALTER TABLE guild_settings ADD COLUMN auto_join BOOLEAN;
+
+        CREATE TABLE voice_sessions (
+            guild_id BIGINT PRIMARY KEY,
+            channel_id BIGINT NOT NULL,
+            joined_at DOUBLE PRECISION NOT NULL
+        );
+
+        CREATE TABLE process_instances (
+            instance_id TEXT COLLATE "C" PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid BIGINT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL
+        );
+
+        ALTER TABLE usage_ledger ADD COLUMN instance_id TEXT COLLATE "C";
+        CREATE INDEX usage_ledger_holds_by_instance ON usage_ledger (instance_id) WHERE reserved > 0;
+
+        CREATE TABLE shard_leases (
+            shard_count BIGINT NOT NULL,
+            shard_id BIGINT NOT NULL,
+            instance_id TEXT COLLATE "C" NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (shard_count, shard_id)
         );
         """,
     ),

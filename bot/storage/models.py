@@ -21,6 +21,7 @@ GUILD_SETTING_NAMES: Final[tuple[str, ...]] = (
     "ignore_role_id",
     "budget",
     "member_budget",
+    "auto_join",
 )
 
 # The per-member preferences a member can set in a server.
@@ -48,6 +49,7 @@ GUILD_SETTING_TYPES: Final[dict[str, type]] = {
     "ignore_role_id": int,
     "budget": int,
     "member_budget": int,
+    "auto_join": bool,
 }
 MEMBER_PREFERENCE_TYPES: Final[dict[str, type]] = {"voice_id": str, "rate": str, "nickname": str}
 
@@ -71,6 +73,8 @@ class GuildSettings:
     # Credits a day for the server, and an hour for each member (PRODUCT.md, Credit guards).
     budget: int | None = None
     member_budget: int | None = None
+    # Join a member's voice channel when they write in the readout channel (PRODUCT.md, Continuity).
+    auto_join: bool | None = None
 
     def is_empty(self) -> bool:
         """Return whether no setting is set at the server level."""

@@ -23,11 +23,13 @@ from bot.text.prosody import (
     VOLUME_WORDS,
     ProsodyError,
     ProsodyKind,
+    catch_up_rate,
     normalize_pitch,
     normalize_prosody,
     normalize_rate,
     normalize_volume,
 )
+from bot.text.readout import attachment_kind, readout_text
 
 __all__ = [
     "MAX_REQUEST_CHARS",
@@ -43,6 +45,8 @@ __all__ = [
     "MentionResolver",
     "ProsodyError",
     "ProsodyKind",
+    "attachment_kind",
+    "catch_up_rate",
     "clean_message",
     "format_timestamp",
     "is_speakable",
@@ -52,6 +56,7 @@ __all__ = [
     "normalize_rate",
     "normalize_volume",
     "occurs_as_word",
+    "readout_text",
     "speakable_author",
     "split_text",
     "truncate",

@@ -95,3 +95,24 @@ def normalize_volume(value: str) -> str:
 def normalize_prosody(kind: ProsodyKind, value: str) -> str:
     """Return `value` for the setting `kind` in canonical form, or raise `ProsodyError`."""
     return FORMS[kind].normalize(value)
+
+
+# PRODUCT.md, Continuity, "Catch-up": from this many readouts queued in a server (the one being sent included), each
+# is sent faster, by 10 points more for each one past 4, at most 50 more and never past +100%.
+CATCH_UP_FROM: Final = 5
+CATCH_UP_STEP: Final = 10
+CATCH_UP_MOST: Final = 50
+
+
+def catch_up_rate(rate: str | None, queued: int) -> str | None:
+    """The speaking rate for a readout sent while `queued` readouts are queued (itself included).
+
+    `rate` is the member's effective rate in canonical form; a word rate or none counts as 0%. Under
+    CATCH_UP_FROM readouts the rate is left as it is.
+    """
+    if queued < CATCH_UP_FROM:
+        return rate
+    match = _PERCENTAGE.fullmatch(rate or "")
+    base = 0 if match is None else (-1 if match.group(1) == "-" else 1) * int(match.group(2))
+    faster = min(base + min(CATCH_UP_STEP * (queued - CATCH_UP_FROM + 1), CATCH_UP_MOST), RATE_RANGE[1])
+    return "0%" if faster == 0 else f"{faster:+d}%"

@@ -94,6 +94,7 @@ TABLE: list[Call] = [
     Call("settings max-length", options={"length": 500}, who="admin", flow="settings", expect="500"),
     Call("settings readout-channel", options={"channel": READOUT_CHANNEL}, who="admin", flow="settings"),
     Call("settings xsaid", options={"enabled": False}, who="admin", flow="settings", expect="off"),
+    Call("settings auto-join", options={"enabled": True}, who="admin", flow="settings", expect="on"),
     Call("settings ignore-role", options={"role": ROLE}, who="admin", flow="settings"),
     Call("settings budget", options={"characters": 50000}, who="admin", flow="settings", expect="50,000 credits"),
     Call("settings member-budget", options={"characters": 9000}, who="admin", flow="settings", expect="9,000 credits"),

@@ -64,6 +64,7 @@ async def test_every_admin_command_is_refused_to_a_member_without_manage_server(
         ("member-budget", {"characters": 100}),
         ("readout-channel", {"channel": ChannelOption(world.readout["id"])}),
         ("xsaid", {"enabled": False}),
+        ("auto-join", {"enabled": True}),
         ("ignore-role", {"role": RoleOption(int(role["id"]))}),
         ("reset", {}),
     ]

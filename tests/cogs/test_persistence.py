@@ -55,6 +55,7 @@ async def test_everything_set_is_kept_across_a_restart(world: World) -> None:
         ("max-length", {"length": 900}),
         ("readout-channel", {"channel": ChannelOption(world.readout["id"])}),
         ("xsaid", {"enabled": False}),
+        ("auto-join", {"enabled": True}),
         ("ignore-role", {"role": RoleOption(int(role["id"]))}),
     ]
     for subcommand, options in server_values:
@@ -84,6 +85,7 @@ async def test_everything_set_is_kept_across_a_restart(world: World) -> None:
     assert after["max-length"] == "900 characters (server setting)"
     assert after["readout-channel"] == f"<#{world.readout['id']}> (server setting)"
     assert after["xsaid"] == "off (server setting)"
+    assert after["auto-join"] == "on (server setting)"
     assert after["ignore-role"] == f"<@&{role['id']}> (server setting)"
     assert "**Aria** (yours)" in after["yours"] and "`Boss` (yours)" in after["yours"]
 

@@ -34,6 +34,7 @@ SETTINGS_OPTIONS = {
     "max-length": ["length"],
     "readout-channel": ["channel"],
     "xsaid": ["enabled"],
+    "auto-join": ["enabled"],
     "ignore-role": ["role"],
     "budget": ["characters"],
     "member-budget": ["characters"],
@@ -97,6 +98,7 @@ async def test_settings_command_has_exactly_the_documented_subcommands_and_optio
         "max-length": 4,
         "readout-channel": 7,
         "xsaid": 5,
+        "auto-join": 5,
         "ignore-role": 8,
         "budget": 4,
         "member-budget": 4,
@@ -131,6 +133,7 @@ async def test_every_change_answers_privately_with_the_old_and_new_value(world: 
             "none",
         ),
         ("xsaid", "enabled", False, "off", True, "on", "on"),
+        ("auto-join", "enabled", True, "on", False, "off", "off"),
         ("ignore-role", "role", RoleOption(int(role["id"])), f"<@&{role['id']}>", None, "", "none"),
     ]
     for subcommand, option, first, first_shown, second, second_shown, cleared in cases:
@@ -208,6 +211,7 @@ async def test_show_lists_every_effective_value_with_its_level_and_the_callers_o
     assert lines["max-length"] == "6,000 characters (built-in default)"
     assert lines["readout-channel"] == f"<#{world.readout['id']}> (server setting)"
     assert lines["xsaid"] == "off (server setting)"
+    assert lines["auto-join"] == "off (built-in default)"
     assert lines["ignore-role"] == "none (built-in default)"
     assert "**Brian** (yours)" in lines["yours"]
 

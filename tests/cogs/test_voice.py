@@ -326,22 +326,27 @@ async def test_a_full_queue_gets_a_clear_answer(
     assert "queue is full" in full.content()
 
 
-async def test_after_a_restart_the_bot_does_not_believe_it_is_connected(
+async def test_after_a_restart_a_channel_emptied_meanwhile_is_not_rejoined_and_its_voice_state_is_dropped(
     speaking: World, voice_server: FakeVoiceServer
 ) -> None:
     await (await speaking.slash("join")).wait_final()
     await voice_server.wait_for_session(speaking.guild.id)
+    assert await speaking.bot.storage.continuity().voice_sessions() == {speaking.guild.id: int(speaking.voice["id"])}
     bot_id = speaking.discord.application_id
     await speaking.stop_bot()
-    # As after a crash: the process is gone but Discord still shows the bot in the channel.
+    # As after a crash: the process is gone, Discord still shows the bot in the channel, and everyone else left.
+    for member in (speaking.member, speaking.other):
+        del speaking.guild.voice_states[member.id]
     speaking.guild.voice_states[bot_id] = {"channel_id": str(speaking.voice["id"]), "session_id": "stale"}
     await speaking.start_bot()
     await speaking.discord.wait_until(
-        lambda: (speaking.guild.voice_states.get(bot_id) or {}).get("channel_id") is None, timeout=5
+        lambda: (speaking.guild.voice_states.get(bot_id) or {}).get("channel_id") is None, timeout=10
     )
     queue = await speaking.slash("queue")
     await queue.wait_final()
     assert "not in a voice channel" in queue.content()
+    # Forgotten: the next start has nothing to rejoin either.
+    assert await speaking.bot.storage.continuity().voice_sessions() == {}
 
 
 async def test_playback_in_three_servers_does_not_block_the_event_loop(

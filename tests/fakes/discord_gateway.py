@@ -160,6 +160,7 @@ class FakeGateway:
     close_codes: list[tuple[int, int]]
     identify_counts: dict[int, int]
     identify_refusals: list[int]
+    ready_at: dict[int, float]
     resume_counts: dict[int, int]
     voice_rejections: list[dict[str, Any]]
     ready: dict[int, asyncio.Event]
@@ -235,7 +236,9 @@ class FakeGateway:
         if isinstance(logged, dict) and "token" in logged:
             logged["token"] = "<redacted>"
         session = connection.session
-        self.gateway_log.append({"shard_id": session.shard_id if session else None, "op": op, "d": logged})
+        self.gateway_log.append(
+            {"shard_id": session.shard_id if session else None, "op": op, "d": logged, "at": time.monotonic()}
+        )
         if op == 1:
             # discord.py's keep-alive thread notes the send time only once the loop has sent the heartbeat; an
             # ack arriving before that is measured against the previous beat ("Can't keep up ... 41 s behind").
@@ -318,6 +321,7 @@ class FakeGateway:
             "presences": [],
             "guild_join_requests": [],
         }
+        self.ready_at[shard_id] = time.monotonic()
         async with session.lock:
             await connection.send(session.frame("READY", ready))
             for guild in guilds:
@@ -514,8 +518,16 @@ def _without_content(data: dict[str, Any], bot_id: int) -> dict[str, Any]:
     mentioned = any(int(user["id"]) == bot_id for user in data.get("mentions") or [])
     if author_id == bot_id or mentioned:
         return data
-    # Without the message content intent Discord blanks these fields (except for mentions of the bot).
-    return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+    # Without the message content intent Discord blanks these fields (except for mentions of the bot), and a
+    # forwarded message's copies of them: a snapshot is message content (events/gateway.mdx, "Message Content
+    # Intent": the content, embeds, attachments and components of message objects).
+    blank = {"content": "", "embeds": [], "attachments": [], "components": []}
+    blanked = {**data, **blank}
+    if data.get("message_snapshots"):
+        blanked["message_snapshots"] = [
+            {**snapshot, "message": {**snapshot["message"], **blank}} for snapshot in data["message_snapshots"]
+        ]
+    return blanked
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import itertools
 import math
 import mimetypes
@@ -100,6 +101,30 @@ FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_VOICE_MESSAGE = 1 << 13  # IS_VOICE_MESSAGE
+FLAG_HAS_SNAPSHOT = 1 << 14  # message.mdx, "Message Flags": the message has a snapshot (via Message Forwarding)
+# message.mdx, "Message Reference Types": FORWARD points to a message at a point in time (`message_snapshot`).
+REFERENCE_FORWARD = 1
+# message.mdx, "Message Reference Types": only "basic" messages are forwarded: DEFAULT, REPLY, CHAT_INPUT_COMMAND and
+# CONTEXT_MENU_COMMAND, without a poll, call or activity.
+FORWARDABLE_TYPES = frozenset({0, 19, 20, 23})
+# message.mdx, "Message Snapshot Structure": the fields a snapshot keeps of the forwarded message.
+SNAPSHOT_FIELDS = (
+    "type",
+    "content",
+    "embeds",
+    "attachments",
+    "timestamp",
+    "edited_timestamp",
+    "flags",
+    "mentions",
+    "mention_roles",
+    "sticker_items",
+    "components",
+)
+# message.mdx, Create Message: "sticker_ids": "IDs of up to 3 stickers".
+MAX_STICKERS = 3
+# sticker.mdx, "Sticker Format Types".
+STICKER_PNG = 1
 FLAG_COMPONENTS_V2 = 1 << 15
 
 # The upload limit of a server by its boost tier (reference.mdx, "Uploading Files": 10 MiB by default, more with
@@ -359,6 +384,19 @@ def role_payload(
     if bot_id is not None:
         role["tags"] = {"bot_id": str(bot_id)}
     return role
+
+
+def sticker_item(sticker_id: int, name: str, format_type: int = STICKER_PNG) -> dict[str, Any]:
+    """A message's sticker item (sticker.mdx, "Sticker Item Object"): the least data needed to show a sticker."""
+    return {"id": str(sticker_id), "name": name, "format_type": format_type}
+
+
+def message_snapshot(message: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot of a message as a forward carries it: a copy of a few of its fields (author excluded), taken when
+    it is forwarded and never updated (message.mdx, "Forwards" and "Message Snapshot Object")."""
+    if message.get("type", 0) not in FORWARDABLE_TYPES or message.get("poll") or message.get("activity"):
+        raise ValueError("only a basic message can be forwarded (message.mdx, Message Reference Types)")
+    return {key: copy.deepcopy(message[key]) for key in SNAPSHOT_FIELDS if key in message}
 
 
 def attachment_payload(

@@ -946,10 +946,11 @@ class FakeDiscord(FakeGateway):
         # Every answer Discord counts toward its invalid request limit (10,000 per 10 minutes bans the IP).
         self.invalid_requests: list[InvalidRequest] = []
         self.unknown_routes: list[tuple[str, str]] = []
-        self.gateway_log: list[dict[str, Any]] = []
+        self.gateway_log: list[dict[str, Any]] = []  # every payload from the client, with when it came ("at")
         self.close_codes: list[tuple[int, int]] = []  # (shard_id, code) of closes the stand-in sent
         self.identify_counts: dict[int, int] = {}  # accepted IDENTIFYs (READY sent), by shard
         self.identify_refusals: list[int] = []  # shards whose IDENTIFY got op 9 for max_concurrency
+        self.ready_at: dict[int, float] = {}  # shard -> when its last READY was sent (time.monotonic)
         self._identified_at: dict[int, float] = {}  # rate limit bucket -> when its last IDENTIFY was accepted
         self.resume_counts: dict[int, int] = {}
         self.voice_rejections: list[dict[str, Any]] = []
@@ -1298,11 +1299,23 @@ class FakeDiscord(FakeGateway):
         mentions: Sequence[FakeMember | dict[str, Any] | int] = (),
         mention_roles: Sequence[dict[str, Any] | int] = (),
         attachments: Sequence[tuple[str, bytes, str]] = (),
+        stickers: Sequence[str] = (),
+        forward: dict[str, Any] | None = None,
+        silent: bool = False,
     ) -> dict[str, Any]:
-        """A user (or webhook) posts a message: dispatch MESSAGE_CREATE and return the message."""
+        """A user (or webhook) posts a message: dispatch MESSAGE_CREATE and return the message.
+
+        `attachments` are (filename, data, content type); `stickers` are the names of the stickers sent with it
+        (message.mdx, Create Message: `sticker_ids`, "up to 3"), delivered as `sticker_items` (sticker.mdx, "Sticker
+        Item Object"); `forward` is a message posted before (any channel or server), forwarded as message.mdx's
+        "Forwards" describe: a `message_reference` of type FORWARD and one `message_snapshots` entry; `silent` is
+        `@silent`, the flag SUPPRESS_NOTIFICATIONS.
+        """
         channel_id = _ref_id(channel)
         if channel_id not in guild.channels:
             raise ValueError(f"channel {channel_id} is not in {guild}")
+        if len(stickers) > p.MAX_STICKERS:
+            raise ValueError(f"a message carries at most {p.MAX_STICKERS} stickers (message.mdx, Create Message)")
         member: FakeMember | None = None
         if webhook_id is not None:
             name = author.name if isinstance(author, FakeMember) else author.get("username", "webhook")
@@ -1341,6 +1354,19 @@ class FakeDiscord(FakeGateway):
         )
         if webhook_id is not None:
             message["webhook_id"] = str(webhook_id)
+        if stickers:
+            message["sticker_items"] = [p.sticker_item(self.snowflakes.next(), name) for name in stickers]
+        if silent:
+            message["flags"] |= p.FLAG_SUPPRESS_NOTIFICATIONS
+        if forward is not None:
+            message["message_reference"] = {
+                "type": p.REFERENCE_FORWARD,
+                "message_id": forward["id"],
+                "channel_id": forward["channel_id"],
+                "guild_id": forward.get("guild_id"),
+            }
+            message["message_snapshots"] = [{"message": p.message_snapshot(forward)}]
+            message["flags"] |= p.FLAG_HAS_SNAPSHOT
         self.messages[message_id] = message
         if not guild.bot_installed:
             return _public(message)  # the bot hears nothing of a server it is not in

@@ -391,6 +391,58 @@ async def test_message_create_reaches_on_message(world: World) -> None:
     assert [user.id for user in message.mentions] == [fake.application_id]
 
 
+async def test_stickers_attachments_forwards_and_silent_messages_reach_discord_py_as_discord_sends_them(
+    world: World,
+) -> None:
+    fake, bot = world.fake, world.bot
+    other_guild = fake.add_guild(name="Elsewhere")
+    elsewhere = other_guild.add_text_channel("news")
+    original = await fake.post_message(
+        world.guild,
+        world.text,
+        world.alice,
+        "the forwarded words",
+        attachments=[("cat.png", b"\x89PNG", "image/png")],
+        stickers=["party parrot"],
+    )
+    await fake.post_message(world.guild, world.text, world.alice, "", stickers=["party parrot", "wave"])
+    await fake.post_message(
+        world.guild,
+        world.text,
+        world.alice,
+        "",
+        attachments=[("clip.mp4", b"mp4", "video/mp4"), ("notes.pdf", b"%PDF", "application/pdf")],
+    )
+    await fake.post_message(world.guild, world.text, world.alice, "", forward=original)
+    await fake.post_message(world.guild, world.text, world.alice, "shh", silent=True)
+    await fake.wait_until(lambda: len(bot.seen["message"]) == 5)
+    _, stickers, files, forwarded, silent = bot.seen["message"]
+    assert [sticker.name for sticker in stickers.stickers] == ["party parrot", "wave"]
+    assert [(a.filename, a.content_type) for a in files.attachments] == [
+        ("clip.mp4", "video/mp4"),
+        ("notes.pdf", "application/pdf"),
+    ]
+    # message.mdx, "Forwards": a FORWARD reference and a snapshot of the message as it was, without its author.
+    assert forwarded.content == "" and forwarded.reference is not None
+    assert forwarded.reference.type is discord.MessageReferenceType.forward
+    assert forwarded.reference.message_id == int(original["id"])
+    assert forwarded.flags.forwarded
+    [snapshot] = forwarded.message_snapshots
+    assert snapshot.content == "the forwarded words"
+    assert [a.filename for a in snapshot.attachments] == ["cat.png"]
+    assert [sticker.name for sticker in snapshot.stickers] == ["party parrot"]
+    raw = fake.message(int(forwarded.id))["message_snapshots"][0]["message"]
+    assert "author" not in raw and "id" not in raw
+    assert silent.flags.suppress_notifications and silent.content == "shh"
+    # Discord refuses what its documentation refuses.
+    with pytest.raises(ValueError, match="at most 3 stickers"):
+        await fake.post_message(world.guild, world.text, world.alice, "", stickers=["a", "b", "c", "d"])
+    poll = await fake.post_message(other_guild, elsewhere, world.alice, "a poll")
+    fake.messages[int(poll["id"])]["poll"] = {"question": {"text": "?"}}
+    with pytest.raises(ValueError, match="only a basic message can be forwarded"):
+        await fake.post_message(world.guild, world.text, world.alice, "", forward=fake.messages[int(poll["id"])])
+
+
 async def test_bot_channel_message_with_file_is_recorded(world: World) -> None:
     fake, bot = world.fake, world.bot
     channel = bot.get_channel(int(world.text["id"]))
@@ -471,9 +523,14 @@ async def test_message_content_refused_raises_privileged_intents_required() -> N
             # Without the intent the bot connects, and Discord blanks message content.
             limited = StandInBot(guild.id, message_content=False)
             async with running(limited, fake):
-                await fake.post_message(guild, text, member, "secret words")
+                original = await fake.post_message(guild, text, member, "secret words")
                 await fake.wait_until(lambda: bool(limited.seen["message"]))
                 assert limited.seen["message"][0].content == ""
+                # A forward's copy of the content is content too.
+                await fake.post_message(guild, text, member, "", forward=original)
+                await fake.wait_until(lambda: len(limited.seen["message"]) == 2)
+                [snapshot] = limited.seen["message"][1].message_snapshots
+                assert snapshot.content == ""
 
 
 async def test_guilds_are_spread_over_shards() -> None:

@@ -32,6 +32,7 @@ SAMPLE_SETTINGS: dict[str, object] = {
     "ignore_role_id": 987_654_321_987_654_321,
     "budget": 50_000,
     "member_budget": 2_000,
+    "auto_join": True,
 }
 SAMPLE_PREFERENCES: dict[str, str] = {"voice_id": "my-voice", "rate": "slow", "nickname": "Robin"}
 
