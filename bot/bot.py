@@ -30,7 +30,7 @@ from bot.speech import SpeechService
 from bot.storage import Storage
 from bot.tree import UnmixrTree
 from bot.unmixr import UnmixrClient
-from bot.voice_internals import view_takes
+from bot.voice_internals import skip_own_messages, view_takes
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class UnmixrBot(commands.AutoShardedBot):
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             **_shard_options(settings),
         )
+        # Its own replies come back through the readout intent; nothing reads them (bots are never read out).
+        skip_own_messages(self)
         self.settings = settings
         self.readouts_enabled = message_content
         self.shutting_down = False
