@@ -917,13 +917,13 @@ class Storage:
             raise ValueError("usage amounts cannot be negative")
         if charged_at is None:
             parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
-            await self._db.execute(_SETTLE_LEDGER, parameters)
+            await self._db.run(_SETTLE_LEDGER, parameters)
             return
         moment = _utc(charged_at)
         when, day = moment.timestamp(), moment.date().isoformat()
         spent = (characters, credits_prebuilt, credits_cloned, requests)
         if not apart:
-            await self._db.execute(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
+            await self._db.run(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
             return
         async with self._db.transaction() as session:
             await session.execute(_CHARGE_APART, (when, day, *spent, ticket))
