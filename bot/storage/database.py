@@ -819,6 +819,41 @@ class Storage:
         # One statement is its own atomic transaction.
         await self._db.fetchone(_INSERT_LEDGER, parameters)
 
+    async def insert_usage(
+        self,
+        guild_id: int,
+        user_id: int | None,
+        *,
+        at: datetime,
+        reserved: int,
+        characters: int,
+        credits_prebuilt: int,
+        credits_cloned: int,
+        requests: int,
+        cache_hits: int,
+    ) -> int:
+        """Write one request's ledger row as it stands (a hold, what it spent, or both) and return its id.
+
+        For a request that nothing could refuse (no budget applies): its row is written once, after its answer.
+        """
+        if min(reserved, characters, credits_prebuilt, credits_cloned, requests, cache_hits) < 0:
+            raise ValueError("usage amounts cannot be negative")
+        moment = _utc(at)
+        row = (
+            guild_id,
+            user_id,
+            moment.timestamp(),
+            moment.date().isoformat(),
+            reserved,
+            characters,
+            credits_prebuilt,
+            credits_cloned,
+            requests,
+            cache_hits,
+        )
+        (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
+        return int(ticket)
+
     async def reserve_usage(
         self,
         guild_id: int,
