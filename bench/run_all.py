@@ -2,7 +2,7 @@
 
 Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead say_cost long_text cache memory
                                           readout upstream_load queued_credits autocomplete clone_checks
-                                          database voice_scale)
+                                          fitted_audio database voice_scale)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ BENCHMARKS = (
     "queued_credits",
     "autocomplete",
     "clone_checks",
+    "fitted_audio",
     "database",
     "voice_scale",
 )

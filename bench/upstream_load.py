@@ -14,6 +14,10 @@ Discord stand-in; the headline is the time of the last reply.
 3. unlimited, adaptive: no capacity limit, UNLIMITED_LATENCY per request, the bot as configured
    (UNMIXR_MAX_CONCURRENCY 64).
 4. unlimited, no limiter: the same, with the bot's limiter replaced by one so large that it never binds.
+5. unlimited 30 s after capped: one bot runs the capped burst of 1, waits QUIET seconds (PRODUCT.md: slow
+   start resumes after 30 s without a 429 or timeout), then the unlimited burst of 3, to be read next to
+   phase 3's fresh bot. Before slow start resumed, the limit climbed back by one a window from where the
+   429s had left it.
 
 Run: python -m bench.upstream_load
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 
 from bench.common import TTS, Report, Stack, first_answer, stack, wait_all
 from bot.unmixr import AdaptiveLimiter
+from bot.unmixr.limiter import QUIET_SECONDS
 from tests.fakes.discord_server import FakeInteraction
 
 SAYS = 200
@@ -40,6 +45,8 @@ CAPPED_GOAL = 1.5
 UNLIMITED_GOAL = 2.0
 # A limiter this large never makes a request wait: the bot "without a limiter".
 NEVER_BINDS = 1_000_000
+# Between the capped burst and the unlimited one of phase 5: just past the limiter's quiet time.
+QUIET = QUIET_SECONDS + 0.5
 
 
 @dataclass
@@ -111,10 +118,30 @@ async def run_phase(
         # Warm up: the first /say resolves the default voice and opens the cache.
         await wait_all([await state.say(text=f"Warming up before the {name} phase.")], first_answer)
         if limiter_off:
-            state.bot.unmixr._limiter = AdaptiveLimiter(NEVER_BINDS, initial=NEVER_BINDS)
+            state.bot.unmixr.transport.limiter = AdaptiveLimiter(NEVER_BINDS, initial=NEVER_BINDS)
         state.unmixr.set_latency(latency, endpoint=TTS)
         await burst(state, phase)
     return phase
+
+
+async def run_after_capped() -> tuple[Phase, Phase, int]:
+    """One bot: the capped burst, QUIET seconds without a request, then the unlimited burst.
+
+    Returns both bursts and the limit the capped one left.
+    """
+    capped = Phase("capped-before-quiet")
+    recovered = Phase("unlimited-after-quiet")
+    async with stack(members=SAYS) as state:
+        state.unmixr.set_capacity(CAPACITY, retry_after=RETRY_AFTER)
+        await wait_all([await state.say(text="Warming up before the capped burst.")], first_answer)
+        state.unmixr.set_latency(CAPPED_LATENCY, endpoint=TTS)
+        await burst(state, capped)
+        left = state.bot.unmixr.limiter.limit
+        await asyncio.sleep(QUIET)
+        state.unmixr.set_capacity(None)
+        state.unmixr.set_latency(UNLIMITED_LATENCY, endpoint=TTS)
+        await burst(state, recovered)
+    return capped, recovered, left
 
 
 def describe(phase: Phase) -> None:
@@ -141,7 +168,8 @@ async def run() -> Report:
     at_once = await run_phase("capped-retry-after-0", capacity=CAPACITY, latency=CAPPED_LATENCY, retry_after=0)
     adaptive = await run_phase("unlimited", capacity=None, latency=UNLIMITED_LATENCY)
     unlimited = await run_phase("no-limiter", capacity=None, latency=UNLIMITED_LATENCY, limiter_off=True)
-    for phase in (capped, at_once, adaptive, unlimited):
+    before_quiet, recovered, left = await run_after_capped()
+    for phase in (capped, at_once, adaptive, unlimited, before_quiet, recovered):
         describe(phase)
 
     ratio = capped.last / IDEAL
@@ -168,6 +196,14 @@ async def run() -> Report:
         f"{2 * SAYS}",
         adaptive.audio + unlimited.audio == 2 * SAYS,
     )
+    report.add(f"unlimited {QUIET_SECONDS:g} s after capped: last reply", recovered.last * 1000, "ms", summary=True)
+    report.add(
+        f"unlimited {QUIET_SECONDS:g} s after capped / fresh bot", recovered.last / adaptive.last, "x", summary=True
+    )
+    report.add("  limit the capped burst left", left, "")
+    report.add("  peak concurrent at the stand-in: after capped", recovered.peak, "", summary=True)
+    report.add("  peak concurrent at the stand-in: fresh bot", adaptive.peak, "", summary=True)
+    report.add("  audio replies after capped (both bursts)", before_quiet.audio + recovered.audio, f"of {2 * SAYS}")
     report.note(
         f"{SAYS} members each send one /say with its own text, back to back (dispatching them all takes at most "
         f"{max(p.dispatch for p in (capped, at_once, adaptive, unlimited)):.2f} s). Capped: the stand-in "
@@ -175,7 +211,8 @@ async def run() -> Report:
         f"Retry-After: {RETRY_AFTER:g} above that (0 in the information row); "
         f"ideal {SAYS} / {CAPACITY} x {CAPPED_LATENCY} s = {IDEAL:.2f} s. "
         f"Unlimited: {UNLIMITED_LATENCY} s latency, the bot as configured (starts at 8, ceiling 64) against the "
-        "same bot with a limiter that never binds. Each phase is a fresh bot; times are from the first dispatch. "
+        "same bot with a limiter that never binds. Each phase is a fresh bot, but the last: it runs the capped "
+        f"burst, waits {QUIET:g} s, then the unlimited one. Times are from the first dispatch. "
         "Bot and stand-ins share one process and event loop: the stand-ins' work counts against the bot."
     )
     return report

@@ -10,8 +10,10 @@ from datetime import date
 from typing import Any, Literal
 
 from bot.budget import BudgetError, Clock, utc_now
+from bot.metrics import Metrics
 from bot.storage import Storage
 from bot.unmixr import CreditBalance, UnmixrClient, UnmixrError
+from bot.wording import number
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,10 @@ class LowBalanceWatch:
         threshold: int,
         post: Post | None,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._storage = storage
         self._threshold = threshold
         self._post = post
@@ -54,14 +58,16 @@ class LowBalanceWatch:
 
     def _sentence(self, kind: AlertKind, left: int) -> str:
         return (
-            f"The Unmixr account is low on {_KIND_NAMES[kind]} characters: {left} left, under the warning level of "
-            f"{self._threshold}; add credits at https://unmixr.com before requests start failing."
+            f"The Unmixr account is low on {_KIND_NAMES[kind]} characters: {number(left)} left, under the warning "
+            f"level of {number(self._threshold)}; add credits at https://unmixr.com before requests start failing."
         )
 
     async def check(self, balance: CreditBalance | None = None) -> list[str]:
         """Read the balance (unless given), log and post what is low; return one warning sentence per kind."""
         if balance is None:
             balance = await self._client.credit_balance()
+        if self._metrics is not None:
+            self._metrics.balance(prebuilt=balance.prebuilt_chars, voice_cloning=balance.cloned_chars)
         found: list[str] = []
         for kind, left in await self._low(balance):
             sentence = self._sentence(kind, left)
@@ -90,7 +96,12 @@ class LowBalanceWatch:
             try:
                 await self.check()
             except UnmixrError as error:
-                log.warning("could not read the credit balance: %s", error.message)
+                # An outage or a refused key is reported once a minute by the Unmixr client, with its address.
+                log.log(
+                    logging.DEBUG if error.logged_by_client else logging.WARNING,
+                    "could not read the credit balance: %s",
+                    error.message,
+                )
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             await asyncio.sleep(CHECK_SECONDS)

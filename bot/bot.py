@@ -17,20 +17,24 @@ from discord.ext import commands
 import cogs
 from bot.alerts import AccountLimitAlert, LowBalanceWatch
 from bot.audio import AudioCache
+from bot.audio.cache import REMOVE_EXPIRED_SECONDS
+from bot.audio.sessions import VoiceSessions
 from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.clones import AwaitedClones
 from bot.lookups import LookupGate, StorageReadiness
+from bot.mentions import MemberLookups
 from bot.metrics import Metrics
 from bot.monitoring import MonitoringServer
 from bot.replies import NO_MENTIONS, answer, post
 from bot.settings import Settings
 from bot.speech import SpeechService
 from bot.storage import Storage
-from bot.tree import UnmixrTree
-from bot.unmixr import UnmixrClient
+from bot.tree import UnmixrTree, record_command
+from bot.unmixr import UnmixrClient, UnmixrError
 from bot.voice_internals import skip_own_messages, view_takes
+from bot.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,8 @@ class UnmixrBot(commands.AutoShardedBot):
         self.background_tasks: set[asyncio.Task[Any]] = set()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failed_extensions: dict[str, BaseException] = {}
+        # Set when the gateway first speaks: a start waits only so long for it (bot.connect.connect_within).
+        self.gateway_answered = asyncio.Event()
         self.metrics = Metrics()
         self.monitoring: MonitoringServer | None = None
         # Opened in setup_hook, closed in close(), in reverse order.
@@ -100,6 +106,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.guard: CreditGuard
         self.lookups: LookupGate
         self.speech: SpeechService
+        self.voice: VoiceSessions
         self.balance_watch: LowBalanceWatch
 
     async def setup_hook(self) -> None:
@@ -124,6 +131,7 @@ class UnmixrBot(commands.AutoShardedBot):
             on_size=self.metrics.audio_cache_bytes.labels(tier="postgresql").set,
         )
         self.audio_cache = AudioCache(settings.audio_cache_dir, settings.audio_cache_max_bytes, shared=shared)
+        self.member_lookups = MemberLookups()
         self.catalogue = Catalogue(self.unmixr, self.storage, include_openai=settings.openai_api_key is not None)
         self.clones = AwaitedClones(self.storage, self.catalogue, limit=settings.max_clones_per_server)
         alert_post = self._post_alert if settings.alert_channel_id is not None else None
@@ -147,11 +155,13 @@ class UnmixrBot(commands.AutoShardedBot):
             operator_voice_id=settings.default_voice_id,
             metrics=self.metrics,
         )
+        self.voice = VoiceSessions(self)
         self.balance_watch = LowBalanceWatch(
             self.unmixr,
             self.storage,
             threshold=settings.low_balance_characters,
             post=alert_post,
+            metrics=self.metrics,
         )
         await self._start_monitoring()
         await self.load_all_extensions()
@@ -159,7 +169,11 @@ class UnmixrBot(commands.AutoShardedBot):
             guild = discord.Object(settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to the development server %s", len(synced), settings.dev_guild_id)
+            commands_synced = counted(len(synced), "{count} command", "{count} commands")
+            log.info("synced %s to the development server %s", commands_synced, settings.dev_guild_id)
+        # Scanned now, not at the first request: the cache's size is known (and a crash's leftovers cleared) at once.
+        self.spawn(self.audio_cache.load(), name="audio-cache-scan")
+        self.spawn(self._forget_message_audio(), name="message-audio-expiry")
         self.spawn(self._keep_catalogue_fresh(), name="catalogue-refresh")
         self.spawn(self.balance_watch.run(), name="low-balance-watch")
         self.spawn(self._compact_usage(), name="usage-compaction")
@@ -174,6 +188,7 @@ class UnmixrBot(commands.AutoShardedBot):
         self.unmixr.limiter.on_change = metrics.upstream_concurrency.set
         metrics.guilds.set_function(lambda: len(self.guilds))
         metrics.voice_connections.set_function(lambda: len(self.voice_clients))
+        metrics.audio_cache_bytes.labels(tier="local").set_function(lambda: self.audio_cache.total_bytes)
         metrics.before_scrape(lambda: metrics.latencies(dict(self.latencies)))
         if self.settings.metrics_port is not None:
             self.monitoring = MonitoringServer(
@@ -187,7 +202,7 @@ class UnmixrBot(commands.AutoShardedBot):
         command: app_commands.Command[Any, Any, Any] | app_commands.ContextMenu,
     ) -> None:
         """Count a command that finished without an error (failures are counted by the tree's error path)."""
-        self.metrics.command(command.qualified_name, "ok")
+        record_command(self.metrics, interaction, command.qualified_name, "ok")
 
     async def load_all_extensions(self) -> None:
         """Load every module of `cogs/`; one that fails is logged and the others still load."""
@@ -213,9 +228,15 @@ class UnmixrBot(commands.AutoShardedBot):
         listed = ", ".join(str(shard) for shard in shards) if shards else "none yet"
         return f"shard{'s' if len(shards) != 1 else ''} {listed} of {self.shard_count or '?'}"
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Note that the gateway answered (identifying follows its Hello), then pace identifies as discord.py does."""
+        self.gateway_answered.set()
+        await super().before_identify_hook(shard_id, initial=initial)
+
     async def on_ready(self) -> None:
         """Say which shards this process runs, once every one of them is connected."""
-        log.info("connected: this process runs %s, %d servers", self.describe_shards(), len(self.guilds))
+        servers = counted(len(self.guilds), "{count} server", "{count} servers")
+        log.info("connected: this process runs %s, %s", self.describe_shards(), servers)
 
     async def on_shard_connect(self, shard_id: int) -> None:
         """A shard started a new gateway session (READY, not a resume): drop the cached state of its servers.
@@ -278,7 +299,9 @@ class UnmixrBot(commands.AutoShardedBot):
             try:
                 await self.catalogue.refresh()
             except Exception as error:
-                log.warning("voice catalogue refresh failed: %s", error)
+                # An Unmixr outage or a refused key is logged by the client, once a minute, with its address.
+                quiet = isinstance(error, UnmixrError) and error.logged_by_client
+                log.log(logging.DEBUG if quiet else logging.WARNING, "voice catalogue refresh failed: %s", error)
                 await asyncio.sleep(60)
                 continue
             await asyncio.sleep(REFRESH_SECONDS)
@@ -287,6 +310,15 @@ class UnmixrBot(commands.AutoShardedBot):
         # A partial channel needs no cache: the alert channel may belong to a server of another shard.
         assert self.settings.alert_channel_id is not None
         await post(self.get_partial_messageable(self.settings.alert_channel_id), text)
+
+    async def _forget_message_audio(self) -> None:
+        # Privacy (PRODUCT.md): the audio of members' messages stays in the cache at most 24 hours.
+        while True:
+            await asyncio.sleep(REMOVE_EXPIRED_SECONDS)
+            try:
+                await self.audio_cache.remove_expired()
+            except OSError as error:
+                log.warning("could not remove expired message audio from the cache: %s", error)
 
     async def _compact_usage(self) -> None:
         # Budgets read only today and the last hour: older days shrink to one ledger row per server.

@@ -15,6 +15,7 @@ from bot.metrics import Metrics
 from bot.resolution import SOURCE_LABELS
 from bot.storage import BudgetExceededError, Storage
 from bot.unmixr import CreditUsage
+from bot.wording import number
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,11 +40,11 @@ class Budget:
     source: BudgetSource
 
     def amount(self, period: str) -> str:
-        """The budget as a short phrase, such as "5000 credits a day", or "unlimited"."""
-        return "unlimited" if self.limit is None else f"{self.limit} credits {period}"
+        """The budget as a short phrase, such as "5,000 credits a day", or "unlimited"."""
+        return "unlimited" if self.limit is None else f"{number(self.limit)} credits {period}"
 
     def describe(self, period: str) -> str:
-        """The budget and where it comes from, such as "5000 credits a day (server setting)"."""
+        """The budget and where it comes from, such as "5,000 credits a day (server setting)"."""
         return f"{self.amount(period)} ({SOURCE_LABELS[self.source]})"
 
 
@@ -63,36 +64,42 @@ class BudgetError(UserFacingError):
         self.kind = refused.kind
         self.budget = refused.budget
         self.frees_at = refused.frees_at
-        if refused.kind == "account":
+        amount, budget = number(refused.amount), number(refused.budget)
+        left = number(max(refused.budget - refused.used, 0))
+        when = f"<t:{int(refused.frees_at.timestamp())}:R>" if refused.frees_at is not None else ""
+        # One whole sentence for each case, so each can be translated as it is.
+        if refused.kind == "account" and refused.frees_at is None:
             # Every server's use together: nothing an admin can change, so the answer names the operator's setting.
-            whose, amount, raise_it = (
-                "the bot operator's daily limit",
-                f"{refused.budget} credits for all servers together",
-                "the bot's operator can raise ACCOUNT_DAILY_BUDGET",
+            message = (
+                f"This needs {amount} credits but the bot operator's daily limit is {budget} credits for all "
+                "servers together, so it can never fit; shorten the text, or the bot's operator can raise "
+                "ACCOUNT_DAILY_BUDGET."
+            )
+        elif refused.kind == "account":
+            message = (
+                f"That would pass the bot operator's daily limit of {budget} credits for all servers together "
+                f"({left} left, this needs {amount}); it frees up {when}, or the bot's operator can raise "
+                "ACCOUNT_DAILY_BUDGET."
+            )
+        elif refused.kind == "server" and refused.frees_at is None:
+            message = (
+                f"This needs {amount} credits but this server's budget is {budget} credits a day, so it can never "
+                "fit; shorten the text, or ask an admin to raise `/settings budget`."
             )
         elif refused.kind == "server":
-            whose, amount, raise_it = (
-                "this server's daily budget",
-                f"{refused.budget} credits a day",
-                "ask an admin to raise `/settings budget`",
+            message = (
+                f"That would pass this server's budget of {budget} credits a day ({left} left, this needs {amount}); "
+                f"it frees up {when}, or ask an admin to raise `/settings budget`."
+            )
+        elif refused.frees_at is None:
+            message = (
+                f"This needs {amount} credits but your budget in this server is {budget} credits an hour, so it can "
+                "never fit; shorten the text, or ask an admin to raise `/settings member-budget`."
             )
         else:
-            whose, amount, raise_it = (
-                "your budget in this server",
-                f"{refused.budget} credits an hour",
-                "ask an admin to raise `/settings member-budget`",
-            )
-        if refused.frees_at is None:
             message = (
-                f"This needs {refused.amount} credits but {whose} is {amount}, so it can never fit; shorten the text, "
-                f"or {raise_it}."
-            )
-        else:
-            when = f"<t:{int(refused.frees_at.timestamp())}:R>"
-            left = max(refused.budget - refused.used, 0)
-            message = (
-                f"That would pass {whose} of {amount} ({left} left, this needs {refused.amount}); it frees up "
-                f"{when}, or {raise_it}."
+                f"That would pass your budget in this server of {budget} credits an hour ({left} left, this needs "
+                f"{amount}); it frees up {when}, or ask an admin to raise `/settings member-budget`."
             )
         super().__init__(message)
 

@@ -50,6 +50,8 @@ MAX_SUGGESTIONS = 25
 FETCH_CONCURRENCY = 8
 # A page count past this is a malformed answer, not a catalogue.
 MAX_PAGES = 1000
+# How long a new clone's answer may wait for its details from Unmixr; past this it is offered as it is.
+DETAILS_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class Catalogue:
                 if guild_id not in self._servers:
                     await self._load_server(guild_id)
             except Exception as error:
-                log.warning("could not read the clones of server %s: %s", guild_id, error)
+                log.log(_level(error), "could not read the clones of server %s: %s", guild_id, error)
             finally:
                 self._warming.pop(guild_id, None)
 
@@ -161,7 +163,7 @@ class Catalogue:
         # Waiting does not cancel them: a caller that gives up leaves the fetches to finish for the others.
         await asyncio.wait([catalogue, clones])
         if not clones.cancelled() and clones.exception() is not None:
-            log.warning("could not refresh the clones: %s", clones.exception())
+            log.log(_level(clones.exception()), "could not refresh the clones: %s", clones.exception())
         catalogue.result()
 
     async def refresh_clones(self) -> None:
@@ -201,20 +203,28 @@ class Catalogue:
             *(self._list_category(category, pages) for category in self._categories), return_exceptions=True
         )
         by_category: dict[str, tuple[Voice, ...]] = {}
+        unlisted = 0
         for category, result in zip(self._categories, listed, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, UnmixrError) or category == "prebuilt-voices":
                     raise result
-                log.warning("could not list %s: %s", category, result.message)
+                # An outage or a refused key is logged by the Unmixr client, once a minute, with its address.
+                log.log(_level(result), "could not list %s: %s", category, result.message)
                 if category in previous:
                     by_category[category] = previous[category]  # serve what we had rather than nothing
                 continue
-            by_category[category] = tuple(voice for voice in result if voice.uuid and voice.is_available)
+            voices, skipped = result
+            unlisted += skipped + sum(1 for voice in voices if not voice.listable)
+            by_category[category] = tuple(voice for voice in voices if voice.listable and voice.is_available)
+        _log_unlisted("catalogue", unlisted)
         self._snapshot = await asyncio.to_thread(_Snapshot.build, by_category)
         log.info("voice catalogue loaded: %d voices", len(self._snapshot.index))
 
-    async def _list_category(self, category: str, pages: asyncio.Semaphore) -> list[Voice]:
-        """Every voice of a category, in the API's order, with the largest page size the API accepts."""
+    async def _list_category(self, category: str, pages: asyncio.Semaphore) -> tuple[list[Voice], int]:
+        """Every voice of a category, in the API's order, with the largest page size the API accepts.
+
+        Also how many entries of its pages were not objects at all (so not even a voice without a uuid).
+        """
         size: int | None = PAGE_SIZE
         try:
             async with pages:
@@ -226,8 +236,9 @@ class Catalogue:
             async with pages:
                 first = await self._client.voice_list(category=category, page_size=size)
         voices = list(first.results)
+        skipped = first.skipped
         if first.next_page is None or not first.results:
-            return voices
+            return voices, skipped
         if first.total_page is None or not 1 < first.total_page <= MAX_PAGES:
             # No page count to fan out on: follow the links one page at a time.
             seen = {first.current_page or 1}
@@ -237,8 +248,9 @@ class Catalogue:
                 async with pages:
                     page = await self._client.voice_list(category=category, page=number, page_size=size)
                 voices.extend(page.results)
+                skipped += page.skipped
                 number = page.next_page if page.results else None
-            return voices
+            return voices, skipped
 
         async def fetch(number: int) -> VoicePage:
             async with pages:
@@ -246,17 +258,21 @@ class Catalogue:
 
         for page in await asyncio.gather(*(fetch(number) for number in range(2, first.total_page + 1))):
             voices.extend(page.results)
-        return voices
+            skipped += page.skipped
+        return voices, skipped
 
     async def _refresh_clones(self) -> None:
         first, self._clones_refreshed = not self._clones_refreshed, True
         started = self.clock()
         try:
-            listed = [voice async for voice in self._client.iter_cloned_voices(page_size=PAGE_SIZE)]
+            # Pages stop at an empty page or one that repeats the previous (an API that ignores `page`).
+            pages = [page async for page in self._client.cloned_voice_pages(page_size=PAGE_SIZE)]
         except UnmixrError as error:
-            log.warning("could not list cloned voices: %s", error.message)
+            log.log(_level(error), "could not list cloned voices: %s", error.message)
         else:
-            self._account_clones = {voice.uuid: voice for voice in listed if voice.uuid}
+            listed = [voice for page in pages for voice in page.results]
+            _log_unlisted("cloned-voice list", sum(page.skipped for page in pages), *listed)
+            self._account_clones = {voice.uuid: voice for voice in listed if voice.listable}
             if self.on_clone_list is not None:
                 try:
                     await self.on_clone_list(listed, started)
@@ -298,11 +314,37 @@ class Catalogue:
         """Whether the voice is one of this server's clones (charged in cloned-voice credits); memory only."""
         return self._servers.get(guild_id, _NO_CLONES).index.get(voice_id) is not None
 
-    def add_clone(self, guild_id: int, voice: Voice) -> None:
-        """Make a new clone usable in its server at once (the catalogue itself is not fetched again)."""
+    async def add_clone(self, guild_id: int, voice: Voice) -> Voice:
+        """Make a new clone usable in its server at once, with what Unmixr says of it (languages, capabilities).
+
+        `voice` is what `/clone-voice/` told (uuid, name, description): usable as it is. Unmixr's details are
+        fetched once, within DETAILS_SECONDS; if that fails, the next refresh completes the voice. Returns the
+        voice as it is now offered.
+        """
+        self._put_clone(guild_id, voice, replace=False)
+        try:
+            async with asyncio.timeout(DETAILS_SECONDS):
+                details = await self._client.voice_details(voice.uuid)
+        except (UnmixrError, TimeoutError) as error:
+            reason = error.message if isinstance(error, UnmixrError) else "no answer in time"
+            log.warning("could not fetch the details of the new clone %s: %s", voice.uuid, reason)
+            return voice
+        # Unmixr's word on everything it says; the uuid, and the name and description if it left them out, ours.
+        known: dict[str, str | None] = {"uuid": voice.uuid, "character": details.character or voice.character}
+        if details.description is None:
+            known["description"] = voice.description
+        detailed = details.model_copy(update=known)
+        self._put_clone(guild_id, detailed, replace=True)
+        return detailed
+
+    def _put_clone(self, guild_id: int, voice: Voice, *, replace: bool) -> None:
+        """Put a clone of this server in memory (the catalogue is not fetched); `replace` what the list knew of it."""
         self._versions[guild_id] = self._versions.get(guild_id, 0) + 1
         if self._account_clones is not None:
-            self._account_clones.setdefault(voice.uuid, voice)
+            if replace:
+                self._account_clones[voice.uuid] = voice
+            else:
+                self._account_clones.setdefault(voice.uuid, voice)
         server = self._servers.get(guild_id)
         if server is not None:
             known = tuple(known for known in server.known if known.uuid != voice.uuid)
@@ -318,6 +360,14 @@ class Catalogue:
     def guild_clones(self, guild_id: int) -> list[Voice]:
         """This server's cloned voices (those in memory), oldest first."""
         return list(self._servers.get(guild_id, _NO_CLONES).index)
+
+    def listing(self, category: str | None, guild_id: int | None) -> list[Voice]:
+        """One category's voices in Unmixr's order (`prebuilt-voices` when None, as the API defaults), or this
+        server's clones for `clones`; memory only, empty while nothing is loaded."""
+        if category == "clones":
+            return self.guild_clones(guild_id) if guild_id is not None else []
+        snapshot = self._snapshot
+        return list(snapshot.by_category.get(category or "prebuilt-voices", ())) if snapshot is not None else []
 
     def voices_for(self, guild_id: int | None) -> list[Voice]:
         """Every voice a server may use: its clones first, then the catalogue."""
@@ -381,6 +431,13 @@ class Catalogue:
         return snapshot.defaults[language]
 
 
+def _log_unlisted(where: str, skipped: int, *voices: Voice) -> None:
+    """Say once per refresh how many entries were left out: not objects, or voices without a uuid or a name."""
+    unlisted = skipped + sum(1 for voice in voices if not voice.listable)
+    if unlisted:
+        log.warning("left out %d entries of the %s without a uuid or a name", unlisted, where)
+
+
 def _first_speaker(prebuilt: Iterable[Voice], language: str) -> Voice | None:
     voices = list(prebuilt)
     # A native speaker of the language first, then a multilingual voice that also speaks it.
@@ -397,3 +454,8 @@ def find_in(query: str, voices: Iterable[Voice]) -> Voice | None:
     """The best name match among `voices` (exact, prefix, word prefix, substring), for one-off lists."""
     found = rank(query, [VoiceIndex(voices)], 1, last_tier=SUBSTRING)
     return found[0] if found else None
+
+
+def _level(error: BaseException | None) -> int:
+    """DEBUG for a failure the Unmixr client has logged already (an outage, a refused key), else WARNING."""
+    return logging.DEBUG if isinstance(error, UnmixrError) and error.logged_by_client else logging.WARNING

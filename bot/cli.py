@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes.util
-import importlib.util
+import functools
 import logging
-import shutil
 import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import aiohttp
 import discord
 import yarl
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.connect import (
+    MESSAGE_CONTENT_HELP,
+    DiscordSilentError,
+    apply_discord_endpoints,
+    connect_within,
+    login_within,
+    unmixr_client,
+)
+from bot.settings import DEFAULT_BASE_URL, Settings, SettingsError, load_settings
+from bot.wording import counted, number
+
+if TYPE_CHECKING:
+    from bot.unmixr import UnmixrError
 
 log = logging.getLogger("bot")
 
@@ -30,11 +40,6 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
-MESSAGE_CONTENT_HELP = (
-    "Discord refused the Message Content intent (gateway close 4014), so readouts are off. "
-    "To read the readout channel aloud, enable 'Message Content Intent' on the Bot page of your application "
-    "at https://discord.com/developers/applications and restart the bot; everything else works without it."
-)
 LOGIN_REFUSED = "Discord refused DISCORD_TOKEN; copy it again from the Bot page of your application."
 
 
@@ -45,14 +50,6 @@ class CommandLineError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
-
-
-def apply_discord_endpoints(settings: Settings) -> None:
-    """Point discord.py at another Discord (a local stand-in) when the settings ask for it."""
-    if settings.discord_api_base:
-        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
 async def run_bot(settings: Settings, *, on_bot: Callable[[Any], None] | None = None) -> None:
@@ -67,7 +64,8 @@ async def run_bot(settings: Settings, *, on_bot: Callable[[Any], None] | None = 
             on_bot(bot)
         try:
             async with bot:
-                await bot.start(settings.discord_token.get_secret_value())
+                await login_within(bot, settings.discord_token.get_secret_value())
+                await connect_within(bot, bot.gateway_answered)
             return
         except discord.PrivilegedIntentsRequired:
             if not message_content:
@@ -85,11 +83,45 @@ def _reason(error: object) -> str:
     return text or type(error).__name__
 
 
-def explain(error: BaseException) -> tuple[str, int] | None:
+def unmixr_line(error: UnmixrError, settings: Settings | None = None) -> str:
+    """An Unmixr failure told to the operator, who can act on it (a member gets the error's own sentence)."""
+    from bot.unmixr import (
+        InsufficientClonedCreditsError,
+        InsufficientPrebuiltCreditsError,
+        InvalidApiKeyError,
+        OpenAIKeyRequiredError,
+        ServiceUnavailableError,
+        UnmixrConnectionError,
+        UnmixrTimeoutError,
+    )
+
+    where = settings.unmixr_base_url if settings is not None else DEFAULT_BASE_URL
+    if isinstance(error, InvalidApiKeyError):
+        return (
+            f"Unmixr at {where} rejected UNMIXR_API_KEY; copy the key again from "
+            "https://app.unmixr.com/manage-api-keys/ (the API needs an eligible Unmixr plan)."
+        )
+    if isinstance(error, OpenAIKeyRequiredError):
+        return "That voice needs an OpenAI API key: set OPENAI_API_KEY, or pick another voice."
+    if isinstance(error, InsufficientPrebuiltCreditsError):
+        return "The Unmixr account has run out of prebuilt-voice characters; add credits to it, then try again."
+    if isinstance(error, InsufficientClonedCreditsError):
+        return "The Unmixr account has run out of cloned-voice characters; add credits to it, then try again."
+    if isinstance(error, UnmixrConnectionError):
+        return f"Unmixr could not be reached at {where} ({error.detail}); check the network and UNMIXR_BASE_URL."
+    if isinstance(error, UnmixrTimeoutError):
+        return f"Unmixr at {where} did not answer in time; try again in a moment."
+    if isinstance(error, ServiceUnavailableError):
+        return f"Unmixr at {where} is unavailable (HTTP {error.code}); try again in a moment."
+    return f"Unmixr: {error.message}"
+
+
+def explain(error: BaseException, settings: Settings | None = None) -> tuple[str, int] | None:
     """The one line and exit status for a known kind of failure, or None for an unexpected one."""
     from bot.cli_say import OutputError
     from bot.errors import UserFacingError
     from bot.gateway_closes import close_code_line
+    from bot.markdown import plain
     from bot.monitoring import StartupError
     from bot.storage import StorageError
     from bot.unmixr import UnmixrError
@@ -100,9 +132,11 @@ def explain(error: BaseException) -> tuple[str, int] | None:
         return error.message, EXIT_USAGE if error.usage else EXIT_FAILURE
     if isinstance(error, UserFacingError):
         # The same sentence a member gets, without Discord's markdown.
-        return error.message.replace("**", "").replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
+        return plain(error.message).replace("`/voices`", "`python -m bot voices`"), EXIT_FAILURE
     if isinstance(error, UnmixrError):
-        return f"Unmixr: {error.message}", EXIT_FAILURE
+        return unmixr_line(error, settings), EXIT_FAILURE
+    if isinstance(error, DiscordSilentError):
+        return error.message, EXIT_FAILURE
     if isinstance(error, StartupError):
         return str(error), EXIT_FAILURE
     if isinstance(error, discord.LoginFailure):
@@ -126,10 +160,9 @@ def explain(error: BaseException) -> tuple[str, int] | None:
 
 
 def _fail(message: str, status: int, secrets: Sequence[str] = ()) -> int:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[redacted]")
-    print(message, file=sys.stderr)
+    from bot.masking import mask_secrets
+
+    print(mask_secrets(message, secrets), file=sys.stderr)
     return status
 
 
@@ -155,7 +188,7 @@ async def _serve(settings: Settings) -> int:
     try:
         await run_bot(settings, on_bot=lambda bot: holder.__setitem__("bot", bot))
     except Exception as error:
-        known = explain(error)
+        known = explain(error, settings)
         if known is None:
             log.exception("the bot stopped on an unexpected error")
             return EXIT_FAILURE
@@ -170,99 +203,15 @@ async def _serve(settings: Settings) -> int:
 # ----- operator tools
 
 
-def _client(settings: Settings, session: aiohttp.ClientSession) -> Any:
-    from bot.unmixr import UnmixrClient
-
-    return UnmixrClient(
-        session,
-        settings.unmixr_api_key,
-        base_url=settings.unmixr_base_url,
-        openai_api_key=settings.openai_api_key,
-        max_concurrency=settings.unmixr_max_concurrency,
-    )
-
-
-def voice_support() -> dict[str, bool]:
-    """Whether each piece that voice playback needs is present."""
-    return {
-        "ffmpeg": shutil.which("ffmpeg") is not None,
-        "ffprobe": shutil.which("ffprobe") is not None,
-        "libopus": discord.opus.is_loaded() or ctypes.util.find_library("opus") is not None,
-        "PyNaCl": importlib.util.find_spec("nacl") is not None,
-        "davey": importlib.util.find_spec("davey") is not None,
-    }
-
-
 async def _check(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.unmixr import UnmixrError
+    from bot.cli_check import check
 
-    problems: list[str] = []
-    print(f"Configuration: OK (Unmixr at {settings.unmixr_base_url}, database {settings.database_path})")
-    async with aiohttp.ClientSession() as session:
-        try:
-            balance = await _client(settings, session).credit_balance()
-            print(
-                f"Unmixr: OK, {balance.prebuilt_chars:,} prebuilt and {balance.cloned_chars:,} cloned characters left"
-            )
-        except UnmixrError as error:
-            problems.append(f"Unmixr: {error.message}")
-    support = voice_support()
-    for name, present in support.items():
-        print(f"{name}: {'OK' if present else 'missing'}")
-    from bot.voice_internals import dave_protocol_version
-
-    dave = dave_protocol_version()
-    if dave >= 1:
-        print(f"DAVE (end-to-end encrypted voice): OK, protocol version {dave}")
-    else:
-        print("DAVE (end-to-end encrypted voice): missing")
-        problems.append(
-            "Discord closes voice connections without DAVE end-to-end encryption (close code 4017): "
-            "update discord.py and davey (pip install -U 'discord.py[voice]' davey)."
-        )
-    missing = [name for name, present in support.items() if not present]
-    if missing:
-        problems.append(
-            "Voice playback will not work without "
-            + ", ".join(missing)
-            + " (apt-get install ffmpeg libopus0; pip install 'discord.py[voice]')."
-        )
-    problems.extend(await _check_discord(settings))
-    for problem in problems:
-        print(f"Problem: {problem}", file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) found.")
-        return EXIT_FAILURE
-    print("All checks passed.")
-    return 0
-
-
-async def _check_discord(settings: Settings) -> list[str]:
-    apply_discord_endpoints(settings)
-    # Only logs in (no gateway); the guilds intent just keeps discord.py from warning about its absence.
-    client = discord.Client(intents=discord.Intents(guilds=True))
-    try:
-        await client.login(settings.discord_token.get_secret_value())
-        info = await client.application_info()
-    except Exception as error:
-        known = explain(error)
-        if known is None:
-            raise
-        return [known[0]]
-    finally:
-        await client.close()
-    print(f"Discord: OK, logged in as application {info.name} ({info.id})")
-    flags = info.flags
-    if not (flags.gateway_message_content or flags.gateway_message_content_limited):
-        print("Message Content intent: not enabled; readouts will be off. " + MESSAGE_CONTENT_HELP.split(". ", 1)[1])
-    else:
-        print("Message Content intent: enabled")
-    return []
+    return await check(settings, explain=functools.partial(explain, settings=settings))
 
 
 async def _voices(settings: Settings, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
-        page = await _client(settings, session).voice_list(
+        page = await unmixr_client(settings, session).voice_list(
             category=args.category,
             query=args.query,
             language=args.language,
@@ -273,11 +222,17 @@ async def _voices(settings: Settings, args: argparse.Namespace) -> int:
             page=args.page,
             page_size=args.page_size,
         )
-    for voice in page.results:
-        print(
-            f"{voice.uuid}  {voice.character}  {voice.gender or '-'}  {voice.language or '-'}  {voice.quality or '-'}"
-        )
-    print(f"page {page.current_page} of {page.total_page}, {page.count} voices")
+    rows = [("uuid", "name", "gender", "language", "quality")]
+    rows += [
+        (voice.uuid, voice.character or "-", voice.gender or "-", voice.language or "-", voice.quality or "-")
+        for voice in page.results
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    if page.results:
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    total = counted(page.count or 0, "{count} voice", "{count} voices")
+    print(f"page {page.current_page or 1} of {page.total_page or 1}, {total}")
     return 0
 
 
@@ -290,9 +245,9 @@ async def _say(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _balance(settings: Settings, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
-        balance = await _client(settings, session).credit_balance()
-    print(f"prebuilt characters: {balance.prebuilt_chars:,}")
-    print(f"cloned characters:   {balance.cloned_chars:,}")
+        balance = await unmixr_client(settings, session).credit_balance()
+    print(f"prebuilt characters: {number(balance.prebuilt_chars)}")
+    print(f"cloned characters:   {number(balance.cloned_chars)}")
     return 0
 
 
@@ -304,16 +259,18 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
     # Only the command tree is needed: no monitoring port (a running bot holds it), no development sync.
     bot = UnmixrBot(settings.model_copy(update={"metrics_port": None, "dev_guild_id": None}), message_content=False)
     async with bot:
-        await bot.login(settings.discord_token.get_secret_value())
+        await login_within(bot, settings.discord_token.get_secret_value())
         try:
             if guild_id is not None:
                 guild = discord.Object(guild_id)
                 bot.tree.copy_global_to(guild=guild)
                 synced = await bot.tree.sync(guild=guild)
-                print(f"Synced {len(synced)} commands to server {guild_id} (visible at once).")
+                done = counted(len(synced), "Synced {count} command", "Synced {count} commands")
+                print(f"{done} to server {guild_id} (visible at once).")
             else:
                 synced = await bot.tree.sync()
-                print(f"Synced {len(synced)} global commands (Discord may take up to an hour to show changes).")
+                done = counted(len(synced), "Synced {count} global command", "Synced {count} global commands")
+                print(f"{done} (Discord may take up to an hour to show changes).")
         except discord.Forbidden as error:
             where = f"server {guild_id}" if guild_id is not None else "the application"
             raise CommandLineError(
@@ -484,7 +441,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_INTERRUPTED
     except Exception as error:
         log.debug("%s failed", command, exc_info=error)
-        known = explain(error)
+        known = explain(error, settings)
         if known is None:
             return _fail(f"Unexpected error ({type(error).__name__}): {_reason(error)}", EXIT_FAILURE, secrets)
         return _fail(known[0], known[1], secrets)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from bot.storage import Storage
 from bot.text import NO_NAMES, clean_message
 from bot.unmixr import UnmixrClient
 from bot.unmixr.client import CLONED_VOICE_LIST_ENDPOINT, VOICE_LIST_ENDPOINT
+from bot.wording import counted, number
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,8 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             planned = await plan()
         except TextTooLongError as error:
             raise OutputError(
-                f"That text is {error.length} characters long but one request takes at most {error.limit}; "
+                f"That text is {number(error.length)} characters long but one request takes at most "
+                f"{number(error.limit)}; "
                 "shorten it or split it."
             ) from None
         except UnknownVoiceError:
@@ -214,7 +217,7 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
             await catalogue.close()
         await client.save()
     try:
-        await asyncio.to_thread(write_atomically, output, result.audio)
+        await asyncio.to_thread(functools.partial(write_atomically, output, result.audio, private=False))
     except OSError as error:
         raise OutputError(
             f"Cannot write {output}: {error.strerror or error}; the audio is cached, so running the same command "
@@ -238,7 +241,9 @@ def account_refusal(refused: BudgetError) -> str:
 
 def describe(output: Path, result: SpeechResult) -> str:
     """The line printed after writing: file, voice, duration and credits (or "from cache")."""
-    cost = "from cache, 0 credits" if result.from_cache else f"{result.credits} credits"
+    cost = (
+        "from cache, 0 credits" if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
+    )
     line = f"Wrote {output}: {result.plan.voice.character}, {result.output_type}, {result.duration:.1f} s, {cost}"
     if result.plan.dropped:
         line += f" (not used with this voice: {', '.join(result.plan.dropped)})"

@@ -139,7 +139,7 @@ class AwaitedClones:
             return  # another process settled this upload first
         if clone.slot_id in self._waiting:
             self._recorded[clone.slot_id] = recorded
-        self._catalogue.add_clone(clone.guild_id, voice)
+        await self._catalogue.add_clone(clone.guild_id, voice)
         log.info(
             "recorded the voice %s (%r) for server %s: Unmixr made it although its /clone timed out",
             voice.uuid,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from discord import app_commands
 
+from bot.markdown import as_typed
+from bot.wording import number
+
 
 class UserFacingError(Exception):
     """A problem with what the member asked for; `str(error)` is the answer to show, one sentence."""
@@ -25,7 +28,7 @@ class TextTooLongError(UserFacingError):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(
-            f"That text is {length} characters long but this server's limit is {limit}; "
+            f"That text is {number(length)} characters long but this server's limit is {number(limit)}; "
             "shorten it or ask an admin to raise `/settings max-length`."
         )
         self.length = length
@@ -36,9 +39,9 @@ class UnknownVoiceError(UserFacingError):
     """No voice of the catalogue matches the given name or uuid."""
 
     def __init__(self, query: str, suggestions: list[str]) -> None:
-        shown = query if len(query) <= 80 else query[:77] + "..."
+        shown = as_typed(query if len(query) <= 80 else query[:77] + "...")
         if suggestions:
-            names = ", ".join(f"**{name}**" for name in suggestions)
+            names = ", ".join(f"**{as_typed(name)}**" for name in suggestions)
             message = f"There is no voice called “{shown}”; did you mean {names}? (`/voices` lists them all.)"
         else:
             message = f"There is no voice called “{shown}”; use `/voices` to find one."

@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
+from bot.wording import number
 
 ELLIPSIS = "…"
 # Discord drops a field whose name or value is blank; a zero-width space is the usual filler.
@@ -296,11 +297,6 @@ def fit_choices(choices: Iterable[app_commands.Choice[str] | tuple[str, str]]) -
     return fitted
 
 
-def one_page(items: Sequence[T], size: int) -> list[T]:
-    """At most one page of items, whatever an upstream API returned."""
-    return list(items[:size])
-
-
 # ----- free-text options
 
 
@@ -309,7 +305,9 @@ class OptionTooLongError(app_commands.AppCommandError, UserFacingError):
 
     def __init__(self, name: str, limit: int, length: int) -> None:
         UserFacingError.__init__(
-            self, f"`{name}` can be at most {limit} characters but yours has {length}; shorten it and try again."
+            self,
+            f"`{name}` can be at most {number(limit)} characters but yours has {number(length)}; shorten it and try "
+            "again.",
         )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Final
 
 import discord
 
@@ -14,57 +16,71 @@ from bot.storage import Storage
 _USER_MENTION = re.compile(r"<@!?(\d{15,22})>")
 # Members looked up over REST for one text at most; more mentions are read as "someone".
 MAX_FETCHES = 5
-# PRODUCT.md, Replies: a member missing from discord.py's cache is looked up at most once per (server, member)
-# in 10 minutes, the answer kept whether found or not: every request counts toward Discord's rate limits.
-LOOKUP_SECONDS = 600.0
+# A member missing from discord.py's cache is asked of Discord at most once per (server, member) this often; the
+# answer, found or not, serves every cleaning meanwhile (a repeated /say, readouts, Read aloud).
+LOOKUP_SECONDS: Final = 600.0
+# Answers kept at most (the oldest go first): a flood of made-up mentions cannot grow memory without end.
+MAX_KEPT_LOOKUPS: Final = 10_000
 
 
 class MemberLookups:
-    """Members fetched over REST, or known not to be members, by (server, member), for 10 minutes."""
+    """Members looked up over REST, found or not, kept LOOKUP_SECONDS per (server, member)."""
 
-    def __init__(self) -> None:
-        self._found: dict[tuple[int, int], tuple[float, discord.Member | None]] = {}
-        self._pending: dict[tuple[int, int], asyncio.Future[discord.Member | None]] = {}
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # what answers are dated by (a test may move it on)
+        # (server, member) -> (when the answer came, the member or None), oldest first.
+        self._answers: OrderedDict[tuple[int, int], tuple[float, discord.Member | None]] = OrderedDict()
+        # Look-ups under way, shared by whoever asks for the same member meanwhile.
+        self._asking: dict[tuple[int, int], asyncio.Task[discord.Member | None]] = {}
 
-    async def member(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
-        """The member, from what was fetched in the last 10 minutes or one fetch shared by every caller."""
+    def answered(self, guild_id: int, user_id: int) -> bool:
+        """Whether a fresh answer is kept for this member (so naming them needs no REST call)."""
+        return self._fresh((guild_id, user_id)) is not None
+
+    def kept(self, guild_id: int, user_id: int) -> discord.Member | None:
+        """The member as the kept answer has it (None: not found, or no fresh answer)."""
+        answer = self._fresh((guild_id, user_id))
+        return answer[1] if answer is not None else None
+
+    async def fetch(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
+        """The member from Discord, or None if Discord does not know them there; asked once per LOOKUP_SECONDS."""
         key = (guild.id, user_id)
-        now = time.monotonic()
-        kept = self._found.get(key)
-        if kept is not None and now - kept[0] < LOOKUP_SECONDS:
-            return kept[1]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[discord.Member | None] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        member: discord.Member | None = None
-        try:
-            member = await self._fetch(guild, user_id)
-        finally:
-            self._pending.pop(key, None)
-            future.set_result(member)
-        return member
+        answer = self._fresh(key)
+        if answer is not None:
+            return answer[1]
+        task = self._asking.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._ask(guild, user_id))
+            self._asking[key] = task
+            task.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(task)
 
-    async def _fetch(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
+    async def _ask(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
         try:
             member: discord.Member | None = await guild.fetch_member(user_id)
         except discord.NotFound:
             member = None  # not a member: kept too, so it is not asked again
         except discord.HTTPException:
-            return None  # throttled past discord.py's retries, or failing: not kept, the next text asks again
-        self._prune()
-        self._found[(guild.id, user_id)] = (time.monotonic(), member)
+            return None  # throttled past discord.py's retries, or failing: not an answer, the next text asks again
+        self._keep((guild.id, user_id), member)
         return member
 
-    def _prune(self) -> None:
-        oldest = time.monotonic() - LOOKUP_SECONDS
-        for key in [key for key, (at, _member) in self._found.items() if at < oldest]:
-            del self._found[key]
+    def _fresh(self, key: tuple[int, int]) -> tuple[float, discord.Member | None] | None:
+        answer = self._answers.get(key)
+        if answer is None or self.clock() - answer[0] >= LOOKUP_SECONDS:
+            return None
+        return answer
 
-
-# One per process, like the member cache of discord.py it stands beside.
-LOOKUPS = MemberLookups()
+    def _keep(self, key: tuple[int, int], member: discord.Member | None) -> None:
+        now = self.clock()
+        self._answers.pop(key, None)
+        self._answers[key] = (now, member)
+        # Every answer lives as long, so the oldest are first: drop the stale ones and any over the cap.
+        while self._answers:
+            oldest_key, (when, _) = next(iter(self._answers.items()))
+            if now - when < LOOKUP_SECONDS and len(self._answers) <= MAX_KEPT_LOOKUPS:
+                break
+            del self._answers[oldest_key]
 
 
 class GuildNames:
@@ -89,12 +105,14 @@ class GuildNames:
         return channel.name if channel is not None else None
 
 
-def needs_lookup(guild: discord.Guild, text: str, known: Iterable[discord.abc.User] = ()) -> bool:
+def needs_lookup(
+    guild: discord.Guild, text: str, lookups: MemberLookups, known: Iterable[discord.abc.User] = ()
+) -> bool:
     """Whether naming the mentions in `text` would need a REST lookup (so the caller should defer first)."""
     known_ids = {user.id for user in known}
     return any(
-        int(match.group(1)) not in known_ids and guild.get_member(int(match.group(1))) is None
-        for match in _USER_MENTION.finditer(text)
+        user_id not in known_ids and guild.get_member(user_id) is None and not lookups.answered(guild.id, user_id)
+        for user_id in (int(match.group(1)) for match in _USER_MENTION.finditer(text))
     )
 
 
@@ -108,9 +126,11 @@ async def guild_names(
     guild: discord.Guild,
     storage: Storage,
     text: str,
+    lookups: MemberLookups,
     known: Iterable[discord.abc.User] = (),
 ) -> GuildNames:
-    """Resolve the members mentioned in `text`: from `known` (a message's mentions), the cache, or REST."""
+    """Resolve the members mentioned in `text`: from `known` (a message's mentions), the cache, or REST (through
+    `lookups`, which keeps each answer for a while)."""
     by_id: dict[int, discord.abc.User] = {user.id: user for user in known}
     names: dict[int, str] = {}
     fetches = 0
@@ -119,9 +139,11 @@ async def guild_names(
         if user_id in names:
             continue
         user: discord.abc.User | None = by_id.get(user_id) or guild.get_member(user_id)
-        if user is None and fetches < MAX_FETCHES:
+        if user is None and lookups.answered(guild.id, user_id):
+            user = lookups.kept(guild.id, user_id)
+        elif user is None and fetches < MAX_FETCHES:
             fetches += 1
-            user = await LOOKUPS.member(guild, user_id)
+            user = await lookups.fetch(guild, user_id)
         if user is not None:
             names[user_id] = await speakable_name(storage, guild.id, user)
     return GuildNames(guild, names)

@@ -7,18 +7,30 @@ voice connections, queued clips, gateway latency) are read when Prometheus scrap
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 __all__ = ["CONTENT_TYPE", "Metrics", "Outcome"]
 
-Outcome = Literal["ok", "refused", "error"]
+Outcome = Literal["ok", "refused", "budget", "error"]
+Phase = Literal["ack", "answer"]
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Unmixr answers catalogue reads in well under a second and synthesis in seconds (its timeout is 25 s).
 _UPSTREAM_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0)
+# Acknowledgements are due within 100 ms (the product's target) and must come within Discord's 3 s; answers
+# take from milliseconds (from the cache) to tens of seconds (a long text, a clone).
+_COMMAND_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("unmixr-discord")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"  # run from a source tree that was never installed
 
 
 class Metrics:
@@ -30,8 +42,16 @@ class Metrics:
         self.commands = Counter(
             "unmixr_bot_commands",
             "Application commands finished, by outcome: ok, refused (a known one-sentence answer such as bad "
-            "input or a budget), error (unexpected).",
+            "input), budget (refused for a credit budget), error (unexpected).",
             ["command", "outcome"],
+            registry=registry,
+        )
+        self.command_seconds = Histogram(
+            "unmixr_bot_command_seconds",
+            "Time from receiving an application command to acknowledging it (phase ack: deferred or answered) and "
+            "to its final answer (phase answer).",
+            ["command", "phase"],
+            buckets=_COMMAND_BUCKETS,
             registry=registry,
         )
         self.upstream_requests = Counter(
@@ -79,6 +99,15 @@ class Metrics:
             "unmixr_bot_queued_clips", "Clips in the voice queues, the playing ones included.", registry=registry
         )
         self.guilds = Gauge("unmixr_bot_guilds", "Servers this process holds.", registry=registry)
+        self.credits_remaining = Gauge(
+            "unmixr_bot_credits_remaining",
+            "Characters left on the Unmixr account at the last balance read (at start, every 15 minutes and on "
+            "/balance), by kind: prebuilt, voice_cloning.",
+            ["kind"],
+            registry=registry,
+        )
+        self.build = Info("unmixr_bot_build", "The bot's version.", registry=registry)
+        self.build.info({"version": _version()})
         self.gateway_latency = Gauge(
             "unmixr_bot_gateway_latency_seconds",
             "Time between a gateway heartbeat and its acknowledgement, by shard.",
@@ -94,6 +123,15 @@ class Metrics:
     def command(self, name: str, outcome: Outcome) -> None:
         """Count one finished application command."""
         self.commands.labels(command=name, outcome=outcome).inc()
+
+    def command_time(self, name: str, phase: Phase, seconds: float) -> None:
+        """Record how long a command took to be acknowledged, or to be answered."""
+        self.command_seconds.labels(command=name, phase=phase).observe(seconds)
+
+    def balance(self, *, prebuilt: int, voice_cloning: int) -> None:
+        """Set the credits left, as the balance was just read."""
+        self.credits_remaining.labels(kind="prebuilt").set(prebuilt)
+        self.credits_remaining.labels(kind="voice_cloning").set(voice_cloning)
 
     def upstream(self, endpoint: str, status: str, seconds: float) -> None:
         """Count one HTTP request to Unmixr (the Unmixr client's observer)."""

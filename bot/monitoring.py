@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # A database that takes longer than this to answer one small query is not healthy.
 DATABASE_TIMEOUT: Final = 3.0
+# What /healthz checks: every shard's gateway, the database, and Unmixr accepting the key.
+CHECKS: Final = ("gateway", "database", "unmixr")
 
 
 class StartupError(Exception):
@@ -34,6 +36,10 @@ class _Storage(Protocol):
     async def ping(self) -> None: ...
 
 
+class _Unmixr(Protocol):
+    key_rejected: bool
+
+
 class Monitored(Protocol):
     """What the health check reads of the bot (an AutoShardedBot with storage)."""
 
@@ -45,6 +51,9 @@ class Monitored(Protocol):
 
     @property
     def storage(self) -> _Storage: ...
+
+    @property
+    def unmixr(self) -> _Unmixr: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,7 @@ class Health:
     def body(self) -> dict[str, Any]:
         """The JSON answer: the checks' names only, never an error's text."""
         if self.ok:
-            return {"status": "ok", "checks": ["gateway", "database"], "shards": self.shards}
+            return {"status": "ok", "checks": list(CHECKS), "shards": self.shards}
         return {
             "status": "fail",
             "failing": self.failing,
@@ -73,7 +82,11 @@ class Health:
 
 
 async def check_health(bot: Monitored) -> Health:
-    """Every shard's gateway connected, and the database answering a small query."""
+    """Every shard's gateway connected, the database answering a small query, and Unmixr accepting the key.
+
+    Unmixr being slow or down does not fail it (the bot answers members that it is, and recovers by itself); a
+    refused key does, since nothing but the operator can fix that.
+    """
     failing: list[str] = []
     held = list(bot.held_shards)
     running = bot.shards
@@ -89,6 +102,9 @@ async def check_health(bot: Monitored) -> Health:
     except Exception as error:  # any failure is the same answer: the database does not answer
         log.warning("health check: the database did not answer (%s)", type(error).__name__)
         failing.append("database")
+    unmixr = getattr(bot, "unmixr", None)
+    if unmixr is not None and unmixr.key_rejected:
+        failing.append("unmixr")
     return Health(failing=failing, shards=held, disconnected=disconnected)
 
 

@@ -6,6 +6,7 @@ Everything sent here passes `bot.limits` first, so no answer is ever refused by 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import discord
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 _EPHEMERAL_DEFER = "ephemeral_defer"
+# When the bot received the interaction and when it first acknowledged it (time.monotonic), for the metrics.
+_RECEIVED = "received_at"
+_ACKNOWLEDGED = "acknowledged_at"
 # A press acknowledged to update its own message: there is no "thinking" message to edit.
 _UPDATE = "update"
 
@@ -38,12 +42,31 @@ def token_usable(interaction: discord.Interaction) -> bool:
     return age.total_seconds() < TOKEN_USABLE_SECONDS
 
 
+def mark_received(interaction: discord.Interaction) -> None:
+    """Note when the bot received the interaction (the start of its acknowledgement and answer times)."""
+    interaction.extras.setdefault(_RECEIVED, time.monotonic())
+
+
+def response_times(interaction: discord.Interaction) -> tuple[float | None, float | None]:
+    """Seconds from receipt to acknowledgement, and to now; None where receipt or acknowledgement is unknown."""
+    received = interaction.extras.get(_RECEIVED)
+    if received is None:
+        return None, None
+    acknowledged = interaction.extras.get(_ACKNOWLEDGED)
+    return (None if acknowledged is None else acknowledged - received), time.monotonic() - received
+
+
+def _acknowledged(interaction: discord.Interaction) -> None:
+    interaction.extras.setdefault(_ACKNOWLEDGED, time.monotonic())
+
+
 async def defer(interaction: discord.Interaction, *, ephemeral: bool, thinking: bool = True) -> None:
     """Acknowledge the interaction now, remembering how, so later answers go to the right place."""
     if interaction.response.is_done():
         return
     interaction.extras[_EPHEMERAL_DEFER] = ephemeral
     await interaction.response.defer(ephemeral=ephemeral, thinking=thinking)
+    _acknowledged(interaction)
 
 
 async def defer_update(interaction: discord.Interaction) -> None:
@@ -52,6 +75,7 @@ async def defer_update(interaction: discord.Interaction) -> None:
         return
     interaction.extras[_EPHEMERAL_DEFER] = _UPDATE
     await interaction.response.defer()
+    _acknowledged(interaction)
 
 
 async def answer(
@@ -78,6 +102,7 @@ async def answer(
             if files:
                 kwargs["files"] = files
             await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
+            _acknowledged(interaction)
             return
         deferred_ephemeral = interaction.extras.get(_EPHEMERAL_DEFER, True)
         if deferred_ephemeral == ephemeral:
@@ -106,9 +131,15 @@ async def update(
     content: str | None = None,
     embed: discord.Embed | None = None,
     view: discord.ui.View | None = None,
+    remove_view: bool = False,
 ) -> None:
-    """Replace the interaction's message (a button's message, or a command's answer), acknowledged or not."""
+    """Replace the interaction's message (a button's message, or a command's answer), acknowledged or not.
+
+    What is not given stays as it was; `remove_view` takes the message's buttons and menus away.
+    """
     kwargs = _fitted(embed, view)
+    if remove_view:
+        kwargs["view"] = None
     if content is not None:
         kwargs["content"] = fit_content(content)
     if interaction.response.is_done() and not token_usable(interaction):
@@ -117,6 +148,7 @@ async def update(
     try:
         if not interaction.response.is_done():
             await interaction.response.edit_message(**kwargs)
+            _acknowledged(interaction)
         else:
             await interaction.edit_original_response(**kwargs)
     except discord.HTTPException as error:

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.masking import MIN_SECRET_LENGTH
+
 DEFAULT_BASE_URL = "https://unmixr.com/api/v1"
 
 # Where an operator gets each required value; shown when it is missing.
@@ -100,6 +102,15 @@ class Settings(BaseSettings):
             raise PydanticCustomError("missing", "Field required")
         if isinstance(value, str) and value.strip() in PLACEHOLDERS.values():
             raise PydanticCustomError("missing", "still the placeholder from .env.example")
+        return value
+
+    @field_validator("discord_token", "unmixr_api_key", "openai_api_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"is shorter than {MIN_SECRET_LENGTH} characters, so it cannot be a real one; copy it again"
+            )
         return value
 
     @field_validator("database_url")

@@ -12,6 +12,7 @@ from bot.audio import AudioCache, cache_key, concat, duration
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
+from bot.markdown import as_typed
 from bot.metrics import Metrics
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
 from bot.storage import GuildSettings, MemberPreferences, Storage
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 # Chunks of one request synthesised at once; the client's limiter bounds the whole process.
 CHUNK_CONCURRENCY = 4
 LANGUAGES_SHOWN = 10
+# The `format` choices. A voice message is made from the mp3 Unmixr sends (bot/voice_message.py).
+FORMATS = ("mp3", "wav", "voice-message")
+VOICE_MESSAGE = "voice-message"
 
 _PROSODY = {
     "rate": (normalize_rate, "speech:rate", "speaking_rate", "speed"),
@@ -72,6 +76,10 @@ class SpeechPlan:
     output_type: str
     pronunciations: dict[str, str]
     dropped: list[str] = field(default_factory=list)
+    # The text is a member's message (a readout, Read aloud): its audio stays in the cache at most a day.
+    from_message: bool = False
+    # Attach it as a Discord voice message (the format `voice-message`); ignored in voice playback.
+    voice_message: bool = False
     # Each chunk's request and cache key, built once: the budget check and the synthesis both need them.
     _requests: dict[int, tuple[TTSRequest, str]] = field(default_factory=dict, repr=False)
 
@@ -164,8 +172,8 @@ class SpeechService:
 
         `text` is already cleaned by the caller; `given_length` is the length the member typed, which is
         what the limit is about. With `truncate_to_limit`, text over `max-length` is cut with "and so on"
-        (Read aloud and readouts) instead of refused (`/say`). `prefix` ("<name> said") is spoken first and
-        does not count toward the limit.
+        (Read aloud and readouts) instead of refused (`/say`), and the audio is a member's message, kept at most a
+        day. `prefix` ("<name> said") is spoken first and does not count toward the limit.
         """
         server = await self._storage.get_guild_settings(guild_id)
         preferences = await self._storage.get_member_preferences(guild_id, user_id)
@@ -189,8 +197,8 @@ class SpeechService:
                 f"Intensity must be a whole number from -100 to 100, not {options.intensity}; "
                 f"{self._voices_with('intensity', guild_id)}"
             )
-        if options.format is not None and options.format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if options.format is not None and options.format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
 
         dropped: list[str] = []
         voice = await self._choose_voice(options, preferences, server, guild_id, dropped)
@@ -209,7 +217,8 @@ class SpeechService:
             elif not voice.has_capability(capability):
                 if not resolved.inherited:
                     raise InvalidOptionError(
-                        f"{voice.character} cannot change its {noun}; {self._voices_with(capability, guild_id)}"
+                        f"{as_typed(voice.character)} cannot change its {noun}; "
+                        + self._voices_with(capability, guild_id)
                     )
                 dropped.append(f"{_LEVEL_NAMES.get(resolved.source, 'the default')} {noun} {value}")
                 values[name] = None
@@ -219,11 +228,15 @@ class SpeechService:
         if intensity.value is not None and not voice.has_capability("intensity"):
             if not intensity.inherited:
                 raise InvalidOptionError(
-                    f"{voice.character} does not support intensity; {self._voices_with('intensity', guild_id)}"
+                    f"{as_typed(voice.character)} does not support intensity; "
+                    + self._voices_with("intensity", guild_id)
                 )
             dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
             intensity = Resolved(None, intensity.source)
         output_type = resolve("format", option=options.format, server=server).value or "mp3"
+        voice_message = output_type == VOICE_MESSAGE
+        if voice_message:
+            output_type = "mp3"
         entries = {entry.word: entry.spoken for entry in await self._storage.list_pronunciations(guild_id)}
         return SpeechPlan(
             guild_id=guild_id,
@@ -239,6 +252,9 @@ class SpeechService:
             output_type=output_type,
             pronunciations=matching_entries(stripped, entries),
             dropped=dropped,
+            # Read aloud and readouts, the requests cut at max-length, are the ones that speak members' messages.
+            from_message=truncate_to_limit,
+            voice_message=voice_message,
         )
 
     @staticmethod
@@ -297,7 +313,8 @@ class SpeechService:
             shown = ", ".join(languages[:LANGUAGES_SHOWN])
             more = f" and {len(languages) - LANGUAGES_SHOWN} more" if len(languages) > LANGUAGES_SHOWN else ""
             raise InvalidOptionError(
-                f"{voice.character} does not speak {code}; it speaks {shown or 'its own language only'}{more}."
+                f"{as_typed(voice.character)} does not speak {as_typed(code)}; "
+                f"it speaks {as_typed(shown) or 'its own language only'}{more}."
             )
         if language.source == "server":
             dropped.append(f"the server's language {code}")
@@ -312,7 +329,7 @@ class SpeechService:
         if not names:
             return "no voice supports it at the moment."
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        return f"voices that support it include {', '.join(names[:5])}{more}."
+        return f"voices that support it include {', '.join(as_typed(name) for name in names[:5])}{more}."
 
     def _joined_key(self, plan: SpeechPlan) -> str | None:
         # The joined file of a long text is cached too, so a repeated long text is not joined again.
@@ -405,8 +422,10 @@ class SpeechService:
         if joined_key is None:
             audio = parts[0].audio
         else:
-            audio = await concat([part.audio for part in parts], plan.output_type)  # type: ignore[arg-type]
-            self._cache.put_soon(joined_key, audio, duration=seconds, output_type=plan.output_type)
+            audio = await concat([part.audio for part in parts], plan.output_type, server=plan.guild_id)  # type: ignore[arg-type]
+            self._cache.put_soon(
+                joined_key, audio, duration=seconds, output_type=plan.output_type, from_message=plan.from_message
+            )
         return SpeechResult(
             plan=plan,
             audio=audio,
@@ -462,6 +481,8 @@ class SpeechService:
         await reservation.settle(index, len(chunk), usage)
         seconds = result.duration if result.duration else await duration(result.audio)
         # Written to disk after the answer; served from memory meanwhile.
-        self._cache.put_soon(key, result.audio, duration=seconds, output_type=plan.output_type)
+        self._cache.put_soon(
+            key, result.audio, duration=seconds, output_type=plan.output_type, from_message=plan.from_message
+        )
         credits = usage.total if usage is not None else len(chunk)
         return ChunkAudio(index, result.audio, seconds, credits, False)

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.budget import BudgetError
 from bot.errors import GuildOnlyError, NotAdminError, UserFacingError
 from bot.limits import shorten
-from bot.metrics import Outcome
-from bot.replies import answer
-from bot.unmixr import InvalidApiKeyError, UnmixrError
+from bot.metrics import Metrics, Outcome
+from bot.replies import answer, mark_received, response_times
+from bot.unmixr import UnmixrError
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -79,6 +80,7 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
     async def interaction_check(self, interaction: discord.Interaction[UnmixrBot]) -> bool:
         """Refuse DMs and work during shutdown; remember the interaction for a graceful stop."""
         bot = self.client
+        mark_received(interaction)
         if interaction.guild_id is None:
             raise GuildOnlyError()
         if bot.shutting_down:
@@ -90,14 +92,26 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
 
     async def on_error(self, interaction: discord.Interaction[UnmixrBot], error: app_commands.AppCommandError) -> None:
         """Turn an error into its answer; unknown ones are logged with the interaction id."""
-        if interaction.type is discord.InteractionType.application_command and interaction.command is not None:
-            self.client.metrics.command(interaction.command.qualified_name, outcome_of(error))
         await handle_error(interaction, error)
+        if interaction.type is discord.InteractionType.application_command and interaction.command is not None:
+            record_command(self.client.metrics, interaction, interaction.command.qualified_name, outcome_of(error))
+
+
+def record_command(metrics: Metrics, interaction: discord.Interaction[Any], name: str, outcome: Outcome) -> None:
+    """Count a finished command, and how long it took to be acknowledged and to be answered."""
+    metrics.command(name, outcome)
+    acknowledged, answered = response_times(interaction)
+    if acknowledged is not None:
+        metrics.command_time(name, "ack", acknowledged)
+    if answered is not None:
+        metrics.command_time(name, "answer", answered)
 
 
 def outcome_of(error: BaseException) -> Outcome:
-    """How a failed command counts in the metrics: refused (a known answer) or error (unexpected)."""
+    """How a failed command counts in the metrics: budget, refused (another known answer) or error (unexpected)."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, BudgetError):
+        return "budget"
     return "refused" if message_for(original) is not None else "error"
 
 
@@ -105,10 +119,14 @@ async def handle_error(interaction: discord.Interaction[Any], error: BaseExcepti
     """Answer `error` on `interaction`: known errors get their sentence, unknown ones an apology."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     message = message_for(original)
-    if isinstance(original, InvalidApiKeyError):
-        log.error("Unmixr refused the API key (interaction %s); check UNMIXR_API_KEY", interaction.id)
-    elif isinstance(original, UnmixrError):
-        log.warning("Unmixr error on interaction %s: %s", interaction.id, original.message)
+    if isinstance(original, UnmixrError):
+        # A refused key or an outage is reported once a minute by the Unmixr client, with its address.
+        log.log(
+            logging.DEBUG if original.logged_by_client else logging.WARNING,
+            "Unmixr error on interaction %s: %s",
+            interaction.id,
+            original.message,
+        )
     if message is None:
         log.error(
             "unexpected error in interaction %s (%s)",

@@ -1,7 +1,8 @@
 """The only reads of discord.py's private attributes, each where no public way exists, checked by a test.
 
-discord.py is pinned below 2.8 (pyproject.toml); `tests/test_voice_internals.py` fails loudly when an update
-moves one of these, and `tests/test_private_attributes.py` keeps every other module off private attributes.
+discord.py is pinned below 2.8 (pyproject.toml); `tests/test_voice_internals.py` (and, for `mark_responded`,
+`tests/test_voice_message.py`) fails loudly when an update moves one of these, and
+`tests/test_private_attributes.py` keeps every other module off private attributes.
 """
 
 from __future__ import annotations
@@ -100,3 +101,17 @@ def skip_own_messages(client: discord.Client) -> bool:
     parsers["MESSAGE_CREATE"] = wrap(parsers["MESSAGE_CREATE"], keep_components=False)
     parsers["MESSAGE_UPDATE"] = wrap(parsers["MESSAGE_UPDATE"], keep_components=True)
     return True
+
+
+def mark_responded(interaction: discord.Interaction[Any]) -> None:
+    """Tell discord.py that the interaction has its response: a message (callback type 4) sent without it.
+
+    A voice message answers through discord.py's HTTP client (bot/voice_message.py), past `InteractionResponse`,
+    whose `is_done()` reads the private `_response_type` it sets itself. Left unset, a later answer (an error's)
+    would try a second response, which Discord refuses (40060), instead of the follow-up it must be.
+    """
+    response = interaction.response
+    if not hasattr(response, "_response_type"):
+        log.warning("discord.py changed InteractionResponse._response_type: an answered voice message looks unanswered")
+        return
+    response._response_type = discord.InteractionResponseType.channel_message

@@ -10,13 +10,19 @@ from discord import app_commands
 from bot.catalogue import CATEGORIES
 from bot.limits import CHOICE_NAME, fit_choices, shorten
 from bot.unmixr import Voice
+from bot.wording import capability_label
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
 MAX_CHOICES = 25
 
-FORMAT_CHOICES = [app_commands.Choice(name="mp3", value="mp3"), app_commands.Choice(name="wav", value="wav")]
+# A voice message is Discord's inline player with a waveform; mp3 and wav are files to download.
+FORMAT_CHOICES = [
+    app_commands.Choice(name="mp3", value="mp3"),
+    app_commands.Choice(name="wav", value="wav"),
+    app_commands.Choice(name="voice-message", value="voice-message"),
+]
 
 
 def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
@@ -26,9 +32,20 @@ def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
 # The reference's categories, in its order, with `clones` (this server's clones) where the reference lists it.
 CATEGORY_CHOICES = _choices([*CATEGORIES[:6], "clones", *CATEGORIES[6:]])
 GENDER_CHOICES = _choices(["any", "male", "female", "child"])
-CAPABILITY_CHOICES = _choices(
-    ["pause", "speech", "speech:volume", "speech:rate", "speech:pitch", "emphasize", "abbr", "custom_pause"]
-)
+# Shown as words, sent as the reference's values.
+CAPABILITY_CHOICES = [
+    app_commands.Choice(name=capability_label(value), value=value)
+    for value in (
+        "pause",
+        "speech",
+        "speech:volume",
+        "speech:rate",
+        "speech:pitch",
+        "emphasize",
+        "abbr",
+        "custom_pause",
+    )
+]
 STYLE_CHOICES = _choices(
     [
         "chat",

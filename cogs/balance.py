@@ -11,14 +11,10 @@ from discord.ext import commands
 
 from bot.replies import answer, defer
 from bot.tree import admin_only
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
-
-
-def plural(count: int, word: str) -> str:
-    """`count` and `word`, with an s unless the count is one."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class Balance(commands.Cog):
@@ -42,17 +38,15 @@ class Balance(commands.Cog):
         server_budget, member_budget = await self.bot.guard.budgets(interaction.guild_id)
 
         lines = [
-            f"**Unmixr credits left**: {credits.prebuilt_chars} prebuilt characters, "
-            f"{credits.cloned_chars} cloned characters",
-            f"**This server today (UTC)**: {plural(today.credits, 'credit')}, {plural(today.requests, 'request')}, "
-            f"{today.cache_hits} from cache",
-            f"**This server in {now:%B %Y}**: {plural(month.credits, 'credit')}, {plural(month.requests, 'request')}, "
-            f"{month.cache_hits} from cache",
+            f"**Unmixr credits left**: {number(credits.prebuilt_chars)} prebuilt characters, "
+            f"{number(credits.cloned_chars)} cloned characters",
+            f"**This server today (UTC)**: {usage(today.credits, today.requests, today.cache_hits)}",
+            f"**This server in {now:%B %Y}**: {usage(month.credits, month.requests, month.cache_hits)}",
         ]
         if server_budget.limit is not None:
-            held = f" ({today.reserved} held for requests in progress)" if today.reserved else ""
+            held = f" ({number(today.reserved)} held for requests in progress)" if today.reserved else ""
             lines.append(
-                f"**Today's budget**: {today.committed} of {server_budget.describe('a day')} used{held}; "
+                f"**Today's budget**: {number(today.committed)} of {server_budget.describe('a day')} used{held}; "
                 f"it starts again <t:{next_midnight(now)}:R>"
             )
         else:
@@ -60,13 +54,24 @@ class Balance(commands.Cog):
         lines.append(f"**Member budget**: {member_budget.describe('an hour')}")
         if self.bot.guard.account_daily is not None:
             # The operator's cap on every server together: when it is reached, this server is refused too.
-            used = await self.bot.guard.account_usage()
+            used, limit = await self.bot.guard.account_usage(), self.bot.guard.account_daily
             lines.append(
-                f"**Operator's daily limit**: {used} of {self.bot.guard.account_daily} credits used by all servers "
-                f"today; it starts again <t:{next_midnight(now)}:R>"
+                f"**Operator's daily limit**: {number(used)} of {number(limit)} credits used by all servers today; "
+                f"it starts again <t:{next_midnight(now)}:R>"
             )
         lines.extend(f"⚠️ {warning}" for warning in warnings)
         await answer(interaction, "\n".join(lines), ephemeral=True)
+
+
+def usage(credits: int, requests: int, from_cache: int) -> str:
+    """What a server used: credits, requests, and how many of them came from the cache."""
+    return ", ".join(
+        (
+            counted(credits, "{count} credit", "{count} credits"),
+            counted(requests, "{count} request", "{count} requests"),
+            f"{number(from_cache)} from cache",
+        )
+    )
 
 
 def next_midnight(now: datetime) -> int:

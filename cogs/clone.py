@@ -15,10 +15,12 @@ from bot.clones import may_have_made_it
 from bot.errors import UserFacingError
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import answer, defer
-from bot.storage import CloneNameTakenError, CloneQuotaError, word_key
+from bot.storage import CloneNameTakenError, CloneQuotaError, clone_name_key
 from bot.tree import admin_only
 from bot.unmixr import UnmixrError, Voice
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -28,9 +30,10 @@ log = logging.getLogger(__name__)
 
 def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
+    made = counted(count, "This server has {count} cloned voice", "This server has {count} cloned voices")
     return UserFacingError(
-        f"This server has {count} cloned voices (including any still being made) and may make at most {limit}, "
-        "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER."
+        f"{made} (including any still being made) and may make at most {number(limit)}, so it cannot clone "
+        "another; the bot's operator can raise MAX_CLONES_PER_SERVER."
     )
 
 
@@ -91,11 +94,13 @@ class Clone(commands.Cog):
         names = await self.bot.storage.clone_names(interaction.guild_id)
         if len(names) >= limit:
             raise quota_reached(len(names), limit)
-        if word_key(name) in {word_key(taken) for taken in names}:
+        if clone_name_key(name) in {clone_name_key(taken) for taken in names}:
             raise name_taken(name)
         await defer(interaction, ephemeral=True)
         # Downloaded and probed only now, after the defer: both may take a while for a large file.
-        recording = await check_recording(iter_attachment(self.bot.session, audio), audio.filename)
+        recording = await check_recording(
+            iter_attachment(self.bot.session, audio), audio.filename, server=interaction.guild_id
+        )
         # The slot (and the name with it) is taken atomically just before the upload, so uploads at once cannot
         # pass the quota, or take one name, together.
         try:
@@ -103,8 +108,10 @@ class Clone(commands.Cog):
                 interaction.guild_id, limit, name=name, description=description or None, created_by=interaction.user.id
             )
         except CloneQuotaError as full:
+            await recording.close()
             raise quota_reached(full.count, full.limit) from None
         except CloneNameTakenError:
+            await recording.close()
             raise name_taken(name) from None
         sent_at = self.bot.clones.now()
         try:
@@ -133,15 +140,18 @@ class Clone(commands.Cog):
         except BaseException:
             await self.bot.storage.release_clone_slot(slot)
             raise
+        finally:
+            await recording.close()  # streamed from disk, never held whole in memory
         await self.bot.storage.add_cloned_voice(
             result.voice_id, interaction.guild_id, name, description or None, interaction.user.id, slot_id=slot
         )
-        self.bot.catalogue.add_clone(
+        await self.bot.catalogue.add_clone(
             interaction.guild_id, Voice(uuid=result.voice_id, character=name, description=description or None)
         )
         await answer(
             interaction,
-            f"Cloned **{name}** from {recording.seconds:.1f} s of audio; use it now with `/say voice:{name}` "
+            f"Cloned **{as_typed(name)}** from {recording.seconds:.1f} s of audio; use it now with "
+            f"{as_code(f'/say voice:{name}')} "
             "(only in this server).",
             ephemeral=True,
         )

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.errors import InvalidOptionError, UnknownVoiceError
 from bot.limits import NicknameText, RateText
 from bot.lookups import ensure_lookups
+from bot.markdown import as_code, as_typed
 from bot.replies import answer
 from bot.text import normalize_rate
 from cogs._options import voice_choices
@@ -47,8 +48,8 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             return "not set"
         if name == "voice_id":
             voice = self.bot.catalogue.get(value, guild_id)
-            return f"**{voice.character}**" if voice is not None else f"`{value}`"
-        return f"`{value}`"
+            return f"**{as_typed(voice.character)}**" if voice is not None else as_code(value)
+        return as_code(value)
 
     @app_commands.command(name="voice", description="Your voice in this server (leave empty to clear).")
     @app_commands.describe(voice="A voice name or uuid")
@@ -61,7 +62,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         found = self.bot.catalogue.find(voice, interaction.guild_id)
         if found is None:
             raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, interaction.guild_id))
-        await self._change(interaction, "voice_id", "voice", found.uuid, f"**{found.character}**")
+        await self._change(interaction, "voice_id", "voice", found.uuid, f"**{as_typed(found.character)}**")
 
     @voice.autocomplete("voice")
     async def _voice_autocomplete(
@@ -74,7 +75,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: RateText | None = None) -> None:
         """Set or clear the member's rate."""
         value = check_prosody(normalize_rate, rate) if rate is not None else None
-        await self._change(interaction, "rate", "rate", value, f"`{value}`")
+        await self._change(interaction, "rate", "rate", value, as_code(value or ""))
 
     @app_commands.command(name="nickname", description="The name readouts call you (leave empty to clear).")
     @app_commands.describe(nickname="How your name should be spoken")
@@ -83,7 +84,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         value = nickname.strip() if nickname is not None else None
         if value is not None and not value:
             raise InvalidOptionError("A nickname needs at least one visible character; leave it empty to clear it.")
-        await self._change(interaction, "nickname", "nickname", value, f"`{value}`")
+        await self._change(interaction, "nickname", "nickname", value, as_code(value or ""))
 
     @app_commands.command(name="reset", description="Clear all your preferences in this server.")
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:

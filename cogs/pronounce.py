@@ -11,9 +11,11 @@ from discord.ext import commands
 from bot.errors import InvalidOptionError
 from bot.limits import EMBED_DESCRIPTION, SpokenText, WordText, WordToRemoveText, fit_choices, fit_lines
 from bot.lookups import ensure_lookups
+from bot.markdown import as_typed
 from bot.replies import answer
 from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
+from bot.wording import number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -45,11 +47,13 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
             raise InvalidOptionError(
-                f"This server already has {MAX_PRONUNCIATIONS} pronunciations, the most it can keep; "
+                f"This server already has {number(MAX_PRONUNCIATIONS)} pronunciations, the most it can keep; "
                 "remove one with `/pronounce remove` first."
             ) from None
-        before = f"“{old.spoken}”" if old is not None else "not set"
-        await answer(interaction, f"Pronunciation of “{word}”: {before} → “{spoken}”.", ephemeral=True)
+        before = f"“{as_typed(old.spoken)}”" if old is not None else "not set"
+        await answer(
+            interaction, f"Pronunciation of “{as_typed(word)}”: {before} → “{as_typed(spoken)}”.", ephemeral=True
+        )
 
     @app_commands.command(name="remove", description="Forget a pronunciation (admins).")
     @app_commands.describe(word="The word to forget")
@@ -60,8 +64,12 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         await ensure_lookups(interaction, ephemeral=True, writes=True)
         old = await self.bot.storage.remove_pronunciation(interaction.guild_id, word.strip())
         if old is None:
-            raise InvalidOptionError(f"There is no pronunciation for “{word[:50]}”; `/pronounce list` shows them all.")
-        await answer(interaction, f"Pronunciation of “{old.word}”: “{old.spoken}” → not set.", ephemeral=True)
+            raise InvalidOptionError(
+                f"There is no pronunciation for “{as_typed(word[:50])}”; `/pronounce list` shows them all."
+            )
+        await answer(
+            interaction, f"Pronunciation of “{as_typed(old.word)}”: “{as_typed(old.spoken)}” → not set.", ephemeral=True
+        )
 
     @remove.autocomplete("word")
     async def _word_autocomplete(
@@ -87,13 +95,10 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         if not entries:
             await answer(interaction, "This server has no pronunciations yet; admins add them with `/pronounce add`.")
             return
-        lines = [
-            f"**{discord.utils.escape_markdown(entry.word)}** → {discord.utils.escape_markdown(entry.spoken)}"
-            for entry in entries
-        ]
+        lines = [f"**{as_typed(entry.word)}** → {as_typed(entry.spoken)}" for entry in entries]
         embed = discord.Embed(
-            title=f"Pronunciations ({len(entries)}/{MAX_PRONUNCIATIONS})",
-            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {left} more"),
+            title=f"Pronunciations ({number(len(entries))}/{number(MAX_PRONUNCIATIONS)})",
+            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {number(left)} more"),
             colour=discord.Colour.blurple(),
         )
         await answer(interaction, embed=embed, ephemeral=True)

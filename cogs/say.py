@@ -11,16 +11,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio import AudioError, transcode_to_fit
+from bot.audio import AudioError
+from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
 from bot.errors import UserFacingError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
+from bot.markdown import as_typed
 from bot.mentions import guild_names, needs_lookup
 from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
 from bot.text import clean_message
+from bot.voice_message import VoiceMessages
+from bot.wording import counted
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
 
 if TYPE_CHECKING:
@@ -48,8 +52,8 @@ class SpeechQueue(Protocol):
 
 def describe(result: SpeechResult) -> str:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
-    cost = "from cache" if result.from_cache else f"{result.credits} credits"
-    line = f"🔊 **{result.plan.voice.character}** · {result.duration:.1f} s · {cost}"
+    cost = "from cache" if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
+    line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
     return line + dropped_note(result.plan)
 
 
@@ -71,6 +75,8 @@ class Say(commands.Cog):
 
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
+        self.fitted = FittedAudio(bot.audio_cache)
+        self.voice_messages = VoiceMessages(bot.speech, bot.audio_cache, bot.guard, bot.catalogue, bot.metrics)
         self.read_aloud_menu = app_commands.ContextMenu(name="Read aloud", callback=self.read_aloud)
         bot.tree.add_command(self.read_aloud_menu)
 
@@ -91,7 +97,7 @@ class Say(commands.Cog):
         pitch="Pitch: -50% to +50%, or x-low, low, medium, high, x-high, default",
         volume="Volume: -100% to +100%, or silent, x-soft, soft, medium, loud, x-loud, default",
         intensity="Style intensity from -100 to 100 (voices with the intensity capability)",
-        format="Audio format of the attachment",
+        format="Audio format: an mp3 or wav file, or a Discord voice message",
         play="Play it in your voice channel instead of attaching it",
     )
     @app_commands.choices(format=FORMAT_CHOICES)
@@ -118,9 +124,9 @@ class Say(commands.Cog):
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
         await ensure_lookups(interaction, ephemeral=play, writes=True)
-        if needs_lookup(interaction.guild, text):
+        if needs_lookup(interaction.guild, text, self.bot.member_lookups):
             await defer(interaction, ephemeral=play)  # naming a mentioned member may take a REST call
-        names = await guild_names(interaction.guild, self.bot.storage, text)
+        names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
         cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
@@ -151,7 +157,9 @@ class Say(commands.Cog):
         await ensure_lookups(interaction, ephemeral=in_voice, writes=True)
         server = await self.bot.storage.get_guild_settings(interaction.guild.id)
         limit = resolve("max_length", server=server).value
-        names = await guild_names(interaction.guild, self.bot.storage, message.content, message.mentions)
+        names = await guild_names(
+            interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
+        )
         cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
             guild_id=interaction.guild.id,
@@ -180,29 +188,47 @@ class Say(commands.Cog):
             position = await queue.enqueue(interaction, plan, reservation)
             await answer(interaction, queued_message(plan, position), ephemeral=True)
             return
+        note = ""
+        if plan.voice_message:
+            # None: sent as a voice message; otherwise why not, and nothing was spent nor sent.
+            blocked = await self.voice_messages.deliver(interaction, plan, self)
+            if blocked is None:
+                return
+            note = blocked
         reservation = await self.bot.speech.reserve(plan, joined=True)
         try:
             await defer(interaction, ephemeral=False)
-            await self._send_audio(interaction, plan, reservation)
+            await self.attach(interaction, await self.bot.speech.synthesise(plan, reservation), note)
         finally:
             await reservation.release_all()
 
-    async def _send_audio(
-        self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, reservation: Reservation
-    ) -> None:
-        result = await self.bot.speech.synthesise(plan, reservation)
-        audio, output_type, note = result.audio, result.output_type, ""
+    def describe(self, result: SpeechResult) -> str:
+        """The line that goes with an audio reply (for the voice messages' Protocol)."""
+        return describe(result)
+
+    async def attach(self, interaction: discord.Interaction[Any], result: SpeechResult, note: str = "") -> None:
+        """Answer with the audio as a public attachment, fitted to the upload limit, with its line and `note`."""
+        plan, audio, output_type = result.plan, result.audio, result.output_type
+        note = f"\n-# {note}" if note else ""
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
-                audio = await transcode_to_fit(audio, limit, duration=result.duration)
+                sources = [plan.request(index)[1] for index in range(len(plan.chunks))]
+                audio = await self.fitted.fit(
+                    sources,
+                    audio,
+                    limit,
+                    duration=result.duration,
+                    server=plan.guild_id,
+                    from_message=plan.from_message,
+                )
             except AudioError:
                 raise UserFacingError(
                     f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
                     "limit even when compressed; try a shorter text."
                 ) from None
             output_type = "mp3"
-            note = "\n-# Converted to a smaller mp3 to fit this server's upload limit."
+            note += "\n-# Converted to a smaller mp3 to fit this server's upload limit."
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
         await answer(interaction, describe(result) + note, ephemeral=False, files=[file])
 
@@ -210,7 +236,7 @@ class Say(commands.Cog):
 def queued_message(plan: SpeechPlan, position: int) -> str:
     """The ephemeral answer for a clip queued in voice."""
     now = " (playing now)" if position <= 1 else ""
-    return f"Queued at position {position}{now}: **{plan.voice.character}**{dropped_note(plan)}"
+    return f"Queued at position {position}{now}: **{as_typed(plan.voice.character)}**{dropped_note(plan)}"
 
 
 async def setup(bot: UnmixrBot) -> None:

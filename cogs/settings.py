@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,11 +14,14 @@ from bot.budget import effective_budget
 from bot.errors import InvalidOptionError, UnknownVoiceError
 from bot.limits import LanguageText, PitchText, RateText, VolumeText
 from bot.lookups import ensure_lookups
-from bot.replies import READOUTS_OFF, answer, defer
+from bot.markdown import as_code, as_typed
+from bot.replies import READOUTS_OFF, answer, defer, defer_update, update
 from bot.resolution import BUILTIN_DEFAULTS, MAX_LENGTH_LIMIT, SOURCE_LABELS, resolve_server
+from bot.speech import FORMATS
 from bot.storage import GuildSettings
 from bot.text import ProsodyError, normalize_pitch, normalize_rate, normalize_volume
-from bot.tree import require_admin
+from bot.tree import handle_error, require_admin
+from bot.wording import counted, number
 from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
 
 if TYPE_CHECKING:
@@ -27,6 +31,18 @@ if TYPE_CHECKING:
 MAX_BUDGET = 100_000_000
 _BUDGET_PERIODS = {"budget": "a day", "member_budget": "an hour"}
 _BUDGET_KINDS: dict[str, Literal["server", "member"]] = {"budget": "server", "member_budget": "member"}
+
+# /settings reset asks first; its buttons work for this long.
+RESET_CONFIRM_SECONDS = 60.0
+RESET_QUESTION = (
+    "Clear every server setting (voice, language, rate, pitch, volume, intensity, format, max-length, "
+    "readout-channel, xsaid, ignore-role and both budgets)? Pronunciations are kept. The buttons work for 60 seconds."
+)
+RESET_NOT_YOURS = "Only the admin who ran /settings reset can confirm it; run it yourself to clear the settings."
+RESET_TIMED_OUT = "Nothing was cleared: the confirmation timed out. Run /settings reset again to clear the settings."
+RESET_CANCELLED = "Nothing was cleared; every server setting stays as it was."
+
+log = logging.getLogger(__name__)
 
 LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 
@@ -45,6 +61,56 @@ def check_prosody(normalize: Any, value: str) -> str:
         return str(normalize(value))
     except ProsodyError as error:
         raise InvalidOptionError(str(error)) from None
+
+
+class ResetConfirmation(discord.ui.View):
+    """The buttons under /settings reset's question: only whoever asked may press them, for 60 s."""
+
+    def __init__(self, cog: Settings, origin: discord.Interaction[UnmixrBot]) -> None:
+        super().__init__(timeout=RESET_CONFIRM_SECONDS)
+        self.cog = cog
+        self.origin = origin
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """Only the admin who ran /settings reset may confirm it, and only while still an admin."""
+        if interaction.user.id != self.origin.user.id:
+            await answer(interaction, RESET_NOT_YOURS, ephemeral=True)
+            return False
+        require_admin(interaction)
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
+    ) -> None:
+        """Answer errors as commands do."""
+        await handle_error(interaction, error)
+
+    async def on_timeout(self) -> None:
+        """Nothing was pressed in time: say so and disable the buttons."""
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        try:
+            await update(self.origin, content=RESET_TIMED_OUT, view=self)
+        except discord.HTTPException:
+            log.debug("could not disable the reset buttons of interaction %s", self.origin.id)
+
+    @discord.ui.button(label="Clear every setting", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
+        """Clear the settings and replace the question with what was cleared."""
+        assert interaction.guild_id is not None
+        # Acknowledged before the view stops: until then the press must still be in discord.py's view store, or
+        # the bot's on_interaction would take it for a press on dead controls and answer it too.
+        await defer_update(interaction)
+        self.stop()
+        message = await self.cog.clear_everything(interaction.guild_id)
+        await update(interaction, content=message, remove_view=True)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
+        """Leave everything as it is."""
+        await update(interaction, content=RESET_CANCELLED, remove_view=True)
+        self.stop()  # after the answer, as in confirm
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -98,7 +164,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         voice = self.bot.catalogue.default_voice(language)
         if voice is None:
             return f"the first prebuilt voice for {language}"
-        return f"**{voice.character}**, the first prebuilt voice for {language}"
+        return f"**{as_typed(voice.character)}**, the first prebuilt voice for {language}"
 
     def _show(self, name: str, value: Any, guild_id: int) -> str:
         if value is None:
@@ -106,7 +172,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if name == "voice_id":
             # This server's clones too: a server default may be one of them.
             voice = self.bot.catalogue.get(str(value), guild_id)
-            return f"**{voice.character}**" if voice is not None else f"`{value}`"
+            return f"**{as_typed(voice.character)}**" if voice is not None else as_code(str(value))
         if name == "readout_channel_id":
             return f"<#{value}>"
         if name == "ignore_role_id":
@@ -114,8 +180,10 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         if name == "xsaid":
             return "on" if value else "off"
         if name in _BUDGET_PERIODS:
-            return f"{value} credits {_BUDGET_PERIODS[name]}"
-        return f"`{value}`"
+            return f"{number(value)} credits {_BUDGET_PERIODS[name]}"
+        if name == "max_length":
+            return counted(value, "{count} character", "{count} characters")
+        return as_code(str(value))
 
     @app_commands.command(name="show", description="Every effective server setting and where it comes from.")
     async def show(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -162,9 +230,9 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         today = await self.bot.storage.usage_for_day(guild_id, now.date())
         mine = await self.bot.storage.member_usage(guild_id, user_id, at=now)
         return [
-            f"**budget**: {server_budget.amount('a day')}, {today.committed} used today "
+            f"**budget**: {server_budget.amount('a day')}, {number(today.committed)} used today "
             f"({SOURCE_LABELS[server_budget.source]})",
-            f"**member-budget**: {member_budget.amount('an hour')}, {mine.committed} used by you in the last "
+            f"**member-budget**: {member_budget.amount('an hour')}, {number(mine.committed)} used by you in the last "
             f"60 minutes ({SOURCE_LABELS[member_budget.source]})",
         ]
 
@@ -175,8 +243,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         period = "a day" if kind == "server" else "an hour"
         if value is not None and operator is not None and value > operator:
             raise InvalidOptionError(
-                f"The bot's operator allows at most {operator} credits {period} here, so the budget cannot be "
-                f"{value}; pick {operator} or less."
+                f"The bot's operator allows at most {number(operator)} credits {period} here, so the budget cannot "
+                f"be {number(value)}; pick {number(operator)} or less."
             )
         name, label = ("budget", "budget") if kind == "server" else ("member_budget", "member budget")
         await self._change(interaction, name, label, value)
@@ -184,7 +252,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.command(
         name="budget", description="Credits this server may spend per UTC day (leave empty to clear)."
     )
-    @app_commands.describe(characters="1 to 100000000 credits a day (about one per character)")
+    @app_commands.describe(characters="1 to 100,000,000 credits a day (about one per character)")
     async def budget(
         self,
         interaction: discord.Interaction[UnmixrBot],
@@ -196,7 +264,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.command(
         name="member-budget", description="Credits each member may spend per 60 minutes (leave empty to clear)."
     )
-    @app_commands.describe(characters="1 to 100000000 credits an hour (about one per character)")
+    @app_commands.describe(characters="1 to 100,000,000 credits an hour (about one per character)")
     async def member_budget(
         self,
         interaction: discord.Interaction[UnmixrBot],
@@ -220,7 +288,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
             "voice_id",
             "voice",
             found.uuid if found else None,
-            f"**{found.character}**" if found else None,
+            f"**{as_typed(found.character)}**" if found else None,
         )
 
     @voice.autocomplete("voice")
@@ -284,12 +352,12 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
     @app_commands.choices(format=FORMAT_CHOICES)
     async def format(self, interaction: discord.Interaction[UnmixrBot], format: str | None = None) -> None:
         """Set or clear the default format."""
-        if format is not None and format not in ("mp3", "wav"):
-            raise InvalidOptionError("Format must be mp3 or wav.")
+        if format is not None and format not in FORMATS:
+            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
         await self._change(interaction, "format", "format", format)
 
     @app_commands.command(name="max-length", description="The longest text the bot will speak (leave empty to clear).")
-    @app_commands.describe(length=f"1 to {MAX_LENGTH_LIMIT} characters")
+    @app_commands.describe(length=f"1 to {number(MAX_LENGTH_LIMIT)} characters")
     async def max_length(
         self,
         interaction: discord.Interaction[UnmixrBot],
@@ -298,7 +366,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         """Set or clear the maximum text length."""
         if length is not None and not 1 <= length <= MAX_LENGTH_LIMIT:
             raise InvalidOptionError(
-                f"The maximum length must be from 1 to {MAX_LENGTH_LIMIT} characters, not {length}."
+                f"The maximum length must be from 1 to {number(MAX_LENGTH_LIMIT)} characters, not {number(length)}."
             )
         await self._change(interaction, "max_length", "max-length", length)
 
@@ -309,7 +377,23 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
         interaction: discord.Interaction[UnmixrBot],
         channel: discord.TextChannel | discord.VoiceChannel | discord.StageChannel | None = None,
     ) -> None:
-        """Set or clear the readout channel."""
+        """Set or clear the readout channel; refused where the bot could not read the messages."""
+        if channel is not None and interaction.guild is not None:
+            # Discord sends no messages from a channel the bot cannot view (PRODUCT.md, Voice in Discord's world).
+            granted = channel.permissions_for(interaction.guild.me)
+            missing = [
+                name
+                for name, ok in (
+                    ("View Channel", granted.view_channel),
+                    ("Read Message History", granted.read_message_history),
+                )
+                if not ok
+            ]
+            if missing:
+                raise InvalidOptionError(
+                    f"I can't read {channel.mention}: I need the {' and '.join(missing)} permission there; "
+                    "ask an admin to grant it, or pick another channel."
+                )
         await self._change(interaction, "readout_channel_id", "readout channel", channel.id if channel else None)
 
     @app_commands.command(name="xsaid", description="Say “<name> said” before readouts (leave empty to clear).")
@@ -326,20 +410,21 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Serv
 
     @app_commands.command(name="reset", description="Clear every server setting (pronunciations are kept).")
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
-        """Clear every server setting."""
-        assert interaction.guild_id is not None
-        await defer(interaction, ephemeral=True)
-        old = await self.bot.storage.reset_guild_settings(interaction.guild_id)
+        """Ask the caller to confirm, then clear every server setting."""
+        view = ResetConfirmation(self, interaction)
+        await answer(interaction, RESET_QUESTION, view=view, ephemeral=True)
+
+    async def clear_everything(self, guild_id: int) -> str:
+        """Clear every server setting and return the answer naming what was cleared."""
+        old = await self.bot.storage.reset_guild_settings(guild_id)
         changed = [
-            f"{name.replace('_id', '').replace('_', '-')} {self._show(name, getattr(old, name), interaction.guild_id)}"
+            f"{name.replace('_id', '').replace('_', '-')} {self._show(name, getattr(old, name), guild_id)}"
             for name in BUILTIN_DEFAULTS
             if getattr(old, name, None) is not None
         ]
         if changed:
-            message = f"Cleared every server setting ({'; '.join(changed)}); the defaults apply again."
-        else:
-            message = "There were no server settings to clear; the defaults already apply."
-        await answer(interaction, message, ephemeral=True)
+            return f"Cleared every server setting ({'; '.join(changed)}); the defaults apply again."
+        return "There were no server settings to clear; the defaults already apply."
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:

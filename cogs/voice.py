@@ -1,62 +1,42 @@
-"""Voice channels: /join, /leave, /skip, /stop, /queue, playing /say and Read aloud, and readouts."""
+"""Voice control: /join, /leave, /skip, /stop, /queue, and queueing /say and Read aloud in the caller's channel.
+
+The checks and queueing /say uses (`SpeechQueue` in `cogs/say.py`) live here; the connections themselves, and
+whether anyone can hear the bot, in `bot/audio/sessions.py`; readouts in `cogs/readouts.py`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio.player import Clip, GuildPlayer, QueueFullError
-from bot.budget import BudgetError, Reservation
-from bot.errors import UserFacingError
-from bot.limits import CONTENT, fit_lines, shorten
-from bot.mentions import guild_names, speakable_name
+from bot.audio.audibility import VoiceChannel, humans, is_speaker, why_unheard
+from bot.audio.player import GuildPlayer, QueueFullError
+from bot.audio.sessions import FailureNotice, VoiceError, VoiceSessions, clip_label, voice_channel
+from bot.budget import Reservation
+from bot.limits import CONTENT, fit_lines
+from bot.markdown import as_typed
 from bot.replies import READOUTS_OFF, answer, defer, follow_up
-from bot.speech import SayOptions, SpeechPlan
-from bot.text import clean_message, is_speakable, said_prefix
+from bot.speech import SpeechPlan
 from bot.tree import message_for
-from bot.voice_internals import connection_task
+from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
 log = logging.getLogger(__name__)
 
-XSAID_REPEAT_SECONDS = 30.0
-# After losing the channel, how long to wait for discord.py's voice poller to say whether the connection
-# dropped (rejoin, keeping the queue) or the bot was disconnected by someone (leave, clearing it).
-DROP_GRACE_SECONDS = 0.5
-# Close codes that mean "disconnected on purpose" rather than "the connection dropped".
-DELIBERATE_CLOSE_CODES = frozenset({1000, 4014, 4022})
-# Voice close 4017, "E2EE/DAVE protocol required": since 2026-03-01 Discord closes every voice client that does not
-# offer DAVE (opcodes-and-status-codes.mdx); only newer discord.py and davey fix it, so it is not a dropped line.
-E2EE_REQUIRED = 4017
-E2EE_REQUIRED_FIX = (
-    "Discord closed the voice connection with 4017 (end-to-end encrypted voice, DAVE, is required): "
-    "update discord.py and davey (pip install -U 'discord.py[voice]' davey), then restart the bot; "
-    "`python -m bot check` shows whether DAVE is available"
-)
-WATCH_INTERVAL = 1.0
-CONNECT_TIMEOUT = 15.0
-LABEL_LENGTH = 60
 # Discord takes follow-ups for 15 minutes after an interaction; past 14 a failure is only logged.
 FOLLOW_UP_SECONDS = 14 * 60
 
-VoiceChannel = discord.VoiceChannel | discord.StageChannel
-
-
-class VoiceError(UserFacingError):
-    """A voice-channel request that cannot be done, with what to do instead."""
-
 
 def _queue_full(player: GuildPlayer) -> VoiceError:
-    return VoiceError(f"The queue is full ({player.max_queue} clips); wait for it to play or use /stop to clear it.")
+    return VoiceError(
+        f"The queue is full ({number(player.max_queue)} clips); wait for it to play or use /stop to clear it."
+    )
 
 
 def _label(plan: SpeechPlan) -> str:
@@ -64,42 +44,8 @@ def _label(plan: SpeechPlan) -> str:
     return clip_label(plan.voice.character or "speech", plan.text)
 
 
-def _channel_humans(channel: VoiceChannel, bot_id: int) -> int:
-    """How many members other than bots are in a voice channel."""
-    count = 0
-    for user_id in channel.voice_states:
-        if user_id == bot_id:
-            continue
-        member = channel.guild.get_member(user_id)
-        if member is not None and member.bot:
-            continue
-        count += 1
-    return count
-
-
-def _voice_channel(member: discord.abc.User) -> VoiceChannel | None:
-    """The voice channel a member is in, from the gateway's voice states (None for a user outside a server)."""
-    voice = member.voice if isinstance(member, discord.Member) else None
-    channel = voice.channel if voice is not None else None
-    return channel if isinstance(channel, discord.VoiceChannel | discord.StageChannel) else None
-
-
 def _caller_channel(interaction: discord.Interaction[Any]) -> VoiceChannel | None:
-    return _voice_channel(interaction.user)
-
-
-def clip_label(speaker: str, text: str) -> str:
-    """A queue line for a clip: who or which voice, and the start of the text, both kept short."""
-    # One line each in /queue, whatever line breaks the text had.
-    return f"{shorten(' '.join(speaker.split()), LABEL_LENGTH)}: {shorten(' '.join(text.split()), LABEL_LENGTH)}"
-
-
-async def _chunk_bytes(bot: UnmixrBot, plan: SpeechPlan, reservation: Reservation) -> AsyncIterator[bytes]:
-    async for chunk in bot.speech.iter_chunks(plan, reservation):
-        yield chunk.audio
-
-
-FailureNotice = Callable[[BaseException], Coroutine[Any, Any, None]]
+    return voice_channel(interaction.user)
 
 
 def _failure_notice(interaction: discord.Interaction[Any], label: str) -> FailureNotice:
@@ -112,7 +58,7 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await follow_up(interaction, f"Your clip “{label}” was skipped: {reason}")
+            await follow_up(interaction, f"Your clip “{as_typed(label)}” was skipped: {reason}")
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -120,76 +66,77 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
 
 
 class Voice(commands.Cog):
-    """Playback in voice channels and readouts of the readout channel."""
+    """Voice-channel commands, and playing /say and Read aloud there."""
 
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
-        self.players: dict[int, GuildPlayer] = {}
-        self._alone_since: dict[int, float] = {}
-        self._last_said: dict[int, tuple[int, float]] = {}
-        self._readout_locks: dict[int, asyncio.Lock] = {}
-        self._connect_locks: dict[int, asyncio.Lock] = {}
-        self._watcher: asyncio.Task[None] | None = None
-        self._dropped: set[int] = set()
-        self._unconnected_since: dict[int, float] = {}
+
+    @property
+    def sessions(self) -> VoiceSessions:
+        """The process's voice connections and players."""
+        return self.bot.voice
+
+    @property
+    def players(self) -> dict[int, GuildPlayer]:
+        """Each connected server's player."""
+        return self.sessions.players
 
     async def cog_load(self) -> None:
-        """Start watching for channels the bot should leave, and report the queues' length in the metrics."""
-        self._watcher = self.bot.spawn(self._watch(), name="voice-watch")
-        self.bot.metrics.queued_clips.set_function(lambda: sum(len(player) for player in self.players.values()))
+        """Start watching the voice connections."""
+        self.sessions.start()
 
     async def cog_unload(self) -> None:
-        """Stop watching and leave every channel."""
+        """Leave every channel."""
         await self.shutdown()
 
     async def shutdown(self) -> None:
         """Leave every voice channel (called before the bot disconnects)."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-        for guild_id in list(self.players):
-            await self._leave(guild_id, reason="shutdown")
+        await self.sessions.shutdown()
 
     # ----- checks used by /say and Read aloud -----
 
-    def _voice_client(self, guild: discord.Guild) -> discord.VoiceClient | None:
-        client = guild.voice_client
-        return client if isinstance(client, discord.VoiceClient) else None
-
     def in_callers_channel(self, interaction: discord.Interaction[Any]) -> bool:
-        """Whether the bot is connected in the caller's voice channel."""
-        if interaction.guild is None:
+        """Whether the bot plays in the caller's voice channel, where someone can hear it."""
+        guild = interaction.guild
+        if guild is None:
             return False
-        client = self._voice_client(interaction.guild)
+        here = self.sessions.connected_channel(guild)
         channel = _caller_channel(interaction)
-        return client is not None and channel is not None and client.channel.id == channel.id
+        return (
+            here is not None and channel is not None and here.id == channel.id and why_unheard(here, guild.me) is None
+        )
 
-    async def check_can_play(self, interaction: discord.Interaction[Any], channel: VoiceChannel | None = None) -> None:
-        """Refuse, with what to do, when the bot cannot play in the caller's (or the given) channel."""
+    async def check_can_play(
+        self, interaction: discord.Interaction[Any], channel: VoiceChannel | None = None, *, joining: bool = False
+    ) -> None:
+        """Refuse, with what to do, when the bot cannot play in the caller's (or the given) channel.
+
+        For `/say play: true` also when nobody could hear it there; `joining` (for /join) lets the bot join anyway.
+        On a stage where the bot may only ask to speak, `play: true` makes it join and ask, and is then answered that
+        it waits for a moderator: nothing is queued.
+        """
         guild = interaction.guild
         assert guild is not None
         target = channel or _caller_channel(interaction)
         if target is None:
             raise VoiceError("Join a voice channel first, then try again (or leave out `play` to get a file).")
         me = guild.me
+        if me.is_timed_out():
+            raise VoiceError(f"I can't play in {target.mention} now: {why_unheard(target, me)}.")
         permissions = target.permissions_for(me)
-        missing = [
-            name
-            for name, granted in (
-                ("View Channel", permissions.view_channel),
-                ("Connect", permissions.connect),
-                ("Speak", permissions.speak),
-            )
-            if not granted
-        ]
+        needed = [("View Channel", permissions.view_channel), ("Connect", permissions.connect)]
+        if isinstance(target, discord.VoiceChannel):
+            needed.append(("Speak", permissions.speak))
+        missing = [name for name, granted in needed if not granted]
         if missing:
             raise VoiceError(
                 f"I can't play in {target.mention}: I need the {' and '.join(missing)} permission there; "
                 "ask an admin to grant it."
             )
-        client = self._voice_client(guild)
+        client = self.sessions.voice_client(guild)
         if client is not None and client.channel.id != target.id:
             player = self.players.get(guild.id)
-            alone = _channel_humans(client.channel, me.id) == 0  # type: ignore[arg-type]
+            alone = humans(client.channel, me.id) == 0  # type: ignore[arg-type]
             idle = player is None or player.idle
             if not (alone or idle or interaction.permissions.move_members):
                 raise VoiceError(
@@ -199,46 +146,38 @@ class Voice(commands.Cog):
         elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
             if not permissions.move_members:
                 raise VoiceError(f"{target.mention} is full; make room or pick another channel.")
+        if isinstance(target, discord.StageChannel):
+            await self._check_stage(interaction, target, joining=joining)
+        if not joining:
+            reason = why_unheard(target, me)
+            if reason is not None:
+                raise VoiceError(
+                    f"Nobody can hear me in {target.mention} right now: {reason} (or leave out `play` to get a file)."
+                )
 
-    async def ensure_connected(self, guild: discord.Guild, channel: VoiceChannel) -> GuildPlayer:
-        """Connect to (or move to) `channel` and return the server's player."""
-        lock = self._connect_locks.setdefault(guild.id, asyncio.Lock())
-        async with lock:
-            client = self._voice_client(guild)
-            player = self.players.get(guild.id)
-            if client is not None and client.is_connected() and client.channel.id == channel.id and player:
-                return player
-            if client is not None and client.channel.id != channel.id:
-                await self._leave(guild.id, reason="moving")
-                client = None
-            if client is not None and not client.is_connected():
-                client.cleanup()  # a dead connection; forget it without telling Discord we left
-                client = None
-            if client is None:
-                try:
-                    client = await channel.connect(reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True)
-                except (TimeoutError, discord.ClientException, discord.HTTPException) as error:
-                    if isinstance(error, discord.ConnectionClosed) and error.code == E2EE_REQUIRED:
-                        # Not a permission problem: no grant fixes it, only an update of the bot.
-                        log.error("could not connect to voice in server %s: %s", guild.id, E2EE_REQUIRED_FIX)
-                        raise VoiceError(
-                            "I can't play in voice until I'm updated: Discord requires end-to-end encrypted voice, "
-                            "which this version of me cannot offer; my operator can see why in the logs."
-                        ) from None
-                    log.warning("could not connect to voice in server %s: %s", guild.id, error)
-                    raise VoiceError(
-                        f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there "
-                        "and try again."
-                    ) from None
-                self._watch_connection(guild.id, client)
-            player = self.players.get(guild.id)
-            if player is None:
-                player = GuildPlayer(guild.id, client, cache=self.bot.audio_cache)
-                self.players[guild.id] = player
-            else:
-                player.voice_client = client
-            self._alone_since.pop(guild.id, None)
-            return player
+    async def _check_stage(
+        self, interaction: discord.Interaction[Any], stage: discord.StageChannel, *, joining: bool
+    ) -> None:
+        """A stage: the bot needs Mute Members to make itself a speaker, or Request to Speak to ask a moderator."""
+        guild = stage.guild
+        me = guild.me
+        permissions = stage.permissions_for(me)
+        here = self.sessions.connected_channel(guild)
+        if (here is not None and here.id == stage.id and is_speaker(stage, me)) or permissions.mute_members:
+            return
+        if not permissions.request_to_speak:
+            raise VoiceError(
+                f"I can't speak on the stage {stage.mention}: I need the Mute Members permission there to make myself "
+                "a speaker, or Request to Speak to ask a moderator; ask an admin to grant one."
+            )
+        if joining:
+            return  # /join joins and asks, and says so
+        await defer(interaction, ephemeral=True)
+        await self.sessions.ensure_connected(guild, stage)
+        raise VoiceError(
+            f"I've asked to speak on the stage {stage.mention} and wait for a moderator to invite me; "
+            "nothing was queued, so try again once I'm a speaker."
+        )
 
     def check_room(self, interaction: discord.Interaction[Any]) -> None:
         """Refuse before anything is reserved when the server's queue is already full."""
@@ -260,30 +199,17 @@ class Voice(commands.Cog):
             await reservation.release_all()
             raise VoiceError("Join a voice channel first, then try again.")
         try:
-            player = await self.ensure_connected(guild, channel)
+            player = await self.sessions.ensure_connected(guild, channel)
         except BaseException:
             await reservation.release_all()
             raise
         label = _label(plan)
-        return await self._enqueue_plan(
-            player, plan, reservation, interaction.user.id, _failure_notice(interaction, label), label
-        )
-
-    async def _enqueue_plan(
-        self,
-        player: GuildPlayer,
-        plan: SpeechPlan,
-        reservation: Reservation,
-        user_id: int | None,
-        on_failure: FailureNotice | None,
-        label: str,
-    ) -> int:
-        clip = Clip(
+        clip = self.sessions.speech_clip(
+            plan,
+            reservation,
             label=label,
-            requested_by=user_id,
-            chunks=_chunk_bytes(self.bot, plan, reservation),
-            release=reservation.release_all,
-            on_failure=on_failure,
+            requested_by=interaction.user.id,
+            on_failure=_failure_notice(interaction, label),
         )
         try:
             position = player.enqueue(clip)
@@ -305,7 +231,7 @@ class Voice(commands.Cog):
     def _require_same_channel(self, interaction: discord.Interaction[Any]) -> tuple[discord.VoiceClient, GuildPlayer]:
         guild = interaction.guild
         assert guild is not None
-        client = self._voice_client(guild)
+        client = self.sessions.voice_client(guild)
         player = self.players.get(guild.id)
         if client is None or player is None:
             raise VoiceError("I'm not in a voice channel; use /join first.")
@@ -339,16 +265,19 @@ class Voice(commands.Cog):
                     f"You can't bring me to {channel.mention}: you need the {' and '.join(missing)} permission "
                     "there yourself; pick a channel you can join."
                 )
-        client = self._voice_client(guild)
+        client = self.sessions.voice_client(guild)
         if client is not None and client.channel.id == target.id and client.is_connected():
             await answer(interaction, f"I'm already in {target.mention}.", ephemeral=True)
             return
-        await self.check_can_play(interaction, target)
+        await self.check_can_play(interaction, target, joining=True)
         await defer(interaction, ephemeral=True)
-        await self.ensure_connected(guild, target)
+        await self.sessions.ensure_connected(guild, target)
         server = await self.bot.storage.get_guild_settings(guild.id)
         extra = ""
-        if server.readout_channel_id and self.bot.readouts_enabled:
+        unheard = why_unheard(target, guild.me)
+        if unheard is not None:
+            extra = f"\n-# Nobody can hear me yet: {unheard}."
+        elif server.readout_channel_id and self.bot.readouts_enabled:
             extra = f" Messages in <#{server.readout_channel_id}> from members here will be read aloud."
         elif server.readout_channel_id:
             extra = f"\n-# {READOUTS_OFF}"
@@ -361,7 +290,7 @@ class Voice(commands.Cog):
         channel = client.channel
         await defer(interaction, ephemeral=True)
         assert interaction.guild_id is not None
-        await self._leave(interaction.guild_id, reason="asked")
+        await self.sessions.leave(interaction.guild_id, reason="asked")
         await answer(interaction, f"Left {channel.mention} and cleared the queue.", ephemeral=True)
 
     @app_commands.command(name="skip", description="Skip the clip that is playing.")
@@ -372,15 +301,16 @@ class Voice(commands.Cog):
         if clip is None:
             await answer(interaction, "Nothing is playing.", ephemeral=True)
             return
-        waiting = len(player.queue)
-        await answer(interaction, f"Skipped {clip.label}; {waiting} left in the queue.", ephemeral=True)
+        left = counted(len(player.queue), "{count} clip left in the queue", "{count} clips left in the queue")
+        await answer(interaction, f"Skipped {as_typed(clip.label)}; {left}.", ephemeral=True)
 
     @app_commands.command(name="stop", description="Stop playing and clear the queue.")
     async def stop(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         """Clear the queue."""
         _client, player = self._require_same_channel(interaction)
         dropped = player.clear()
-        await answer(interaction, f"Stopped and cleared {dropped} clip{'s' if dropped != 1 else ''}.", ephemeral=True)
+        cleared = counted(dropped, "Stopped and cleared {count} clip.", "Stopped and cleared {count} clips.")
+        await answer(interaction, cleared, ephemeral=True)
 
     @app_commands.command(name="queue", description="What is playing and what is waiting.")
     async def queue(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -389,205 +319,9 @@ class Voice(commands.Cog):
         if player.idle:
             await answer(interaction, "The queue is empty.", ephemeral=True)
             return
-        lines = [f"Now: {player.current.label}"] if player.current is not None else []
-        lines += [f"{position}. {clip.label}" for position, clip in enumerate(player.queue, start=2)]
-        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {left} more"), ephemeral=True)
-
-    # ----- readouts -----
-
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
-        """Speak new messages of the readout channel from members in the bot's voice channel."""
-        guild = message.guild
-        if guild is None or not self.bot.readouts_enabled or message.author.bot or message.webhook_id is not None:
-            return
-        player = self.players.get(guild.id)
-        client = self._voice_client(guild)
-        if player is None or client is None:
-            return
-        server = await self.bot.storage.get_guild_settings(guild.id)
-        if server.readout_channel_id != message.channel.id:
-            return
-        author = message.author
-        channel = _voice_channel(author)
-        if channel is None or channel.id != client.channel.id:
-            return
-        if server.ignore_role_id and isinstance(author, discord.Member) and author.get_role(server.ignore_role_id):
-            return
-        if message.content.startswith(self.bot.settings.readout_skip_prefix):
-            return
-        lock = self._readout_locks.setdefault(guild.id, asyncio.Lock())
-        async with lock:  # messages are planned and queued in the order they arrived
-            await self._read_out(message, player, server.max_length or 6000, server.xsaid is not False)
-
-    async def _read_out(self, message: discord.Message, player: GuildPlayer, limit: int, xsaid: bool) -> None:
-        guild = message.guild
-        assert guild is not None
-        names = await guild_names(guild, self.bot.storage, message.content, message.mentions)
-        text = clean_message(message.content, names, max_length=limit)
-        if not is_speakable(text):
-            return
-        prefix = ""
-        now = time.monotonic()
-        last = self._last_said.get(guild.id)
-        if xsaid and not (last and last[0] == message.author.id and now - last[1] < XSAID_REPEAT_SECONDS):
-            prefix = said_prefix(await speakable_name(self.bot.storage, guild.id, message.author))
-        try:
-            if not player.has_room:
-                raise QueueFullError()
-            plan = await self.bot.speech.plan(
-                guild_id=guild.id,
-                user_id=message.author.id,
-                text=text,
-                options=SayOptions(),
-                truncate_to_limit=True,
-                prefix=prefix,
-            )
-            # Charged to the message's author, like their own /say.
-            reservation = await self.bot.speech.reserve(plan)
-        except BudgetError as error:
-            log.info("readout skipped in server %s: over the %s budget", guild.id, error.kind)
-            return
-        except (UserFacingError, QueueFullError) as error:
-            log.info("readout skipped in server %s: %s", guild.id, error)
-            return
-        self._last_said[guild.id] = (message.author.id, now)
-        label = clip_label(message.author.display_name, text)
-        clip = Clip(
-            label=label,
-            requested_by=message.author.id,
-            chunks=_chunk_bytes(self.bot, plan, reservation),
-            release=reservation.release_all,
-        )
-        try:
-            player.enqueue(clip)
-        except QueueFullError:
-            await reservation.release_all()
-            log.info("readout skipped in server %s: the queue is full", guild.id)
-
-    # ----- leaving and reconnecting -----
-
-    async def _leave(self, guild_id: int, *, reason: str) -> None:
-        player = self.players.pop(guild_id, None)
-        self._alone_since.pop(guild_id, None)
-        self._unconnected_since.pop(guild_id, None)
-        self._dropped.discard(guild_id)
-        if player is not None:
-            await player.close()
-            client = player.voice_client
-        else:
-            guild = self.bot.get_guild(guild_id)
-            client = guild.voice_client if guild is not None else None  # type: ignore[assignment]
-        if client is not None and client.is_connected():
-            try:
-                await client.disconnect(force=True)
-            except Exception:
-                log.exception("leaving voice in server %s failed", guild_id)
-        elif client is not None:
-            client.cleanup()
-        log.info("left voice in server %s (%s)", guild_id, reason)
-
-    def _watch_connection(self, guild_id: int, client: discord.VoiceClient) -> None:
-        """Learn how the voice connection ends: connect(reconnect=False) leaves reconnecting to us."""
-        runner = connection_task(client)
-        if runner is not None:
-            runner.add_done_callback(lambda task: self._connection_ended(guild_id, task))
-
-    def _connection_ended(self, guild_id: int, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()  # retrieved here, so asyncio does not report it as lost
-        if isinstance(error, discord.ConnectionClosed) and error.code == E2EE_REQUIRED:
-            log.error("voice connection of server %s closed: %s", guild_id, E2EE_REQUIRED_FIX)
-            return
-        dropped = isinstance(error, TimeoutError | OSError) or (
-            isinstance(error, discord.ConnectionClosed) and error.code not in DELIBERATE_CLOSE_CODES
-        )
-        if dropped and guild_id in self.players:
-            log.info("voice connection of server %s dropped (%s)", guild_id, error)
-            self._dropped.add(guild_id)
-
-    @commands.Cog.listener()
-    async def on_voice_state_update(
-        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
-    ) -> None:
-        """Rejoin after a dropped connection; clear the queue when disconnected or moved by someone else."""
-        if self.bot.user is None or member.id != self.bot.user.id:
-            return
-        guild_id = member.guild.id
-        if guild_id not in self.players:
-            return
-        if after.channel is None:
-            await asyncio.sleep(DROP_GRACE_SECONDS)
-            player = self.players.get(guild_id)
-            if player is None:
-                return
-            channel = before.channel
-            if guild_id in self._dropped and isinstance(channel, discord.VoiceChannel | discord.StageChannel):
-                self._dropped.discard(guild_id)
-                await self._rejoin(guild_id, player, channel)
-            else:
-                await self._leave(guild_id, reason="disconnected")
-            return
-        player = self.players.get(guild_id)
-        if player is not None and before.channel is not None and after.channel.id != before.channel.id:
-            dropped = player.clear()
-            log.info("moved in server %s; cleared %d clips", guild_id, dropped)
-
-    @commands.Cog.listener()
-    async def on_guild_available(self, guild: discord.Guild) -> None:
-        """After a restart, drop a voice connection Discord still shows but this process does not hold."""
-        me = guild.me
-        if me is not None and me.voice is not None and me.voice.channel is not None and guild.voice_client is None:
-            await guild.change_voice_state(channel=None)
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL)
-            for guild_id, player in list(self.players.items()):
-                try:
-                    await self._check_player(guild_id, player)
-                except Exception:
-                    log.exception("voice watch failed for server %s", guild_id)
-
-    async def _check_player(self, guild_id: int, player: GuildPlayer) -> None:
-        settings = self.bot.settings
-        client = player.voice_client
-        now = time.monotonic()
-        if not client.is_connected():
-            # A drop is rejoined by on_voice_state_update; a connection that never comes back is given up.
-            since = self._unconnected_since.setdefault(guild_id, now)
-            if now - since > 2 * CONNECT_TIMEOUT:
-                await self._leave(guild_id, reason="connection lost")
-            return
-        self._unconnected_since.pop(guild_id, None)
-        channel = client.channel
-        if _channel_humans(channel, self.bot.user.id if self.bot.user else 0) == 0:  # type: ignore[arg-type]
-            since = self._alone_since.setdefault(guild_id, now)
-            if now - since >= settings.voice_alone_seconds:
-                await self._leave(guild_id, reason="alone")
-                return
-        else:
-            self._alone_since.pop(guild_id, None)
-        if player.idle and now - player.last_active >= settings.voice_idle_seconds:
-            await self._leave(guild_id, reason="idle")
-
-    async def _rejoin(self, guild_id: int, player: GuildPlayer, channel: VoiceChannel) -> None:
-        """Connect again to the channel a dropped connection was in, keeping the queue."""
-        guild = self.bot.get_guild(guild_id)
-        try:
-            if guild is not None and guild.voice_client is not None:
-                guild.voice_client.cleanup()
-            client: discord.VoiceClient = await channel.connect(
-                reconnect=False, timeout=CONNECT_TIMEOUT, self_deaf=True
-            )
-        except Exception as error:
-            log.warning("rejoining voice in server %s failed: %s", guild_id, error)
-            await self._leave(guild_id, reason="rejoin failed")
-            return
-        self._watch_connection(guild_id, client)
-        player.voice_client = client
-        log.info("rejoined voice in server %s after a dropped connection; queue kept", guild_id)
+        lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
+        lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
+        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {number(left)} more"), ephemeral=True)
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,11 +13,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import NotAdminError, UserFacingError
-from bot.limits import LanguageText, QueryText, fit_select_options, link, one_page, upload_limit, web_url
+from bot.limits import LanguageText, QueryText, fit_select_options, link, upload_limit, web_url
 from bot.lookups import ensure_lookups
-from bot.replies import answer, defer, defer_update, token_usable, update
+from bot.markdown import as_code, as_typed
+from bot.replies import answer, defer_update, token_usable, update
 from bot.tree import handle_error, is_admin
-from bot.unmixr import UnmixrError, Voice
+from bot.unmixr import Voice
+from bot.voice_filters import VoiceFilters, select
+from bot.wording import age_label, capability_label, counted
 from cogs._options import (
     CAPABILITY_CHOICES,
     CATEGORY_CHOICES,
@@ -40,37 +43,6 @@ _UPDATES_MESSAGE = (
     discord.InteractionResponseType.deferred_message_update,
     discord.InteractionResponseType.message_update,
 )
-
-
-@dataclass(slots=True)
-class VoiceFilters:
-    """The filters of one /voices listing."""
-
-    category: str | None = None
-    query: str | None = None
-    language: str | None = None
-    gender: str | None = None
-    capability: str | None = None
-    style: str | None = None
-    use_case: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        """The filters as a short line."""
-        parts = [
-            f"{name}: {value}"
-            for name, value in (
-                ("category", self.category),
-                ("query", self.query),
-                ("language", self.language),
-                ("gender", self.gender),
-                ("capability", self.capability),
-                ("style", self.style),
-                ("use case", self.use_case),
-            )
-            if value
-        ]
-        return " · ".join(parts)
 
 
 @dataclass(slots=True)
@@ -101,8 +73,10 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
     if not data.voices:
         embed.description = "No voice matches these filters; try fewer of them."
     for voice in data.voices:
-        embed.add_field(name=voice.character or voice.uuid, value=_summary(voice), inline=False)
-    footer = f"Page {data.page} of {max(data.total_pages, 1)} · {data.count:,} voices"
+        embed.add_field(name=as_typed(voice.character or voice.uuid), value=as_typed(_summary(voice)), inline=False)
+    footer = (
+        f"Page {data.page} of {max(data.total_pages, 1)} · {counted(data.count, '{count} voice', '{count} voices')}"
+    )
     described = filters.describe()
     embed.set_footer(text=f"{footer} · {described}" if described else footer)
     return embed
@@ -110,8 +84,8 @@ def page_embed(data: VoicePageData, filters: VoiceFilters) -> discord.Embed:
 
 def details_embed(voice: Voice) -> discord.Embed:
     """The embed of one voice's details."""
-    embed = discord.Embed(title=voice.character or voice.uuid, colour=discord.Colour.blurple())
-    embed.description = voice.description or "No description."
+    embed = discord.Embed(title=as_typed(voice.character or voice.uuid), colour=discord.Colour.blurple())
+    embed.description = as_typed(voice.description) if voice.description else "No description."
     # Unmixr's URLs are untrusted: Discord refuses an embed whose image is not http(s).
     if web_url(voice.avatar_url):
         embed.set_thumbnail(url=voice.avatar_url)
@@ -119,18 +93,18 @@ def details_embed(voice: Voice) -> discord.Embed:
         ("Gender", voice.gender),
         ("Language", voice.language),
         ("Quality", voice.quality),
-        ("Age", voice.age),
+        ("Age", age_label(voice.age) if voice.age else None),
         ("Personality", ", ".join(voice.personality or [])),
         ("Use cases", ", ".join(voice.use_cases or [])),
-        ("Capabilities", ", ".join(voice.capabilities or [])),
+        ("Capabilities", ", ".join(capability_label(value) for value in voice.capabilities or [])),
     ):
         if value:
-            embed.add_field(name=name, value=str(value))
+            embed.add_field(name=name, value=as_typed(str(value)))
     locales = list((voice.supported_locales or {}).keys()) or voice.languages
     if locales:
         shown = ", ".join(locales[:LANGUAGES_SHOWN])
         more = f" and {len(locales) - LANGUAGES_SHOWN} more" if len(locales) > LANGUAGES_SHOWN else ""
-        embed.add_field(name="Locales", value=f"{shown}{more}", inline=False)
+        embed.add_field(name="Locales", value=as_typed(f"{shown}{more}"), inline=False)
     if web_url(voice.sample_voice_url):
         embed.add_field(name="Sample", value=link("listen", voice.sample_voice_url), inline=False)
     embed.set_footer(text=f"uuid {voice.uuid}")
@@ -210,7 +184,10 @@ class VoiceListView(OwnedView):
         self.refresh_controls()
 
     def refresh_controls(self) -> None:
-        """Match buttons and the menu to the current page."""
+        """Match buttons and the menu to the current page; a single page has no ◀ ▶ at all."""
+        if self.data.total_pages <= 1:
+            self.remove_item(self.previous_page)
+            self.remove_item(self.next_page)
         self.previous_page.disabled = self.data.page <= 1
         self.next_page.disabled = self.data.page >= self.data.total_pages
         options = fit_select_options(
@@ -221,15 +198,8 @@ class VoiceListView(OwnedView):
         self.voice_select.disabled = not options
 
     async def _show_page(self, interaction: discord.Interaction[UnmixrBot], page: int) -> None:
-        await defer_update(interaction)
-        try:
-            data = await self.cog.fetch_page(interaction.guild_id, self.filters, page)
-        except UnmixrError as error:
-            log.warning("Unmixr error while paging /voices: %s", error.message)
-            # A private follow-up: editing the list would leave the error stuck above every later page.
-            await answer(interaction, error.message, ephemeral=True)
-            return
-        self.data = data
+        # From memory: a press makes no Unmixr call, and answers by updating the list's own message.
+        self.data = self.cog.page_of(interaction.guild_id, self.filters, page)
         self.refresh_controls()
         await update(interaction, embed=page_embed(self.data, self.filters), view=self)
 
@@ -275,14 +245,14 @@ class VoiceDetailsView(OwnedView):
             where = link("listen to it on Unmixr", self.voice.sample_voice_url)
             await answer(
                 interaction,
-                f"The sample of **{self.voice.character}** is too large to attach in this server; {where}.",
+                f"The sample of **{as_typed(self.voice.character)}** is too large to attach in this server; {where}.",
                 ephemeral=True,
             )
             return
         extension = self.voice.sample_voice_url.rsplit(".", 1)[-1].lower()
         extension = extension if extension in ("mp3", "wav", "ogg", "m4a") else "mp3"
         file = discord.File(io.BytesIO(data), filename=f"sample.{extension}")
-        await answer(interaction, f"Sample of **{self.voice.character}**", ephemeral=True, files=[file])
+        await answer(interaction, f"Sample of **{as_typed(self.voice.character)}**", ephemeral=True, files=[file])
 
     @discord.ui.button(label="Use as my voice", style=discord.ButtonStyle.success)
     async def use_as_mine(self, interaction: discord.Interaction[UnmixrBot], button: discord.ui.Button[Any]) -> None:
@@ -294,7 +264,9 @@ class VoiceDetailsView(OwnedView):
         await self.cog.bot.storage.set_member_preference(
             interaction.guild_id, interaction.user.id, "voice_id", self.voice.uuid
         )
-        await answer(interaction, f"Your voice in this server is now **{self.voice.character}**.", ephemeral=True)
+        await answer(
+            interaction, f"Your voice in this server is now **{as_typed(self.voice.character)}**.", ephemeral=True
+        )
 
     @discord.ui.button(label="Set as server default", style=discord.ButtonStyle.secondary)
     async def set_server_default(
@@ -309,8 +281,8 @@ class VoiceDetailsView(OwnedView):
         self.cog.ensure_usable(self.voice, interaction.guild_id)
         old = await self.cog.bot.storage.set_guild_setting(interaction.guild_id, "voice_id", self.voice.uuid)
         old_voice = self.cog.bot.catalogue.get(old, interaction.guild_id) if old else None
-        before = f"**{old_voice.character}**" if old_voice else ("not set" if old is None else f"`{old}`")
-        await answer(interaction, f"Server voice: {before} → **{self.voice.character}**.", ephemeral=True)
+        before = f"**{as_typed(old_voice.character)}**" if old_voice else ("not set" if old is None else as_code(old))
+        await answer(interaction, f"Server voice: {before} → **{as_typed(self.voice.character)}**.", ephemeral=True)
 
 
 class Voices(commands.Cog):
@@ -319,41 +291,18 @@ class Voices(commands.Cog):
     def __init__(self, bot: UnmixrBot) -> None:
         self.bot = bot
 
-    async def fetch_page(self, guild_id: int | None, filters: VoiceFilters, page: int) -> VoicePageData:
-        """One page of voices: from Unmixr, or this server's clones for `category: clones`."""
-        if filters.category == "clones":
-            assert guild_id is not None
-            await self.bot.catalogue.prepare(guild_id)  # both callers have deferred already
-            clones = self.bot.catalogue.guild_clones(guild_id)
-            if filters.query:
-                wanted = filters.query.casefold()
-                clones = [voice for voice in clones if wanted in (voice.character or "").casefold()]
-            total = max(1, math.ceil(len(clones) / PAGE_SIZE))
-            page = min(max(page, 1), total)
-            return VoicePageData(clones[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, total, len(clones))
-        result = await self.bot.unmixr.voice_list(
-            category=filters.category,
-            query=filters.query,
-            language=filters.language,
-            gender=filters.gender,
-            capabilities=filters.capability,
-            styles=filters.style,
-            use_case=filters.use_case,
-            page=max(page, 1),
-            page_size=PAGE_SIZE,
-        )
-        return VoicePageData(
-            # An upstream that ignores page_size must not overflow the embed or the menu.
-            voices=one_page(result.results, PAGE_SIZE),
-            page=result.current_page or page,
-            total_pages=result.total_page or 1,
-            count=result.count or len(result.results),
-        )
+    def page_of(self, guild_id: int | None, filters: VoiceFilters, page: int) -> VoicePageData:
+        """One page of the voices that pass the filters, from memory: the category's voices, or this server's
+        clones for `category: clones` (the look-ups were made ready before)."""
+        voices = select(self.bot.catalogue.listing(filters.category, guild_id), filters)
+        total = max(1, math.ceil(len(voices) / PAGE_SIZE))
+        page = min(max(page, 1), total)
+        return VoicePageData(voices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, total, len(voices))
 
     def ensure_usable(self, voice: Voice, guild_id: int) -> None:
         """Refuse a voice this server cannot use (unavailable, or another server's clone)."""
         if self.bot.catalogue.get(voice.uuid, guild_id) is None:
-            raise UserFacingError(f"**{voice.character}** cannot be used here; pick an available voice.")
+            raise UserFacingError(f"**{as_typed(voice.character)}** cannot be used here; pick an available voice.")
 
     @app_commands.command(name="voices", description="Browse Unmixr voices.")
     @app_commands.describe(
@@ -385,15 +334,11 @@ class Voices(commands.Cog):
     ) -> None:
         """List voices matching the filters, ten a page."""
         filters = VoiceFilters(category, query, language, gender, capability, style, use_case)
-        await defer(interaction, ephemeral=True)
-        try:
-            data = await self.fetch_page(interaction.guild_id, filters, 1)
-        except UnmixrError as error:
-            if error.code == 404:
-                data = VoicePageData([], 1, 1, 0)
-            else:
-                raise
-        view = VoiceListView(self, interaction, filters, data)
+        # Browsing reads memory only; it defers first only while the catalogue is still loading.
+        await ensure_lookups(interaction, ephemeral=True)
+        data = self.page_of(interaction.guild_id, filters, 1)
+        # Nothing to page through or open: no dead ◀ ▶ and no empty menu.
+        view = VoiceListView(self, interaction, filters, data) if data.voices else None
         await answer(interaction, embed=page_embed(data, filters), view=view, ephemeral=True)
 
     @voices.autocomplete("language")

@@ -12,6 +12,7 @@ import discord
 import pytest
 from pydantic import SecretStr
 
+from bot.outages import outages
 from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.discord_voice import FakeVoiceServer
@@ -29,6 +30,12 @@ UNMIXR_KEY = "test-unmixr-key-abcdef123456"
 
 # PostgreSQL for the tests that need it (a throwaway cluster, a fresh database per test).
 pytest_plugins = ["tests.postgres_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_minute() -> None:
+    # Outage reports are rate-limited per process: each test starts a fresh minute.
+    outages.reset()
 
 
 @pytest.fixture

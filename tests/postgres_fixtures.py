@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -53,3 +54,12 @@ async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(postgres_url, name)
+
+
+def password_as_query(url: str, password: str) -> str:
+    """The database URL with its userinfo password left out and `password` given as `?password=` instead
+    (percent-encoded), the other form asyncpg accepts."""
+    scheme, _, rest = url.partition("://")
+    userinfo, _, location = rest.partition("@")
+    separator = "&" if "?" in location else "?"
+    return f"{scheme}://{userinfo.partition(':')[0]}@{location}{separator}password={quote(password, safe='')}"

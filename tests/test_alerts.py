@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import World
 
-LOW_PREBUILT = "low on prebuilt-voice characters: 5000 left, under the warning level of 10000"
+LOW_PREBUILT = "low on prebuilt-voice characters: 5,000 left, under the warning level of 10,000"
 LOW_CLONED = "low on cloned-voice characters: 10 left"
 
 

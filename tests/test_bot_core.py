@@ -25,9 +25,11 @@ EXPECTED_EXTENSIONS = {
     "cogs.clone",
     "cogs.preferences",
     "cogs.pronounce",
+    "cogs.readouts",
     "cogs.say",
     "cogs.settings",
     "cogs.voice",
+    "cogs.voice_events",
     "cogs.voices",
 }
 

@@ -160,12 +160,78 @@ async def test_the_clone_list_details_clones_and_drops_unavailable_ones(catalogu
     assert voices.get("clone-1", 1) is None
 
 
-async def test_a_new_clone_is_added_without_fetching_anything(catalogue) -> None:
+async def test_a_new_clone_is_usable_at_once_with_its_languages_and_capabilities(catalogue) -> None:
     voices, fake, _storage = catalogue
     await voices.prepare(1)
+    fake.clones.append(
+        {**fake.voices[0], "uuid": "clone-2", "character": "Nell", "language": "en", "other_languages": ["de", "ja"]}
+    )
     before = len(fake.requests)
-    voices.add_clone(1, Voice(uuid="clone-2", character="Nell"))
-    assert voices.find("Nell", 1).uuid == "clone-2"
+    offered = await voices.add_clone(1, Voice(uuid="clone-2", character="Nell", description="warm"))
+    nell = voices.find("Nell", 1)
+    assert nell is offered and nell.uuid == "clone-2"
+    # Known at once, not at the next refresh: Unmixr's details of the voice were fetched, once.
+    assert nell.speaks("de") and nell.speaks("ja-JP")
+    assert nell.capabilities == fake.voices[0]["capabilities"]
+    assert [r.path for r in fake.requests[before:]] == ["/api/v1/voice/clone-2/"]
     assert [voice.uuid for voice in voices.suggest("ne", 1)][:1] == ["clone-2"]
     assert voices.find("Nell", 2) is None
-    assert len(fake.requests) == before
+
+
+async def test_a_new_clone_whose_details_cannot_be_fetched_is_usable_as_told(catalogue, caplog) -> None:
+    voices, fake, _storage = catalogue
+    await voices.prepare(1)
+    fake.fail_next(404, endpoint="/voice/")
+    offered = await voices.add_clone(1, Voice(uuid="clone-3", character="Wren", description="bright"))
+    assert voices.find("Wren", 1) is offered
+    told = (offered.uuid, offered.character, offered.description, offered.languages)
+    assert told == ("clone-3", "Wren", "bright", [])
+    assert "could not fetch the details of the new clone clone-3" in caplog.text
+
+
+async def test_odd_and_extra_fields_lose_no_voice_and_what_cannot_be_listed_is_logged_once(catalogue, caplog) -> None:
+    voices, fake, _storage = catalogue
+    await voices.prepare(None)
+    plain = {voice.uuid: voice for voice in voices.voices_for(None)}
+    fake.vary("odd-fields", "extra-fields")
+    caplog.clear()
+    await voices.refresh()
+    odd = {voice.uuid: voice for voice in voices.voices_for(None)}
+    assert odd.keys() == plain.keys(), "every voice is still listed; the entries without a uuid or name are not"
+    brian = odd[BRIAN_ID]
+    # The fields that could be read are kept: languages from locales (one with a null URL), capabilities.
+    assert brian.languages == plain[BRIAN_ID].languages
+    assert brian.capabilities == plain[BRIAN_ID].capabilities
+    assert brian.emotions == [] and brian.gender is None and brian.wpm == plain[BRIAN_ID].wpm
+    unlisted = [record.getMessage() for record in caplog.records if "without a uuid or a name" in record.getMessage()]
+    # Once per refresh for each list; each list's first page carried three: no uuid, no name, not an object.
+    assert sorted(unlisted) == sorted(
+        [
+            f"left out {3 * len(voices._categories)} entries of the catalogue without a uuid or a name",
+            "left out 3 entries of the cloned-voice list without a uuid or a name",
+        ]
+    )
+
+
+async def test_one_capability_sent_as_a_string_is_a_list_of_one(catalogue) -> None:
+    voices, fake, _storage = catalogue
+    fake.voices.append({**fake.voices[0], "uuid": "one-capability", "character": "Solo", "capabilities": ["intensity"]})
+    fake.vary("odd-fields")
+    await voices.prepare(None)
+    assert voices.find("Solo", None).capabilities == ["intensity"]
+
+
+async def test_the_clone_list_stops_at_a_page_that_repeats_the_previous(catalogue) -> None:
+    voices, fake, storage = catalogue
+    for index in range(3):
+        fake.clones.append({**fake.voices[0], "uuid": f"clone-{index}", "character": f"Clone {index}"})
+        await storage.add_cloned_voice(f"clone-{index}", 1, f"Clone {index}", None, 42)
+    fake.max_page_size = 1
+    fake.vary("ignored-page")  # page 2 is page 1 again, with next_page 2 as before
+    await voices.prepare(1)
+    await voices.refresh()
+    listing = [r for r in fake.requests if r.endpoint == "/cloned-voice-list/"]
+    assert [r.query.get("page") for r in listing] == [None, "2"]
+    assert voices.get("clone-0", 1).language == fake.voices[0]["language"]  # detailed by the list
+    # The others are still this server's, as storage knows them.
+    assert {voice.uuid for voice in voices.guild_clones(1)} == {"clone-0", "clone-1", "clone-2"}

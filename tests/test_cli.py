@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -114,7 +115,8 @@ async def test_check_with_a_wrong_unmixr_key_exits_1_with_a_plain_sentence(
     status, stdout, stderr = await run_cli("check", env=env, cwd=tmp_path)
     assert status == 1
     assert stderr.splitlines() == [
-        "Problem: Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."
+        f"Problem: Unmixr at {cli_env['UNMIXR_BASE_URL']} rejected UNMIXR_API_KEY; copy the key again from "
+        "https://app.unmixr.com/manage-api-keys/ (the API needs an eligible Unmixr plan)."
     ]
     assert "Traceback" not in stdout + stderr
     assert "wrong-key-1234567890" not in stdout + stderr
@@ -159,7 +161,10 @@ async def test_balance_with_a_wrong_key_exits_1_with_a_plain_sentence(cli_env: d
     env = {**cli_env, "UNMIXR_API_KEY": "wrong-key-1234567890"}
     status, stdout, stderr = await run_cli("balance", env=env, cwd=tmp_path)
     assert status == 1
-    assert stderr.strip() == "Unmixr: Unmixr rejected the bot's API key; the bot's operator needs to check it."
+    assert stderr.strip() == (
+        f"Unmixr at {cli_env['UNMIXR_BASE_URL']} rejected UNMIXR_API_KEY; copy the key again from "
+        "https://app.unmixr.com/manage-api-keys/ (the API needs an eligible Unmixr plan)."
+    )
     assert "wrong-key-1234567890" not in stdout + stderr
 
 
@@ -231,3 +236,36 @@ async def test_run_connects_and_stops_cleanly_on_sigterm_with_secrets_masked(
     assert "Traceback" not in log
     assert_no_secrets(stdout.decode(), log)
     assert (tmp_path / "data" / "bot.sqlite3").exists()
+
+
+async def test_say_output_gets_the_usual_permissions_and_the_cache_stays_private(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The umask of the shell the operator runs it from (022 here) decides, as for any file a program creates.
+    code = "import os, sys; os.umask(0o022); from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "say", "Permissions.", "-o", "shared.mp3", env=cli_env, cwd=tmp_path
+    )
+    assert await process.wait() == 0
+    assert stat.S_IMODE((tmp_path / "shared.mp3").stat().st_mode) == 0o644
+    cached = list((tmp_path / "data" / "audio-cache").glob("*.audio"))
+    assert cached and all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in cached)
+
+
+async def test_voices_prints_aligned_columns_and_counts_in_words(cli_env: dict[str, str], tmp_path: Path) -> None:
+    status, stdout, stderr = await run_cli("voices", "--language", "fr-FR", env=cli_env, cwd=tmp_path)
+    assert status == 0, stderr
+    *rows, footer = stdout.splitlines()
+    assert rows[0].split() == ["uuid", "name", "gender", "language", "quality"]
+    assert len(rows) > 2
+    # Every value starts where its column's heading does, two spaces after the widest value before it.
+    offsets = [rows[0].index(word) for word in ("name", "gender", "language", "quality")]
+    for row in rows[1:]:
+        for offset in offsets:
+            assert row[offset - 2 : offset] == "  " and row[offset] != " ", (row, offset)
+    count = len(rows) - 1
+    assert footer == f"page 1 of 1, {count} voice" + ("" if count == 1 else "s")
+
+    status, stdout, stderr = await run_cli("voices", "--query", "Amelie", env=cli_env, cwd=tmp_path)
+    assert status == 0, stderr
+    assert stdout.splitlines()[-1] == "page 1 of 1, 1 voice"

@@ -151,7 +151,7 @@ async def test_text_over_6000_characters_is_refused_before_any_upstream_call(
     assert stdout == "", stdout
     assert status == 1
     assert one_line(stderr) == (
-        "That text is 10000 characters long but one request takes at most 6000; shorten it or split it."
+        "That text is 10,000 characters long but one request takes at most 6,000; shorten it or split it."
     )
     assert unmixr.requests == []
 
@@ -170,8 +170,9 @@ async def test_unmixr_refusals_and_outages_are_one_line(
     unmixr.fail_next(505, endpoint="/short-tts/")
     status, stdout, stderr = await run_cli("say", "Out of credits.", "-o", "a.mp3", env=cli_env, cwd=tmp_path)
     assert status == 1
+    # Told to the operator, who can add the credits (a member is told that an admin needs to).
     assert one_line(stderr) == (
-        "Unmixr: The Unmixr account has run out of prebuilt-voice characters; an admin needs to add credits."
+        "The Unmixr account has run out of prebuilt-voice characters; add credits to it, then try again."
     )
     assert not (tmp_path / "a.mp3").exists()
 
@@ -179,7 +180,10 @@ async def test_unmixr_refusals_and_outages_are_one_line(
     status, stdout, stderr = await run_cli("say", "Nobody answers.", "-o", "b.mp3", env=gone, cwd=tmp_path)
     assert stdout == "", stdout
     assert status == 1
-    assert one_line(stderr).startswith("Unmixr: The bot could not reach Unmixr")
+    assert one_line(stderr) == (
+        "Unmixr could not be reached at http://127.0.0.1:9/api/v1 (Connection refused); check the network and "
+        "UNMIXR_BASE_URL."
+    )
 
 
 async def test_say_without_voice_uses_the_default_voice(

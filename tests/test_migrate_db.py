@@ -17,6 +17,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import asyncpg
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from bot.storage import Storage, url_secrets
 from bot.storage.migrate import PROGRESS_MIN_ROWS, TABLES
 from tests.conftest import DISCORD_TOKEN, World
 from tests.fakes.discord_server import ChannelOption, FakeInteraction, RoleOption
+from tests.postgres_fixtures import password_as_query
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 # More ledger rows than the progress bar's threshold, as a bot that has run for a while has.
@@ -227,6 +229,16 @@ async def test_migrate_db_failures_are_one_line_without_the_password(tmp_path: P
     for secret in url_secrets(wrong):
         assert secret not in stderr
     assert "Traceback" not in stderr
+
+    # The same with the password given as ?password=, the other form asyncpg reads.
+    wrong_password = "wrong+pass/word!"
+    status, stdout, stderr = await migrate_db(
+        sqlite_path, password_as_query(postgres_database, wrong_password), tmp_path
+    )
+    assert (status, stdout) == (1, "")
+    assert "password authentication failed" in stderr and "password=[redacted]" in stderr
+    for form in (wrong_password, quote(wrong_password, safe=""), quote_plus(wrong_password)):
+        assert form not in stderr
 
     status, stdout, stderr = await migrate_db(sqlite_path, "", tmp_path)
     assert status == 2 and "DATABASE_URL" in stderr and len(stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import re
 import signal
 import sys
@@ -91,6 +92,44 @@ async def test_metrics_count_a_say_and_its_cached_repeat(world: World) -> None:
     assert 0 < latency < 5
 
 
+async def test_metrics_operators_alert_on(world: World) -> None:
+    bot = await world.start_bot(metrics_port=0)
+    said = await world.say(text="Timing what the bot does.")
+    await said.wait_final()
+    await bot.audio_cache.flush()
+    balance = await world.slash("balance", member=world.admin)
+    await balance.wait_final()
+    budget = await world.slash("settings", {"characters": 5}, subcommand="budget", member=world.admin)
+    await budget.wait_final()
+    refused = await world.say(text="This is longer than five credits.")
+    await refused.wait_final()
+    assert "budget" in refused.content()
+    wrong = await world.say(text="Wrong rate.", rate="fast!!")
+    await wrong.wait_final()
+
+    samples = await scrape(bot)
+    # Acknowledgement and answer time per command, in a histogram.
+    assert value(samples, "unmixr_bot_command_seconds_count", command="say", phase="ack") == 3
+    assert value(samples, "unmixr_bot_command_seconds_count", command="say", phase="answer") == 3
+    ack = value(samples, "unmixr_bot_command_seconds_sum", command="say", phase="ack")
+    answered = value(samples, "unmixr_bot_command_seconds_sum", command="say", phase="answer")
+    assert 0 < ack <= answered
+    assert value(samples, "unmixr_bot_command_seconds_bucket", command="say", phase="ack", le="0.1") >= 1
+    assert value(samples, "unmixr_bot_command_seconds_count", command="balance", phase="answer") == 1
+    # A budget refusal is counted apart from other refusals.
+    assert value(samples, "unmixr_bot_commands_total", command="say", outcome="budget") == 1
+    assert value(samples, "unmixr_bot_commands_total", command="say", outcome="refused") == 1
+    # The credits left, as /balance just read them.
+    left = world.unmixr.prebuilt_chars
+    assert f"{left:,} prebuilt characters" in balance.content()
+    assert value(samples, "unmixr_bot_credits_remaining", kind="prebuilt") == left
+    assert value(samples, "unmixr_bot_credits_remaining", kind="voice_cloning") == world.unmixr.cloned_chars
+    # The audio cache's size, and the build.
+    cached = value(samples, "unmixr_bot_audio_cache_bytes", tier="local")
+    assert cached == bot.audio_cache.total_bytes > 0
+    assert value(samples, "unmixr_bot_build_info", version=importlib.metadata.version("unmixr-discord")) == 1
+
+
 async def test_a_second_bot_in_the_same_process_has_its_own_counters(world: World) -> None:
     bot = await world.start_bot(metrics_port=0)
     said = await world.say(text="Only once.")
@@ -117,7 +156,7 @@ async def test_healthz_fails_while_the_gateway_is_down_and_recovers(world: World
     bot = await world.start_bot(metrics_port=0)
     status, body = await health(bot)
     assert status == 200
-    assert body == {"status": "ok", "checks": ["gateway", "database"], "shards": [0]}
+    assert body == {"status": "ok", "checks": ["gateway", "database", "unmixr"], "shards": [0]}
 
     world.discord.refuse_gateway = True
     await world.discord.disconnect_gateway(4000)
@@ -135,6 +174,28 @@ async def test_healthz_names_the_database_when_it_does_not_answer(world: World) 
     status, body = await health(bot)
     assert status == 503
     assert body == {"status": "fail", "failing": ["database"], "shards": [0], "disconnected_shards": []}
+
+
+async def test_healthz_names_unmixr_while_it_rejects_the_key_and_recovers(world: World) -> None:
+    bot = await world.start_bot(metrics_port=0)
+    assert (await health(bot))[0] == 200
+    key = world.unmixr.api_key
+    world.unmixr.api_key = "revoked-" + key  # the operator's key revoked on Unmixr's side
+    refused = await world.slash("balance", member=world.admin)
+    await refused.wait_final()
+    status, body = await health(bot)
+    assert status == 503
+    assert body == {"status": "fail", "failing": ["unmixr"], "shards": [0], "disconnected_shards": []}
+    # Unmixr merely down is not the operator's to fix: the check stays as it was.
+    world.unmixr.api_key = key
+    answered = await world.slash("balance", member=world.admin)
+    await answered.wait_final()
+    assert (await health(bot))[0] == 200
+    world.unmixr.reset_next(n=10, endpoint="/credit-balance/")
+    down = await world.slash("balance", member=world.admin)
+    await down.wait_final()
+    assert "could not reach Unmixr" in down.content()
+    assert (await health(bot))[0] == 200
 
 
 async def test_a_bot_process_serves_metrics_and_sees_real_heartbeat_latency(

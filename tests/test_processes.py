@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import asyncpg
 import pytest
@@ -29,6 +30,7 @@ from bot.storage.backends import MIGRATION_LOCK
 from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.unmixr import FakeUnmixr
+from tests.postgres_fixtures import password_as_query
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
@@ -354,6 +356,28 @@ async def run_bot_process(environment: dict[str, str], cwd: Path) -> tuple[int, 
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, output.decode()
+
+
+async def test_a_database_password_given_as_a_query_parameter_is_never_printed(
+    tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord, postgres_database: str
+) -> None:
+    # asyncpg also reads the password from ?password= (percent-encoded); the bot must mask that form too.
+    wrong = "not+the/pass word!"
+    environment = {
+        **BASE_SETTINGS,
+        "UNMIXR_API_KEY": unmixr.api_key,
+        "UNMIXR_BASE_URL": unmixr.base_url,
+        "DISCORD_API_BASE": discord_fake.api_base,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DATABASE_URL": password_as_query(postgres_database, wrong),
+        "LOG_LEVEL": "DEBUG",
+    }
+    status, output = await run_bot_process(environment, tmp_path)
+    assert status == 1
+    [line] = [line for line in output.splitlines() if "Database:" in line]
+    assert "password authentication failed" in line and "password=[redacted]" in line
+    for form in (wrong, quote(wrong, safe=""), quote_plus(wrong)):
+        assert form not in output
 
 
 async def test_shard_ids_without_shard_count_stop_the_bot_with_one_line(tmp_path: Path) -> None:

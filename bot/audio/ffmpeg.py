@@ -3,15 +3,17 @@
 `run` opens each input from a private temporary file (written by `run` from bytes, or earlier by
 `private_copy` from a stream) with a format and a protocol whitelist, so a file can never make ffmpeg open
 another file or a URL (an HLS playlist or an ffconcat script named `voice.mp3` is the classic attack); it
-runs the program in a lane with its own bounded slots, with a deadline, off the event loop; and it removes
-its files afterwards. Callers pass only output options: there is no other way to give ffmpeg an input.
-(Synthesised audio for voice is encoded to Opus from a pipe by `bot.audio.opus`, with the same format
-whitelist.)
+runs the program in a lane with its own bounded slots, shared fairly between servers, with a deadline and a
+cap on what it may print, off the event loop; and it removes its files afterwards (waiting for any thread
+still writing them, even when cancelled). Callers pass only output options: there is no other way to give
+ffmpeg an input. (Synthesised audio for voice is encoded to Opus from a pipe by `bot.audio.opus`, with the
+same format whitelist.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -20,9 +22,9 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final, Literal
+from typing import BinaryIO, Final, Literal, ParamSpec, TypeVar
 
 __all__ = [
     "SUPPORTED_DEMUXERS",
@@ -32,6 +34,7 @@ __all__ = [
     "Joined",
     "Lane",
     "Outcome",
+    "OutputTooLargeError",
     "Source",
     "TooLargeError",
     "private_copy",
@@ -39,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_Parameters = ParamSpec("_Parameters")
+_Result = TypeVar("_Result")
 
 # ffmpeg's demuxer names for mp3, wav, ogg/opus, flac, aac, mp4/m4a/mov and webm/mkv.
 SUPPORTED_DEMUXERS: Final = ("mp3", "wav", "ogg", "flac", "aac", "mov", "matroska")
@@ -64,6 +70,10 @@ _FFMPEG_HEAD: Final = ("-nostdin", "-hide_banner", "-v", "error", "-y")
 _PRIVATE_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 # A streamed copy is written a slice at a time from a thread: few hand-offs, and never a whole file in memory.
 _COPY_SLICE_BYTES: Final = 1 << 20
+# What is kept of a program's error output: its first lines say what went wrong, and a hostile file can make
+# ffmpeg print without end.
+_STDERR_KEPT_BYTES: Final = 64 * 1024
+_READ_BYTES: Final = 64 * 1024
 
 
 class AudioError(Exception):
@@ -80,6 +90,10 @@ class TooLargeError(AudioError):
     def __init__(self, received: int) -> None:
         super().__init__(f"The file is larger than allowed ({received:,} bytes received so far).")
         self.received = received
+
+
+class OutputTooLargeError(AudioError):
+    """The program printed more than its caller allows (the process is killed at once)."""
 
 
 class Lane(enum.Enum):
@@ -121,19 +135,102 @@ class Outcome:
     output: bytes | None = None
 
 
-# One set of slots per event loop: an asyncio primitive must not be shared across loops (tests run several).
-_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Lane, asyncio.Semaphore]] = (
+class _FairSlots:
+    """A lane's process slots, shared fairly: a freed slot goes to the oldest waiting request of a server that
+    holds no slot of the lane, if there is one, else to the oldest waiting request.
+
+    So one server sending many requests at once (free repeats of cached audio, say) takes the free slots but
+    never makes another server wait for all of its queue.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._held: collections.Counter[Hashable] = collections.Counter()
+        self._waiting: list[tuple[Hashable, asyncio.Future[None]]] = []  # oldest first
+
+    def locked(self) -> bool:
+        """Whether every slot is taken (as asyncio.Semaphore says it)."""
+        return self._free == 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, server: Hashable) -> AsyncIterator[None]:
+        """Hold one slot for `server` (None: work no server asked for, counted as one more server)."""
+        await self._acquire(server)
+        try:
+            yield
+        finally:
+            self._release(server)
+
+    async def _acquire(self, server: Hashable) -> None:
+        if self._free > 0 and not self._waiting:
+            self._take(server)
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (server, turn)
+        self._waiting.append(entry)
+        try:
+            await turn
+        except BaseException:
+            if turn.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(entry)
+            else:
+                self._release(server)  # given a slot just as it was cancelled: pass the slot on
+            raise
+
+    def _take(self, server: Hashable) -> None:
+        self._free -= 1
+        self._held[server] += 1
+
+    def _release(self, server: Hashable) -> None:
+        self._held[server] -= 1
+        if self._held[server] <= 0:
+            del self._held[server]
+        self._free += 1
+        while self._free > 0 and self._waiting:
+            index = next((i for i, (waiting, _) in enumerate(self._waiting) if waiting not in self._held), 0)
+            waiting, turn = self._waiting.pop(index)
+            if turn.done():
+                continue  # cancelled while waiting
+            self._take(waiting)
+            turn.set_result(None)
+
+
+# One set of slots per event loop: asyncio futures must not be shared across loops (tests run several).
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Lane, _FairSlots]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _slots(lane: Lane) -> asyncio.Semaphore:
+def _slots(lane: Lane) -> _FairSlots:
     loop = asyncio.get_running_loop()
     lanes = _slots_by_loop.get(loop)
     if lanes is None:
-        lanes = {each: asyncio.Semaphore(LANE_SLOTS[each]) for each in Lane}
+        lanes = {each: _FairSlots(LANE_SLOTS[each]) for each in Lane}
         _slots_by_loop[loop] = lanes
     return lanes[lane]
+
+
+async def _in_thread(
+    function: Callable[_Parameters, _Result], /, *args: _Parameters.args, **kwargs: _Parameters.kwargs
+) -> _Result:
+    """Run a blocking call in a thread and wait for its end, even when cancelled (then re-raised after it).
+
+    A thread cannot be stopped: a caller cancelled while one writes into its folder must not remove the folder
+    until the writing is over, or the files written after the removal would stay behind.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.wait([work])  # never cancels `work`
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not work.cancelled() and work.exception() is not None:
+            log.debug("a call cancelled while in a thread also failed: %s", work.exception())
+        raise asyncio.CancelledError
+    return work.result()
 
 
 @contextlib.asynccontextmanager
@@ -142,7 +239,7 @@ async def private_copy(chunks: AsyncIterable[bytes], *, max_bytes: int) -> Async
     workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
     try:
         path = workspace / "input"
-        file = await asyncio.to_thread(_open_private, path)
+        file = await _in_thread(_open_private, path)
         size = 0
         try:
             pending: list[bytes] = []
@@ -154,14 +251,14 @@ async def private_copy(chunks: AsyncIterable[bytes], *, max_bytes: int) -> Async
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _COPY_SLICE_BYTES:
-                    await asyncio.to_thread(file.writelines, pending)
+                    await _in_thread(file.writelines, pending)
                     pending, pending_size = [], 0
-            await asyncio.to_thread(file.writelines, pending)
+            await _in_thread(file.writelines, pending)
         finally:
-            await asyncio.to_thread(file.close)
+            await _in_thread(file.close)
         yield Source(path, size)
     finally:
-        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+        await _in_thread(shutil.rmtree, workspace, ignore_errors=True)
 
 
 async def run(
@@ -171,12 +268,16 @@ async def run(
     *,
     output: str | None = None,
     lane: Lane = Lane.REPLIES,
+    server: Hashable = None,
     limit: float,
+    max_stdout: int | None = None,
 ) -> Outcome:
     """Run ffmpeg or ffprobe on `inputs` (each opened safely from a private file) with `arguments` after them.
 
     `output` names the suffix of an output file that ffmpeg writes after `arguments` and that is returned
-    when the program succeeds. The program is killed after `limit` seconds, or when the caller is cancelled.
+    when the program succeeds. The program runs in a slot of `lane` taken for `server` (the server the work is
+    for, so the lane is shared fairly). It is killed after `limit` seconds, when the caller is cancelled, or
+    when it prints more than `max_stdout` bytes to its standard output (OutputTooLargeError).
     """
     if "-i" in arguments:
         raise ValueError("inputs are passed as data in `inputs`, never with -i")
@@ -185,7 +286,7 @@ async def run(
     # mkdtemp makes a folder only this user can enter; its name is known at once, even if the caller is cancelled.
     workspace = Path(tempfile.mkdtemp(prefix="unmixr-audio-"))
     try:
-        input_arguments = await asyncio.to_thread(_write_inputs, workspace, inputs)
+        input_arguments = await _in_thread(_write_inputs, workspace, inputs)
         target = workspace / f"output.{output}" if output is not None else None
         if program == "ffprobe":
             command = ["-v", "error", *input_arguments[:-2], *arguments, *input_arguments[-2:]]
@@ -193,13 +294,13 @@ async def run(
             command = [*_FFMPEG_HEAD, *input_arguments, *arguments]
             if target is not None:
                 command.append(f"file:{target}")
-        completed = await _spawn(program, command, lane=lane, limit=limit)
+        completed = await _spawn(program, command, lane=lane, server=server, limit=limit, max_stdout=max_stdout)
         if target is not None and completed.returncode == 0:
             data = await asyncio.to_thread(target.read_bytes)
             completed = dataclasses.replace(completed, output=data)
         return completed
     finally:
-        await asyncio.to_thread(shutil.rmtree, workspace, ignore_errors=True)
+        await _in_thread(shutil.rmtree, workspace, ignore_errors=True)
 
 
 def _write_inputs(workspace: Path, inputs: Sequence[bytes | Joined | Source]) -> list[str]:
@@ -232,9 +333,17 @@ def _write_private(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-async def _spawn(program: str, arguments: Sequence[str], *, lane: Lane, limit: float) -> Outcome:
-    """Run a program in a slot of its lane, killing it after `limit` seconds or on cancellation."""
-    async with _slots(lane):
+async def _spawn(
+    program: str,
+    arguments: Sequence[str],
+    *,
+    lane: Lane,
+    limit: float,
+    server: Hashable = None,
+    max_stdout: int | None = None,
+) -> Outcome:
+    """Run a program in a slot of its lane, killing it after `limit` seconds, on cancellation, or past `max_stdout`."""
+    async with _slots(lane).slot(server):
         try:
             process = await asyncio.create_subprocess_exec(
                 program,
@@ -247,21 +356,46 @@ async def _spawn(program: str, arguments: Sequence[str], *, lane: Lane, limit: f
             raise FFmpegMissingError(
                 f"{program} is not installed, so audio cannot be processed; install ffmpeg and restart."
             ) from error
+        assert process.stdout is not None and process.stderr is not None
+        errors = asyncio.ensure_future(_head_of(process.stderr, _STDERR_KEPT_BYTES))
         try:
             if lane is Lane.CHECKS:
                 _lower_priority(process.pid)
             async with asyncio.timeout(limit):
-                stdout, stderr = await process.communicate()
+                stdout = await _read_at_most(process.stdout, max_stdout, program)
+                stderr = await errors
+                returncode = await process.wait()
         except TimeoutError:
             raise AudioError(f"Processing the audio took longer than {limit:g} seconds.") from None
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    returncode = await process.wait()  # already finished: this only reads the exit status
+            errors.cancel()
     if returncode != 0:
         log.debug("%s exited with %s: %s", program, returncode, stderr[-2000:].decode(errors="replace"))
     return Outcome(returncode, stdout, stderr)
+
+
+async def _read_at_most(stream: asyncio.StreamReader, limit: int | None, program: str) -> bytes:
+    """Everything a stream gives until its end, raising OutputTooLargeError past `limit` bytes (None: no limit)."""
+    if limit is None:
+        return await stream.read()
+    received = bytearray()
+    while block := await stream.read(_READ_BYTES):
+        received += block
+        if len(received) > limit:
+            raise OutputTooLargeError(f"{program} printed more than {limit:,} bytes about the file.")
+    return bytes(received)
+
+
+async def _head_of(stream: asyncio.StreamReader, keep: int) -> bytes:
+    """The first `keep` bytes of a stream, reading (and dropping) the rest until its end so the writer never blocks."""
+    kept = bytearray()
+    while block := await stream.read(_READ_BYTES):
+        if len(kept) < keep:
+            kept += block[: keep - len(kept)]
+    return bytes(kept)
 
 
 def _lower_priority(pid: int) -> None:

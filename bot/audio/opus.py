@@ -161,10 +161,11 @@ class _Reader:
         return data
 
 
-async def encode(audio: bytes, cache: AudioCache | None = None) -> OpusEncoding:
+async def encode(audio: bytes, cache: AudioCache | None = None, *, from_message: bool = False) -> OpusEncoding:
     """Return `audio` (any format ffmpeg reads) as Opus once its first page is ready, from `cache` if it is there.
 
-    The encoder runs on after this returns; its finished encoding is stored in `cache`.
+    The encoder runs on after this returns; its finished encoding is stored in `cache` (for at most a day when it
+    speaks a member's message).
     """
     key = cache_key(opus_of=await asyncio.to_thread(_digest, audio), version=_ENCODING_VERSION)
     if cache is not None:
@@ -172,7 +173,9 @@ async def encode(audio: bytes, cache: AudioCache | None = None) -> OpusEncoding:
         if cached is not None and cached.output_type == OUTPUT_TYPE:
             return OpusEncoding(cached.data, complete=True)
     encoding = OpusEncoding()
-    task = asyncio.get_running_loop().create_task(_run_encoder(audio, encoding, key, cache), name="opus-encoder")
+    task = asyncio.get_running_loop().create_task(
+        _run_encoder(audio, encoding, key, cache, from_message), name="opus-encoder"
+    )
     _running.add(task)
     task.add_done_callback(_running.discard)
     await encoding.wait_audio()
@@ -192,7 +195,9 @@ def _slots() -> asyncio.Semaphore:
     return slots
 
 
-async def _run_encoder(audio: bytes, encoding: OpusEncoding, key: str, cache: AudioCache | None) -> None:
+async def _run_encoder(
+    audio: bytes, encoding: OpusEncoding, key: str, cache: AudioCache | None, from_message: bool
+) -> None:
     error: str | None = "stopped before it finished"
     try:
         async with _slots():
@@ -203,7 +208,7 @@ async def _run_encoder(audio: bytes, encoding: OpusEncoding, key: str, cache: Au
     finally:
         encoding._finish(error)
     if error is None and cache is not None:
-        cache.put_soon(key, encoding.data(), duration=None, output_type=OUTPUT_TYPE)
+        cache.put_soon(key, encoding.data(), duration=None, output_type=OUTPUT_TYPE, from_message=from_message)
 
 
 async def _encode_into(audio: bytes, encoding: OpusEncoding) -> str | None:

@@ -60,6 +60,8 @@ class Clip:
     chunks: AsyncIterator[bytes]
     release: Callable[[], Coroutine[Any, Any, None]] | None = None
     on_failure: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
+    # It speaks a member's message (a readout, Read aloud): its encoding stays in the cache at most a day.
+    from_message: bool = False
     created_at: float = field(default_factory=time.monotonic)
     failure: BaseException | None = None
     _parts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
@@ -159,6 +161,8 @@ class GuildPlayer:
         self.last_active = time.monotonic()
         self._wakeup = asyncio.Event()
         self._skip_current = False
+        # While nobody can hear the bot: nothing new is synthesised or started, and the clip playing pauses.
+        self.held = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"player:{guild_id}")
         self._task.add_done_callback(self._task_done)
         self.on_clip_start: Callable[[Clip], None] | None = None
@@ -188,8 +192,27 @@ class GuildPlayer:
 
     def _prefetch(self) -> None:
         # Only the playing clip and the next one are synthesised: a clip dropped before then costs nothing.
-        if self.queue:
+        if self.queue and not self.held:
             self.queue[0].start()
+
+    def hold(self) -> None:
+        """Nobody can hear: pause the clip playing, and start nothing new (no synthesis either) until resume()."""
+        if self.held:
+            return
+        self.held = True
+        if self.voice_client.is_playing():
+            self.voice_client.pause()
+
+    def resume(self) -> None:
+        """Someone can hear again: go on where playback paused."""
+        if not self.held:
+            return
+        self.held = False
+        if self.voice_client.is_paused():
+            self.voice_client.resume()
+        self._prefetch()
+        self.last_active = time.monotonic()
+        self._wakeup.set()
 
     def skip(self) -> Clip | None:
         """Stop the clip that is playing; the next one starts."""
@@ -200,6 +223,7 @@ class GuildPlayer:
         clip.cancel()
         if self.voice_client.is_playing() or self.voice_client.is_paused():
             self.voice_client.stop()
+        self._wakeup.set()
         return clip
 
     def clear(self) -> int:
@@ -224,7 +248,7 @@ class GuildPlayer:
 
     async def _run(self) -> None:
         while True:
-            while not self.queue:
+            while not self.queue or self.held:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             clip = self.queue.popleft()
@@ -238,7 +262,7 @@ class GuildPlayer:
                 async for audio in clip.parts():
                     if self._skip_current:
                         break
-                    await self._play(audio)
+                    await self._play(audio, from_message=clip.from_message)
                     if self._skip_current:
                         break
             except Exception:
@@ -248,7 +272,7 @@ class GuildPlayer:
                 self.current = None
                 self.last_active = time.monotonic()
 
-    async def _play(self, audio: bytes) -> None:
+    async def _play(self, audio: bytes, *, from_message: bool = False) -> None:
         """Play one chunk and wait until it has been sent (or stopped)."""
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
@@ -267,7 +291,10 @@ class GuildPlayer:
         if not self.voice_client.is_connected():
             await self._wait_connected()
         # Encoded once, ahead of playback: the player thread then only sends packets that are ready.
-        encoding = await opus.encode(audio, self.cache)
+        encoding = await opus.encode(audio, self.cache, from_message=from_message)
+        while self.held and not self._skip_current:
+            self._wakeup.clear()
+            await self._wakeup.wait()
         if not encoding.has_audio or self._skip_current or not self.voice_client.is_connected():
             return  # nothing to play (the encoder logged why), or skipped or disconnected meanwhile
         self.voice_client.play(OpusSource(encoding), after=after)

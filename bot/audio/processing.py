@@ -9,10 +9,10 @@ import io
 import json
 import shutil
 import wave
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Final, Literal
 
-from bot.audio.ffmpeg import AudioError, FFmpegMissingError, Joined, Lane, Outcome, Source, run
+from bot.audio.ffmpeg import AudioError, FFmpegMissingError, Joined, Lane, Outcome, OutputTooLargeError, Source, run
 
 __all__ = [
     "AudioError",
@@ -33,6 +33,14 @@ __all__ = [
 # Deadlines after which a process is killed; a caller wanting a shorter one wraps the call in asyncio.timeout.
 PROBE_SECONDS: Final = 30.0
 CONVERT_SECONDS: Final = 120.0
+
+# Only what the checks read, never tags or other metadata: ffprobe prints a tag whole (escaping each control
+# byte as six characters), so a file with a 100 MB tag would become 600 MB of JSON to read and parse.
+_PROBE_ENTRIES: Final = (
+    "format=format_name,duration:stream=codec_type,codec_name,duration:stream_disposition=attached_pic"
+)
+# The report of a real recording is well under 1 kB; more is a file built to be described at length.
+PROBE_OUTPUT_BYTES: Final = 64 * 1024
 
 # What discord.py's voice client sends: 48 kHz, two channels, 16-bit little-endian samples.
 PCM_SAMPLE_RATE: Final = 48_000
@@ -104,17 +112,27 @@ def _parse_float(value: Any) -> float | None:
     return number if number > 0 else None
 
 
-async def probe(data: Media, *, lane: Lane = Lane.REPLIES) -> ProbeResult:
+async def probe(data: Media, *, lane: Lane = Lane.REPLIES, server: Hashable = None) -> ProbeResult:
     """Describe the media in data from its headers, never raising for bad input: what ffprobe can't read has no audio.
 
     The duration is what the file declares (its audio track's, else its container's), None if it declares none.
     """
     if (data.size if isinstance(data, Source) else len(data)) == 0:
         return _NOT_MEDIA
-    completed = await run(
-        "ffprobe", [data], ["-show_format", "-show_streams", "-of", "json"], lane=lane, limit=PROBE_SECONDS
-    )
-    return _read_probe_report(completed)
+    try:
+        completed = await run(
+            "ffprobe",
+            [data],
+            ["-show_entries", _PROBE_ENTRIES, "-of", "json"],
+            lane=lane,
+            server=server,
+            limit=PROBE_SECONDS,
+            max_stdout=PROBE_OUTPUT_BYTES,
+        )
+    except OutputTooLargeError:
+        return _NOT_MEDIA
+    # Parsed in a thread: even 64 kB of JSON is a few milliseconds the event loop need not spend.
+    return await asyncio.to_thread(_read_probe_report, completed)
 
 
 def _read_probe_report(completed: Outcome) -> ProbeResult:
@@ -162,7 +180,9 @@ def _stop_after(seconds: float | None) -> list[str]:
     return [] if seconds is None else ["-t", f"{seconds:g}"]
 
 
-async def duration(data: Media, *, stop_after: float | None = None, lane: Lane = Lane.REPLIES) -> float:
+async def duration(
+    data: Media, *, stop_after: float | None = None, lane: Lane = Lane.REPLIES, server: Hashable = None
+) -> float:
     """Return the audio's length in seconds, measured by decoding it (at most `stop_after`), or raise AudioError."""
     # Unlike probe(), headers are not trusted: an mp3 cut short still claims its full length in its
     # Xing header, but only what decodes is counted here.
@@ -171,6 +191,7 @@ async def duration(data: Media, *, stop_after: float | None = None, lane: Lane =
         [data],
         ["-map", "0:a:0", *_stop_after(stop_after), "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
         lane=lane,
+        server=server,
         limit=PROBE_SECONDS,
     )
     if completed.returncode != 0:
@@ -193,7 +214,9 @@ def _encoder_arguments(output_format: str) -> list[str]:
     raise ValueError(f"unsupported output format {output_format!r}; use 'mp3' or 'wav'")
 
 
-async def _convert(data: Media, codec_arguments: Sequence[str], *, suffix: str, lane: Lane = Lane.REPLIES) -> bytes:
+async def _convert(
+    data: Media, codec_arguments: Sequence[str], *, suffix: str, lane: Lane = Lane.REPLIES, server: Hashable = None
+) -> bytes:
     """Decode data's first audio track and encode it with the given arguments into a file."""
     # A file rather than stdout, so the mp3 muxer can go back and write its Xing/LAME header,
     # which carries the exact length and the encoder delay that players trim.
@@ -203,6 +226,7 @@ async def _convert(data: Media, codec_arguments: Sequence[str], *, suffix: str, 
         ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", *codec_arguments],
         output=suffix,
         lane=lane,
+        server=server,
         limit=CONVERT_SECONDS,
     )
     if completed.returncode != 0:
@@ -218,10 +242,11 @@ async def extract_audio(
     output_format: OutputFormat = "mp3",
     stop_after: float | None = None,
     lane: Lane = Lane.REPLIES,
+    server: Hashable = None,
 ) -> bytes:
     """Return the first audio track (its first `stop_after` seconds) of a file, as mono mp3 (128 kbps) or wav."""
     codec_arguments = [*_stop_after(stop_after), "-ac", "1", *_encoder_arguments(output_format)]
-    return await _convert(data, codec_arguments, suffix=output_format, lane=lane)
+    return await _convert(data, codec_arguments, suffix=output_format, lane=lane, server=server)
 
 
 async def to_pcm(data: bytes) -> bytes:
@@ -250,13 +275,15 @@ async def to_pcm(data: bytes) -> bytes:
     return completed.stdout
 
 
-async def transcode_to_fit(data: bytes, max_bytes: int, *, duration: float | None = None) -> bytes:
+async def transcode_to_fit(
+    data: bytes, max_bytes: int, *, duration: float | None = None, server: Hashable = None
+) -> bytes:
     """Return audio that fits in max_bytes: as is if it does, else mono mp3 at the best bitrate that fits."""
     # The bitrate follows from the duration (measured when not given), 128 kbps down to a floor of 8, with
     # a lower sample rate at low bitrates; a result still too large moves one step down the ladder.
     if len(data) <= max_bytes:
         return data
-    seconds = duration if duration is not None else await _measure_duration(data)
+    seconds = duration if duration is not None else await _measure_duration(data, server=server)
     budget_bits = (max_bytes - _FIT_OVERHEAD_BYTES) * 8
     affordable_kbps = budget_bits / (seconds + _FIT_OVERHEAD_SECONDS) / 1000
     candidates = [(kbps, rate) for kbps, rate in _FIT_LADDER if kbps <= affordable_kbps]
@@ -265,6 +292,7 @@ async def transcode_to_fit(data: bytes, max_bytes: int, *, duration: float | Non
             data,
             ["-ac", "1", "-ar", str(sample_rate), "-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-f", "mp3"],
             suffix="mp3",
+            server=server,
         )
         if len(encoded) <= max_bytes:
             return encoded
@@ -273,7 +301,7 @@ async def transcode_to_fit(data: bytes, max_bytes: int, *, duration: float | Non
     )
 
 
-async def concat(parts: Sequence[bytes], output_format: OutputFormat) -> bytes:
+async def concat(parts: Sequence[bytes], output_format: OutputFormat, *, server: Hashable = None) -> bytes:
     """Join audio clips in order into one file of output_format whose duration is the sum of theirs."""
     # Cheapest first: wav parts of one PCM layout are joined in Python; mp3 parts of one sample rate and
     # channel count by stream copy (each join keeps about 45 ms of encoder padding); anything else is
@@ -288,8 +316,8 @@ async def concat(parts: Sequence[bytes], output_format: OutputFormat) -> bytes:
         if joined is not None:
             return joined
     elif _same_mp3_layout(parts):
-        return await _concat_mp3_copy(parts)
-    return await _concat_reencode(parts, output_format)
+        return await _concat_mp3_copy(parts, server)
+    return await _concat_reencode(parts, output_format, server)
 
 
 def _join_wav(parts: Sequence[bytes]) -> bytes | None:
@@ -321,13 +349,14 @@ def _join_wav(parts: Sequence[bytes]) -> bytes | None:
     return output.getvalue()
 
 
-async def _concat_mp3_copy(parts: Sequence[bytes]) -> bytes:
+async def _concat_mp3_copy(parts: Sequence[bytes], server: Hashable) -> bytes:
     completed = await run(
         "ffmpeg",
         [Joined(parts)],
         # -xerror: a part that cannot be opened fails the join instead of leaving it silently short.
         ["-xerror", "-map", "0:a:0", "-c", "copy", "-map_metadata", "-1", "-f", "mp3"],
         output="mp3",
+        server=server,
         limit=CONVERT_SECONDS,
     )
     if completed.returncode != 0 or completed.output is None:
@@ -335,7 +364,7 @@ async def _concat_mp3_copy(parts: Sequence[bytes]) -> bytes:
     return completed.output
 
 
-async def _concat_reencode(parts: Sequence[bytes], output_format: str) -> bytes:
+async def _concat_reencode(parts: Sequence[bytes], output_format: str, server: Hashable) -> bytes:
     labels = "".join(f"[{index}:a:0]" for index in range(len(parts)))
     completed = await run(
         "ffmpeg",
@@ -350,6 +379,7 @@ async def _concat_reencode(parts: Sequence[bytes], output_format: str) -> bytes:
             *_encoder_arguments(output_format),
         ],
         output=output_format,
+        server=server,
         limit=CONVERT_SECONDS,
     )
     if completed.returncode != 0 or completed.output is None:

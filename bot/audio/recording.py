@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import io
 import weakref
-from collections.abc import AsyncIterable
-from typing import Final
+from collections.abc import AsyncIterable, AsyncIterator, Hashable
+from typing import BinaryIO, Final
 
 from bot.audio.ffmpeg import (
     SUPPORTED_FORMATS,
@@ -19,6 +21,7 @@ from bot.audio.ffmpeg import (
 )
 from bot.audio.processing import duration, extract_audio, probe
 from bot.errors import UserFacingError
+from bot.wording import number
 
 __all__ = [
     "CODEC_PADDING_SECONDS",
@@ -62,17 +65,32 @@ _CONTENT_TYPES: Final = {
 }
 
 
-# One recording at a time: receiving and checking a large file keeps a core busy, so one at a time leaves the
-# other to replies. One lock per event loop, as asyncio primitives must not be shared across loops.
-_turns_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+# One recording at a time per server: receiving and checking a large file keeps a core and the disk busy, so a
+# server's admins take turns (at most one 120 MB copy on disk each), while other servers' /clone go on.
+@dataclasses.dataclass(slots=True)
+class _Turn:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0  # holding or waiting
 
 
-def _turn() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    lock = _turns_by_loop.get(loop)
-    if lock is None:
-        lock = _turns_by_loop[loop] = asyncio.Lock()
-    return lock
+# Per event loop, as asyncio primitives must not be shared across loops.
+_turns_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Turn]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def _turn(server: Hashable) -> AsyncIterator[None]:
+    turns = _turns_by_loop.setdefault(asyncio.get_running_loop(), {})
+    turn = turns.setdefault(server, _Turn())
+    turn.users += 1
+    try:
+        async with turn.lock:
+            yield
+    finally:
+        turn.users -= 1
+        if turn.users == 0:
+            del turns[server]  # a server that cloned once keeps nothing here
 
 
 class RecordingRejectedError(UserFacingError):
@@ -81,22 +99,32 @@ class RecordingRejectedError(UserFacingError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckedRecording:
-    """A recording that passed every check: what to upload, under which name and type, and its decoded length."""
+    """A recording that passed every check: what to upload, under which name and type, and its decoded length.
 
-    audio: bytes
+    `audio` is a file open at its start, streamed to the upload rather than held in memory: the private copy
+    itself, whose name is already removed (so nothing is left on disk however the command ends), or for a
+    video the extracted audio (80 s of mp3, about a megabyte). `close` gives its space back.
+    """
+
+    audio: BinaryIO
     filename: str
     content_type: str
     seconds: float
+
+    async def close(self) -> None:
+        """Close the file (in a thread: freeing a large unlinked file takes the file system a moment)."""
+        await asyncio.to_thread(self.audio.close)
 
 
 def too_large(size: int, *, at_least: bool = False) -> RecordingRejectedError:
     """The answer for a recording over the upload limit, with its measured size (or what arrived of it)."""
     if at_least:
-        measured = f"more than {MAX_BYTES / 1_000_000:.0f} MB ({size} bytes arrived)"
+        measured = f"more than {MAX_BYTES / 1_000_000:.0f} MB ({number(size)} bytes arrived)"
     else:
-        measured = f"{size / 1_000_000:.1f} MB ({size} bytes)"
+        measured = f"{size / 1_000_000:.1f} MB ({number(size)} bytes)"
     return RecordingRejectedError(
-        f"The file is {measured} but a clone recording can be at most 120 MB ({MAX_BYTES} bytes); trim or compress it."
+        f"The file is {measured} but a clone recording can be at most 120 MB ({number(MAX_BYTES)} bytes); trim or "
+        "compress it."
     )
 
 
@@ -104,13 +132,17 @@ def _too_long(seconds: float) -> RecordingRejectedError:
     return RecordingRejectedError(f"The recording is {seconds:.1f} s long but a clone can use at most 80 s; trim it.")
 
 
-async def check_recording(chunks: AsyncIterable[bytes], filename: str) -> CheckedRecording:
-    """Receive a recording and check it (size, format, audio track, length, decoding); raise the first failure."""
+async def check_recording(chunks: AsyncIterable[bytes], filename: str, *, server: Hashable = None) -> CheckedRecording:
+    """Receive a recording and check it (size, format, audio track, length, decoding); raise the first failure.
+
+    The caller closes the recording it gets (`CheckedRecording.close`) once it is uploaded.
+    """
     # The file goes straight to a private copy on disk that every check reads, and every ffmpeg call here runs in
-    # the checks lane, so replies never wait behind members' uploads.
+    # the checks lane, shared fairly between servers, so replies never wait behind members' uploads, nor one
+    # server's checks behind all of another's.
     try:
-        async with _turn(), private_copy(chunks, max_bytes=MAX_BYTES) as source:
-            return await _check_media(source, filename)
+        async with _turn(server), private_copy(chunks, max_bytes=MAX_BYTES) as source:
+            return await _check_media(source, filename, server)
     except TooLargeError as error:
         raise too_large(error.received, at_least=True) from None
     except FFmpegMissingError:
@@ -120,8 +152,8 @@ async def check_recording(chunks: AsyncIterable[bytes], filename: str) -> Checke
         raise RecordingRejectedError(UNDECODABLE) from None
 
 
-async def _check_media(source: Source, filename: str) -> CheckedRecording:
-    info = await probe(source, lane=Lane.CHECKS)
+async def _check_media(source: Source, filename: str, server: Hashable) -> CheckedRecording:
+    info = await probe(source, lane=Lane.CHECKS, server=server)
     if info.format_name is None:
         # ffprobe could not open it: a supported container that does not open is damaged; the rest is not audio.
         if not info.unsupported and _looks_like_supported_media(await asyncio.to_thread(_head, source)):
@@ -141,7 +173,7 @@ async def _check_media(source: Source, filename: str) -> CheckedRecording:
         raise _too_long(declared)
     try:
         # Decoded, not read from the header: a file cut short still claims its full length there.
-        seconds = await duration(source, stop_after=DECODE_STOP_SECONDS, lane=Lane.CHECKS)
+        seconds = await duration(source, stop_after=DECODE_STOP_SECONDS, lane=Lane.CHECKS, server=server)
     except FFmpegMissingError:
         raise
     except AudioError:
@@ -162,11 +194,12 @@ async def _check_media(source: Source, filename: str) -> CheckedRecording:
     if seconds > MAX_SECONDS + CODEC_PADDING_SECONDS:
         raise _too_long(seconds)
     if not info.has_video:
-        audio = await asyncio.to_thread(source.path.read_bytes)
+        # Opened before the private copy's folder is removed: the open file outlives its name.
+        audio = await asyncio.to_thread(source.path.open, "rb")
         return CheckedRecording(audio, filename, _content_type(info.format_name), seconds)
     stem = filename.rsplit(".", 1)[0] or "recording"
-    audio = await extract_audio(source, stop_after=DECODE_STOP_SECONDS, lane=Lane.CHECKS)
-    return CheckedRecording(audio, f"{stem}.mp3", "audio/mpeg", seconds)
+    extracted = await extract_audio(source, stop_after=DECODE_STOP_SECONDS, lane=Lane.CHECKS, server=server)
+    return CheckedRecording(io.BytesIO(extracted), f"{stem}.mp3", "audio/mpeg", seconds)
 
 
 def _head(source: Source) -> bytes:

@@ -72,7 +72,9 @@ class SharedTier:
                 log.warning("Could not drop the damaged clip %s: %s", key, error)
             return None
         self._used.add(key)
-        return CachedAudio(data=stored.data, duration=stored.duration, output_type=stored.output_type)
+        return CachedAudio(
+            data=stored.data, duration=stored.duration, output_type=stored.output_type, from_message=stored.expiring
+        )
 
     async def present(self, keys: Collection[str]) -> set[str]:
         """Which of keys the tier holds, in one query (not checked: a damaged one is found when read)."""

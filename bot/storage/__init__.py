@@ -1,7 +1,7 @@
 """Persistent state of the bot in SQLite or PostgreSQL, behind the typed methods of Storage."""
 
 from bot.storage.backends import is_postgres_url, mask_url, url_secrets
-from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Storage, word_key
+from bot.storage.database import DEFAULT_CACHE_SIZE, MEMBER_WINDOW_SECONDS, Storage, clone_name_key, word_key
 from bot.storage.errors import (
     BudgetExceededError,
     ClonedVoiceExistsError,
@@ -62,6 +62,7 @@ __all__ = [
     "StorageError",
     "StoredClip",
     "Usage",
+    "clone_name_key",
     "is_postgres_url",
     "mask_url",
     "url_secrets",

@@ -14,23 +14,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import aiosqlite
 import asyncpg
 
+from bot.masking import mask_secrets
 from bot.storage.errors import DatabaseUnavailableError, MigrationError, StorageClosedError, StorageError
 
 MEMORY: Final[str] = ":memory:"
 POSTGRES_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://")
 # Shown instead of the password wherever a database URL is printed (the same mark as bot.logs uses).
 MASK: Final[str] = "[redacted]"
+# Query parameters of a database URL that asyncpg reads a secret from (its connect_utils), in lower case.
+_SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword", "passfile"})
 # Connections one process keeps to PostgreSQL: enough for a burst of requests, few enough for many processes.
 POOL_SIZE: Final[int] = 10
 CONNECT_TIMEOUT_SECONDS: Final[float] = 10.0
@@ -93,22 +97,46 @@ def url_password(url: str) -> str | None:
 
 
 def url_secrets(url: str) -> list[str]:
-    """Every form in which a database URL's password may appear in text, for masking."""
+    """Every form in which a database URL's secrets may appear in text, for masking.
+
+    asyncpg takes a password from the userinfo (`user:password@`) or from a `password` query parameter, a client
+    key's password from `sslpassword`, and a file of passwords from `passfile` (its path is masked too); each
+    is listed as written and decoded (percent-escapes, and `+` for a space as query strings have it). A URL
+    that cannot be read is a secret whole.
+    """
     try:
-        raw = urlsplit(url).password
+        parts = urlsplit(url)
     except ValueError:
         return [url]
-    if not raw:
-        return []
-    return [form for form in {raw, unquote(raw)} if form]
+    forms: set[str] = set()
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        whole = userinfo.partition(":")[2]
+        # asyncpg splits at the first "@" where urllib splits at the last: both readings are masked.
+        forms |= {whole, whole.partition("@")[0]}
+    for piece in parts.query.split("&"):
+        name, equals, value = piece.partition("=")
+        if equals and unquote_plus(name).lower() in _SECRET_PARAMETERS:
+            forms.add(value)
+    decoded = {variant for form in forms for variant in (unquote(form), unquote_plus(form))}
+    return sorted(form for form in forms | decoded if form)
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by a mark, for logs and error messages."""
-    masked = url
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        masked = masked.replace(f":{secret}@", f":{MASK}@")
-    return masked
+    """The URL with every secret (see url_secrets) replaced by a mark, for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}{at}{host}"
+    pieces = []
+    for piece in parts.query.split("&") if parts.query else []:
+        name, equals, _ = piece.partition("=")
+        pieces.append(f"{name}={MASK}" if equals and unquote_plus(name).lower() in _SECRET_PARAMETERS else piece)
+    return urlunsplit(parts._replace(netloc=netloc, query="&".join(pieces)))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -312,20 +340,27 @@ class SQLiteBackend(Backend):
         return int(row[0]) if row is not None else 0
 
     async def migrate(self, version: int, script: str) -> bool:
-        # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
-        transaction = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version:d};\nCOMMIT;"
         async with self._lock:
             connection = self.connection
             try:
-                await connection.executescript(transaction)
-            except Exception as error:
-                if connection.in_transaction:
-                    await connection.rollback()
-                # Another process sharing the file may have applied it between our read and our BEGIN.
+                await connection.execute("BEGIN IMMEDIATE")
+                # Read under the write lock: another process sharing the file may have gone further since our
+                # last read. A script that cannot fail (one with nothing for SQLite) would otherwise succeed
+                # again and move the version back.
                 async with connection.execute("PRAGMA user_version") as cursor:
                     row = await cursor.fetchone()
                 if row is not None and int(row[0]) >= version:
+                    await connection.rollback()
                     return False
+                # One statement at a time: executescript would commit the transaction this holds first.
+                for statement in _statements(script):
+                    await connection.execute(statement)
+                # The version is one of our own integers, never outside input; PRAGMA takes no parameters.
+                await connection.execute(f"PRAGMA user_version = {version:d}")
+                await connection.commit()
+            except Exception as error:
+                if connection.in_transaction:
+                    await connection.rollback()
                 raise MigrationError(version) from error
         return True
 
@@ -334,6 +369,22 @@ class SQLiteBackend(Backend):
             connection, self._connection = self._connection, None
             if connection is not None:
                 await connection.close()
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script, each whole (a trigger's inner semicolons included)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            # Drop what is only blanks and comments: nothing to run.
+            if any(line.strip() and not line.strip().startswith("--") for line in pending.rstrip(";").splitlines()):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError("a migration script ends inside a statement")
+    return statements
 
 
 def _rowcount(status: str) -> int:
@@ -506,9 +557,7 @@ async def _recorded_version(connection: asyncpg.Connection) -> int:
 
 def _masked_reason(error: BaseException, url: str) -> str:
     reason = (str(error) or type(error).__name__).replace(url, mask_url(url))
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        reason = reason.replace(secret, MASK)
-    return reason
+    return mask_secrets(reason, url_secrets(url))
 
 
 async def open_backend(location: str | os.PathLike[str]) -> Backend:

@@ -160,6 +160,11 @@ _Key = TypeVar("_Key", bound=Hashable)
 _Value = TypeVar("_Value")
 
 
+def clone_name_key(name: str) -> str:
+    """A clone's name as a member tells names apart: without case, and with runs of spaces as one."""
+    return " ".join(name.split()).casefold()
+
+
 class _BoundedCache(Generic[_Key, _Value]):
     """A least-recently-used map, so a bot in many servers keeps only the active ones in memory.
 
@@ -686,7 +691,7 @@ class Storage:
             names = await self._clone_names(session, guild_id)
             if len(names) >= limit:
                 raise CloneQuotaError(len(names), limit)
-            if name is not None and word_key(name) in {word_key(taken) for taken in names}:
+            if name is not None and clone_name_key(name) in {clone_name_key(taken) for taken in names}:
                 raise CloneNameTakenError(name)
             await session.execute(
                 "INSERT INTO clone_slots (slot_id, guild_id, taken_at, name, description, created_by) "
@@ -757,7 +762,7 @@ class Storage:
                 names = await self._clone_names(session, awaited.guild_id)
                 if len(names) >= limit:
                     refusal = CloneQuotaError(len(names), limit)
-                elif word_key(awaited.name) in {word_key(taken) for taken in names}:
+                elif clone_name_key(awaited.name) in {clone_name_key(taken) for taken in names}:
                     refusal = CloneNameTakenError(awaited.name)
             if refusal is None:
                 inserted = await session.fetchone(

@@ -34,7 +34,7 @@ class PronunciationLimitError(StorageError):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"The pronunciation dictionary already holds the maximum of {limit} entries.")
+        super().__init__(f"The pronunciation dictionary already holds the maximum of {limit:,} entries.")
 
 
 class ClonedVoiceExistsError(StorageError):

@@ -20,10 +20,12 @@ from typing import Any, Final, TextIO
 import aiosqlite
 import asyncpg
 
+from bot.masking import mask_secrets
 from bot.storage.backends import PostgresBackend, SQLiteBackend, mask_url, url_secrets
 from bot.storage.errors import StorageError
 from bot.storage.migrations import apply_migrations
 from bot.storage.models import GUILD_SETTING_NAMES, MEMBER_PREFERENCE_NAMES
+from bot.wording import counted
 
 BATCH_ROWS: Final[int] = 5_000
 # A batch's COPY and insert take well under a second; this only stops a copy stuck on a lock.
@@ -247,15 +249,15 @@ async def migrate(
     finally:
         await sqlite.close()
     added = sum(copied.added for copied in results)
-    print(f"Done: {added:,} rows added in {len(results)} tables.", file=out, flush=True)
+    rows = counted(added, "Done: {count} row added", "Done: {count} rows added")
+    tables = counted(len(results), "{count} table", "{count} tables")
+    print(f"{rows} in {tables}.", file=out, flush=True)
     return results
 
 
 def _one_line(error: BaseException, secrets: Sequence[str]) -> str:
     text = " ".join((str(error) or type(error).__name__).split())
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
+    return mask_secrets(text, secrets)
 
 
 def main() -> int:

@@ -23,7 +23,10 @@ _LIVE: Final[str] = f"(expires_at IS NULL OR expires_at > {_NOW})"
 # Oldest clips looked at per round of an eviction: one or two usually make room for a new one.
 EVICTION_BATCH: Final[int] = 32
 
-_FETCH: Final[str] = f"SELECT audio, sha256, size, duration, output_type FROM audio_cache WHERE key = ? AND {_LIVE}"  # noqa: S608
+_FETCH: Final[str] = (
+    "SELECT audio, sha256, size, duration, output_type, expires_at IS NOT NULL "  # noqa: S608
+    f"FROM audio_cache WHERE key = ? AND {_LIVE}"
+)
 _PRESENT: Final[str] = f"SELECT key FROM audio_cache WHERE key = ANY(?) AND {_LIVE}"  # noqa: S608
 _INSERT: Final[str] = (
     "INSERT INTO audio_cache (key, output_type, duration, size, sha256, audio, used_at, expires_at) "  # noqa: S608
@@ -56,6 +59,8 @@ class StoredClip:
     size: int
     duration: float | None
     output_type: str
+    # Stored with a lifetime: the audio of a member's message, which expires in a day.
+    expiring: bool = False
 
 
 class SharedAudioStore:
@@ -69,8 +74,8 @@ class SharedAudioStore:
         row = await self._backend.fetchone(_FETCH, (key,))
         if row is None:
             return None
-        data, sha256, size, duration, output_type = row
-        return StoredClip(bytes(data), bytes(sha256), int(size), duration, str(output_type))
+        data, sha256, size, duration, output_type, expiring = row
+        return StoredClip(bytes(data), bytes(sha256), int(size), duration, str(output_type), bool(expiring))
 
     async def present(self, keys: Collection[str]) -> set[str]:
         """Which of keys have a clip stored (unexpired), in one query."""

@@ -1,6 +1,6 @@
 """The Unmixr API client: typed models in, typed models out, one exception tree."""
 
-from bot.unmixr.client import ALLOWED_AUDIO_HOSTS, DEFAULT_BASE_URL, MAX_TEXT_LENGTH, UnmixrClient
+from bot.unmixr.client import DEFAULT_BASE_URL, MAX_TEXT_LENGTH, UnmixrClient
 from bot.unmixr.errors import (
     AudioDownloadError,
     AudioGenerationFailedError,
@@ -43,7 +43,6 @@ from bot.unmixr.models import (
 )
 
 __all__ = [
-    "ALLOWED_AUDIO_HOSTS",
     "DEFAULT_BASE_URL",
     "MAX_TEXT_LENGTH",
     "AdaptiveLimiter",

@@ -43,6 +43,11 @@ class UnmixrError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def logged_by_client(self) -> bool:
+        """Whether the client has logged this failure already (an outage or a refused key, once a minute)."""
+        return self.transient or isinstance(self, InvalidApiKeyError)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(code={self.code!r}, endpoint={self.endpoint!r}, "
@@ -262,6 +267,39 @@ def error_for(
         detail=upstream_message or None,
         retry_after=retry_after,
     )
+
+
+def error_for_status(
+    endpoint: str,
+    status: int,
+    upstream_message: str = "",
+    *,
+    retry_after: float | None = None,
+) -> UnmixrError:
+    """Build the error for a failed response whose body is not Unmixr's (a gateway's or a proxy's).
+
+    Judged by the HTTP status alone: Unmixr's table of codes does not apply. A gateway's 504 on `/short-tts/`
+    or `/clone-voice/` is a timeout after sending (the work may go on and be charged: never retried); a 5xx
+    otherwise is transient.
+    """
+    detail = upstream_message or None
+    error: UnmixrError
+    if status == 504 and endpoint in (TTS_ENDPOINT, CLONE_ENDPOINT):
+        error = UnmixrTimeoutError(code=status, endpoint=endpoint, detail=detail or "gateway timeout")
+        error.maybe_charged = True
+        return error
+    error_class: type[UnmixrError] = UnexpectedStatusError
+    if status == 429:
+        error_class = RateLimitedError
+    elif status >= 500:
+        error_class = ServiceUnavailableError
+    elif status == 404:
+        error_class = NotFoundError
+    elif status in (401, 403):
+        error_class = InvalidApiKeyError
+    elif status == 400:
+        error_class = InvalidRequestError
+    return error_class(code=status, endpoint=endpoint, detail=detail, retry_after=retry_after)
 
 
 _TTS_CODES: dict[int, type[UnmixrError]] = {

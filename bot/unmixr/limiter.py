@@ -1,16 +1,21 @@
 """Adaptive upstream concurrency: a limit that follows Unmixr's load, its free slots shared round-robin by key.
 
-The limit starts at 8 (never above the ceiling). A window ends when as many answers as the limit at its
-start have come back. A window without a 429 or timeout in which requests had to wait doubles the limit
-(slow start) until the first 429 or timeout, and grows it by one after that. The first 429 or timeout of a
-window halves it at once and starts a new window; answers to requests sent before that decrease are
-ignored, so one burst of 429s halves it only once. It never goes above the ceiling nor below 1.
+PRODUCT.md, Upstream concurrency. The limit starts at 8 (never above the ceiling). A window ends when as many
+answers as the limit at its start have come back. A window without a 429 or timeout in which requests had
+to wait doubles the limit (slow start) until the first 429 or timeout, and grows it by one after that. The
+first 429 or timeout of a window lowers it at once to 0.7 times the requests holding a slot then (rounded
+down; a request sleeping out a Retry-After holds none) and starts a new window; answers to requests sent
+before that decrease are ignored, so one burst of 429s lowers it only once. After 30 s without a 429 or
+timeout, growth doubles again until the next one, so a limit lowered while Unmixr was busy recovers in a few
+windows once it is not. It never goes above the ceiling nor below 1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
@@ -19,6 +24,10 @@ from typing import Final
 log = logging.getLogger(__name__)
 
 INITIAL_LIMIT: Final = 8
+# At a 429 or timeout, the new limit is this share of the requests holding a slot.
+DECREASE: Final = 0.7
+# This long without a 429 or timeout and slow start resumes.
+QUIET_SECONDS: Final = 30.0
 
 
 class Permit:
@@ -48,6 +57,7 @@ class AdaptiveLimiter:
         *,
         initial: int = INITIAL_LIMIT,
         on_change: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ceiling < 1 or initial < 1:
             raise ValueError("limit must be at least 1")
@@ -60,6 +70,9 @@ class AdaptiveLimiter:
         # Keys with waiters, in the order they will next be served.
         self._turns: deque[Hashable] = deque()
         self._slow_start = True
+        self._clock = clock
+        # When the last 429 or timeout came back (None: never).
+        self._last_overload: float | None = None
         # Bumped on every decrease: answers to permits from an older epoch are ignored.
         self._epoch = 0
         self._window_size = self._limit
@@ -159,24 +172,40 @@ class AdaptiveLimiter:
             if not self._hand_over():
                 self._in_use -= 1
 
+    @property
+    def slow_start(self) -> bool:
+        """Whether the limit doubles at the end of a busy window (else it grows by one)."""
+        return self._slow_start
+
     def _observe(self, epoch: int, *, overloaded: bool) -> None:
         """Count one answer in the window and adapt the limit at a 429, a timeout or the window's end."""
+        if overloaded:
+            # Even one answering a request from before the last decrease: Unmixr is still busy.
+            self._last_overload = self._clock()
         if epoch != self._epoch:
             return
         if overloaded:
             self._slow_start = False
             self._epoch += 1
-            self._change(max(1, self._limit // 2), "429 or timeout")
+            # The requests holding a slot now, this one included: what Unmixr was taking when it refused.
+            lowered = math.floor(DECREASE * self._in_use)
+            self._change(max(1, min(self._limit, lowered)), "429 or timeout")
             self._new_window()
             return
         self._window_answers += 1
         if self._window_answers < self._window_size:
             return
         if self._window_waited or self._turns:
+            if not self._slow_start and self._quiet():
+                self._slow_start = True
             grown = self._limit * 2 if self._slow_start else self._limit + 1
             self._change(min(self._ceiling, grown), "slow start" if self._slow_start else "no 429 in a window")
             self._fill()
         self._new_window()
+
+    def _quiet(self) -> bool:
+        """Whether QUIET_SECONDS have passed without a 429 or timeout."""
+        return self._last_overload is None or self._clock() - self._last_overload >= QUIET_SECONDS
 
     def _new_window(self) -> None:
         """Start counting a new window at the current limit."""

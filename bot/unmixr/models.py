@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 def _language_key(code: str) -> str:
@@ -34,73 +35,142 @@ class _Tolerant(BaseModel):
         return cleaned
 
 
-class Voice(_Tolerant):
-    """One voice of the catalogue or one cloned voice; any subset of fields may be present.
+def _text(value: Any) -> str | None:
+    """A string field as shown, a number written out; an object, a list or a null reads as absent."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
-    Frozen: what is worked out from its fields once (`languages`) stays true.
+
+def _name(value: Any) -> str:
+    """A uuid or a name: a string or a number; anything else reads as missing (the voice is then dropped)."""
+    return (_text(value) or "").strip()
+
+
+def _texts(value: Any) -> list[str]:
+    """A list of tags: its non-empty strings (objects in it are skipped); one string is a one-element list."""
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, str) and item.strip()]
+    return []
+
+
+def _locales(value: Any) -> dict[str, str | None]:
+    """Locales to sample URLs; a URL that is not a string reads as None, a list of locales as locales alone."""
+    if isinstance(value, dict):
+        return {
+            code: url if isinstance(url, str) and url else None
+            for code, url in value.items()
+            if isinstance(code, str) and code.strip()
+        }
+    return dict.fromkeys(_texts(value))
+
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+
+
+def _flag(default: bool) -> Callable[[Any], bool]:
+    """A yes/no field: a boolean, 0 or 1, or "true"/"false"; anything else reads as `default`."""
+
+    def read(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in _TRUE or lowered in _FALSE:
+                return lowered in _TRUE
+        return default
+
+    return read
+
+
+def _whole(value: Any) -> int | None:
+    """A count or a page number: an integer, a whole float, or digits; anything else reads as absent."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return round(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    """An ISO 8601 date; anything unparsable reads as absent rather than rejecting the voice."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+# Every field of a voice but the uuid and the name is optional and read this tolerantly: the reference shows
+# one example of each answer, so one voice with an unexpected value keeps what can be read and stays listed.
+Name = Annotated[str, BeforeValidator(_name)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+Texts = Annotated[list[str], BeforeValidator(_texts)]
+Locales = Annotated[dict[str, str | None], BeforeValidator(_locales)]
+Whole = Annotated[int | None, BeforeValidator(_whole)]
+Moment = Annotated[datetime | None, BeforeValidator(_moment)]
+# A voice listed without this field (filtered with `fields=`), or with a value that cannot be read, is usable.
+Available = Annotated[bool, BeforeValidator(_flag(True))]
+Flag = Annotated[bool, BeforeValidator(_flag(False))]
+
+
+class Voice(_Tolerant):
+    """One voice of the catalogue or one cloned voice; any subset of fields may be present, of any type.
+
+    Frozen: what is worked out from its fields once (`languages`) stays true. A voice read without a uuid
+    or a name parses (its uuid or name is then empty); whoever lists voices drops it.
     """
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    uuid: str = ""
-    character: str = ""
-    gender: str | None = None
-    language: str | None = None
-    quality: str | None = None
-    sample_voice_url: str | None = None
-    emotions: list[str] = Field(default_factory=list)
-    capabilities: list[str] = Field(default_factory=list)
-    roles: list[str] = Field(default_factory=list)
-    use_cases: list[str] = Field(default_factory=list)
-    other_languages: list[str] = Field(default_factory=list)
-    supported_locales: dict[str, str] = Field(default_factory=dict)
-    # A voice listed without this field (filtered with `fields=`) is assumed usable.
-    is_available: bool = True
-    date_created: datetime | None = None
-    is_multilingual: bool = False
-    wpm: int | None = None
-    is_new: bool = False
-    description: str | None = None
-    age: str | None = None
-    personality: list[str] = Field(default_factory=list)
-    avatar_url: str | None = None
-
-    @field_validator("date_created", mode="before")
-    @classmethod
-    def _lenient_date(cls, value: Any) -> Any:
-        """Turn an unparsable date into None rather than rejecting the whole voice."""
-        if value in ("", None):
-            return None
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-        return value
-
-    @field_validator("wpm", mode="before")
-    @classmethod
-    def _lenient_wpm(cls, value: Any) -> Any:
-        """Accept a fractional or textual words-per-minute figure."""
-        if isinstance(value, float):
-            return round(value)
-        if isinstance(value, str):
-            try:
-                return round(float(value))
-            except ValueError:
-                return None
-        return value
-
-    @field_validator("emotions", "capabilities", "roles", "use_cases", "other_languages", "personality")
-    @classmethod
-    def _drop_blank_entries(cls, value: list[str]) -> list[str]:
-        """Drop empty strings from tag lists."""
-        return [entry for entry in value if entry]
+    uuid: Name = ""
+    character: Name = ""
+    gender: Text = None
+    language: Text = None
+    quality: Text = None
+    sample_voice_url: Text = None
+    emotions: Texts = Field(default_factory=list)
+    capabilities: Texts = Field(default_factory=list)
+    roles: Texts = Field(default_factory=list)
+    use_cases: Texts = Field(default_factory=list)
+    other_languages: Texts = Field(default_factory=list)
+    supported_locales: Locales = Field(default_factory=dict)
+    is_available: Available = True
+    date_created: Moment = None
+    is_multilingual: Flag = False
+    wpm: Whole = None
+    is_new: Flag = False
+    description: Text = None
+    age: Text = None
+    personality: Texts = Field(default_factory=list)
+    avatar_url: Text = None
 
     @property
     def name(self) -> str:
         """The voice's display name."""
         return self.character
+
+    @property
+    def listable(self) -> bool:
+        """Whether the voice can be offered at all: it has a uuid and a name."""
+        return bool(self.uuid and self.character)
 
     @functools.cached_property
     def languages(self) -> list[str]:
@@ -144,17 +214,43 @@ class Voice(_Tolerant):
         return any(capability.lower() == wanted for capability in self.capabilities)
 
 
-class VoicePage(_Tolerant):
-    """One page of a voice list."""
+def _voice_entries(value: Any) -> list[Any]:
+    """A page's results: the entries that are objects; anything else in the list cannot be a voice."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("results is not a list")
+    return [entry for entry in value if isinstance(entry, dict)]
 
-    count: int = 0
-    results: list[Voice] = Field(default_factory=list)
-    current_page: int | None = None
-    page_start: int | None = None
-    page_end: int | None = None
-    next_page: int | None = None
-    prev_page: int | None = None
-    total_page: int | None = None
+
+def _count(value: Any) -> int:
+    """A count that cannot be read is 0."""
+    return _whole(value) or 0
+
+
+class VoicePage(_Tolerant):
+    """One page of a voice list; an entry that is not an object is skipped (and counted), not the page."""
+
+    count: Annotated[int, BeforeValidator(_count)] = 0
+    results: Annotated[list[Voice], BeforeValidator(_voice_entries)] = Field(default_factory=list)
+    current_page: Whole = None
+    page_start: Whole = None
+    page_end: Whole = None
+    next_page: Whole = None
+    prev_page: Whole = None
+    total_page: Whole = None
+    # Entries of `results` that were not objects, so could not be read as voices at all.
+    skipped: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_skipped(cls, data: Any) -> Any:
+        """Count the entries of `results` that are not objects before they are left out."""
+        if not isinstance(data, dict):
+            return data
+        results = data.get("results")
+        skipped = sum(1 for entry in results if not isinstance(entry, dict)) if isinstance(results, list) else 0
+        return {**data, "skipped": skipped}
 
 
 class TTSRequest(BaseModel):

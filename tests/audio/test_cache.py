@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.audio.cache import AudioCache, CachedAudio, cache_key
+from bot.audio.cache import MESSAGE_AUDIO_SECONDS, REMOVE_EXPIRED_SECONDS, AudioCache, CachedAudio, cache_key
 
 REQUEST = {
     "voice_id": "3f1c2a9e-0000-4000-8000-000000000001",
@@ -99,7 +99,8 @@ async def test_put_leaves_no_temporary_file(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path, max_bytes=1_000_000)
     for index in range(5):
         await cache.put(_key(str(index)), b"x" * 100, duration=1.0, output_type="mp3")
-    assert sorted(path.suffix for path in tmp_path.iterdir()) == [".audio"] * 5
+    assert sorted(path.suffix for path in tmp_path.iterdir() if path.is_file()) == [".audio"] * 5
+    assert [path.name for path in tmp_path.iterdir() if path.is_dir()] == ["messages"]
 
 
 async def test_putting_a_key_again_replaces_its_clip_and_its_size(tmp_path: Path) -> None:
@@ -270,3 +271,67 @@ async def test_a_miss_finds_an_entry_another_process_wrote(tmp_path: Path) -> No
     assert key not in ours  # not in this process's index...
     assert await ours.get(key) == CachedAudio(b"ID3-cli", 2.0, "mp3")  # ...but a get still finds it
     assert key in ours
+
+
+# members' messages: at most a day (PRODUCT.md, Privacy)
+
+
+class Clock:
+    """A wall clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_members_message_audio_is_kept_at_most_a_day(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = AudioCache(tmp_path / "cache", max_bytes=1_000_000, clock=clock)
+    said, read = _key("a /say clip"), _key("a readout")
+    await cache.put(said, b"said", duration=1.0, output_type="mp3")
+    await cache.put(read, b"read", duration=1.0, output_type="mp3", from_message=True)
+    assert (tmp_path / "cache" / "messages" / f"{read}.audio").exists()
+    assert await cache.get(read) == CachedAudio(b"read", 1.0, "mp3")
+
+    # Read back often, it is never kept longer: its day counts from when it was written.
+    clock.now += MESSAGE_AUDIO_SECONDS - 60
+    assert await cache.get(read) is not None
+    assert await cache.remove_expired() == 0
+    clock.now += 120
+    assert await cache.get(read) is None
+    assert not (tmp_path / "cache" / "messages" / f"{read}.audio").exists()
+    assert await cache.get(said) == CachedAudio(b"said", 1.0, "mp3")
+    assert MESSAGE_AUDIO_SECONDS + REMOVE_EXPIRED_SECONDS <= 24 * 3600
+
+
+async def test_expired_message_audio_is_swept_from_the_folder_and_at_start(tmp_path: Path) -> None:
+    clock = Clock()
+    folder = tmp_path / "cache"
+    cache = AudioCache(folder, max_bytes=1_000_000, clock=clock)
+    old, new = _key("old readout"), _key("new readout")
+    await cache.put(old, b"o" * 100, duration=1.0, output_type="mp3", from_message=True)
+    await cache.put(new, b"n" * 100, duration=1.0, output_type="mp3", from_message=True)
+    # Written a day ago, as far as the file says (another process may have written it; the sweep reads the folder).
+    day_ago = time.time() - 24 * 3600
+    os.utime(folder / "messages" / f"{old}.audio", (day_ago, day_ago))
+    size = cache.total_bytes
+    assert await cache.remove_expired() == 1
+    assert cache.total_bytes < size and old not in cache and new in cache
+
+    os.utime(folder / "messages" / f"{new}.audio", (day_ago, day_ago))
+    restarted = AudioCache(folder, max_bytes=1_000_000)
+    await restarted.load()
+    assert new not in restarted and list((folder / "messages").iterdir()) == []
+
+
+async def test_message_audio_counts_toward_the_size_cap_and_is_evicted_like_the_rest(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path / "cache", max_bytes=500)
+    first = _key("first readout")
+    await cache.put(first, b"f" * 200, duration=1.0, output_type="mp3", from_message=True)
+    for index in range(3):
+        await cache.put(_key(f"say {index}"), b"s" * 200, duration=1.0, output_type="mp3")
+    assert first not in cache
+    assert not (tmp_path / "cache" / "messages" / f"{first}.audio").exists()
+    assert cache.total_bytes <= 500

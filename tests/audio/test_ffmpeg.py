@@ -174,3 +174,57 @@ async def test_replies_never_wait_for_the_checks_lane() -> None:
         busy.cancel()
         waiting.cancel()
         await asyncio.gather(busy, waiting, return_exceptions=True)
+
+
+class _Requests:
+    """Requests for slots of a lane, each held until finished; `order` is the order in which they got a slot."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = ffmpeg._FairSlots(slots)
+        self.order: list[str] = []
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._release: dict[str, asyncio.Event] = {}
+
+    async def start(self, *names: str) -> None:
+        """Ask for a slot for each name, in order; the server is the name's letter."""
+        for name in names:
+            self._release[name] = asyncio.Event()
+            self.tasks[name] = asyncio.create_task(self._work(name))
+            await asyncio.sleep(0)
+
+    async def finish(self, name: str) -> None:
+        self._release[name].set()
+        await self.tasks.pop(name)
+        await asyncio.sleep(0)
+
+    async def _work(self, name: str) -> None:
+        async with self.slots.slot(name[0]):
+            self.order.append(name)
+            await self._release[name].wait()
+
+
+async def test_a_freed_slot_goes_to_the_oldest_waiting_server_without_one() -> None:
+    requests = _Requests(2)
+    await requests.start("a1", "a2", "a3", "a4", "b1", "c1")  # both slots are A's; the others wait in this order
+    assert requests.order == ["a1", "a2"]
+    requests.tasks.pop("a3").cancel()  # a request that gives up while waiting takes no slot
+    await requests.finish("a1")
+    assert requests.order[-1] == "b1"  # B holds no slot: before a4, which waited longer
+    await requests.finish("b1")
+    assert requests.order[-1] == "c1"  # A still holds one
+    await requests.finish("a2")
+    assert requests.order[-1] == "a4"
+    await requests.finish("c1")
+    await requests.finish("a4")
+    assert requests.order == ["a1", "a2", "b1", "c1", "a4"]
+    assert not requests.slots.locked()
+
+
+async def test_a_freed_slot_goes_to_the_oldest_waiting_when_every_waiting_server_holds_one() -> None:
+    requests = _Requests(3)
+    await requests.start("a1", "b1", "c1", "b2", "a2")
+    await requests.finish("c1")
+    assert requests.order[-1] == "b2"
+    for name in ("a1", "b1", "b2", "a2"):
+        await requests.finish(name)
+    assert requests.order == ["a1", "b1", "c1", "b2", "a2"]

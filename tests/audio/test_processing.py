@@ -413,6 +413,20 @@ async def test_a_cancelled_conversion_removes_its_files(media: Media, no_leftove
     # The autouse fixture checks that the folder is empty again and no process is left.
 
 
+async def test_a_call_cancelled_while_its_inputs_are_written_leaves_no_file(media: Media, no_leftovers: Path) -> None:
+    # Hundreds of parts take a thread a while to write; the call is cancelled as soon as its folder exists, so
+    # the writing is still under way. It must be over before the folder is removed, or what it writes stays.
+    parts = [media.mp3_1s] * 400
+    for _ in range(5):
+        task = asyncio.create_task(concat(parts, "mp3"))
+        while not any(no_leftovers.iterdir()):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert list(no_leftovers.iterdir()) == []
+
+
 async def test_concurrent_processes_are_bounded(media: Media, monkeypatch: pytest.MonkeyPatch) -> None:
     running = 0
     most = 0
@@ -423,16 +437,18 @@ async def test_concurrent_processes_are_bounded(media: Media, monkeypatch: pytes
         process = await real_exec(*args, **kwargs)
         running += 1
         most = max(most, running)
-        real_communicate = process.communicate
+        real_wait = process.wait
+        counted = True
 
-        async def communicate(input: bytes | None = None) -> tuple[bytes, bytes]:
-            nonlocal running
+        async def wait() -> int:
+            nonlocal running, counted
             try:
-                return await real_communicate(input)
+                return await real_wait()
             finally:
-                running -= 1
+                if counted:
+                    running, counted = running - 1, False
 
-        process.communicate = communicate  # type: ignore[method-assign]
+        process.wait = wait  # type: ignore[method-assign]
         return process
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", counting_exec)

@@ -88,7 +88,7 @@ async def test_balance_shows_the_accounts_day(world: World) -> None:
     admin = world.guild.add_member("Second Admin", permissions=ADMIN_PERMISSIONS)
     assert (await final(await world.say(text=prose(120, salt=7)))).files()
     balance = await final(await world.slash("balance", member=admin))
-    assert "**Operator's daily limit**: 120 of 5000 credits used by all servers today" in balance.content()
+    assert "**Operator's daily limit**: 120 of 5,000 credits used by all servers today" in balance.content()
 
     await world.stop_bot()
     await world.start_bot(account_daily_budget=None)

@@ -33,8 +33,9 @@ async def test_balance_shows_both_credit_kinds_and_nothing_used_yet(running: Wor
     shown = await run_balance(running)
     assert shown.ephemeral
     text = shown.content()
-    assert "987654 prebuilt" in text
-    assert "12345 cloned" in text
+    # Thousands separators, as the command line shows them.
+    assert "987,654 prebuilt" in text
+    assert "12,345 cloned" in text
     assert "0 credits" in line(text, "**This server today")
     assert "0 credits" in line(text, f"**This server in {datetime.now(UTC):%B %Y}")
     # One read for /balance (the low-balance watch also reads it at start).
@@ -58,7 +59,7 @@ async def test_balance_counts_this_servers_credits_and_cache_hits_cost_nothing(r
     for row in (today, month):
         assert f"{spent} credits" in row
         assert "2 requests" in row and "1 from cache" in row
-    assert f"{running.unmixr.prebuilt_chars} prebuilt" in text
+    assert f"{running.unmixr.prebuilt_chars:,} prebuilt" in text
 
 
 async def test_balance_is_for_admins_only(running: World) -> None:

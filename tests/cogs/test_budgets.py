@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.cogs.test_settings import press
 from tests.cogs.test_voice_credits import unique_text
 from tests.conftest import MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeInteraction, FakeMember
@@ -48,7 +49,7 @@ async def test_the_server_budget_refuses_with_its_number_and_when_it_frees(runni
     refused = await say(running, running.other, prose(50, salt=2))
     assert refused.ephemeral and not refused.files()
     text = refused.content()
-    assert "this server's daily budget of 130 credits" in text and "30 left" in text and "needs 50" in text
+    assert "this server's budget of 130 credits a day" in text and "30 left" in text and "needs 50" in text
     tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
     assert frees_at(refused) == tomorrow
     assert len(running.tts_requests()) == requests  # nothing was sent, nothing spent
@@ -107,7 +108,7 @@ async def test_fifty_requests_at_once_never_spend_past_the_budget(running: World
     # 10x the budget was asked for: at most the budget plus one request's characters is spent.
     assert spent(running, before) <= 1000 + 200
     assert len(delivered) == 5
-    assert all("daily budget of 1000 credits" in a.content() for a in refused)
+    assert all("this server's budget of 1,000 credits a day" in a.content() for a in refused)
     today = await running.bot.storage.usage_for_day(running.guild.id, datetime.now(UTC).date())
     assert today.reserved == 0 and today.credits == spent(running, before)
 
@@ -140,8 +141,9 @@ async def test_a_server_may_set_a_lower_budget_than_the_operator_never_a_higher_
     cleared = await admin_sets(world, "budget", None)
     assert "now 500 credits a day, the bot operator's default" in cleared.content()
     await admin_sets(world, "member-budget", 40)
-    reset = await world.slash("settings", {}, subcommand="reset", member=world.admin)
-    await reset.wait_final()
+    asked = await world.slash("settings", {}, subcommand="reset", member=world.admin)
+    await asked.wait_final()
+    await press(world, asked, "Clear every setting")
     assert (await world.bot.guard.budgets(world.guild.id))[1].limit == 50
 
 
@@ -153,13 +155,13 @@ async def test_settings_show_and_balance_show_each_budget_and_its_use(running: W
     show = await running.slash("settings", {}, subcommand="show", member=running.admin)
     await show.wait_final()
     description = show.embeds()[0]["description"]
-    assert "**budget**: 5000 credits a day, 123 used today (server setting)" in description
+    assert "**budget**: 5,000 credits a day, 123 used today (server setting)" in description
     assert "**member-budget**: 700 credits an hour, 123 used by you in the last 60 minutes (server setting)" in (
         description
     )
     balance = await running.slash("balance", member=running.admin)
     await balance.wait_final()
-    assert "**Today's budget**: 123 of 5000 credits a day (server setting) used" in balance.content()
+    assert "**Today's budget**: 123 of 5,000 credits a day (server setting) used" in balance.content()
     assert "**Member budget**: 700 credits an hour (server setting)" in balance.content()
 
 
@@ -227,7 +229,7 @@ async def test_a_failed_chunk_leaves_the_holds_of_chunks_still_at_unmixr_so_retr
     # requests were refused instead of spending past the member's 6,000 credits an hour.
     spent_now = spent(world, before)
     assert 0 < spent_now <= 6000
-    assert all("your budget in this server of 6000 credits an hour" in a.content() for a in answers[1:]), [
+    assert all("your budget in this server of 6,000 credits an hour" in a.content() for a in answers[1:]), [
         a.content() for a in answers
     ]
     mine = await world.bot.storage.member_usage(world.guild.id, world.member.id)

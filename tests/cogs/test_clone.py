@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import resource
 import shutil
 import subprocess
@@ -12,10 +13,19 @@ from typing import Any
 import pytest
 
 from bot.audio import probe
-from tests.conftest import MEMBER_PERMISSIONS, World
+from tests.conftest import ADMIN_PERMISSIONS, MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import FakeInteraction, FakeMember
-from tests.fakes.recordings import FifoTrap, ffconcat_script, hls_playlist, long_mp3
+from tests.fakes.recordings import (
+    FifoTrap,
+    TagSkippingUploads,
+    ffconcat_script,
+    hls_playlist,
+    long_mp3,
+    tagged_mp3,
+    tone_mp3,
+)
 from tests.fakes.unmixr_catalogue import BRIAN_ID
+from tests.gauges import LoopStalls, PeakMemory
 
 MANAGE_SERVER = "needs the Manage Server permission"
 SUPPORTED = "mp3, wav, ogg, opus, flac, aac, m4a, mp4, mov, webm or mkv"
@@ -131,6 +141,7 @@ async def run_clone(
     *,
     content_type: str = "audio/mpeg",
     member: FakeMember | None = None,
+    timeout: float = 20,
     **options: Any,
 ) -> FakeInteraction:
     """Run /clone as the admin (by default) with one attachment, and wait for the final answer."""
@@ -139,7 +150,7 @@ async def run_clone(
     interaction = await world.slash(
         "clone", values, member=member or world.admin, attachments={"audio": (filename, data, content_type)}
     )
-    await interaction.wait_final(timeout=20)
+    await interaction.wait_final(timeout=timeout)
     return interaction
 
 
@@ -443,3 +454,65 @@ async def test_a_recording_that_declares_no_length_is_decoded_only_up_to_81_seco
     before = balance(running)
     refused = await run_clone(running, "long.webm", streamed, content_type="audio/webm")
     assert_refused_for_free(running, refused, before, "longer than 81 s", "at most 80 s")
+
+
+# The outside review's file: 119,999,999 bytes, nearly all one ID3 tag of control bytes, around real audio.
+REVIEW_FILE_BYTES = 119_999_999
+MEMORY_GROWTH_LIMIT = 50_000_000
+STALL_LIMIT_SECONDS = 0.050
+
+
+async def test_a_119_mb_metadata_tag_is_refused_for_its_length_without_memory_or_stalls(running: World) -> None:
+    # Before: ffprobe printed the tag as 720 MB of JSON, read whole and parsed on the event loop (about 2 GB).
+    data = tagged_mp3(tone_mp3(20), REVIEW_FILE_BYTES)
+    before = balance(running)
+    with PeakMemory() as memory:
+        async with LoopStalls() as stalls:
+            refused = await run_clone(running, "tagged.mp3", data, timeout=90)
+    assert_refused_for_free(running, refused, before, "20.0 s", "at least 30 s")
+    assert memory.growth <= MEMORY_GROWTH_LIMIT, f"{memory.growth / 1e6:.0f} MB more"
+    assert stalls.longest <= STALL_LIMIT_SECONDS, f"the event loop stalled for {stalls.longest * 1000:.0f} ms"
+
+
+async def test_an_accepted_119_mb_recording_is_streamed_to_unmixr_without_holding_it(running: World) -> None:
+    # 80 s of audio behind the tag pass every check: the whole file is uploaded, a block at a time from disk.
+    data = tagged_mp3(tone_mp3(80), REVIEW_FILE_BYTES)
+    uploads = TagSkippingUploads(running.unmixr)
+    with PeakMemory() as memory:
+        async with LoopStalls() as stalls:
+            cloned = await run_clone(running, "tagged.mp3", data, timeout=90)
+    assert "Cloned **Narrator Nell** from 80.0 s" in cloned.content(), cloned.content()
+    assert uploads.files == [(REVIEW_FILE_BYTES, hashlib.sha256(data).hexdigest())]
+    assert memory.growth <= MEMORY_GROWTH_LIMIT, f"{memory.growth / 1e6:.0f} MB more"
+    assert stalls.longest <= STALL_LIMIT_SECONDS, f"the event loop stalled for {stalls.longest * 1000:.0f} ms"
+
+
+async def test_one_servers_slow_upload_keeps_no_other_server_waiting(world: World, media: dict[str, bytes]) -> None:
+    elsewhere = world.discord.add_guild(name="Elsewhere")
+    elsewhere_text = elsewhere.add_text_channel("general")
+    elsewhere_admin = elsewhere.add_member("Eve Elsewhere", permissions=ADMIN_PERMISSIONS)
+    await world.start_bot()
+    held = world.discord.cdn_holds["slow.mp3"] = asyncio.Event()
+    slow = await world.slash(
+        "clone",
+        {"name": "Slow Sam", "consent": True},
+        member=world.admin,
+        attachments={"audio": ("slow.mp3", media["speech40.mp3"] * 40, "audio/mpeg")},
+    )
+    try:
+        # The first server's file is still arriving; the other server's /clone is checked and made meanwhile.
+        quick = await world.discord.slash(
+            elsewhere,
+            elsewhere_text,
+            elsewhere_admin,
+            "clone",
+            {"name": "Quick Quinn", "consent": True},
+            attachments={"audio": ("quick.mp3", media["speech40.mp3"], "audio/mpeg")},
+        )
+        await quick.wait_final(timeout=20)
+        assert "Cloned **Quick Quinn**" in quick.content(), quick.content()
+        assert [request.form["name"] for request in clone_requests(world)] == ["Quick Quinn"]
+    finally:
+        held.set()
+    await slow.wait_final(timeout=20)
+    assert "at most 80 s" in slow.content(), slow.content()

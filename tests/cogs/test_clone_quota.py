@@ -30,7 +30,7 @@ async def test_a_clone_beyond_the_quota_is_refused_with_the_count_before_any_upl
 
     second = await run_clone(world, "other.mp3", media["speech40.mp3"], name="Second Voice")
     assert second.ephemeral
-    assert "has 1 cloned voices" in second.content() and "at most 1" in second.content()
+    assert "has 1 cloned voice (" in second.content() and "at most 1" in second.content()
     assert len(clone_requests(world)) == 1
     # Refused at once, before the defer after which the recording is downloaded.
     assert not [r for r in second.responses if r.kind == "callback" and r.type == 5]
@@ -197,3 +197,17 @@ async def test_a_name_is_unique_in_its_server_in_any_case_and_refused_before_the
     assert refused.ephemeral and "already has a cloned voice named “NARRATOR nell”" in refused.content()
     assert len(clone_requests(world)) == 1
     assert not [r for r in refused.responses if r.kind == "callback" and r.type == 5]  # before the download too
+
+
+async def test_two_uploads_of_one_name_at_once_make_one_voice(
+    world: World,
+    media: dict[str, bytes],  # noqa: F811
+) -> None:
+    await world.start_bot()
+    answers = await asyncio.gather(
+        run_clone(world, "a.mp3", media["speech40.mp3"], name="Twin"),
+        run_clone(world, "b.mp3", media["speech40.mp3"], name="twin"),
+    )
+    assert len(clone_requests(world)) == 1
+    assert sum("Cloned" in answer.content() for answer in answers) == 1
+    assert sum("already has a cloned voice named" in answer.content() for answer in answers) == 1

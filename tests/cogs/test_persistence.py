@@ -81,7 +81,7 @@ async def test_everything_set_is_kept_across_a_restart(world: World) -> None:
     assert after["volume"] == "`loud` (server setting)"
     assert after["intensity"] == "`25` (server setting)"
     assert after["format"] == "`wav` (server setting)"
-    assert after["max-length"] == "`900` (server setting)"
+    assert after["max-length"] == "900 characters (server setting)"
     assert after["readout-channel"] == f"<#{world.readout['id']}> (server setting)"
     assert after["xsaid"] == "off (server setting)"
     assert after["ignore-role"] == f"<@&{role['id']}> (server setting)"

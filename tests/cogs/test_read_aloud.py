@@ -130,3 +130,15 @@ async def test_read_aloud_surfaces_unmixr_errors_as_ephemeral_follow_ups(running
 
     retried = await read_aloud(running, message, running.other)
     assert_audio_reply(retried)
+
+
+async def test_a_read_aloud_is_kept_a_day_and_a_say_under_the_size_cap(running: World) -> None:
+    message = await running.discord.post_message(running.guild, running.text, running.member, "My private words.")
+    assert_audio_reply(await read_aloud(running, message, running.other))
+    said = await final(await running.say(text="A clip I made on purpose."))
+    assert_audio_reply(said)
+    await running.bot.audio_cache.flush()
+    cache = running.settings.audio_cache_dir
+    # The member's message is in messages/, removed within 24 hours; the /say clip is in the folder itself.
+    assert len(list((cache / "messages").glob("*.audio"))) == 1
+    assert len(list(cache.glob("*.audio"))) == 1

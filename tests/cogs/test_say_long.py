@@ -71,7 +71,7 @@ async def test_6000_characters_the_maximum_work(running: World) -> None:
             running.guild, running.text, running.member, "say", {"text": text + "!"}, client_checks=False
         )
     )
-    assert_refused_at_once(over, "6000", "6001")
+    assert_refused_at_once(over, "6,000", "6,001")
     assert len(running.tts_requests()) == len(chunks)
 
 

@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from bot.logs import MASK, RedactSecrets
+from bot.logs import RedactSecrets
+from bot.masking import MASK
 from tests.conftest import DISCORD_TOKEN, UNMIXR_KEY, World
 from tests.fakes.discord_server import FakeInteraction, Response
 

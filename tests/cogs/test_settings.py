@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
+import pytest
+
 from bot.storage import Storage
+from cogs.settings import RESET_QUESTION
 from tests.cogs.test_say import add_clone_upstream
-from tests.conftest import World
-from tests.fakes.discord_server import ChannelOption, FakeInteraction, FakeMember, Response, RoleOption
+from tests.conftest import ADMIN_PERMISSIONS, World
+from tests.fakes.discord_server import (
+    ChannelOption,
+    FakeInteraction,
+    FakeMember,
+    Response,
+    RoleOption,
+    iter_components,
+)
 from tests.fakes.unmixr_catalogue import BRIAN_ID
 
 SETTINGS_OPTIONS = {
@@ -109,7 +120,7 @@ async def test_every_change_answers_privately_with_the_old_and_new_value(world: 
         ("volume", "volume", "+50%", "`+50%`", "x-loud", "`x-loud`", "`default`"),
         ("intensity", "intensity", 40, "`40`", -20, "`-20`", "none"),
         ("format", "format", "wav", "`wav`", "mp3", "`mp3`", "`mp3`"),
-        ("max-length", "length", 500, "`500`", 1000, "`1000`", "`6000`"),
+        ("max-length", "length", 500, "500 characters", 1000, "1,000 characters", "6,000 characters"),
         (
             "readout-channel",
             "channel",
@@ -150,8 +161,8 @@ async def test_bad_values_are_refused_with_the_accepted_forms_and_nothing_is_sto
         ("rate", {"rate": "fast!!"}, ["-100%", "+100%", "x-fast"]),
         ("pitch", {"pitch": "+60%"}, ["-50%", "+50%", "x-high"]),
         ("volume", {"volume": "loudest"}, ["-100%", "+100%", "x-loud"]),
-        ("max-length", {"length": 0}, ["1", "6000", "not 0"]),
-        ("max-length", {"length": 7000}, ["1", "6000", "7000"]),
+        ("max-length", {"length": 0}, ["1", "6,000", "not 0"]),
+        ("max-length", {"length": 7000}, ["1", "6,000", "7,000"]),
         ("intensity", {"intensity": 101}, ["-100", "100"]),
         ("language", {"language": "not a language"}, ["not a language code", "en-US"]),
         ("language", {"language": "xx-YY"}, ["No voice speaks “xx-YY”", "en-GB"]),
@@ -194,7 +205,7 @@ async def test_show_lists_every_effective_value_with_its_level_and_the_callers_o
     assert lines["volume"] == "`default` (built-in default)"
     assert lines["intensity"] == "none (built-in default)"
     assert lines["format"] == "`mp3` (built-in default)"
-    assert lines["max-length"] == "`6000` (built-in default)"
+    assert lines["max-length"] == "6,000 characters (built-in default)"
     assert lines["readout-channel"] == f"<#{world.readout['id']}> (server setting)"
     assert lines["xsaid"] == "off (server setting)"
     assert lines["ignore-role"] == "none (built-in default)"
@@ -227,11 +238,16 @@ async def test_reset_clears_every_server_setting_but_keeps_pronunciations(runnin
     )
     await added.wait_for(is_answer)
 
-    reset = await settings(running, "reset")
-    assert reset.ephemeral
+    asked = await settings(running, "reset")
+    assert asked.ephemeral
+    assert asked.content() == RESET_QUESTION
+    # Nothing is cleared before the admin confirms.
+    assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "-10%"
+    reset = await press(running, asked, "Clear every setting")
     content = reset.content()
     assert content.startswith("Cleared every server setting"), content
     assert "Jenny" in content and "-10%" in content
+    assert buttons(reset) == []
 
     stored = await running.bot.storage.get_guild_settings(running.guild.id)
     assert stored == type(stored)(guild_id=running.guild.id)
@@ -246,8 +262,74 @@ async def test_reset_clears_every_server_setting_but_keeps_pronunciations(runnin
     assert "speaking_rate" not in request or request["speaking_rate"] in (None, "default")
     assert request["pronunciation_dict"] == {"Unmixr": "un mixer"}
 
-    again = await settings(running, "reset")
+    again = await press(running, await settings(running, "reset"), "Clear every setting")
     assert "no server settings to clear" in again.content()
+
+
+def buttons(interaction: FakeInteraction) -> list[dict[str, Any]]:
+    """The buttons of the interaction's message as it is now."""
+    message = interaction.final_message()
+    assert message is not None
+    return [component for component in iter_components(message.get("components") or []) if component["type"] == 2]
+
+
+async def press(
+    world: World, asked: FakeInteraction, label: str, *, member: FakeMember | None = None, **kwargs: Any
+) -> FakeInteraction:
+    """Press a button of /settings reset's question by its label; wait for the answer."""
+    [button] = [button for button in buttons(asked) if button["label"] == label]
+    message = asked.final_message()
+    assert message is not None
+    pressed = await world.discord.click(
+        message, button["custom_id"], member or world.admin, guild=world.guild, channel=world.text, **kwargs
+    )
+    await pressed.wait_final()
+    return pressed
+
+
+async def test_reset_asks_first_and_cancel_keeps_everything(running: World) -> None:
+    await settings(running, "rate", {"rate": "+10%"})
+    asked = await settings(running, "reset")
+    assert [(button["label"], button.get("disabled", False)) for button in buttons(asked)] == [
+        ("Clear every setting", False),
+        ("Cancel", False),
+    ]
+    cancelled = await press(running, asked, "Cancel")
+    assert cancelled.content() == "Nothing was cleared; every server setting stays as it was."
+    assert buttons(cancelled) == []
+    assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "+10%"
+
+
+async def test_only_the_admin_who_asked_can_confirm_a_reset(running: World) -> None:
+    await settings(running, "rate", {"rate": "+10%"})
+    other_admin = running.guild.add_member("Other Admin", permissions=ADMIN_PERMISSIONS)
+    await running.discord.announce_member(running.guild, other_admin)
+    asked = await settings(running, "reset")
+    # Discord shows an ephemeral message to its caller only; the bot refuses a press from anyone else anyway.
+    refused = await press(running, asked, "Clear every setting", member=other_admin, client_checks=False)
+    assert refused.ephemeral
+    assert refused.content() == (
+        "Only the admin who ran /settings reset can confirm it; run it yourself to clear the settings."
+    )
+    assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "+10%"
+    confirmed = await press(running, asked, "Clear every setting")
+    assert confirmed.content().startswith("Cleared every server setting")
+
+
+async def test_an_unconfirmed_reset_times_out_with_its_buttons_disabled(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # discord.py loads each extension as a module of its own: shorten the wait in the one the bot runs.
+    loaded = sys.modules["cogs.settings"]
+    assert loaded.RESET_CONFIRM_SECONDS == 60
+    monkeypatch.setattr(loaded, "RESET_CONFIRM_SECONDS", 0.5)
+    await settings(running, "rate", {"rate": "+10%"})
+    asked = await settings(running, "reset")
+    await running.discord.wait_until(
+        lambda: asked.content().startswith("Nothing was cleared: the confirmation timed out"), timeout=10
+    )
+    assert [button.get("disabled") for button in buttons(asked)] == [True, True]
+    assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "+10%"
 
 
 async def test_resolution_order_option_then_preference_then_server_then_operator_then_built_in(world: World) -> None:
@@ -372,5 +454,5 @@ async def test_a_clone_as_the_server_voice_is_shown_by_its_name(world: World) ->
     assert "**Narrator Nell**" in changed.content()
     lines = show_lines(await settings(world, "show"))
     assert lines["voice"] == "**Narrator Nell** (server setting)"
-    reset = await settings(world, "reset")
+    reset = await press(world, await settings(world, "reset"), "Clear every setting")
     assert "voice **Narrator Nell**" in reset.content()

@@ -278,6 +278,11 @@ async def test_readout_speaks_the_authors_voice_and_cleaned_text(
     texts = [r.json["text"] for r in speaking.tts_requests()]
     assert texts[-1] == "Second message"
     assert not any("not this one" in text for text in texts)
+    # Members' messages, as audio and as its Opus encoding, are kept apart: removed within 24 hours.
+    await speaking.bot.audio_cache.flush()
+    cache = speaking.settings.audio_cache_dir
+    assert len(list((cache / "messages").glob("*.audio"))) >= 2
+    assert list(cache.glob("*.audio")) == []
 
 
 async def test_long_text_in_voice_starts_before_the_last_chunk_is_synthesised(

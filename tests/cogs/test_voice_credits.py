@@ -275,7 +275,7 @@ async def test_a_clip_queued_before_midnight_holds_until_charged_and_counts_on_t
     after = await world.bot.storage.usage_for_day(world.guild.id, datetime(2030, 5, 5).date())
     # Charged after midnight, it counts on the new day; the server never passed 100 credits in a day.
     assert (before.credits, after.credits) == (16, 50)
-    assert "this server's daily budget of 100 credits" in early.content() and not early.files()
+    assert "this server's budget of 100 credits a day" in early.content() and not early.files()
     assert RELATIVE_TIME.search(early.content()).group(1) == str(int(datetime(2030, 5, 6, tzinfo=UTC).timestamp()))
 
 

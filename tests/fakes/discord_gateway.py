@@ -358,7 +358,7 @@ class FakeGateway:
             permissions = guild.bot_member.permissions_in(channel_id)
             occupants = [s for uid, s in guild.voice_states.items() if s["channel_id"] == str(channel_id)]
             reason = None
-            if channel is None or channel["type"] != p.CHANNEL_VOICE:
+            if channel is None or channel["type"] not in p.VOICE_CHANNEL_TYPES:
                 reason = "not a voice channel"
             elif not permissions & p.CONNECT:
                 reason = "missing CONNECT"
@@ -374,11 +374,17 @@ class FakeGateway:
                 self.voice_rejections.append({"guild_id": guild.id, "channel_id": channel_id, "reason": reason})
                 _log.info("FakeDiscord gateway: ignoring voice join (%s)", reason)
                 return
+            previous = guild.voice_states.get(bot_id, {})
+            stage = channel is not None and channel["type"] == p.CHANNEL_STAGE
+            stays = previous.get("channel_id") == str(channel_id)
             guild.voice_states[bot_id] = {
                 "channel_id": str(channel_id),
                 "session_id": session.session_id,
                 "self_mute": bool(data.get("self_mute")),
                 "self_deaf": bool(data.get("self_deaf")),
+                # On a stage everyone joins as audience, suppressed (stage-instance.mdx, "Definitions").
+                "suppress": bool(previous.get("suppress")) if stays else stage,
+                "request_to_speak_timestamp": previous.get("request_to_speak_timestamp") if stays else None,
             }
         else:
             guild.voice_states.pop(bot_id, None)
@@ -459,8 +465,19 @@ class FakeGateway:
     async def _dispatch_guild_event(self, guild: FakeGuild, event: str, data: dict[str, Any]) -> None:
         session = self._require_guild_session(guild)
         needed = p.EVENT_INTENTS.get(event)
-        if needed is not None and not session.intents & needed:
+        bot_id = int(self.bot_user["id"])
+        # gateway.mdx, "Caveats": "Guild Member Update is sent for current-user updates regardless of whether the
+        # GUILD_MEMBERS intent is set".
+        about_me = event == "GUILD_MEMBER_UPDATE" and int(data.get("user", {}).get("id", 0)) == bot_id
+        if needed is not None and not session.intents & needed and not about_me:
             return
+        if event.startswith("MESSAGE_") and "channel_id" in data:
+            # permissions.mdx, VIEW_CHANNEL "Allows guild members to view a channel, which includes reading messages
+            # in text channels": no message events from a channel the bot cannot view. Read Message History is
+            # documented for reading the past only (message.mdx, "Get Channel Messages": without it "no messages
+            # will be returned"), not for new messages as they are sent.
+            if not guild.bot_member.permissions_in(int(data["channel_id"])) & p.VIEW_CHANNEL:
+                return
         if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not session.intents & p.INTENT_MESSAGE_CONTENT:
             data = _without_content(data, int(self.bot_user["id"]))
         await self._send_dispatch(session, event, data)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
+import math
 import mimetypes
 import re
 import time
@@ -38,7 +41,11 @@ USE_VAD = 1 << 25
 CHANGE_NICKNAME = 1 << 26
 MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
+REQUEST_TO_SPEAK = 1 << 32
 SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
+# permissions.mdx: "Allows sending voice messages".
+SEND_VOICE_MESSAGES = 1 << 46
 ALL_PERMISSIONS = (1 << 53) - 1
 
 DEFAULT_EVERYONE_PERMISSIONS = (
@@ -57,8 +64,17 @@ DEFAULT_EVERYONE_PERMISSIONS = (
     | USE_APPLICATION_COMMANDS
     | SEND_MESSAGES_IN_THREADS
 )
+# The bot's managed role gets what its invite link asks for (the README's integer), plus Use Voice Activity.
 DEFAULT_BOT_PERMISSIONS = (
-    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_VAD
+    VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | CONNECT
+    | SPEAK
+    | USE_VAD
+    | SEND_VOICE_MESSAGES
 )
 
 # Gateway intents.
@@ -78,6 +94,7 @@ FLAG_SUPPRESS_EMBEDS = 1 << 2
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
+FLAG_VOICE_MESSAGE = 1 << 13  # IS_VOICE_MESSAGE
 FLAG_COMPONENTS_V2 = 1 << 15
 
 # The upload limit of a server by its boost tier (reference.mdx, "Uploading Files": 10 MiB by default, more with
@@ -97,6 +114,8 @@ CONTEXT_PRIVATE_CHANNEL = 2
 # Channel types.
 CHANNEL_TEXT = 0
 CHANNEL_VOICE = 2
+CHANNEL_STAGE = 13  # GUILD_STAGE_VOICE (channel.mdx, "Channel Types")
+VOICE_CHANNEL_TYPES = (CHANNEL_VOICE, CHANNEL_STAGE)
 
 # Application command option types.
 OPTION_SUB_COMMAND = 1
@@ -260,6 +279,24 @@ def voice_channel_payload(channel_id: int, guild_id: int, name: str, position: i
         "parent_id": None,
         "flags": 0,
     }
+
+
+def stage_channel_payload(channel_id: int, guild_id: int, name: str, position: int) -> dict[str, Any]:
+    """Build a guild stage channel object: a voice channel's fields with type 13 and a topic."""
+    channel = voice_channel_payload(channel_id, guild_id, name, position, 0)
+    channel.update(type=CHANNEL_STAGE, bitrate=64000, topic=None)
+    return channel
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as Discord takes it (a naive one is UTC), or None for null or garbage."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def role_payload(
@@ -469,6 +506,55 @@ def message_errors(data: dict[str, Any], prefix: str = "") -> dict[str, list[dic
 def validate_message(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Check a message body against Discord's limits; return the errors in Discord's nested form."""
     return nest_errors(message_errors(data, prefix))
+
+
+# ---------------------------------------------------------------- voice messages
+#
+# resources/message.mdx, "Voice Messages": a message with the IS_VOICE_MESSAGE flag "cannot be edited"; "Only a
+# single audio attachment is allowed. No content, stickers, etc..."; the attachment "has additional fields:
+# `duration_secs` and `waveform`" (both "required for voice messages" in the attachment request structure), and
+# "The Content-Type of the attachment must begin with `audio/` to respect these fields"; the waveform is "1 byte
+# per datapoint encoded in base64", "no more than 256 datapoints". The refusals are opcodes-and-status-codes.mdx's
+# JSON error codes, sent with 400 (as Discord answers 50160, seen by discord.py's PR #10230).
+VOICE_EXTRA_CONTENT = (50159, "Voice messages do not support additional content.")
+VOICE_SINGLE_AUDIO = (50160, "Voice messages must have a single audio attachment.")
+VOICE_METADATA = (50161, "Voice messages must have supporting metadata.")
+VOICE_NOT_EDITABLE = (50162, "Voice messages cannot be edited.")
+VOICE_NOT_HERE = (50173, "You cannot send voice messages in this channel.")
+WAVEFORM_POINTS_LIMIT = 256
+# Fields that are "additional content" next to a voice message's one attachment.
+_VOICE_EXTRAS = ("content", "embeds", "sticker_ids", "components", "poll")
+
+
+def voice_message_refusal(body: dict[str, Any], uploads: list[tuple[int, str | None]]) -> tuple[int, str] | None:
+    """Why Discord refuses a voice message (its code and message), or None; `uploads` are (index, content type)."""
+    if any(body.get(field) for field in _VOICE_EXTRAS):
+        return VOICE_EXTRA_CONTENT
+    listed = body.get("attachments")
+    if len(uploads) != 1 or (listed is not None and len(listed) != 1):
+        return VOICE_SINGLE_AUDIO
+    index, content_type = uploads[0]
+    if not (content_type or "").lower().startswith("audio/"):
+        return VOICE_SINGLE_AUDIO
+    entry = next((item for item in listed or [] if str(item.get("id")) == str(index)), None)
+    if entry is None or not _valid_duration(entry.get("duration_secs")) or not _valid_waveform(entry.get("waveform")):
+        # The docs name no finer refusal for metadata that is there but unusable: 50161 is the closest meaning.
+        return VOICE_METADATA
+    return None
+
+
+def _valid_duration(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _valid_waveform(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        points = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 0 < len(points) <= WAVEFORM_POINTS_LIMIT
 
 
 def _validate_components(errors: dict[str, Any], rows: list[dict[str, Any]], path: str) -> None:

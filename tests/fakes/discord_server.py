@@ -29,6 +29,11 @@ It refuses what real Discord refuses, the way Discord answers it:
   servers only if its `contexts` include GUILD (a guild command's `contexts` is ignored, as documented);
 - a server's AutoMod keyword rules block the bot's messages with 400, code 200000; uploads are limited by the
   server's boost tier (`premium_tier`); an edit whose `attachments` does not list an upload drops it.
+- voice messages (message flag IS_VOICE_MESSAGE, 8192): kept on Create Message and on a type 4 callback, refused
+  (400, 50035 at `flags`) on a type 5 callback and on follow-ups; exactly one attachment whose part is `audio/*`
+  (50160), with `duration_secs` and a base64 `waveform` of 1 to 256 bytes (50161), and no content, embeds,
+  components, stickers or poll (50159); the bot needs Send Voice Messages in the channel (403, 50173) and, for
+  Create Message, Send Messages (not Attach Files); a voice message is never edited (50162).
 - Option values outside the registered schema (over `max_length`, a missing required option, a value not among
   the choices, a number out of range) are never sent by Discord's client, which refuses them as the member types:
   `slash` and `autocomplete` raise `ClientRefused` and dispatch nothing (recorded in `client_refusals`).
@@ -46,9 +51,10 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -153,6 +159,7 @@ class _Upload:
     index: int
     filename: str
     data: bytes
+    content_type: str | None = None  # the part's own Content-Type header
 
 
 class _DiscordError(Exception):
@@ -258,6 +265,11 @@ class FakeMember:
         self.nick = nick
         self.explicit_permissions = permissions
         self.joined_at = p.iso_now()
+        # guild.mdx, "Guild Member Object": deafened or muted in voice by the server (kept across channels), and
+        # when a timeout ends (ISO 8601; null or a past time: not timed out).
+        self.deaf = False
+        self.mute = False
+        self.communication_disabled_until: str | None = None
 
     @property
     def id(self) -> int:
@@ -291,17 +303,27 @@ class FakeMember:
             "roles": [str(role_id) for role_id in self.roles],
             "joined_at": self.joined_at,
             "premium_since": None,
-            "deaf": False,
-            "mute": False,
+            "deaf": self.deaf,
+            "mute": self.mute,
             "flags": 0,
             "pending": False,
-            "communication_disabled_until": None,
+            "communication_disabled_until": self.communication_disabled_until,
         }
         if with_user:
             data["user"] = copy.deepcopy(self.user)
         if permissions is not None:
             data["permissions"] = str(permissions)
         return data
+
+    @property
+    def bot(self) -> bool:
+        """Whether the member is a bot account."""
+        return bool(self.user.get("bot"))
+
+    def timed_out(self, now: datetime | None = None) -> bool:
+        """Whether a timeout is running (guild.mdx: null or a time in the past means it is not)."""
+        until = p.parse_timestamp(self.communication_disabled_until)
+        return until is not None and until > (now or datetime.now(UTC))
 
     def __repr__(self) -> str:
         return f"<FakeMember id={self.id} name={self.name!r}>"
@@ -367,6 +389,13 @@ class FakeGuild:
         """Add a voice channel and return its (live) channel object."""
         channel_id = self._fake.snowflakes.next()
         channel = p.voice_channel_payload(channel_id, self.id, name, len(self.channels), user_limit)
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_stage_channel(self, name: str) -> dict[str, Any]:
+        """Add a stage channel (type 13) and return its (live) channel object."""
+        channel_id = self._fake.snowflakes.next()
+        channel = p.stage_channel_payload(channel_id, self.id, name, len(self.channels))
         self.channels[channel_id] = channel
         return channel
 
@@ -448,8 +477,13 @@ class FakeGuild:
         overwrites.append({"id": str(target_id), "type": overwrite_type, "allow": str(allow), "deny": str(deny)})
         channel["permission_overwrites"] = overwrites
 
-    def compute_permissions(self, member_id: int, role_ids: Sequence[int], channel_id: int | None = None) -> int:
-        """Compute a member's permissions the way Discord does (owner, administrator, overwrites)."""
+    def compute_permissions(
+        self, member_id: int, role_ids: Sequence[int], channel_id: int | None = None, *, with_timeout: bool = True
+    ) -> int:
+        """Compute a member's permissions the way Discord does (owner, administrator, overwrites, timeout).
+
+        `with_timeout=False` leaves a running timeout out, to tell what the member will have once it ends.
+        """
         if member_id == self.owner_id:
             return p.ALL_PERMISSIONS
         base = int(self.everyone_role["permissions"])
@@ -471,7 +505,71 @@ class FakeGuild:
                 )
             if not base & p.VIEW_CHANNEL:
                 return 0
+        member = self.members.get(member_id)
+        if with_timeout and member is not None and member.communication_disabled_until and member.timed_out():
+            # permissions.mdx, "Permissions For Timed Out Members": all but VIEW_CHANNEL and READ_MESSAGE_HISTORY
+            # are lost (owners and administrators, returned above, are exempt).
+            base &= p.VIEW_CHANNEL | p.READ_MESSAGE_HISTORY
         return base
+
+    # ---------------------------------------------------------------- who can be heard in voice
+
+    def voice_channel_of(self, user_id: int) -> int | None:
+        """The voice channel a member is in, if any."""
+        state = self.voice_states.get(user_id)
+        channel_id = state.get("channel_id") if state is not None else None
+        return int(channel_id) if channel_id is not None else None
+
+    def unheard_because(self, user_id: int) -> tuple[str, ...]:
+        """Why nobody hears a member's audio right now, whoever listens (empty when it can be heard).
+
+        Discord's rules, each from its page: a server mute (voice.mdx, "Voice State Object": `mute`); in a voice
+        channel, the Speak permission, which an overwrite can take away at any time (permissions.mdx, SPEAK "Allows
+        for speaking in a voice channel", channel type V only); a running timeout, which takes Speak too
+        (permissions.mdx, "Permissions For Timed Out Members"); on a stage, not being a speaker: "not suppressed,
+        and has no request_to_speak_timestamp" (stage-instance.mdx, "Definitions").
+        """
+        channel_id = self.voice_channel_of(user_id)
+        if channel_id is None:
+            return ("not in voice",)
+        state = self.voice_states[user_id]
+        member = self.members.get(user_id)
+        reasons: list[str] = []
+        if member is not None and member.mute:
+            reasons.append("server-muted")
+        channel = self.channels.get(channel_id)
+        stage = channel is not None and channel["type"] == p.CHANNEL_STAGE
+        if stage and (state.get("suppress") or state.get("request_to_speak_timestamp")):
+            reasons.append("not a speaker")
+        if member is not None:
+            speaks = self.compute_permissions(user_id, member.roles, channel_id, with_timeout=False) & p.SPEAK
+            if not stage and not speaks:
+                reasons.append("no Speak permission")
+            timed_out = member.communication_disabled_until is not None and member.timed_out()
+            if timed_out and not self.compute_permissions(user_id, member.roles) & p.ADMINISTRATOR:
+                reasons.append("timed out")
+        return tuple(reasons)
+
+    def hearers(self, channel_id: int, speaker_id: int, *, also: Iterable[int] = ()) -> tuple[int, ...]:
+        """Who in a voice channel can hear a speaker: not the speaker, not a bot, not deafened.
+
+        voice.mdx, "Voice State Object": `deaf` (by the server) and `self_deaf` (by the member) both mean the member
+        hears nothing. `also` adds simulated listeners this stand-in does not know as members.
+        """
+        channel = str(channel_id)
+        present = {user_id for user_id, state in self.voice_states.items() if state.get("channel_id") == channel}
+        hearing = []
+        for user_id in sorted(present | set(also)):
+            if user_id == speaker_id:
+                continue
+            member = self.members.get(user_id)
+            state = self.voice_states.get(user_id) or {}
+            if member is not None and (member.bot or member.deaf):
+                continue
+            if state.get("self_deaf"):
+                continue
+            hearing.append(user_id)
+        return tuple(hearing)
 
     def member(self, ref: FakeMember | dict[str, Any] | int) -> FakeMember:
         """Return the member for a FakeMember, a user dict or an id."""
@@ -497,6 +595,10 @@ class FakeGuild:
         }
         if state is not None:
             data.update(state)
+        member = self.members.get(user_id)
+        if member is not None:
+            # A server mute or deafen belongs to the member and follows them from channel to channel.
+            data["mute"], data["deaf"] = member.mute, member.deaf
         if with_guild:
             data["guild_id"] = str(self.id)
             member = self.members.get(user_id)
@@ -761,6 +863,9 @@ class FakeDiscord(FakeGateway):
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._message_viewers: dict[int, int] = {}  # ephemeral message id -> the only user who sees it
         self._files: dict[int, tuple[str, bytes, str]] = {}
+        # Attachments (by file name) whose download stops after its first slice until the event is set: the CDN
+        # of a member on a slow link, for tests of what else goes on meanwhile.
+        self.cdn_holds: dict[str, asyncio.Event] = {}
         self._sessions: dict[str, _GatewaySession] = {}
         self._shard_sessions: dict[int, _GatewaySession] = {}
         self._connections: set[_GatewayConnection] = set()
@@ -902,8 +1007,20 @@ class FakeDiscord(FakeGateway):
 
     # ---------------------------------------------------------------- guild events
 
-    async def move_member(self, guild: FakeGuild, member_id: int | FakeMember, channel_id: ChannelRef | None) -> None:
-        """Move a member into a voice channel (or out of voice with None) and dispatch VOICE_STATE_UPDATE."""
+    async def move_member(
+        self,
+        guild: FakeGuild,
+        member_id: int | FakeMember,
+        channel_id: ChannelRef | None,
+        *,
+        self_deaf: bool | None = None,
+    ) -> None:
+        """Move a member into a voice channel (or out of voice with None) and dispatch VOICE_STATE_UPDATE.
+
+        A member keeps deafening themselves (`self_deaf`) from channel to channel unless told otherwise; in a
+        stage channel everyone starts in the audience, suppressed (stage-instance.mdx, "Definitions": a speaker is
+        a participant who is not suppressed).
+        """
         member = guild.member(member_id)
         if channel_id is None:
             guild.voice_states.pop(member.id, None)
@@ -913,11 +1030,73 @@ class FakeDiscord(FakeGateway):
             session_id = previous.get("session_id") or secrets.token_hex(16)
             if member.id == int(self.bot_user["id"]):
                 session_id = self._require_guild_session(guild).session_id
-            guild.voice_states[member.id] = {"channel_id": str(_ref_id(channel_id)), "session_id": session_id}
+            target = _ref_id(channel_id)
+            stage = guild.channels.get(target, {}).get("type") == p.CHANNEL_STAGE
+            moved = previous.get("channel_id") != str(target)
+            guild.voice_states[member.id] = {
+                "channel_id": str(target),
+                "session_id": session_id,
+                "self_mute": bool(previous.get("self_mute")),
+                "self_deaf": bool(previous.get("self_deaf")) if self_deaf is None else self_deaf,
+                "suppress": stage if moved else bool(previous.get("suppress")),
+                "request_to_speak_timestamp": None if moved else previous.get("request_to_speak_timestamp"),
+            }
             state = guild.voice_state_payload(member.id)
         await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", state)
         for callback in self._member_voice_callbacks:
             await _maybe_await(callback(guild.id, member.id, None if channel_id is None else _ref_id(channel_id)))
+
+    async def set_voice_state(
+        self,
+        guild: FakeGuild,
+        member_id: int | FakeMember,
+        *,
+        mute: bool | None = None,
+        deaf: bool | None = None,
+        self_deaf: bool | None = None,
+        suppress: bool | None = None,
+    ) -> None:
+        """A moderator server-mutes or deafens a member, or moves them on a stage; or they deafen themselves.
+
+        Dispatches VOICE_STATE_UPDATE (voice.mdx, "Modify User Voice State": "Fires a Voice State Update"). `mute`
+        and `deaf` are the server's and stay with the member (guild.mdx, "Modify Guild Member": only for a member
+        in voice, and it fires a Guild Member Update too); `suppress` follows "Modify User Voice State": only on a
+        stage; unsuppressed, a member who is not a bot is invited (their request_to_speak_timestamp set to now), a
+        bot speaks at once; suppressed, the request is removed.
+        """
+        member = guild.member(member_id)
+        state = guild.voice_states.get(member.id)
+        if state is None:
+            raise ValueError(f"{member} is not in voice (Discord answers 400)")
+        if mute is not None:
+            member.mute = mute
+        if deaf is not None:
+            member.deaf = deaf
+        if self_deaf is not None:
+            state["self_deaf"] = self_deaf
+        if suppress is not None:
+            channel = guild.channels.get(int(state["channel_id"]), {})
+            if channel.get("type") != p.CHANNEL_STAGE:
+                raise ValueError("suppress applies to stage channels only (voice.mdx, Modify User Voice State)")
+            state["suppress"] = suppress
+            state["request_to_speak_timestamp"] = None if suppress or member.bot else p.iso_now()
+        await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", guild.voice_state_payload(member.id))
+        if mute is not None or deaf is not None:
+            await self.announce_member(guild, member, update=True)
+
+    async def time_out(self, guild: FakeGuild, member_id: int | FakeMember, seconds: float | None) -> None:
+        """Time a member out for `seconds` (None ends it) and dispatch GUILD_MEMBER_UPDATE.
+
+        guild.mdx, "Modify Guild Member": `communication_disabled_until`, up to 28 days ahead, null to end it; the
+        update reaches the member's own bot even without the GUILD_MEMBERS intent (gateway.mdx, "Caveats"). No
+        event marks the end of a timeout: it simply expires.
+        """
+        member = guild.member(member_id)
+        if seconds is None:
+            member.communication_disabled_until = None
+        else:
+            member.communication_disabled_until = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+        await self.announce_member(guild, member, update=True)
 
     async def delete_channel(self, guild: FakeGuild, channel_id: ChannelRef) -> None:
         """Delete a channel and dispatch CHANNEL_DELETE."""
@@ -1504,6 +1683,7 @@ class FakeDiscord(FakeGateway):
             ("GET", r"/guilds/(?P<guild_id>\d+)/roles", self._get_guild_roles, True),
             ("GET", r"/guilds/(?P<guild_id>\d+)/members", self._get_guild_members, True),
             ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._get_guild_member, True),
+            ("PATCH", r"/guilds/(?P<guild_id>\d+)/voice-states/@me", self._patch_my_voice_state, True),
         ]
         return [(method, re.compile(pattern + "$"), handler, auth) for method, pattern, handler, auth in routes]
 
@@ -1521,7 +1701,9 @@ class FakeDiscord(FakeGateway):
                 else:
                     match = re.fullmatch(r"files\[(\d+)\]", part.name or "")
                     index = int(match.group(1)) if match else position
-                    uploads.append(_Upload(index, part.filename or f"file{index}", bytes(await part.read())))
+                    declared = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+                    data = bytes(await part.read())
+                    uploads.append(_Upload(index, part.filename or f"file{index}", data, declared))
                     position += 1
             return body, uploads
         raw = await request.read()
@@ -1592,8 +1774,11 @@ class FakeDiscord(FakeGateway):
         response = web.StreamResponse(headers={"Content-Type": stored[2]})
         response.content_length = len(data)
         await response.prepare(request)
+        hold = self.cdn_holds.get(stored[0])
         for start in range(0, len(data), _CDN_SLICE_BYTES):
             await response.write(data[start : start + _CDN_SLICE_BYTES])
+            if hold is not None:
+                await hold.wait()
         await response.write_eof()
         return response
 
@@ -1824,6 +2009,7 @@ class FakeDiscord(FakeGateway):
         *,
         ephemeral: bool,
         editing: bool = False,
+        voice: bool = False,
     ) -> list[dict[str, Any]]:
         by_index = {upload.index: upload for upload in uploads}
         used: set[int] = set()
@@ -1844,6 +2030,10 @@ class FakeDiscord(FakeGateway):
                     )
                     if entry.get("description"):
                         stored["description"] = entry["description"]
+                    if voice:
+                        # message.mdx, attachment object: `duration_secs` and `waveform` (for voice messages).
+                        stored["duration_secs"] = entry["duration_secs"]
+                        stored["waveform"] = entry["waveform"]
                     result.append(stored)
         if editing and "attachments" in body:
             # message.mdx, "Edit Message": since API v10 `attachments` lists every attachment the message keeps,
@@ -1892,6 +2082,11 @@ class FakeDiscord(FakeGateway):
         content = body.get("content") or ""
         embeds = body.get("embeds") or []
         components = body.get("components") or []
+        voice = bool(flags & p.FLAG_VOICE_MESSAGE)
+        if voice:
+            refused = p.voice_message_refusal(body, [(upload.index, upload.content_type) for upload in uploads])
+            if refused is not None:
+                raise _DiscordError(400, *refused)
         self._check_automod(guild, channel_id, content)
         if not (content or embeds or uploads or components or body.get("sticker_ids") or body.get("poll")) and not (
             flags & p.FLAG_LOADING
@@ -1907,7 +2102,7 @@ class FakeDiscord(FakeGateway):
             content=content,
             embeds=embeds,
             components=components,
-            attachments=self._attachments_from(body, uploads, [], ephemeral=ephemeral),
+            attachments=self._attachments_from(body, uploads, [], ephemeral=ephemeral, voice=voice),
             flags=flags,
             message_type=message_type,
             **self._resolve_mentions(guild, content, body.get("allowed_mentions")),
@@ -1931,6 +2126,9 @@ class FakeDiscord(FakeGateway):
     def _edit_message(
         self, message: dict[str, Any], body: dict[str, Any], uploads: list[_Upload], *, error_prefix: str = ""
     ) -> None:
+        if message["flags"] & p.FLAG_VOICE_MESSAGE:
+            # message.mdx, "Voice Messages": "They cannot be edited" (50162), by any route.
+            raise _DiscordError(400, *p.VOICE_NOT_EDITABLE)
         errors = p.validate_message(body, error_prefix)
         if errors:
             raise _invalid_form(errors)
@@ -1993,8 +2191,22 @@ class FakeDiscord(FakeGateway):
         _guild, channel = self._find_channel(int(channel_id))
         return _json_response(channel)
 
+    def _check_reading(self, channel_id: int, *, history: bool) -> bool:
+        """message.mdx, "Get Channel Messages" and "Get Channel Message": View Channel (and Connect in a voice
+        channel's chat) or 403; whether the bot has Read Message History, which one message needs too and without
+        which the list is empty."""
+        guild, channel = self._find_channel(channel_id)
+        permissions = guild.bot_member.permissions_in(channel_id)
+        needed = p.VIEW_CHANNEL | (p.CONNECT if channel["type"] in p.VOICE_CHANNEL_TYPES else 0)
+        if permissions & needed != needed:
+            raise _DiscordError(403, 50001, "Missing Access")
+        if history and not permissions & p.READ_MESSAGE_HISTORY:
+            raise _DiscordError(403, 50013, "Missing Permissions")
+        return bool(permissions & p.READ_MESSAGE_HISTORY)
+
     async def _get_channel_messages(self, *, request: web.Request, channel_id: str, **_: Any) -> web.StreamResponse:
-        self._find_channel(int(channel_id))
+        if not self._check_reading(int(channel_id), history=False):
+            return _json_response([])
         limit = int(request.query.get("limit", "50"))
         found = [
             _public(message)
@@ -2009,21 +2221,27 @@ class FakeDiscord(FakeGateway):
         self, *, channel_id: str, body: Any, uploads: list[_Upload], **_: Any
     ) -> web.StreamResponse:
         guild, _channel = self._find_channel(int(channel_id))
+        body = body if isinstance(body, dict) else {}
+        # message.mdx, "Create Message": IS_VOICE_MESSAGE is one of the flags it takes.
+        flags = (body.get("flags") or 0) & (
+            p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_VOICE_MESSAGE | p.FLAG_COMPONENTS_V2
+        )
+        voice = bool(flags & p.FLAG_VOICE_MESSAGE)
         permissions = guild.bot_member.permissions_in(int(channel_id))
-        needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads else 0)
+        # A voice message needs Send Voice Messages (permissions.mdx) where a file needs Attach Files.
+        needed = p.VIEW_CHANNEL | p.SEND_MESSAGES | (p.ATTACH_FILES if uploads and not voice else 0)
         if permissions & needed != needed:
             raise _DiscordError(403, 50013, "Missing Permissions")
+        if voice and not permissions & p.SEND_VOICE_MESSAGES:
+            raise _DiscordError(403, *p.VOICE_NOT_HERE)
         self._check_uploads(uploads, self.upload_limit_of(guild))
-        body = body if isinstance(body, dict) else {}
-        flags = (body.get("flags") or 0) & (
-            p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
-        )
         message = self._create_message(guild=guild, channel_id=int(channel_id), body=body, uploads=uploads, flags=flags)
         self.channel_messages.setdefault(int(channel_id), []).append(message)
         await self._announce("MESSAGE_CREATE", message)
         return _json_response(_public(message))
 
     async def _get_channel_message(self, *, channel_id: str, message_id: str, **_: Any) -> web.StreamResponse:
+        self._check_reading(int(channel_id), history=True)
         return _json_response(_public(self._channel_message(int(channel_id), int(message_id))))
 
     async def _edit_channel_message(
@@ -2087,6 +2305,48 @@ class FakeDiscord(FakeGateway):
         if member is None:
             raise _DiscordError(404, 10007, "Unknown Member")
         return _json_response(member.payload())
+
+    async def _patch_my_voice_state(self, *, guild_id: str, body: Any, **_: Any) -> web.StreamResponse:
+        """voice.mdx, "Modify Current User Voice State", with its caveats; 204 and a VOICE_STATE_UPDATE.
+
+        The channel must be a stage the bot is in; unsuppressing itself needs MUTE_MEMBERS ("You can always
+        suppress yourself"); requesting to speak needs REQUEST_TO_SPEAK ("You can always clear your own request"),
+        at "any present or future time".
+        """
+        guild = self._guild(guild_id)
+        body = body if isinstance(body, dict) else {}
+        me = guild.bot_member
+        current = guild.voice_channel_of(me.id)
+        channel_id = int(body["channel_id"]) if body.get("channel_id") is not None else current
+        channel = guild.channels.get(channel_id) if channel_id is not None else None
+        if channel is None:
+            raise _DiscordError(404, 10003, "Unknown Channel")
+        if channel["type"] != p.CHANNEL_STAGE:
+            raise _DiscordError(400, 50024, "Cannot execute action on this channel type")
+        if current != channel_id:
+            raise _DiscordError(404, 10065, "Unknown voice state")
+        permissions = me.permissions_in(channel_id)
+        suppress = body.get("suppress")
+        if suppress is False and not permissions & p.MUTE_MEMBERS:
+            raise _DiscordError(403, 50013, "Missing Permissions")
+        requested = body.get("request_to_speak_timestamp")
+        if requested is not None:
+            if not permissions & p.REQUEST_TO_SPEAK:
+                raise _DiscordError(403, 50013, "Missing Permissions")
+            when = p.parse_timestamp(requested)
+            # "Present" allows for the request's own time on the way.
+            if when is None or when < datetime.now(UTC) - timedelta(seconds=60):
+                raise _invalid_form(
+                    {"request_to_speak_timestamp": {"_errors": [{"code": "BASE_TYPE_BAD_TIME", "message": "Invalid"}]}}
+                )
+        state = guild.voice_states[me.id]
+        if isinstance(suppress, bool):
+            state["suppress"] = suppress
+        if "request_to_speak_timestamp" in body:
+            state["request_to_speak_timestamp"] = requested
+        if self._session_for_guild(guild) is not None:
+            await self._dispatch_guild_event(guild, "VOICE_STATE_UPDATE", guild.voice_state_payload(me.id))
+        return web.Response(status=204)
 
     # ---------------------------------------------------------------- REST: interaction responses
 
@@ -2154,9 +2414,17 @@ class FakeDiscord(FakeGateway):
         if callback_type in (4, 5, 7):
             self._check_uploads(uploads, interaction.attachment_size_limit)
         if callback_type == 4:
+            # receiving-and-responding.mdx, "Messages": a type 4 response may set IS_VOICE_MESSAGE.
             flags = (data.get("flags") or 0) & (
-                p.FLAG_EPHEMERAL | p.FLAG_SUPPRESS_EMBEDS | p.FLAG_SUPPRESS_NOTIFICATIONS | p.FLAG_COMPONENTS_V2
+                p.FLAG_EPHEMERAL
+                | p.FLAG_SUPPRESS_EMBEDS
+                | p.FLAG_SUPPRESS_NOTIFICATIONS
+                | p.FLAG_VOICE_MESSAGE
+                | p.FLAG_COMPONENTS_V2
             )
+            app_permissions = guild.bot_member.permissions_in(interaction.channel_id)
+            if flags & p.FLAG_VOICE_MESSAGE and not app_permissions & p.SEND_VOICE_MESSAGES:
+                raise _DiscordError(403, *p.VOICE_NOT_HERE)
             message = self._create_message(
                 guild=guild,
                 channel_id=interaction.channel_id,
@@ -2170,6 +2438,8 @@ class FakeDiscord(FakeGateway):
             interaction.original_id = int(message["id"])
             await self._announce("MESSAGE_CREATE", message)
         elif callback_type == 5:
+            # Ibid.: with DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE "the only valid message flag you may use is EPHEMERAL".
+            _refuse_voice_flag(data, "data.")
             flags = ((data.get("flags") or 0) & p.FLAG_EPHEMERAL) | p.FLAG_LOADING
             message = self._create_message(
                 guild=guild,
@@ -2246,6 +2516,9 @@ class FakeDiscord(FakeGateway):
             self._check_token(interaction)
             if interaction.callback_type is None or interaction.callback_type == 8:
                 raise _DiscordError(404, 10015, "Unknown Webhook")
+            # A follow-up "functions the same as Execute Webhook" (receiving-and-responding.mdx), whose flags are
+            # only SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS and IS_COMPONENTS_V2 (webhook.mdx): no voice message.
+            _refuse_voice_flag(body, "")
             self._check_uploads(uploads, interaction.attachment_size_limit)
             original = self.messages.get(interaction.original_id) if interaction.original_id else None
             if (
@@ -2348,6 +2621,17 @@ class FakeDiscord(FakeGateway):
         await self._record(interaction, response)
         await self._announce("MESSAGE_DELETE", message)
         return web.Response(status=204)
+
+
+def _refuse_voice_flag(body: dict[str, Any], prefix: str) -> None:
+    """Refuse IS_VOICE_MESSAGE where the docs leave it out of the flags a request may set.
+
+    The docs list the flags that "can be set" without saying how another one is refused; the stand-in answers as
+    for any other invalid field: 400, 50035 "Invalid Form Body", the error at `flags`.
+    """
+    if isinstance(body, dict) and (body.get("flags") or 0) & p.FLAG_VOICE_MESSAGE:
+        error = {"code": "MESSAGE_FLAGS_INVALID", "message": "IS_VOICE_MESSAGE cannot be set here."}
+        raise _invalid_form(p.nest_errors({f"{prefix}flags": [error]}))
 
 
 def _response_message_type(interaction: FakeInteraction) -> int:

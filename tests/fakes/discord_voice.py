@@ -6,8 +6,13 @@ then streams Opus frames over UDP, which this server records per guild with thei
 
 It speaks DAVE, Discord's end-to-end encryption for voice, as Discord has required since 2026-03-01: the session
 description says protocol version 1, a client without it is closed with 4017, and each voice channel is a call
-(``tests/fakes/dave.py``) whose simulated listeners decrypt every frame the bot sends. With ``dave=False`` (for the
-stand-in's own tests only) it is the transport-only server of before.
+(``tests/fakes/dave.py``) whose simulated listeners decrypt every frame the bot sends. Stage channels are not end to
+end encrypted, as documented (``FakeVoiceServer._is_stage``). With ``dave=False`` (for the stand-in's own tests only)
+it is the transport-only server of before.
+
+Attached to a FakeDiscord, it notes with each frame whether the sender could be heard when it arrived (server mute,
+Speak, a timeout, a stage's audience: ``FakeGuild.unheard_because``) and who in the channel could hear it (neither a
+bot nor deafened): ``ReceivedPacket.heard`` counts a frame only then.
 
 Arrival times come from the kernel (``SO_TIMESTAMPNS``) where it offers them, so a busy event loop in the
 process running the stand-in does not shift them. Without listeners, packets are decrypted only when someone reads
@@ -70,6 +75,8 @@ CLOSE_UNKNOWN_ENCRYPTION_MODE = 4016
 CLOSE_E2EE_REQUIRED = 4017  # "E2EE/DAVE protocol required"
 CLOSE_VOICE_SERVER_CRASHED = 4015
 
+STAGE_CHANNEL = 13  # channel.mdx, "Channel Types": GUILD_STAGE_VOICE
+
 XCHACHA_MODE = "aead_xchacha20_poly1305_rtpsize"
 AES_GCM_MODE = "aead_aes256_gcm_rtpsize"
 
@@ -107,6 +114,12 @@ class ReceivedPacket:
     # decrypted, or the payload as sent when none could.
     listeners: tuple[int, ...] = ()
     decrypted_by: tuple[int, ...] = ()
+    # When it arrived: who in the channel could hear (present, not a bot, not deafened), why the sender could not
+    # be heard at all (server-muted, no Speak, timed out, not a stage speaker: ``FakeGuild.unheard_because``), and
+    # whether the call was end-to-end encrypted (stages are not).
+    hearers: tuple[int, ...] = ()
+    unheard_because: tuple[str, ...] = ()
+    e2ee: bool = True
 
     @property
     def is_silence(self) -> bool:
@@ -115,12 +128,24 @@ class ReceivedPacket:
 
     @property
     def heard(self) -> bool:
-        """Whether someone heard it: listeners were present and every one of them decrypted it.
+        """Whether someone heard it; the one place that decides.
 
-        The one place that decides; rules on who can hear at all (the bot muted, a stage speaker suppressed, a
-        deafened member) belong here too.
+        The sender could be heard (nothing in ``unheard_because``), someone who can hear was in the channel, and,
+        in an end-to-end encrypted call, every listener present decrypted it (a frame one of them cannot decrypt is
+        a frame nobody heard).
         """
-        return bool(self.listeners) and set(self.decrypted_by) == set(self.listeners)
+        if self.unheard_because or not self.hearers:
+            return False
+        return not self.e2ee or (bool(self.listeners) and set(self.decrypted_by) == set(self.listeners))
+
+
+# Why a sender cannot be heard at all (empty when it can), and who in the channel can hear.
+Audience = tuple[tuple[str, ...], tuple[int, ...]]
+
+
+def _listeners_hear(session: VoiceSession) -> Audience:
+    """Without FakeDiscord to say more: nothing keeps the sender from being heard, and the call's listeners hear."""
+    return (), tuple(session.call.listeners) if session.call is not None else ()
 
 
 @dataclass(frozen=True)
@@ -163,8 +188,13 @@ class VoiceSession:
         self.client_address: tuple[str, int] | None = None
         self.udp_address: tuple[str, int] | None = None
         self._packets: list[ReceivedPacket] = []
-        # Datagrams not decrypted yet: the packet, its arrival time, and the mode and key it was sent under.
-        self._pending: list[tuple[bytes, float, str, bytes]] = []
+        # Datagrams not decrypted yet: the packet, its arrival time, the mode and key it was sent under, and who
+        # could hear it then.
+        self._pending: list[tuple[bytes, float, str, bytes, Audience]] = []
+        # Whether the call is end-to-end encrypted (DAVE), and who can hear this session's sender at a given moment
+        # (the voice server sets it from FakeDiscord's state when attached).
+        self.e2ee = True
+        self.audience: Callable[[VoiceSession], Audience] = _listeners_hear
         self._undecryptable = 0
         self.last_received_at: float | None = None
         self.speaking_events: list[tuple[float, int]] = []
@@ -207,13 +237,14 @@ class VoiceSession:
 
     def _record(self, data: bytes, received_at: float) -> None:
         self.last_received_at = received_at
+        audience = self.audience(self)
         if self.call is None or not self.call.listeners:
-            self._pending.append((data, received_at, self.mode, self.secret_key))
+            self._pending.append((data, received_at, self.mode, self.secret_key, audience))
             return
         # Listeners decrypt as frames arrive, with the keys they hold at that moment, as a client does; what came
         # before, while nobody listened, is decrypted first, for nobody.
         self._decrypt_pending()
-        self._decrypt(data, received_at, self.mode, self.secret_key, self.call.listeners)
+        self._decrypt(data, received_at, self.mode, self.secret_key, self.call.listeners, audience)
 
     async def deliver_json(self, op: int, data: dict[str, Any]) -> None:
         """Send a DAVE JSON opcode on this session's websocket (dropped once it is closed)."""
@@ -232,10 +263,18 @@ class VoiceSession:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        for data, received_at, mode, key in pending:
-            self._decrypt(data, received_at, mode, key, {})
+        for data, received_at, mode, key, audience in pending:
+            self._decrypt(data, received_at, mode, key, {}, audience)
 
-    def _decrypt(self, data: bytes, received_at: float, mode: str, key: bytes, listeners: dict[int, Listener]) -> None:
+    def _decrypt(
+        self,
+        data: bytes,
+        received_at: float,
+        mode: str,
+        key: bytes,
+        listeners: dict[int, Listener],
+        audience: Audience,
+    ) -> None:
         """Take off the transport encryption, then let each listener present decrypt the frame end to end."""
         opus = _decrypt_rtpsize(data, mode, key)
         if opus is None:
@@ -249,8 +288,21 @@ class VoiceSession:
         decrypted_by = tuple(user_id for user_id, plain in plaintexts.items() if plain is not None)
         if decrypted_by:
             opus = plaintexts[decrypted_by[0]] or opus
+        unheard_because, hearers = audience
         self._packets.append(
-            ReceivedPacket(sequence, timestamp, ssrc, opus, received_at, counter, tuple(listeners), decrypted_by)
+            ReceivedPacket(
+                sequence,
+                timestamp,
+                ssrc,
+                opus,
+                received_at,
+                counter,
+                tuple(listeners),
+                decrypted_by,
+                hearers,
+                unheard_because,
+                self.e2ee,
+            )
         )
 
     @property
@@ -621,8 +673,10 @@ class FakeVoiceServer:
         if not self._credentials_accepted(expectation, session_id, token):
             await self._close(websocket, CLOSE_AUTHENTICATION_FAILED, "Authentication failed")
             return None
+        channel_id = expectation.channel_id if expectation is not None else None
+        e2ee = self.dave and not self._is_stage(guild_id, channel_id)
         max_dave = data.get("max_dave_protocol_version")
-        if self.dave and not (isinstance(max_dave, int) and max_dave >= self.required_dave_protocol_version):
+        if e2ee and not (isinstance(max_dave, int) and max_dave >= self.required_dave_protocol_version):
             # voice-connections.mdx: "Sending version 0, or omitting the max_dave_protocol_version field,
             # indicates no DAVE protocol support"; since 2026-03-01 such a client is closed with 4017.
             await self._close(websocket, CLOSE_E2EE_REQUIRED, "E2EE/DAVE protocol required")
@@ -631,7 +685,10 @@ class FakeVoiceServer:
             guild_id=guild_id, user_id=user_id, session_id=session_id, token=token, ssrc=self._next_ssrc
         )
         self._next_ssrc += 1
-        session.channel_id = expectation.channel_id if expectation is not None else None
+        session.channel_id = channel_id
+        session.e2ee = e2ee
+        if self._discord is not None:
+            session.audience = self._audience
         session.max_dave_protocol_version = int(max_dave) if max_dave is not None else None
         session._websocket = websocket
         self.sessions[guild_id] = session
@@ -685,7 +742,7 @@ class FakeVoiceServer:
             return
         session.mode = mode
         session.secret_key = secrets.token_bytes(32)
-        session.dave_protocol_version = dave_protocol.DAVE_PROTOCOL_VERSION if self.dave else 0
+        session.dave_protocol_version = dave_protocol.DAVE_PROTOCOL_VERSION if session.e2ee else 0
         description = {
             "mode": mode,
             "secret_key": list(session.secret_key),
@@ -698,6 +755,35 @@ class FakeVoiceServer:
             await self._join_call(session)
         session.connected.set()
         self._notify()
+
+    # ---------------------------------------------------------------- who hears
+
+    def _is_stage(self, guild_id: int, channel_id: int | None) -> bool:
+        """Whether FakeDiscord has this channel as a stage (type 13).
+
+        Stages are not end-to-end encrypted: DAVE covers "DM/GDM calls, server voice channels (excluding stage
+        channels), and Go Live streams" (the protocol whitepaper's opening), and voice-connections.mdx requires E2EE
+        for "direct messages (DMs), group messages (GDMs), voice channels, and Go Live streams" only. A stage call
+        then has protocol version 0 in its session description and no 4017, and its audience hears what the
+        transport carries.
+        """
+        if self._discord is None or channel_id is None:
+            return False
+        guild = self._discord.guilds.get(guild_id)
+        channel = guild.channels.get(channel_id) if guild is not None else None
+        return channel is not None and channel["type"] == STAGE_CHANNEL
+
+    def _audience(self, session: VoiceSession) -> Audience:
+        """Who can hear a session's sender now, by FakeDiscord's state (``FakeGuild.unheard_because``, ``hearers``)."""
+        guild = self._discord.guilds.get(session.guild_id)
+        channel_id = guild.voice_channel_of(session.user_id) if guild is not None else None
+        if guild is None or channel_id is None:
+            return ("not in voice",), ()
+        # Simulated listeners a test added by id, who are no members of FakeDiscord's, listen too.
+        strangers = (
+            [user_id for user_id in session.call.listeners if user_id not in guild.members] if session.call else []
+        )
+        return guild.unheard_because(session.user_id), guild.hearers(channel_id, session.user_id, also=strangers)
 
     # ---------------------------------------------------------------- DAVE calls and listeners
 
@@ -784,7 +870,7 @@ class FakeVoiceServer:
         for call in list(self.calls.values()):
             if call.guild_id == guild_id and user_id in call.listeners and call.channel_id != channel_id:
                 await self.remove_listener(guild_id, user_id, channel_id=call.channel_id)
-        if channel_id is not None:
+        if channel_id is not None and not self._is_stage(guild_id, channel_id):
             await self.add_listener(guild_id, user_id, channel_id=channel_id)
 
     async def _from_listener(self, listener: Listener, op: int, data: Any) -> None:

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.discord_voice import FakeVoiceServer
 from tests.fakes.harness import BotRunner
-from tests.fakes.sandbox import Sandbox, unique_path
+from tests.fakes.sandbox import Sandbox, sync_other_servers, unique_path
 from tests.fakes.unmixr import FakeUnmixr
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -172,3 +172,71 @@ async def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
 
 def test_sandbox_output_is_ignored_by_git() -> None:
     assert "sandbox-out/" in (REPOSITORY / ".gitignore").read_text().splitlines()
+
+
+async def test_read_aloud_channels_by_name_and_ids(session: Session) -> None:
+    posted = await session.type(":post Hello from the sandbox, read me.")
+    assert posted[0].startswith("< posted message ")
+    read = await session.type(":read-aloud")
+    assert any(line.startswith("< saved ") for line in read), read
+    [request] = [r for r in session.sandbox.unmixr.requests if r.endpoint == "/short-tts/"]
+    assert request.json["text"] == "Hello from the sandbox, read me."
+
+    general = session.sandbox.channel["id"]
+    changed = await session.type("settings readout-channel channel=#general")
+    assert any(f"<#{general}>" in line for line in changed), changed
+    listed = await session.type(":ids")
+    assert f"<   text channel general: {general}" in listed
+    assert any(line.startswith("<   member Sandbox Admin: ") for line in listed)
+    assert any(line.startswith("<   message ") and "read me" in line for line in listed)
+    by_id = await session.type(f"settings readout-channel channel={general}")
+    assert any(f"<#{general}>" in line for line in by_id), by_id
+
+
+async def test_no_input_ends_the_session(session: Session) -> None:
+    mistakes = [
+        "settings readout-channel channel=nowhere",
+        "settings readout-channel channel=123456789",
+        "settings ignore-role role=@ghosts",
+        'say text="an unclosed quote',
+        "fly away",
+        "settings fly",
+        ":read-aloud",
+        ":read-aloud 42",
+        ":server Elsewhere",
+        "voices category=robots",
+    ]
+    for mistake in mistakes:
+        answer = await session.type(mistake)
+        assert len(answer) == 1 and answer[0].startswith("! "), (mistake, answer)
+    assert (await session.type("settings readout-channel channel=nowhere"))[0].startswith(
+        "! no channel 'nowhere' in Sandbox; pick one of: general, Lounge"
+    )
+    # The bot and its database are still there.
+    assert any("Server settings" in line for line in await session.type("settings show"))
+
+
+async def test_a_second_shard_with_its_own_server(tmp_path: Path) -> None:
+    unmixr, discord, voice = FakeUnmixr(), FakeDiscord(token="sandbox-discord-token", shard_count=2), FakeVoiceServer()
+    await unmixr.start()
+    await discord.start()
+    await voice.start()
+    lines: list[str] = []
+    sandbox = Sandbox(unmixr, discord, voice, tmp_path / "out", write=lines.append)
+    assert [server.guild.shard_id for server in sandbox.servers] == [0, 1]
+    settings = Settings(_env_file=None, **sandbox.bot_environment(tmp_path / "data"))  # type: ignore[call-arg]
+    runner = BotRunner(discord, sandbox.guild.id)
+    bot = await runner.start(settings, timeout=30)
+    try:
+        assert bot.shard_count == 2
+        await sync_other_servers(bot, sandbox)
+        session = Session(sandbox, lines)
+        switched = await session.type(":server Sandbox 2")
+        assert switched == [f"< now in Sandbox 2 (server {sandbox.servers[1].guild.id}, shard 1)"]
+        said = await session.type('say text="Hello from the second shard."')
+        assert any(line.startswith("< saved ") for line in said), said
+    finally:
+        await runner.stop()
+        await voice.close()
+        await discord.close()
+        await unmixr.close()

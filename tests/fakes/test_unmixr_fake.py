@@ -851,3 +851,59 @@ async def test_command_line_serves_until_interrupted(session: aiohttp.ClientSess
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# Variations of the reference's answers ----------------------------------------------------------------
+
+
+async def test_a_gateway_504_charges_but_answers_in_the_gateways_shape(
+    fake: FakeUnmixr, session: aiohttp.ClientSession
+) -> None:
+    before = fake.prebuilt_chars
+    fake.gateway_error_next(504, endpoint="/short-tts/")
+    status, body = await tts(session, fake, text="Behind a gateway.")
+    assert (status, body) == (504, {"message": "Endpoint request timed out"})
+    assert fake.prebuilt_chars == before - len("Behind a gateway."), "the API did the work the gateway gave up on"
+    fake.gateway_error_next(502, endpoint="/short-tts/", html=True)
+    status, page = await tts(session, fake, text="Never reached.")
+    assert status == 502 and b"<h1>502 Bad Gateway</h1>" in page
+    assert fake.prebuilt_chars == before - len("Behind a gateway.")
+    with pytest.raises(ValueError, match="a gateway answers"):
+        fake.gateway_error_next(500)
+
+
+async def test_moved_redirects_every_api_path_on_the_same_origin(
+    fake: FakeUnmixr, session: aiohttp.ClientSession
+) -> None:
+    fake.vary("moved")
+    async with session.get(f"{fake.base_url}/voice-list/?page_size=2", headers=AUTH, allow_redirects=False) as moved:
+        assert moved.status == 301
+        assert moved.headers["Location"] == "/moved/api/v1/voice-list/?page_size=2"
+    async with session.post(
+        f"{fake.base_url}/short-tts/", json={"text": "x", "voice_id": BRIAN_ID}, headers=AUTH, allow_redirects=False
+    ) as moved:
+        assert moved.status == 308, "a POST keeps its method and body"
+    status, page = await get_json(session, f"{fake.origin}/moved/api/v1/voice-list/", {"page_size": "2"})
+    assert status == 200 and len(page["results"]) == 2
+    async with session.get(f"{fake.origin}/audio/none.mp3") as audio:
+        assert audio.status == 404, "files are not API paths: not moved"
+
+
+async def test_odd_and_extra_fields_and_an_ignored_page(fake: FakeUnmixr, session: aiohttp.ClientSession) -> None:
+    fake.vary("odd-fields", "extra-fields", "ignored-page")
+    _, page = await get_json(session, f"{fake.base_url}/voice-list/", {"page_size": "100"})
+    brian = next(voice for voice in page["results"] if isinstance(voice, dict) and voice.get("uuid") == BRIAN_ID)
+    assert brian["emotions"] == [{"name": "neutral"}] and isinstance(brian["gender"], dict)
+    assert next(iter(brian["supported_locales"].values())) is None
+    assert brian["accent"]["region"] == "US" and page["links"] == {"next": None, "previous": None}
+    assert page["current_page"] == "1" and "voice-removed" in page["results"]
+    brian_voice = voice_named(fake, "Brian")
+    fake.clones += [{**brian_voice, "uuid": f"clone-{index}", "category": "clones"} for index in range(2)]
+    fake.max_page_size = 1
+    _, first = await get_json(session, f"{fake.base_url}/cloned-voice-list/", {"page_size": "1"})
+    _, second = await get_json(session, f"{fake.base_url}/cloned-voice-list/", {"page_size": "1", "page": "2"})
+    assert first["results"][0]["uuid"] == second["results"][0]["uuid"] == "clone-0"
+    with pytest.raises(ValueError, match="unknown variations"):
+        fake.vary("sideways")
+    fake.vary()
+    assert fake.variations == set()

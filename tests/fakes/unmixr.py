@@ -68,6 +68,25 @@ DOCUMENTED_ERRORS: dict[str, dict[int, str]] = {
 }
 COMMON_ERRORS = {200: "Successful Response", 404: "Not Found"}
 
+# The reference shows one example of each answer; the real API may differ from it in these ways (PRODUCT.md,
+# Unmixr responses), each served by `FakeUnmixr.vary`:
+#   odd-fields    optional voice fields of other types than the example's: objects in `emotions` and `roles`,
+#                 a null sample URL in `supported_locales`, one capability as a string rather than a list,
+#                 objects or numbers where strings were shown, numbers as strings; plus, on every list's first
+#                 page, one entry without a uuid, one without a name and one that is not an object at all
+#   extra-fields  keys the reference does not show, in voices, pages and every other answer
+#   moved         every API path answers with a same-origin redirect to the same path under /moved (301 for
+#                 a GET; 308 for a POST, which keeps its method and body as RFC 9110 section 15.4.9 says,
+#                 where a 301 would let a client turn it into a GET, as the reference's `curl --location` does)
+#   ignored-page  `/cloned-voice-list/` ignores `page` (not in the reference for it): page 1 every time
+VARIATIONS = ("odd-fields", "extra-fields", "moved", "ignored-page")
+MOVED_PREFIX = "/moved"
+# What a cloud gateway in front of an API answers when the API behind it fails, in its own shape (never
+# Unmixr's): Amazon API Gateway's JSON (`{"message": ...}`, "Endpoint request timed out" after its
+# integration timeout) or a reverse proxy's HTML page (nginx's).
+GATEWAY_MESSAGES = {502: "Internal server error", 503: "Service Unavailable", 504: "Endpoint request timed out"}
+GATEWAY_PAGES = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}
+
 GENDERS = ("any", "male", "female", "child")
 RESPONSE_TYPES = ("url", "base64", "bytes")
 OUTPUT_TYPES = ("mp3", "wav")
@@ -97,7 +116,7 @@ def documented_message(endpoint: str, code: int) -> str:
 
 def normalize_endpoint(endpoint: str) -> str:
     """Turn "/api/v1/short-tts/", "short-tts" or "/short-tts/" into the endpoint form "/short-tts/"."""
-    path = endpoint.strip()
+    path = endpoint.strip().removeprefix(MOVED_PREFIX + API_PREFIX)
     if path.startswith(API_PREFIX):
         path = path[len(API_PREFIX) :]
     first = path.strip("/").split("/")[0]
@@ -221,6 +240,8 @@ class FakeUnmixr:
         self.max_page_size = max_page_size
         # Set to serve pages of this size whatever `page_size` asks for (an upstream that ignores it).
         self.page_size_override: int | None = None
+        # Ways the answers differ from the reference's examples (see VARIATIONS); none by default.
+        self.variations: set[str] = set()
         self.max_clone_bytes = CLONE_MAX_BYTES
         self.voices: list[dict[str, Any]] = copy.deepcopy(voices) if voices is not None else default_voices()
         self.clones: list[dict[str, Any]] = []
@@ -247,13 +268,15 @@ class FakeUnmixr:
         # Catalogue voices get their tones up front so each keeps its pitch whatever order tests use them in.
         for voice in self.voices:
             self._frequency(str(voice.get("uuid", "")))
+        # An API path is also served under /moved, where the "moved" variation sends it.
+        api = r"(?:/moved)?/api/v1"
         self._routes: list[tuple[str, re.Pattern[str], _Handler, bool]] = [
-            ("GET", re.compile(r"/api/v1/voice-list/"), self._voice_list, True),
-            ("GET", re.compile(r"/api/v1/voice/(?P<uuid>[^/]+)/"), self._voice_detail, True),
-            ("POST", re.compile(r"/api/v1/short-tts/"), self._short_tts, True),
-            ("POST", re.compile(r"/api/v1/clone-voice/"), self._clone_voice, True),
-            ("GET", re.compile(r"/api/v1/cloned-voice-list/"), self._cloned_voice_list, True),
-            ("GET", re.compile(r"/api/v1/credit-balance/"), self._credit_balance, True),
+            ("GET", re.compile(api + r"/voice-list/"), self._voice_list, True),
+            ("GET", re.compile(api + r"/voice/(?P<uuid>[^/]+)/"), self._voice_detail, True),
+            ("POST", re.compile(api + r"/short-tts/"), self._short_tts, True),
+            ("POST", re.compile(api + r"/clone-voice/"), self._clone_voice, True),
+            ("GET", re.compile(api + r"/cloned-voice-list/"), self._cloned_voice_list, True),
+            ("GET", re.compile(api + r"/credit-balance/"), self._credit_balance, True),
             ("GET", re.compile(r"/audio/(?P<name>[^/]+)"), self._serve_audio, False),
             ("GET", re.compile(r"/samples/(?P<name>[^/]+)\.mp3"), self._serve_sample, False),
             ("GET", re.compile(r"/avatars/(?P<name>[^/]+)\.png"), self._serve_avatar, False),
@@ -312,6 +335,25 @@ class FakeUnmixr:
         self._add_fault(
             _Fault("fail", n, endpoint, status=status, body=body, headers=headers, http_status=http_status, when=when)
         )
+
+    def gateway_error_next(self, status: int, n: int = 1, *, endpoint: str | None = None, html: bool = False) -> None:
+        """Answer the next `n` matching requests as a gateway in front of the API would: 502, 503 or 504.
+
+        The body is the gateway's (JSON, or an HTML page with `html`), never Unmixr's. A 502 or 503 means the
+        request never reached the API; a 504 means the API got it and works on (a `/short-tts/` is charged,
+        a clone is made) while the gateway gave up waiting.
+        """
+        if status not in GATEWAY_MESSAGES:
+            raise ValueError(f"a gateway answers {sorted(GATEWAY_MESSAGES)}, not {status}")
+        self._add_fault(_Fault("gateway", n, endpoint, status=status, body="html" if html else "json"))
+
+    def vary(self, *names: str) -> None:
+        """Serve these variations of the reference's answers from now on ("all" for every one); none clears them."""
+        wanted = set(VARIATIONS) if "all" in names else set(names)
+        unknown = wanted - set(VARIATIONS)
+        if unknown:
+            raise ValueError(f"unknown variations {sorted(unknown)}; known: {', '.join(VARIATIONS)}")
+        self.variations = wanted
 
     def set_latency(self, seconds: float, *, endpoint: str | None = None) -> None:
         """Delay every matching response by `seconds` until reset with 0."""
@@ -428,6 +470,12 @@ class FakeUnmixr:
             record.status = error.status
             record.finished_at = time.monotonic()
             raise
+        if "moved" in self.variations and request.path.startswith(API_PREFIX):
+            # Same origin, same path and query, under /moved; a POST keeps its method with a 308.
+            status = 301 if request.method == "GET" else 308
+            response = web.Response(status=status, headers={"Location": MOVED_PREFIX + request.path_qs})
+            self._finish(record, response)
+            return response
         if record.endpoint != TTS_ENDPOINT:
             return await self._answer(request, record, body)
         if self.tts_capacity is not None and self._tts_in_flight >= self.tts_capacity:
@@ -460,7 +508,12 @@ class FakeUnmixr:
             # Nothing reaches the client: aiohttp ignores writes to the aborted transport.
             return web.Response(status=499)
         response: web.StreamResponse
-        if fault is not None:
+        if fault is not None and fault.kind == "gateway":
+            if fault.status == 504:
+                # The API behind the gateway does the work (and charges for it); only its answer is lost.
+                await self._route(request, body)
+            response = self._gateway_response(fault)
+        elif fault is not None:
             response = self._fault_response(record.endpoint, fault)
         else:
             response = await self._route(request, body)
@@ -478,6 +531,16 @@ class FakeUnmixr:
         """The 429 sent above capacity, in the API's error shape, with Retry-After in seconds."""
         payload = {"success": False, "code": 429, "message": "Too many concurrent requests. Please retry later."}
         return _json_response(payload, 429, {"Retry-After": f"{self.capacity_retry_after:g}"})
+
+    @staticmethod
+    def _gateway_response(fault: _Fault) -> web.Response:
+        """A gateway's own error answer: JSON in its shape, or an HTML page."""
+        status = fault.status
+        if fault.body == "html":
+            title = GATEWAY_PAGES[status]
+            page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
+            return web.Response(text=page, status=status, reason=_reason(status), content_type="text/html")
+        return _json_response({"message": GATEWAY_MESSAGES[status]}, status)
 
     def _fault_response(self, endpoint: str, fault: _Fault) -> web.Response:
         """Build the response of a "fail" or "malformed" fault."""
@@ -601,7 +664,10 @@ class FakeUnmixr:
         """GET /cloned-voice-list/: the account's clones, filtered by name, one page."""
         search = (request.query.get("q") or "").strip().lower()
         matches = [voice for voice in self.clones if search in str(voice.get("character", "")).lower()]
-        return self._page(matches, request.query)
+        query: Mapping[str, str] = request.query
+        if "ignored-page" in self.variations:
+            query = {key: value for key, value in query.items() if key != "page"}
+        return self._page(matches, query)
 
     def _matches(self, voice: dict[str, Any], query: Mapping[str, str], gender: str) -> bool:
         """Apply the q, lang, gender, capabilities, styles and uc filters to one voice."""
@@ -655,27 +721,37 @@ class FakeUnmixr:
         start = (page - 1) * size
         chunk = voices[start : start + size]
         fields = _split(query.get("fields") or "")
-        return _json_response(
-            {
-                "count": count,
-                "results": [self._public(voice, fields) for voice in chunk],
-                "current_page": page,
-                "page_start": start + 1 if count else 0,
-                "page_end": start + len(chunk),
-                "next_page": page + 1 if page < total else None,
-                "prev_page": page - 1 if page > 1 else None,
-                "total_page": total,
-            }
-        )
+        results: list[Any] = [self._public(voice, fields) for voice in chunk]
+        paging: dict[str, Any] = {
+            "current_page": page,
+            "page_start": start + 1 if count else 0,
+            "page_end": start + len(chunk),
+            "next_page": page + 1 if page < total else None,
+            "prev_page": page - 1 if page > 1 else None,
+            "total_page": total,
+        }
+        if "odd-fields" in self.variations:
+            paging = {key: None if value is None else str(value) for key, value in paging.items()}
+            if page == 1:
+                results += copy.deepcopy(_BROKEN_ENTRIES)
+        answer: dict[str, Any] = {"count": count, "results": results, **paging}
+        if "extra-fields" in self.variations:
+            answer["links"] = {"next": None, "previous": None}
+            answer["cached"] = False
+        return _json_response(answer)
 
-    @staticmethod
-    def _public(voice: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    def _public(self, voice: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         """Return the voice as the API shows it: without the internal category, only `fields` if given."""
         shown = {key: value for key, value in voice.items() if key != "category"}
         if fields:
             wanted = set(fields)
             shown = {key: value for key, value in shown.items() if key in wanted}
-        return copy.deepcopy(shown)
+        shown = copy.deepcopy(shown)
+        if "odd-fields" in self.variations:
+            shown = _odd_voice(shown)
+        if "extra-fields" in self.variations:
+            shown.update(_EXTRA_VOICE_FIELDS)
+        return shown
 
     def _find_voice(self, voice_id: str) -> dict[str, Any] | None:
         """Find a catalogue voice or clone by uuid (case-insensitive)."""
@@ -698,13 +774,14 @@ class FakeUnmixr:
 
     async def _credit_balance(self, request: web.Request, body: _Body, params: dict[str, str]) -> web.StreamResponse:
         """GET /credit-balance/: the live balances."""
-        return _json_response(
-            {
-                "status": "SUCCESS",
-                "code": 200,
-                "credits": {"prebuilt_chars": self.prebuilt_chars, "cloned_chars": self.cloned_chars},
-            }
-        )
+        credits: dict[str, Any] = {"prebuilt_chars": self.prebuilt_chars, "cloned_chars": self.cloned_chars}
+        answer: dict[str, Any] = {"status": "SUCCESS", "code": 200, "credits": credits}
+        if "odd-fields" in self.variations:
+            answer["credits"] = {kind: str(left) for kind, left in credits.items()}
+        if "extra-fields" in self.variations:
+            answer["plan"] = {"name": "Business", "renews": None}
+            answer["credits"]["voiceover_minutes"] = 12
+        return _json_response(answer)
 
     # Text to speech
 
@@ -778,6 +855,12 @@ class FakeUnmixr:
             audio_id = self._store_audio(audio)
             origin = self._audio_url_bases.pop(0) if self._audio_url_bases else self.origin
             result["audio_url"] = f"{origin}/audio/{audio_id}.{audio.extension}"
+        if "odd-fields" in self.variations:
+            result["duration"] = str(result["duration"])
+            result["credit_usage"] = {kind: str(spent) for kind, spent in result["credit_usage"].items()}
+        if "extra-fields" in self.variations:
+            result["request_id"] = uuid.uuid4().hex
+            result["meta"] = {"model": "stand-in", "characters": len(text)}
         return _json_response(result)
 
     def _refund(self, is_clone: bool, cost: int) -> None:
@@ -905,7 +988,11 @@ class FakeUnmixr:
             }
         )
         self._frequency(voice_id)
-        return _json_response({"status": "SUCCESS", "voice_id": voice_id, "code": 200})
+        answer: dict[str, Any] = {"status": "SUCCESS", "voice_id": voice_id, "code": 200}
+        if "extra-fields" in self.variations:
+            answer["message"] = "Clone created"
+            answer["voice"] = {"uuid": voice_id, "status": "processing"}
+        return _json_response(answer)
 
     # Files served without a key
 
@@ -942,6 +1029,55 @@ class FakeUnmixr:
                     locales[locale] = self.origin + value[len(CATALOGUE_ORIGIN) :]
 
 
+# Entries the "odd-fields" variation adds to the first page of every list: no uuid, no name, not an object.
+_BROKEN_ENTRIES: list[Any] = [
+    {"character": "Nameless Uuid", "language": "en-US", "is_available": True},
+    {"uuid": "0badc0de-0000-4000-8000-000000000000", "character": None, "language": "en-US"},
+    "voice-removed",
+]
+# Keys the "extra-fields" variation adds to every voice.
+_EXTRA_VOICE_FIELDS: dict[str, Any] = {
+    "accent": {"name": "General American", "region": "US"},
+    "tags": ["featured", {"id": 7}],
+    "pricing_tier": 2,
+}
+
+
+def _odd_voice(shown: dict[str, Any]) -> dict[str, Any]:
+    """The same voice with its optional fields in types other than the reference's example (see VARIATIONS)."""
+    odd = dict(shown)
+    if "emotions" in odd:
+        odd["emotions"] = [{"name": name, "intensity": 1} for name in odd["emotions"]] or [{"name": "neutral"}]
+    if "roles" in odd:
+        odd["roles"] = [{"role": role} for role in odd["roles"]] or [{"role": "narrator", "age": None}]
+    locales = odd.get("supported_locales")
+    if isinstance(locales, dict) and locales:
+        odd["supported_locales"] = {**locales, next(iter(locales)): None}
+    capabilities = odd.get("capabilities")
+    if isinstance(capabilities, list) and len(capabilities) == 1:
+        odd["capabilities"] = capabilities[0]
+    elif isinstance(capabilities, list) and capabilities:
+        odd["capabilities"] = [*capabilities, {"name": "beta-feature"}]
+    for key in ("gender", "description", "avatar_url"):
+        if odd.get(key):
+            odd[key] = {"value": odd[key]}
+    if "age" in odd:
+        odd["age"] = 30
+    if "quality" in odd:
+        odd["quality"] = None
+    if odd.get("wpm") is not None:
+        odd["wpm"] = f"{odd['wpm']}"
+    for key in ("is_new", "is_multilingual"):
+        if key in odd:
+            odd[key] = "true" if odd[key] else "false"
+    if "date_created" in odd:
+        odd["date_created"] = 1713796376
+    personality = odd.get("personality")
+    if isinstance(personality, list) and personality:
+        odd["personality"] = personality[0]
+    return odd
+
+
 def _valid_prosody(value: Any, limit: int, words: tuple[str, ...]) -> bool:
     """Check a rate, pitch or volume: one of the reference's words (any case) or a percentage up to ±limit."""
     if not isinstance(value, str):
@@ -952,9 +1088,10 @@ def _valid_prosody(value: Any, limit: int, words: tuple[str, ...]) -> bool:
     return match is not None and int(match.group(2)) <= limit
 
 
-async def _serve(host: str, port: int, api_key: str, tts_capacity: int | None) -> None:
+async def _serve(host: str, port: int, api_key: str, tts_capacity: int | None, variations: list[str]) -> None:
     """Run the stand-in until cancelled."""
     fake = FakeUnmixr(api_key=api_key, tts_capacity=tts_capacity)
+    fake.vary(*variations)
     await fake.start(host, port)
     print(f"Unmixr stand-in listening; UNMIXR_BASE_URL={fake.base_url}", flush=True)
     print(f"UNMIXR_API_KEY={fake.api_key}", flush=True)
@@ -972,9 +1109,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default="test-unmixr-key")
     parser.add_argument("--tts-capacity", type=int, default=None, help="429 above this many concurrent /short-tts/")
+    parser.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        choices=[*VARIATIONS, "all"],
+        help="serve answers that differ from the reference's examples this way (repeatable)",
+    )
     arguments = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(arguments.host, arguments.port, arguments.api_key, arguments.tts_capacity))
+        asyncio.run(_serve(arguments.host, arguments.port, arguments.api_key, arguments.tts_capacity, arguments.vary))
 
 
 if __name__ == "__main__":

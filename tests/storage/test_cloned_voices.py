@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.storage import ClonedVoice, ClonedVoiceExistsError, Storage
+from bot.storage import ClonedVoice, ClonedVoiceExistsError, CloneNameTakenError, Storage
 from tests.storage.conftest import Database
 
 GUILD = 1
@@ -103,3 +103,29 @@ async def test_two_processes_recording_one_voice_record_it_once(database: Databa
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_clone_name_is_unique_in_its_server_without_case(database: Database) -> None:
+    storage = await Storage.open(database.location)
+    try:
+        await storage.add_cloned_voice("uuid-1", GUILD, "My Voice", None, ADMIN, WHEN)
+        assert await storage.clone_names(GUILD) == ["My Voice"] and await storage.clone_names(OTHER_GUILD) == []
+        with pytest.raises(CloneNameTakenError):
+            await storage.take_clone_slot(GUILD, 10, name="my  VOICE")
+        # An upload under way reserves its name as well; another server may use it.
+        slot = await storage.take_clone_slot(GUILD, 10, name="Ça Va")
+        with pytest.raises(CloneNameTakenError):
+            await storage.take_clone_slot(GUILD, 10, name="ÇA VA")
+        await storage.take_clone_slot(OTHER_GUILD, 10, name="Ça va")
+        # A slot given back frees its name.
+        await storage.release_clone_slot(slot)
+        await storage.take_clone_slot(GUILD, 10, name="ça va")
+        # Two takes of one name at once: one wins.
+        taken = await asyncio.gather(
+            storage.take_clone_slot(GUILD, 10, name="Twin"),
+            storage.take_clone_slot(GUILD, 10, name="twin"),
+            return_exceptions=True,
+        )
+        assert sorted(type(result).__name__ for result in taken) == ["CloneNameTakenError", "str"]
+    finally:
+        await storage.close()

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.unmixr import UnmixrClient
+from tests.fakes.internet import FakeDNS
 from tests.fakes.unmixr import FakeUnmixr, RecordedRequest
 
 # Distinctive, so that a leak anywhere is easy to find in logs, reprs and exception text.
@@ -54,6 +55,8 @@ def make_client(fake: FakeUnmixr, session: aiohttp.ClientSession) -> ClientFacto
             "backoff_cap": 0.05,
             "tts_timeout": 5.0,
             "default_timeout": 5.0,
+            # No test looks a name up in the real DNS: an audio host must be in a test's own FakeDNS.
+            "resolver": FakeDNS(),
         }
         api_key = overrides.pop("api_key", API_KEY)
         options.update(overrides)

@@ -293,7 +293,7 @@ async def test_download_not_found_is_permanent(client: UnmixrClient, fake: FakeU
 async def test_download_connection_reset_is_retried(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
     fake.reset_next(n=10, endpoint="/audio/")
     with pytest.raises(AudioDownloadError) as raised:
         await client.short_tts(_hello())
@@ -328,17 +328,20 @@ async def test_a_long_retry_after_gives_up_at_once(client: UnmixrClient, fake: F
     assert len(requests_to(fake, "/credit-balance/")) == 1
 
 
-async def test_retries_are_logged_as_warnings(
+async def test_a_failure_is_one_warning_naming_the_address_and_each_retry_is_debug(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG)
     fake.fail_next(508, endpoint=TTS)
     await client.short_tts(_hello())
+    fake.fail_next(508, endpoint=TTS)
+    await client.short_tts(TTSRequest(text="Again.", voice_id=BRIAN_ID))
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert warnings[0].name == "bot.unmixr"
-    assert "GenerationServerError" in warnings[0].getMessage()
+    assert [(record.name, record.getMessage()) for record in warnings] == [
+        ("bot.outages", f"Unmixr at {fake.base_url} answered 508 (POST /short-tts/)")
+    ], "the same failure again within the minute is not repeated at WARNING"
     debug_lines = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    assert any("GenerationServerError" in line and "retrying" in line for line in debug_lines)
     assert any(line.startswith("POST /short-tts/ -> 200 in ") and "(attempt 2)" in line for line in debug_lines)
     assert any("/short-tts/ -> 200" not in line and "(attempt 1)" in line for line in debug_lines)
 
@@ -416,7 +419,7 @@ async def test_clone_success_without_voice_id_is_malformed(client: UnmixrClient,
 async def test_persistent_connection_resets_give_a_connection_error(
     client: UnmixrClient, fake: FakeUnmixr, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.DEBUG, logger="bot.unmixr")
     await client.credit_balance()
     fake.reset_next(n=10, endpoint="/voice-list/")
     with pytest.raises(UnmixrConnectionError) as raised:
@@ -433,11 +436,15 @@ async def test_unreachable_server_is_a_connection_error(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    caplog.set_level(logging.WARNING, logger="bot.unmixr")
+    caplog.set_level(logging.WARNING)
     client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
-    with pytest.raises(UnmixrConnectionError):
+    with pytest.raises(UnmixrConnectionError) as raised:
         await client.credit_balance()
-    assert len([record for record in caplog.records if record.levelno == logging.WARNING]) == 2
+    assert raised.value.detail == "Connection refused"
+    # Three attempts, one line: the address and the operating system's reason.
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
+        f"Unmixr at http://127.0.0.1:{port}/api/v1 could not be reached (Connection refused; GET /credit-balance/)"
+    ]
 
 
 # Secrets -------------------------------------------------------------------
@@ -527,17 +534,27 @@ async def test_only_short_tts_holds_a_slot(make_client: ClientFactory, fake: Fak
     assert client.limiter.in_use == 0
 
 
-async def test_a_429_on_short_tts_halves_the_limit_and_is_retried(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+async def test_a_429_on_short_tts_lowers_the_limit_and_is_retried(make_client: ClientFactory, fake: FakeUnmixr) -> None:
     changes: list[int] = []
     client = make_client()
     client.limiter.on_change = changes.append
     assert (client.limiter.limit, client.limiter.ceiling) == (8, 64)
+    # Five requests held at Unmixr, then a sixth answered 429.
+    fake.hang_next(5, endpoint=TTS)
     fake.fail_next(429, endpoint=TTS, headers={"Retry-After": "0"})
-    result = await client.short_tts(_hello())
-    assert result.audio
-    assert [request.status for request in requests_to(fake, TTS)] == [429, 200]
-    assert changes == [4]
+    held = [asyncio.create_task(client.short_tts(_hello())) for _ in range(5)]
+    while fake.tts_in_flight < 5:
+        await asyncio.sleep(0.01)
+    refused = asyncio.create_task(client.short_tts(_hello()))
+    while not changes:
+        await asyncio.sleep(0.01)
+    assert changes == [4], "0.7 x the 6 requests holding a slot, rounded down"
     assert "concurrency=4 of at most 64" in repr(client)
+    # Its retry waits for a slot under the new limit, then gets its audio.
+    for task in held:
+        task.cancel()
+    assert (await refused).audio
+    assert [request.status for request in requests_to(fake, TTS)][-2:] == [429, 200]
 
 
 async def test_429s_reach_the_caller_only_when_the_retries_run_out(
@@ -548,16 +565,16 @@ async def test_429s_reach_the_caller_only_when_the_retries_run_out(
     with pytest.raises(RateLimitedError):
         await client.short_tts(_hello())
     assert len(requests_to(fake, TTS)) == 3
-    # Each retry was sent after the previous decrease, so each one halved the limit.
+    # Each retry was sent after the previous decrease, so each one lowered the limit (to 1: it was alone).
     assert client.limiter.limit == 1
 
 
-async def test_a_timeout_on_short_tts_halves_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
+async def test_a_timeout_on_short_tts_lowers_the_limit(make_client: ClientFactory, fake: FakeUnmixr) -> None:
     client = make_client(tts_timeout=0.3)
-    fake.hang_next(endpoint=TTS)
-    with pytest.raises(UnmixrTimeoutError):
-        await client.short_tts(_hello())
-    assert client.limiter.limit == 4
+    fake.hang_next(3, endpoint=TTS)
+    outcomes = await asyncio.gather(*(client.short_tts(_hello()) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(outcome, UnmixrTimeoutError) for outcome in outcomes)
+    assert client.limiter.limit == 2, "0.7 x the 3 holding a slot at the first timeout; the others change nothing"
     assert client.limiter.in_use == 0
 
 

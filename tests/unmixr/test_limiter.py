@@ -1,5 +1,6 @@
-"""The adaptive limiter: a limit that grows while answers come back clean and halves at a 429 or timeout,
-its free slots handed round-robin across waiting keys."""
+"""The adaptive limiter: a limit that grows while answers come back clean and drops to 0.7 times the requests
+holding a slot at a 429 or timeout, slow start resuming after 30 s of quiet; its free slots handed round-robin
+across waiting keys."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.settings import SettingsError, load_settings
+from bot.unmixr import TTSRequest
 from bot.unmixr.limiter import AdaptiveLimiter
+from tests.fakes.unmixr import FakeUnmixr
+from tests.unmixr.conftest import BRIAN_ID, ClientFactory
 
 
 async def _settle() -> None:
@@ -114,26 +118,53 @@ async def test_after_the_first_429_it_grows_by_one_a_window(upstream_factory: Ma
     await upstream.answer()
     assert limiter.limit == 16
     await upstream.answer(1, overloaded=True)
-    assert limiter.limit == 8
+    assert limiter.limit == 11, "0.7 x the 16 requests holding a slot, rounded down"
+    assert not limiter.slow_start
     await upstream.answer()  # the 15 others were sent before the decrease: ignored
-    assert limiter.limit == 8
-    assert len(upstream.holding) == 8
-    for expected in (9, 10, 11):
+    assert limiter.limit == 11
+    assert len(upstream.holding) == 11
+    for expected in (12, 13, 14):
         await upstream.answer()
         assert limiter.limit == expected
         assert len(upstream.holding) == expected
 
 
-async def test_a_window_full_of_429s_halves_the_limit_once(upstream_factory: MakeUpstream) -> None:
+async def test_a_window_full_of_429s_lowers_the_limit_once(upstream_factory: MakeUpstream) -> None:
     changes: list[int] = []
     limiter = AdaptiveLimiter(64, on_change=changes.append)
     upstream = upstream_factory(limiter)
     upstream.send("guild", 40)
     await _settle()
     await upstream.answer(overloaded=True)
-    assert limiter.limit == 4
-    assert changes == [4]
-    assert len(upstream.holding) == 4, "no more than the new limit are sent"
+    assert limiter.limit == 5
+    assert changes == [5]
+    assert len(upstream.holding) == 5, "no more than the new limit are sent"
+
+
+async def test_the_decrease_counts_the_requests_holding_a_slot_not_the_limit(upstream_factory: MakeUpstream) -> None:
+    limiter = AdaptiveLimiter(64, initial=32)
+    upstream = upstream_factory(limiter)
+    upstream.send("guild", 10)  # Unmixr refused at 10 at once, whatever the limit allowed
+    await _settle()
+    await upstream.answer(1, overloaded=True)
+    assert limiter.limit == 7
+
+
+async def test_requests_sleeping_out_a_retry_after_are_not_counted(upstream_factory: MakeUpstream) -> None:
+    limiter = AdaptiveLimiter(64, initial=32)
+    upstream = upstream_factory(limiter)
+    upstream.send("guild", 20)
+    await _settle()
+    await upstream.answer(1, overloaded=True)
+    assert limiter.limit == 14, "0.7 x the 20 holding a slot"
+    # Nine more 429s (from before the decrease: ignored); those requests sleep out their Retry-After
+    # without a slot, and the ten left are answered.
+    await upstream.answer(9, overloaded=True)
+    await upstream.answer()
+    upstream.send("guild", 4)  # four new requests while the nine sleep
+    await _settle()
+    await upstream.answer(1, overloaded=True)
+    assert limiter.limit == 2, "0.7 x the 4 holding a slot, not the limit nor the sleepers"
 
 
 async def test_answers_to_requests_sent_before_the_last_decrease_are_ignored(upstream_factory: MakeUpstream) -> None:
@@ -142,33 +173,36 @@ async def test_answers_to_requests_sent_before_the_last_decrease_are_ignored(ups
     upstream.send("guild", 100)
     await _settle()
     await upstream.answer(1, overloaded=True)
-    assert limiter.limit == 4
+    assert limiter.limit == 5
     assert len(upstream.holding) == 7  # all sent before the decrease
 
-    # A late 429 from before the decrease does not halve again.
+    # A late 429 from before the decrease does not lower it again.
     await upstream.answer(1, overloaded=True)
-    assert limiter.limit == 4
+    assert limiter.limit == 5
     # Nor do clean answers from before it count toward the new window.
     await upstream.answer(6)
-    assert limiter.limit == 4
-    assert len(upstream.holding) == 4  # sent after the decrease
+    assert limiter.limit == 5
+    assert len(upstream.holding) == 5  # sent after the decrease
 
-    await upstream.answer(3)
-    assert limiter.limit == 4
+    await upstream.answer(4)
+    assert limiter.limit == 5
     await upstream.answer(1)
-    assert limiter.limit == 5, "four answers to requests sent after the decrease end the window"
+    assert limiter.limit == 6, "five answers to requests sent after the decrease end the window"
 
-    # A 429 from after the decrease does halve.
+    # A 429 from after the decrease does lower it: 0.7 x the 6 holding a slot.
     await upstream.answer(1, overloaded=True)
-    assert limiter.limit == 2
+    assert limiter.limit == 4
 
 
-async def test_a_timeout_counts_like_a_429() -> None:
+async def test_a_timeout_counts_like_a_429(upstream_factory: MakeUpstream) -> None:
     limiter = AdaptiveLimiter(64)
+    upstream = upstream_factory(limiter)
+    upstream.send("guild", 4)
+    await _settle()
     async with limiter.slot("guild") as permit:
         permit.answered(overloaded=True)
         permit.answered(overloaded=True)  # only the first report counts
-    assert limiter.limit == 4
+    assert limiter.limit == 3, "0.7 x the 5 holding a slot"
 
 
 async def test_never_below_one(upstream_factory: MakeUpstream) -> None:
@@ -177,7 +211,7 @@ async def test_never_below_one(upstream_factory: MakeUpstream) -> None:
     upstream = upstream_factory(limiter)
     upstream.send("guild", 100)
     await _settle()
-    for expected in (4, 2, 1):
+    for expected in (5, 3, 2, 1):
         await upstream.answer(1, overloaded=True)
         assert limiter.limit == expected
         await upstream.answer()  # the others were sent before the decrease
@@ -185,10 +219,71 @@ async def test_never_below_one(upstream_factory: MakeUpstream) -> None:
     await upstream.answer(1, overloaded=True)
     assert limiter.limit == 1
     assert len(upstream.holding) == 1
-    assert changes == [4, 2, 1]
+    assert changes == [5, 3, 2, 1]
     # At 1, an answer is still a window: the limit grows back.
     await upstream.answer()
     assert limiter.limit == 2
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_slow_start_resumes_after_30_seconds_without_a_429(upstream_factory: MakeUpstream) -> None:
+    clock = Clock()
+    changes: list[int] = []
+    limiter = AdaptiveLimiter(64, on_change=changes.append, clock=clock)
+    upstream = upstream_factory(limiter)
+    upstream.send("guild", 1000)
+    await _settle()
+    await upstream.answer()
+    await upstream.answer(1, overloaded=True)
+    await upstream.answer()  # sent before the decrease: ignored
+    assert (limiter.limit, limiter.slow_start) == (11, False)
+    clock.now += 10
+    await upstream.answer()
+    clock.now += 19.9
+    await upstream.answer()
+    assert (limiter.limit, limiter.slow_start) == (13, False), "29.9 s of quiet: still one a window"
+    clock.now += 0.1
+    await upstream.answer()
+    assert (limiter.limit, limiter.slow_start) == (26, True), "30 s without a 429 or timeout: doubling again"
+    await upstream.answer()
+    await upstream.answer()
+    assert changes == [16, 11, 12, 13, 26, 52, 64], "back at the ceiling three windows after the quiet"
+    # The next 429 ends slow start again.
+    await upstream.answer(1, overloaded=True)
+    await upstream.answer()
+    await upstream.answer()
+    assert changes[-2:] == [44, 45]
+    assert not limiter.slow_start
+
+
+async def test_a_late_429_restarts_the_quiet_time(upstream_factory: MakeUpstream) -> None:
+    clock = Clock()
+    limiter = AdaptiveLimiter(64, clock=clock)
+    upstream = upstream_factory(limiter)
+    upstream.send("guild", 1000)
+    await _settle()
+    await upstream.answer()
+    await upstream.answer(1, overloaded=True)  # 16 -> 11, at 0 s
+    clock.now += 20
+    # A 429 to a request sent before the decrease does not lower the limit again, but Unmixr is still busy.
+    await upstream.answer(1, overloaded=True)
+    await upstream.answer()
+    assert limiter.limit == 11
+    clock.now += 15  # 35 s after the first 429, 15 s after the last
+    await upstream.answer()
+    assert (limiter.limit, limiter.slow_start) == (12, False)
+    clock.now += 15
+    await upstream.answer()
+    assert (limiter.limit, limiter.slow_start) == (24, True)
 
 
 async def test_no_growth_when_nothing_had_to_wait() -> None:
@@ -208,7 +303,7 @@ async def test_changes_are_logged_at_debug(upstream_factory: MakeUpstream, caplo
     await upstream.answer()
     await upstream.answer(1, overloaded=True)
     messages = [record.getMessage() for record in caplog.records if record.name == "bot.unmixr.limiter"]
-    assert messages == ["upstream concurrency 8 -> 16 (slow start)", "upstream concurrency 16 -> 8 (429 or timeout)"]
+    assert messages == ["upstream concurrency 8 -> 16 (slow start)", "upstream concurrency 16 -> 11 (429 or timeout)"]
     assert all(record.levelno == logging.DEBUG for record in caplog.records if record.name == "bot.unmixr.limiter")
 
 
@@ -218,7 +313,7 @@ def test_limit_must_be_positive() -> None:
 
 
 def test_the_ceiling_setting_defaults_to_64_and_must_be_at_least_one() -> None:
-    base = {"discord_token": "token", "unmixr_api_key": "key", "_env_file": None}
+    base = {"discord_token": "discord-token-0123", "unmixr_api_key": "unmixr-key-0123", "_env_file": None}
     assert load_settings(**base).unmixr_max_concurrency == 64
     assert load_settings(**base, unmixr_max_concurrency=500).unmixr_max_concurrency == 500
     with pytest.raises(SettingsError, match="UNMIXR_MAX_CONCURRENCY"):
@@ -241,7 +336,6 @@ async def test_two_busy_servers_take_turns_while_the_limit_shrinks_and_grows(ups
     while limiter.limit > 1:
         await upstream.answer(1, overloaded=True)
         await upstream.answer()
-    assert upstream.granted[8:] == ["guild-a", "guild-b"] * 3 + ["guild-a"]
     for _ in range(6):
         await upstream.answer()
     shrinking = upstream.granted[8:]
@@ -456,4 +550,38 @@ async def test_requests_cancelled_while_held_or_waiting_leave_no_slot_taken(upst
     await upstream.answer(3, overloaded=True)
     assert (limiter.in_use, limiter.waiting) == (13, 36)
     await upstream.close()  # cancels all 57: asserts nothing is left held or queued
-    assert limiter.limit == 8
+    assert limiter.limit == 11
+
+
+# Against the stand-in --------------------------------------------------------------------------------
+
+
+async def test_after_30_quiet_seconds_an_unlimited_burst_reaches_the_ceiling_within_a_few_windows(
+    make_client: ClientFactory, fake: FakeUnmixr
+) -> None:
+    clock = Clock()
+    client = make_client()
+    changes: list[int] = []
+    client.transport.limiter = AdaptiveLimiter(64, on_change=changes.append, clock=clock)
+
+    async def burst(label: str, count: int) -> None:
+        # Texts of one length: the stand-in makes the tone once.
+        requests = [TTSRequest(text=f"{label} {index:04d}.", voice_id=BRIAN_ID) for index in range(count)]
+        await asyncio.gather(*(client.short_tts(request) for request in requests), return_exceptions=True)
+
+    # A capped burst: Unmixr takes 16 at once and answers 429 above that.
+    fake.set_capacity(16, retry_after=0)
+    fake.set_latency(0.05, endpoint="/short-tts/")
+    await burst("Capped", 120)
+    lowered = client.limiter.limit
+    assert fake.too_many_requests > 0
+    assert lowered < 32 and not client.limiter.slow_start
+    # 30 s of quiet, then Unmixr takes anything: the limit doubles each window up to the ceiling.
+    clock.now += 30
+    fake.set_capacity(None)
+    changes.clear()
+    await burst("Unlimited", 500)
+    assert changes[-1] == 64
+    climb = changes[: changes.index(64) + 1]
+    assert climb == [min(64, lowered * 2**step) for step in range(1, len(climb) + 1)]
+    assert len(climb) <= 4, f"{lowered} to 64 in {len(climb)} windows"
