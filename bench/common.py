@@ -339,14 +339,17 @@ def bot_environment(
     }
 
 
-async def launch_bot(directory: Path, environment: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start `python -m bot` in `directory` (which has no .env: `environment` is its whole configuration).
+async def launch_bot(
+    directory: Path, environment: dict[str, str], *, module: str = "bot"
+) -> asyncio.subprocess.Process:
+    """Start `python -m bot` (or another module) in `directory` (which has no .env: `environment` is its whole
+    configuration).
 
     Its output goes to `directory / "bot.log"`.
     """
     with (directory / "bot.log").open("wb") as log:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=directory, env=environment, stdout=log, stderr=log
+            sys.executable, "-m", module, cwd=directory, env=environment, stdout=log, stderr=log
         )
 
 

@@ -2,6 +2,8 @@
 
 It is the baseline the benchmarks compare the real bot with, on the same stand-ins in the same run, so that a
 figure measured on a loaded machine can still be read: what matters is the real bot's cost over this one.
+`python -m bench.naive_bot` runs it as its own process, configured like `python -m bot` (DISCORD_TOKEN,
+UNMIXR_API_KEY, UNMIXR_BASE_URL, DISCORD_API_BASE, DISCORD_GATEWAY_URL, DEV_GUILD_ID), until SIGTERM.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,3 +78,20 @@ async def running_naive_bot(settings: Settings, discord_fake: FakeDiscord, guild
         await bot.close()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, 10)
+
+
+async def serve() -> None:
+    """Run the naive bot from the environment until SIGTERM."""
+    settings = Settings()  # type: ignore[call-arg]
+    if settings.dev_guild_id is None:
+        raise SystemExit("DEV_GUILD_ID must name the server to sync /say to")
+    apply_discord_endpoints(settings)
+    bot = NaiveBot(settings, settings.dev_guild_id)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(bot.close()))
+    async with bot:
+        await bot.start(settings.discord_token.get_secret_value())
+
+
+if __name__ == "__main__":
+    asyncio.run(serve())

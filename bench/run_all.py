@@ -1,7 +1,7 @@
 """Run every benchmark in turn, each in its own process, then print one table of figures against targets.
 
-Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead long_text cache memory readout
-                                          upstream_load queued_credits autocomplete clone_checks
+Run: python -m bench.run_all [name ...]   (names: ack_latency say_overhead say_cost long_text cache memory
+                                          readout upstream_load queued_credits autocomplete clone_checks
                                           fitted_audio database voice_scale)
 """
 
@@ -19,6 +19,7 @@ from bench.common import RESULT_PREFIX
 BENCHMARKS = (
     "ack_latency",
     "say_overhead",
+    "say_cost",
     "long_text",
     "cache",
     "memory",
@@ -32,8 +33,9 @@ BENCHMARKS = (
     "voice_scale",
 )
 TIMEOUT_SECONDS = 240
-# voice_scale runs five rounds, each with its own bot process (about 3 minutes on a loaded machine).
-LONGER_TIMEOUTS = {"voice_scale": 600}
+# voice_scale runs five rounds, each with its own bot process (about 3 minutes on a loaded machine); say_cost three
+# rounds of both bots (about 4 minutes).
+LONGER_TIMEOUTS = {"voice_scale": 600, "say_cost": 600}
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 

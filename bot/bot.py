@@ -37,7 +37,7 @@ from bot.speech import SpeechService
 from bot.storage import Storage
 from bot.tree import UnmixrTree, record_command
 from bot.unmixr import UnmixrClient, UnmixrError
-from bot.voice_internals import view_takes
+from bot.voice_internals import skip_own_messages, view_takes
 from bot.wording import counted
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class UnmixrBot(commands.AutoShardedBot):
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             **_shard_options(settings),
         )
+        # Its own replies come back through the readout intent; nothing reads them (bots are never read out).
+        skip_own_messages(self)
         self.settings = settings
         self.readouts_enabled = message_content
         self.shutting_down = False
@@ -242,13 +244,20 @@ class UnmixrBot(commands.AutoShardedBot):
             )
             await self.monitoring.start()
 
-    async def on_app_command_completion(
-        self,
-        interaction: discord.Interaction[Any],
-        command: app_commands.Command[Any, Any, Any] | app_commands.ContextMenu,
-    ) -> None:
-        """Count a command that finished without an error (failures are counted by the tree's error path)."""
-        record_command(self.metrics, interaction, command.qualified_name, "ok")
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Handle the two events every interaction brings without a task each, then dispatch as discord.py does.
+
+        discord.py starts a task for each `on_<event>` method at every event: for every command, one for
+        `interaction` (which only presses on controls need) and one for `app_command_completion` (a few
+        counter increments). Both are done here instead; listeners added with `add_listener` still get theirs.
+        """
+        if event_name == "interaction" and args[0].type is discord.InteractionType.component:
+            self.spawn(self.answer_stale_controls(args[0]), name="stale-controls")
+        elif event_name == "app_command_completion":
+            # A command that finished without an error (failures are counted by the tree's error path).
+            interaction, command = args
+            record_command(self.metrics, interaction, command.qualified_name, "ok")
+        super().dispatch(event_name, *args, **kwargs)
 
     async def load_all_extensions(self) -> None:
         """Load every module of `cogs/`; one that fails is logged and the others still load."""
@@ -351,10 +360,8 @@ class UnmixrBot(commands.AutoShardedBot):
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
 
-    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        """Answer presses on controls nobody handles any more (a view from before a restart, or timed out)."""
-        if interaction.type is not discord.InteractionType.component:
-            return
+    async def answer_stale_controls(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer a press on controls nobody handles any more (a view from before a restart, or timed out)."""
         taken = view_takes(interaction)
         if taken:
             return

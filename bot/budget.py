@@ -23,6 +23,9 @@ T = TypeVar("T")
 BudgetSource = Literal["server", "operator", "default"]
 Period = Literal["day", "hour"]
 Clock = Callable[[], datetime]
+# How long the ledger row of a request that nothing could refuse stays in memory before it is written: long enough
+# for a one-chunk answer to go out first, so the row is written once, after it, with what the request spent.
+LEDGER_WRITE_DELAY_SECONDS = 0.05
 
 
 def utc_now() -> datetime:
@@ -165,18 +168,63 @@ def _user_install_refusal(refused: BudgetExceededError, values: dict[str, object
     )
 
 
+@dataclass(slots=True)
+class UnwrittenRow:
+    """The ledger row of a request that nothing could refuse, kept in memory until it is written.
+
+    No budget applies to it, so no check reads its hold; changes fold into it, and the row is written once, with
+    what the request spent by then (LEDGER_WRITE_DELAY_SECONDS after the hold, or at once when a change cannot
+    fold: a charge apart from the row), off the answer's path.
+    """
+
+    guild_id: int
+    user_id: int | None
+    at: datetime
+    reserved: int
+    characters: int = 0
+    credits_prebuilt: int = 0
+    credits_cloned: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+    # The process holding its credits (bot/instance.py): a crashed process's written holds are released.
+    instance_id: str | None = None
+
+    def fold(
+        self,
+        *,
+        release: int = 0,
+        characters: int = 0,
+        credits_prebuilt: int = 0,
+        credits_cloned: int = 0,
+        requests: int = 0,
+        cache_hits: int = 0,
+        charged_at: datetime | None = None,
+    ) -> None:
+        """Apply a change as settle_usage would to the written row (its last charge moves it to charged_at)."""
+        self.reserved = max(self.reserved - release, 0)
+        self.characters += characters
+        self.credits_prebuilt += credits_prebuilt
+        self.credits_cloned += credits_cloned
+        self.requests += requests
+        self.cache_hits += cache_hits
+        if charged_at is not None:
+            self.at = charged_at
+
+
 class Reservation:
     """Credits held for one request: each chunk settles its hold with the real cost, or releases it.
 
     Every change is a delta on the request's ledger row, written in the background (kept, and awaited at
     shutdown, by the guard): until one lands the hold still counts, and deltas add up in any order. A chunk
     sent to Unmixr keeps its hold until it settles, even after the request it belongs to failed or stopped.
+    When nothing could refuse the request, the row itself waits in memory (UnwrittenRow) and changes fold into
+    it until it is written.
     """
 
     def __init__(
         self,
         storage: Storage,
-        ticket: asyncio.Future[int],
+        ticket: asyncio.Future[int] | UnwrittenRow,
         holds: Mapping[int, int],
         cached: Collection[int],
         *,
@@ -190,7 +238,13 @@ class Reservation:
         self._metrics = metrics
         self._writes = writes if writes is not None else set()
         self._clock = clock
-        self._ticket = ticket  # the ledger row's id; still being written when nothing could refuse the request
+        # The ledger row's id (its write may still be under way), or the row itself while it waits in memory.
+        self._ticket: asyncio.Future[int] | None = None
+        self._unwritten: UnwrittenRow | None = None
+        if isinstance(ticket, UnwrittenRow):
+            self._unwritten = ticket
+        else:
+            self._ticket = ticket
         self._holds = dict(holds)  # chunk index -> credits held, until the chunk settles or is released
         self._cached = set(cached)  # chunk indexes counted as cache hits when checked
         self._out: set[int] = set()  # chunks sent to Unmixr and not settled yet: their holds stay
@@ -214,12 +268,45 @@ class Reservation:
         """The chunk's request is leaving for Unmixr: from now on only its answer settles its hold."""
         self._out.add(index)
 
-    def _write(self, **deltas: Any) -> asyncio.Task[None]:
-        async def write() -> None:
-            await self._storage.settle_usage(await self._ticket, **deltas)
+    @property
+    def unwritten(self) -> bool:
+        """Whether the ledger row still waits in memory (see UnwrittenRow)."""
+        return self._unwritten is not None
 
+    def write_row(self) -> asyncio.Future[int]:
+        """Start writing the ledger row if it waits in memory; returns its id (a write that may be under way)."""
+        row, self._unwritten = self._unwritten, None
+        if row is not None:
+            self._ticket = _in_background(
+                self._storage.insert_usage(
+                    row.guild_id,
+                    row.user_id,
+                    at=row.at,
+                    reserved=row.reserved,
+                    characters=row.characters,
+                    credits_prebuilt=row.credits_prebuilt,
+                    credits_cloned=row.credits_cloned,
+                    requests=row.requests,
+                    cache_hits=row.cache_hits,
+                    instance_id=row.instance_id,
+                ),
+                self._writes,
+                name="reserve-usage",
+            )
+        assert self._ticket is not None
+        return self._ticket
+
+    def _write(self, *, apart: bool = False, **deltas: Any) -> asyncio.Task[None] | None:
         if not self._holds and self._holding is not None:
             self._holding.discard(self)
+        if self._unwritten is not None and not apart:
+            self._unwritten.fold(**deltas)
+            return None
+        ticket = self.write_row()
+
+        async def write() -> None:
+            await self._storage.settle_usage(await ticket, apart=apart, **deltas)
+
         return _in_background(write(), self._writes, name="settle-usage")
 
     async def close(self) -> None:
@@ -234,6 +321,11 @@ class Reservation:
             await self.settle(index, held, None)
         await self.release_all()
         self._closed = True
+
+    async def _written(self, **deltas: Any) -> None:
+        task = self._write(**deltas)
+        if task is not None:
+            await task
 
     async def settle(self, index: int, characters: int, usage: CreditUsage | None) -> None:
         """The chunk was synthesised: Unmixr's reported cost replaces the hold (the hold itself when unreported)."""
@@ -270,7 +362,7 @@ class Reservation:
             return
         held = self._holds.pop(index, 0)
         self._cached.add(index)
-        await self._write(release=held, requests=1, cache_hits=1)
+        await self._written(release=held, requests=1, cache_hits=1)
 
     async def release(self, index: int) -> None:
         """The chunk was never sent, or got an error answer: its hold is given back."""
@@ -279,7 +371,7 @@ class Reservation:
         self._out.discard(index)
         held = self._holds.pop(index, 0)
         if held:
-            await self._write(release=held)
+            await self._written(release=held)
 
     async def release_all(self) -> None:
         """Give back every hold of a chunk not at Unmixr (the request was dropped or failed).
@@ -294,7 +386,7 @@ class Reservation:
             del self._holds[index]
         held = sum(released.values())
         if held:
-            await self._write(release=held)
+            await self._written(release=held)
 
 
 def _in_background(write: Coroutine[Any, Any, T], writes: set[asyncio.Task[Any]], *, name: str) -> asyncio.Task[T]:
@@ -343,9 +435,13 @@ class CreditGuard:
         self._on_account_limit = on_account_limit
         self._writes: set[asyncio.Task[Any]] = set()
         self._holding: set[Reservation] = set()
+        # Reservations whose ledger row still waits in memory (UnwrittenRow), until their row's write starts.
+        self._unwritten: set[Reservation] = set()
 
     async def flush(self) -> None:
-        """Wait until every settlement is written (before the storage closes, and for tests)."""
+        """Wait until every ledger row and settlement is written (before the storage closes, and for tests)."""
+        for reservation in list(self._unwritten):
+            self._write_row(reservation)
         while self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
@@ -362,6 +458,10 @@ class CreditGuard:
                 self._holding.discard(reservation)
                 await reservation.close()
         await self.flush()
+
+    def _write_row(self, reservation: Reservation) -> None:
+        self._unwritten.discard(reservation)
+        reservation.write_row()
 
     async def budgets(self, guild_id: int) -> tuple[Budget, Budget]:
         """The server's effective daily budget and its members' effective hourly budget."""
@@ -395,31 +495,46 @@ class CreditGuard:
             return await self._reserve_user_install(user_id, holds, cached)
         server_budget, member_budget = await self.budgets(guild_id)
         amount = sum(holds.values())
-        written = self._storage.reserve_usage(
-            guild_id,
-            user_id,
-            amount=amount,
-            cache_hits=len(cached),
-            server_budget=server_budget.limit,
-            member_budget=member_budget.limit,
-            account_budget=self.account_daily,
-            at=self.clock(),
-            instance_id=self.instance_id,
-        )
-        ticket: asyncio.Future[int]
-        if amount == 0 or (server_budget.limit is None and member_budget.limit is None and self.account_daily is None):
-            # Nothing can refuse it: the ledger row is written while the answer gets under way.
-            ticket = _in_background(written, self._writes, name="reserve-usage")
+        at = self.clock()
+        unchecked = server_budget.limit is None and member_budget.limit is None and self.account_daily is None
+        ticket: asyncio.Future[int] | UnwrittenRow
+        if unchecked:
+            # Nothing can refuse it, and no check reads its hold: the row waits in memory and is written once,
+            # after the answer (a one-chunk reply is out within the delay), with what the request spent by then.
+            ticket = UnwrittenRow(
+                guild_id,
+                user_id,
+                at,
+                amount,
+                requests=len(cached),
+                cache_hits=len(cached),
+                instance_id=self.instance_id,
+            )
         else:
-            ticket = asyncio.get_running_loop().create_future()
-            try:
-                ticket.set_result(await written)
-            except BudgetExceededError as refused:
-                error = BudgetError(refused)
-                if refused.kind == "account" and self._on_account_limit is not None:
-                    _in_background(self._on_account_limit(error), self._writes, name="account-limit-alert")
-                raise error from None
-        return Reservation(
+            written = self._storage.reserve_usage(
+                guild_id,
+                user_id,
+                amount=amount,
+                cache_hits=len(cached),
+                server_budget=server_budget.limit,
+                member_budget=member_budget.limit,
+                account_budget=self.account_daily,
+                at=at,
+                instance_id=self.instance_id,
+            )
+            if amount == 0:
+                # Nothing to refuse: the ledger row is written while the answer gets under way.
+                ticket = _in_background(written, self._writes, name="reserve-usage")
+            else:
+                ticket = asyncio.get_running_loop().create_future()
+                try:
+                    ticket.set_result(await written)
+                except BudgetExceededError as refused:
+                    error = BudgetError(refused)
+                    if refused.kind == "account" and self._on_account_limit is not None:
+                        _in_background(self._on_account_limit(error), self._writes, name="account-limit-alert")
+                    raise error from None
+        reservation = Reservation(
             self._storage,
             ticket,
             holds,
@@ -430,6 +545,10 @@ class CreditGuard:
             clock=lambda: self.clock(),
             holding=self._holding,
         )
+        if unchecked:
+            self._unwritten.add(reservation)
+            asyncio.get_running_loop().call_later(LEDGER_WRITE_DELAY_SECONDS, self._write_row, reservation)
+        return reservation
 
     async def _reserve_user_install(
         self, user_id: int, holds: Mapping[int, int], cached: Collection[int]
@@ -466,6 +585,7 @@ class CreditGuard:
             metrics=self._metrics,
             writes=self._writes,
             clock=lambda: self.clock(),
+            holding=self._holding,
         )
 
     async def account_usage(self) -> int:

@@ -114,8 +114,10 @@ class Metrics:
             ["shard"],
             registry=registry,
         )
-        for kind in ("prebuilt", "voice_cloning"):
-            self.credits_spent.labels(kind=kind)  # both kinds exist from the start, at 0
+        # Both kinds exist from the start, at 0; the children are kept, as `labels()` looks them up under a lock.
+        self._spent_prebuilt = self.credits_spent.labels(kind="prebuilt")
+        self._spent_cloned = self.credits_spent.labels(kind="voice_cloning")
+        self._upstream_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._before_scrape: list[Callable[[], None]] = []
 
     def command(self, name: str, outcome: Outcome) -> None:
@@ -133,13 +135,21 @@ class Metrics:
 
     def upstream(self, endpoint: str, status: str, seconds: float) -> None:
         """Count one HTTP request to Unmixr (the Unmixr client's observer)."""
-        self.upstream_requests.labels(endpoint=endpoint, status=status).inc()
-        self.upstream_seconds.labels(endpoint=endpoint).observe(seconds)
+        children = self._upstream_children.get((endpoint, status))
+        if children is None:
+            children = self._upstream_children[endpoint, status] = (
+                self.upstream_requests.labels(endpoint=endpoint, status=status),
+                self.upstream_seconds.labels(endpoint=endpoint),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def spent(self, *, prebuilt: int, voice_cloning: int) -> None:
         """Count credits Unmixr charged for one chunk."""
-        self.credits_spent.labels(kind="prebuilt").inc(max(prebuilt, 0))
-        self.credits_spent.labels(kind="voice_cloning").inc(max(voice_cloning, 0))
+        if prebuilt > 0:
+            self._spent_prebuilt.inc(prebuilt)
+        if voice_cloning > 0:
+            self._spent_cloned.inc(voice_cloning)
 
     def cache(self, *, hit: bool, chunks: int = 1) -> None:
         """Count chunks looked up in the audio cache."""

@@ -507,7 +507,12 @@ class SpeechService:
                 if not task.done() and task not in unsent:
                     self._finishing.add(task)
                     task.add_done_callback(self._chunk_finished)
-            await asyncio.gather(*unsent, *(task for task in tasks if task.done()), return_exceptions=True)
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved, so a failed chunk is not reported as never retrieved
+            if unsent:
+                # Only the cancelled ones need waiting for: a finished /say goes on without a trip round the loop.
+                await asyncio.gather(*unsent, return_exceptions=True)
             for index in range(len(tasks)):
                 if index not in sent:
                     await reservation.release(index)

@@ -70,6 +70,39 @@ def dave_protocol_version() -> int:
     return int(getattr(getattr(voice_state, "davey", None), "DAVE_PROTOCOL_VERSION", 0))
 
 
+def skip_own_messages(client: discord.Client) -> bool:
+    """Drop the gateway's MESSAGE_CREATE and MESSAGE_UPDATE of the bot's own messages before discord.py parses them.
+
+    The readout intent (guild messages) makes Discord send every message of the bot's servers, its own replies
+    included: each `/say` comes back twice, as the deferred reply's creation and as the edit that attaches the
+    audio. discord.py builds a `Message` (author, member, attachments...) and dispatches `on_message` for each,
+    which nothing here uses (readouts and commands skip bots), and it offers no public way to leave an event out.
+    An edit that carries components is still parsed, since discord.py refreshes a tracked view from it. Returns
+    whether the filter is in place.
+    """
+    parsers = getattr(getattr(client, "_connection", None), "parsers", None)
+    if not isinstance(parsers, dict) or not all(event in parsers for event in ("MESSAGE_CREATE", "MESSAGE_UPDATE")):
+        log.warning("discord.py changed its gateway parsers: the bot's own messages are parsed like any other")
+        return False
+
+    def own(data: Any) -> bool:
+        user = client.user
+        author = data.get("author") if isinstance(data, dict) else None
+        return user is not None and isinstance(author, dict) and author.get("id") == str(user.id)
+
+    def wrap(parse: Any, *, keep_components: bool) -> Any:
+        def parse_unless_own(data: Any) -> None:
+            if own(data) and not (keep_components and data.get("components")):
+                return
+            parse(data)
+
+        return parse_unless_own
+
+    parsers["MESSAGE_CREATE"] = wrap(parsers["MESSAGE_CREATE"], keep_components=False)
+    parsers["MESSAGE_UPDATE"] = wrap(parsers["MESSAGE_UPDATE"], keep_components=True)
+    return True
+
+
 def mark_responded(interaction: discord.Interaction[Any]) -> None:
     """Tell discord.py that the interaction has its response: a message (callback type 4) sent without it.
 

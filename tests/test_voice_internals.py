@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import discord
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bot.voice_internals import connection_task, dave_protocol_version, view_takes
 from tests.cogs.test_voices import button, controls, message_now, run_voices, shorten_view_timeout
 from tests.conftest import World
+from tests.fakes.discord_gateway import FakeGateway
 from tests.fakes.discord_voice import FakeVoiceServer
 
 
@@ -73,3 +75,32 @@ async def test_the_dave_version_check_reports_is_the_one_discord_py_offers_the_g
     session = await voice_server.wait_for_session(world.guild.id)
     assert dave_protocol_version() == 1
     assert session.max_dave_protocol_version == dave_protocol_version()
+
+
+async def test_the_bots_own_messages_never_reach_on_message_while_members_messages_do(
+    running: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, Any]] = []
+    dispatch = FakeGateway._send_dispatch
+
+    async def recording(self: FakeGateway, session: Any, event: str, data: Any) -> None:
+        sent.append((event, data))
+        await dispatch(self, session, event, data)
+
+    monkeypatch.setattr(FakeGateway, "_send_dispatch", recording)
+    seen: list[discord.Message] = []
+
+    async def record(message: discord.Message) -> None:
+        seen.append(message)
+
+    running.bot.add_listener(record, "on_message")
+    said = await running.say(text="Hello from the bot.")
+    await said.wait_final()
+    await running.discord.post_message(running.guild, running.text, running.member, "A member's own line.")
+    await running.discord.wait_until(lambda: bool(seen), what="the member's message")
+    bot_id = str(running.bot.user.id)
+    own = {event for event, data in sent if isinstance(data, dict) and data.get("author", {}).get("id") == bot_id}
+    # Discord sends the reply's creation (the deferred "thinking" message) and its edit (the audio) to the bot too.
+    assert {"MESSAGE_CREATE", "MESSAGE_UPDATE"} <= own
+    # The gateway is ordered: the member's message came after the bot's own, which were dropped unparsed.
+    assert [message.content for message in seen] == ["A member's own line."]

@@ -189,6 +189,10 @@ class Backend(ABC):
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         """Run one statement on its own and return how many rows it changed."""
 
+    async def run(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        """Run one statement on its own when nobody needs to know how many rows it changed."""
+        await self.execute(sql, parameters)
+
     @abstractmethod
     def transaction(self, *, lock: int | tuple[int, ...] | None = None) -> Any:
         """An async context manager yielding a Session whose statements commit together or not at all.
@@ -318,6 +322,11 @@ class SQLiteBackend(Backend):
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         async with self._lock:
             return await _SQLiteSession(self.connection).execute(sql, parameters)
+
+    async def run(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        # One trip to the connection's thread; `execute` makes two (the statement, then closing its cursor).
+        async with self._lock:
+            await self.connection.execute_fetchall(sql, tuple(parameters))
 
     @asynccontextmanager
     async def transaction(self, *, lock: int | tuple[int, ...] | None = None) -> AsyncIterator[Session]:

@@ -83,6 +83,7 @@ _MEMBER_COLUMNS: Final[str] = ", ".join(MEMBER_PREFERENCE_NAMES)
 _SELECT_MEMBER_PREFERENCES: Final[str] = (
     f"SELECT {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ? AND user_id = ?"  # noqa: S608
 )
+_SELECT_SERVER_PREFERENCES: Final[str] = f"SELECT user_id, {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ?"  # noqa: S608
 _SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
     name: (
         f"INSERT INTO member_preferences (guild_id, user_id, {name}) VALUES (?, ?, ?) "  # noqa: S608
@@ -308,6 +309,9 @@ class Storage:
         self._description = backend.description
         self._guild_settings: _BoundedCache[int, GuildSettings] = _BoundedCache(cache_size)
         self._member_preferences: _BoundedCache[tuple[int, int], MemberPreferences] = _BoundedCache(cache_size)
+        # Per server, every member's preferences row, read in one query: a member without one has none, so a new
+        # member's first request needs no query of its own (200 new members at once: one query, not 200 in turn).
+        self._preferring: _BoundedCache[int, dict[int, MemberPreferences]] = _BoundedCache(cache_size)
         self._pronunciations: _BoundedCache[int, tuple[Pronunciation, ...]] = _BoundedCache(cache_size)
 
     @classmethod
@@ -384,9 +388,12 @@ class Storage:
         """
         return (
             guild_id in self._guild_settings
-            and (guild_id, user_id) in self._member_preferences
+            and self._preferences_known(guild_id, user_id)
             and guild_id in self._pronunciations
         )
+
+    def _preferences_known(self, guild_id: int, user_id: int) -> bool:
+        return (guild_id, user_id) in self._member_preferences or guild_id in self._preferring
 
     async def warm(self, guild_id: int, user_id: int) -> None:
         """Load into memory what has_cached looks for (the reads run concurrently)."""
@@ -401,6 +408,7 @@ class Storage:
         return (
             self._guild_settings.discard_where(which)
             + self._member_preferences.discard_where(lambda key: which(key[0]))
+            + self._preferring.discard_where(which)
             + self._pronunciations.discard_where(which)
         )
 
@@ -522,13 +530,27 @@ class Storage:
             guild_id=guild_id, user_id=user_id, **dict(zip(MEMBER_PREFERENCE_NAMES, row, strict=True))
         )
 
+    @staticmethod
+    async def _load_preferring(session: Session, guild_id: int) -> dict[int, MemberPreferences]:
+        rows = await session.fetchall(_SELECT_SERVER_PREFERENCES, (guild_id,))
+        return {
+            int(row[0]): MemberPreferences(
+                guild_id=guild_id, user_id=int(row[0]), **dict(zip(MEMBER_PREFERENCE_NAMES, row[1:], strict=True))
+            )
+            for row in rows
+        }
+
     async def get_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
         """Return the member's own preferences in the server (all None when none are set)."""
-        return await self._cached(
-            self._member_preferences,
-            (guild_id, user_id),
-            lambda: self._load_member_preferences(self._db, guild_id, user_id),
-        )
+        found = self._member_preferences.get((guild_id, user_id))
+        if found is not None:
+            return found
+        members = await self._cached(self._preferring, guild_id, lambda: self._load_preferring(self._db, guild_id))
+        return members.get(user_id) or MemberPreferences(guild_id=guild_id, user_id=user_id)
+
+    def _forget_preferences(self, guild_id: int, user_id: int) -> None:
+        self._member_preferences.discard((guild_id, user_id))
+        self._preferring.discard(guild_id)
 
     async def set_member_preference(self, guild_id: int, user_id: int, name: str, value: str | None) -> Any:
         """Set one member preference (None clears it) and return its old value."""
@@ -536,21 +558,23 @@ class Storage:
             raise ValueError(f"unknown preference {name!r}; known: {', '.join(MEMBER_PREFERENCE_NAMES)}")
         _check_type(name, value, MEMBER_PREFERENCE_TYPES[name])
         key = (guild_id, user_id)
-        async with self._write(guild_id, lambda: self._member_preferences.discard(key)) as session:
+        async with self._write(guild_id, lambda: self._forget_preferences(guild_id, user_id)) as session:
             old = await self._load_member_preferences(session, guild_id, user_id)
             await session.execute(_SET_MEMBER_PREFERENCE[name], (guild_id, user_id, value))
             self._member_preferences.put(key, dataclasses.replace(old, **_change(name, value)))
+            self._preferring.discard(guild_id)  # the server's rows are read again at the next miss
         return getattr(old, name)
 
     async def reset_member_preferences(self, guild_id: int, user_id: int) -> MemberPreferences:
         """Clear every preference of the member in the server and return them as they were."""
         key = (guild_id, user_id)
-        async with self._write(guild_id, lambda: self._member_preferences.discard(key)) as session:
+        async with self._write(guild_id, lambda: self._forget_preferences(guild_id, user_id)) as session:
             old = await self._load_member_preferences(session, guild_id, user_id)
             await session.execute(
                 "DELETE FROM member_preferences WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
             )
             self._member_preferences.put(key, MemberPreferences(guild_id=guild_id, user_id=user_id))
+            self._preferring.discard(guild_id)
         return old
 
     # Users' account-wide preferences (user installs): read from the database every time, like the ledger
@@ -902,6 +926,44 @@ class Storage:
         # One statement is its own atomic transaction.
         await self._db.fetchone(_INSERT_LEDGER, parameters)
 
+    async def insert_usage(
+        self,
+        guild_id: int,
+        user_id: int | None,
+        *,
+        at: datetime,
+        reserved: int,
+        characters: int,
+        credits_prebuilt: int,
+        credits_cloned: int,
+        requests: int,
+        cache_hits: int,
+        instance_id: str | None = None,
+    ) -> int:
+        """Write one request's ledger row as it stands (a hold, what it spent, or both) and return its id.
+
+        For a request that nothing could refuse (no budget applies): its row is written once, after its answer.
+        `instance_id` is the process holding what it still holds, as in reserve_usage.
+        """
+        if min(reserved, characters, credits_prebuilt, credits_cloned, requests, cache_hits) < 0:
+            raise ValueError("usage amounts cannot be negative")
+        moment = _utc(at)
+        row = (
+            guild_id,
+            user_id,
+            moment.timestamp(),
+            moment.date().isoformat(),
+            reserved,
+            characters,
+            credits_prebuilt,
+            credits_cloned,
+            requests,
+            cache_hits,
+            instance_id,
+        )
+        (ticket,) = await self._db.fetchone(_INSERT_LEDGER, row)  # type: ignore[misc]
+        return int(ticket)
+
     async def reserve_usage(
         self,
         guild_id: int,
@@ -1063,13 +1125,13 @@ class Storage:
             raise ValueError("usage amounts cannot be negative")
         if charged_at is None:
             parameters = (release, release, characters, credits_prebuilt, credits_cloned, requests, cache_hits, ticket)
-            await self._db.execute(_SETTLE_LEDGER, parameters)
+            await self._db.run(_SETTLE_LEDGER, parameters)
             return
         moment = _utc(charged_at)
         when, day = moment.timestamp(), moment.date().isoformat()
         spent = (characters, credits_prebuilt, credits_cloned, requests)
         if not apart:
-            await self._db.execute(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
+            await self._db.run(_CHARGE_LEDGER, (release, release, *spent, cache_hits, when, day, ticket))
             return
         async with self._db.transaction() as session:
             await session.execute(_CHARGE_APART, (when, day, *spent, ticket))

@@ -234,3 +234,28 @@ async def test_a_failed_chunk_leaves_the_holds_of_chunks_still_at_unmixr_so_retr
     ]
     mine = await world.bot.storage.member_usage(world.guild.id, world.member.id)
     assert mine.committed == mine.credits == spent_now
+
+
+async def test_without_budgets_a_request_still_shows_its_hold_while_at_unmixr_and_its_spending_once_answered(
+    world: World, backend: dict[str, Any]
+) -> None:
+    # No budget applies, so no check reads the hold: the ledger row waits in memory and is written once, with what
+    # the request spent, when a one-chunk answer is out within the delay; a request still at Unmixr then is held.
+    await world.start_bot(**backend)
+    today = datetime.now(UTC).date()
+    quick = await say(world, world.member, prose(70, salt=40))
+    assert quick.files()
+    await world.bot.guard.flush()
+    usage = await world.bot.storage.usage_for_day(world.guild.id, today)
+    assert (usage.credits, usage.characters, usage.requests, usage.reserved) == (70, 70, 1, 0)
+
+    world.unmixr.set_latency(1.0, endpoint="/short-tts/")
+    slow = await world.say(member=world.other, text=prose(50, salt=41))
+    await asyncio.sleep(0.5)  # well past the delay: the request is still at Unmixr
+    held = await world.bot.storage.usage_for_day(world.guild.id, today)
+    assert (held.reserved, held.credits) == (50, 70)
+    await slow.wait_final(timeout=20)
+    assert slow.files()
+    await world.bot.guard.flush()
+    usage = await world.bot.storage.usage_for_day(world.guild.id, today)
+    assert (usage.credits, usage.requests, usage.reserved) == (120, 2, 0)

@@ -19,7 +19,10 @@ async def test_has_cached_says_whether_a_request_can_be_served_from_memory(stora
     await storage.list_pronunciations(GUILD)
     # The setting's write filled the server's entry; the other two were just read.
     assert storage.has_cached(GUILD, USER)
-    assert not storage.has_cached(GUILD, USER + 1)
+    # The server's preferences rows were read together: a member without one has none.
+    assert storage.has_cached(GUILD, USER + 1)
+    await storage.set_member_preference(GUILD, USER + 2, "rate", "+1%")
+    assert not storage.has_cached(GUILD, USER + 1)  # the rows are read again after a member's write
     assert not storage.has_cached(OTHER_GUILD, USER)
 
 
@@ -51,7 +54,7 @@ async def test_forgetting_a_shards_servers_reloads_them_from_the_database(databa
 
 
 class CountedReads:
-    """Counts the single-statement reads the storage sends, and can hold them before they return."""
+    """Counts the single-statement reads the storage sends (one row or all), and can hold them before they return."""
 
     def __init__(self, storage: Storage) -> None:
         self.count = 0
@@ -59,7 +62,7 @@ class CountedReads:
         self.release.set()
         self.read = asyncio.Event()
         backend = storage._db
-        original = backend.fetchone
+        original, original_all = backend.fetchone, backend.fetchall
 
         async def fetchone(sql: str, parameters: Sequence[Any] = ()) -> Any:
             self.count += 1
@@ -68,7 +71,16 @@ class CountedReads:
             await self.release.wait()
             return row
 
+        async def fetchall(sql: str, parameters: Sequence[Any] = ()) -> Any:
+            # A member's preferences come with the server's other rows, in one read of them all.
+            self.count += 1
+            rows = await original_all(sql, parameters)
+            self.read.set()
+            await self.release.wait()
+            return rows
+
         backend.fetchone = fetchone  # type: ignore[method-assign]
+        backend.fetchall = fetchall  # type: ignore[method-assign]
 
 
 async def test_readers_missing_at_once_share_one_load(storage: Storage) -> None:
@@ -141,3 +153,37 @@ async def test_a_read_sent_before_a_write_gets_the_value_before_it(storage: Stor
     assert (await read).voice_id == "old-voice"
     assert await write == "old-voice"
     assert (await storage.get_member_preferences(GUILD, USER)).voice_id == "new-voice"
+
+
+async def test_every_members_preferences_come_from_one_read_of_the_servers_rows(
+    database: Database, storage: Storage
+) -> None:
+    await database.execute(
+        "INSERT INTO member_preferences (guild_id, user_id, nickname) VALUES (?, ?, 'Robin')", GUILD, 7
+    )
+    backend = storage._db
+    reads: list[str] = []
+    fetchone, fetchall = backend.fetchone, backend.fetchall
+
+    async def counted_one(sql: str, parameters: Sequence[Any] = ()) -> Any:
+        reads.append(sql)
+        return await fetchone(sql, parameters)
+
+    async def counted_all(sql: str, parameters: Sequence[Any] = ()) -> Any:
+        reads.append(sql)
+        return await fetchall(sql, parameters)
+
+    backend.fetchone = counted_one  # type: ignore[method-assign]
+    backend.fetchall = counted_all  # type: ignore[method-assign]
+    # 200 members' first requests at once (a burst): one read of the server's rows, not 200 one after another.
+    found = await asyncio.gather(*(storage.get_member_preferences(GUILD, user_id) for user_id in range(200)))
+    assert [p.nickname for p in found if p.nickname] == ["Robin"]
+    assert len(reads) == 1
+
+    # A member's write is seen by the next read, even after the member's own entry left the cache.
+    await storage.set_member_preference(GUILD, 300, "nickname", "Sam")
+    storage._member_preferences.discard((GUILD, 300))
+    assert (await storage.get_member_preferences(GUILD, 300)).nickname == "Sam"
+    await storage.reset_member_preferences(GUILD, 7)
+    storage._member_preferences.discard((GUILD, 7))
+    assert (await storage.get_member_preferences(GUILD, 7)).nickname is None
