@@ -5,6 +5,8 @@ a server whatever else an interaction carries."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -431,3 +433,23 @@ async def test_a_user_install_answers_in_the_users_own_language(world: World) ->
         "/rejoindre ne fonctionne que sur les serveurs où se trouve le bot ; ici, vous pouvez utiliser /dire, /voix, "
         "`/préférences` et **Lire à voix haute**."
     )
+
+
+async def test_a_say_still_at_unmixr_when_the_bot_stops_leaves_no_hold_and_counts_as_spent(reach: Reach) -> None:
+    # PRODUCT.md, Continuity: at shutdown unsent chunks give their holds back and chunks still at Unmixr count as
+    # spent, for requests through users' own installs as for servers'.
+    world = reach.world
+    world.unmixr.hang_next(endpoint="/short-tts/")
+    text = "Still at Unmixr when the bot stops."
+    await world.discord.slash(reach.dm, reach.dm, reach.user, "say", {"text": text})
+    await world.discord.wait_until(
+        lambda: any(payload["text"] == text for payload in tts_payloads(world.unmixr)), what="the request at Unmixr"
+    )
+    await world.stop_bot()
+    with closing(sqlite3.connect(world.settings.database_path)) as connection:
+        held, spent = connection.execute(
+            "SELECT COALESCE(SUM(reserved), 0), COALESCE(SUM(credits_prebuilt), 0) FROM usage_ledger "
+            "WHERE guild_id = ?",
+            (USER_INSTALLS,),
+        ).fetchone()
+    assert (held, spent) == (0, len(text))
