@@ -10,10 +10,10 @@ from datetime import date
 from typing import Any, Literal
 
 from bot.budget import BudgetError, Clock, utc_now
+from bot.i18n import Message, Text, _, joined
 from bot.metrics import Metrics
 from bot.storage import Storage
 from bot.unmixr import CreditBalance, UnmixrClient, UnmixrError
-from bot.wording import number
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,8 @@ CHECK_SECONDS = 15 * 60
 RETRY_SECONDS = 60
 
 AlertKind = Literal["prebuilt", "cloned"]
-Post = Callable[[str], Coroutine[Any, Any, None]]
-
-_KIND_NAMES: dict[AlertKind, str] = {"prebuilt": "prebuilt-voice", "cloned": "cloned-voice"}
+# Posts a message to the alert channel, in that server's language.
+Post = Callable[[Message], Coroutine[Any, Any, None]]
 
 
 class LowBalanceWatch:
@@ -56,19 +55,28 @@ class LowBalanceWatch:
             low.append(("cloned", balance.cloned_chars))
         return low
 
-    def _sentence(self, kind: AlertKind, left: int) -> str:
-        return (
-            f"The Unmixr account is low on {_KIND_NAMES[kind]} characters: {number(left)} left, under the warning "
-            f"level of {number(self._threshold)}; add credits at https://unmixr.com before requests start failing."
+    def _sentence(self, kind: AlertKind, left: int) -> Text:
+        if kind == "prebuilt":
+            return _(
+                "The Unmixr account is low on prebuilt-voice characters: {left} left, under the warning level of "
+                "{threshold}; add credits at https://unmixr.com before requests start failing.",
+                left=left,
+                threshold=self._threshold,
+            )
+        return _(
+            "The Unmixr account is low on cloned-voice characters: {left} left, under the warning level of "
+            "{threshold}; add credits at https://unmixr.com before requests start failing.",
+            left=left,
+            threshold=self._threshold,
         )
 
-    async def check(self, balance: CreditBalance | None = None) -> list[str]:
+    async def check(self, balance: CreditBalance | None = None) -> list[Text]:
         """Read the balance (unless given), log and post what is low; return one warning sentence per kind."""
         if balance is None:
             balance = await self._client.credit_balance()
         if self._metrics is not None:
             self._metrics.balance(prebuilt=balance.prebuilt_chars, voice_cloning=balance.cloned_chars)
-        found: list[str] = []
+        found: list[Text] = []
         for kind, left in await self._low(balance):
             sentence = self._sentence(kind, left)
             found.append(sentence)
@@ -76,7 +84,7 @@ class LowBalanceWatch:
             await self._alert(kind, sentence)
         return found
 
-    async def _alert(self, kind: AlertKind, sentence: str) -> None:
+    async def _alert(self, kind: AlertKind, sentence: Text) -> None:
         if self._post is None:
             return
         # Recorded in the database first, so however many processes see it, one message is posted a day.
@@ -84,7 +92,7 @@ class LowBalanceWatch:
         if not await self._storage.claim_alert(kind, day):
             return
         try:
-            await self._post(f"⚠️ {sentence}")
+            await self._post(joined(["⚠️ ", sentence]))
         except Exception as error:
             # Not lost: the claim is given back, so the next check (or another process) posts it.
             log.warning("could not post the low-balance alert, it will be tried again: %s", error)
@@ -124,11 +132,13 @@ class AccountLimitAlert:
         if refused.frees_at is None:
             return  # a request larger than the whole day's limit: the limit itself was not reached
         day = self._clock().date()
-        until = f" (<t:{int(refused.frees_at.timestamp())}:R>)"
-        sentence = (
-            f"The bot reached ACCOUNT_DAILY_BUDGET, its limit of {refused.budget} credits a day for all servers "
-            f"together: until 00:00 UTC{until} every request that does not fit in what is left is refused; raise "
-            "the limit if it is too low."
+        when = f"<t:{int(refused.frees_at.timestamp())}:R>"
+        sentence = _(
+            "The bot reached ACCOUNT_DAILY_BUDGET, its limit of {budget} credits a day for all servers "
+            "together: until 00:00 UTC ({when}) every request that does not fit in what is left is refused; raise "
+            "the limit if it is too low.",
+            budget=str(refused.budget),
+            when=when,
         )
         if self._logged != day:
             self._logged = day
@@ -139,6 +149,6 @@ class AccountLimitAlert:
         if self._post is None or not await self._storage.claim_alert(self.KIND, day):
             return
         try:
-            await self._post(f"⚠️ {sentence}")
+            await self._post(joined(["⚠️ ", sentence]))
         except Exception as error:
             log.warning("could not post the account-limit alert: %s", error)

@@ -9,6 +9,7 @@ import aiohttp
 import discord
 
 from bot.errors import UserFacingError
+from bot.i18n import _
 
 __all__ = ["AttachmentDownloadError", "iter_attachment"]
 
@@ -20,7 +21,7 @@ class AttachmentDownloadError(UserFacingError):
     """The attachment could not be read from Discord."""
 
     def __init__(self) -> None:
-        super().__init__("The file could not be downloaded from Discord; upload it again.")
+        super().__init__(_("The file could not be downloaded from Discord; upload it again."))
 
 
 async def iter_attachment(session: aiohttp.ClientSession, attachment: discord.Attachment) -> AsyncIterator[bytes]:

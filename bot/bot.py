@@ -23,6 +23,8 @@ from bot.audio.shared_tier import shared_tier
 from bot.budget import CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.clones import AwaitedClones
+from bot.i18n import Message, _, language, load_catalogues
+from bot.i18n.commands import CommandIds, CommandTranslator
 from bot.instance import ProcessInstance
 from bot.lookups import LookupGate, StorageReadiness
 from bot.mentions import MemberLookups
@@ -98,6 +100,10 @@ class UnmixrBot(commands.AutoShardedBot):
         self.gateway_answered = asyncio.Event()
         self.metrics = Metrics()
         self.monitoring: MonitoringServer | None = None
+        # The ids of the registered commands, for mentions in replies, and each server's preferred locale as its
+        # interactions last said (for readout words when the clip's language is not one the bot ships).
+        self.command_ids = CommandIds()
+        self._guild_locales: dict[int, str] = {}
         # Opened in setup_hook, closed in close(), in reverse order.
         self.session: aiohttp.ClientSession
         self.storage: Storage
@@ -116,6 +122,9 @@ class UnmixrBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         """Open every resource, load the extensions and, in development, sync the dev server."""
         settings = self.settings
+        # Every language's catalogue, read once at start; the commands are localized from them at each sync.
+        load_catalogues()
+        await self.tree.set_translator(CommandTranslator())
         self.session = aiohttp.ClientSession()
         self.storage = await Storage.open(settings.database_location)
         log.info("storage: %s", self.storage.description)
@@ -184,6 +193,7 @@ class UnmixrBot(commands.AutoShardedBot):
             guild = discord.Object(settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
+            self.command_ids.learn(synced, settings.dev_guild_id)
             commands_synced = counted(len(synced), "{count} command", "{count} commands")
             log.info("synced %s to the development server %s", commands_synced, settings.dev_guild_id)
         # Scanned now, not at the first request: the cache's size is known (and a crash's leftovers cleared) at once.
@@ -196,6 +206,28 @@ class UnmixrBot(commands.AutoShardedBot):
         if shared is not None:
             self.spawn(shared.run(), name="shared-audio-upkeep")
         self.spawn(self.clones.run(), name="awaited-clones")
+        self.spawn(self._learn_command_ids(), name="command-ids")
+
+    async def _learn_command_ids(self) -> None:
+        # One request at start: the global commands' ids, so replies can mention them (`</join:id>`).
+        try:
+            self.command_ids.learn(await self.tree.fetch_commands())
+        except discord.HTTPException as error:
+            log.warning("could not read the registered commands (replies name them without mentions): %s", error)
+
+    def remember_guild_locale(self, interaction: discord.Interaction[Any]) -> None:
+        """Note the server's preferred locale an interaction carries."""
+        if interaction.guild_id is not None and interaction.guild_locale is not None:
+            self._guild_locales[interaction.guild_id] = interaction.guild_locale.value
+
+    def guild_locale(self, guild: discord.Guild | None) -> str | None:
+        """A server's preferred locale: as its interactions last said, else as the gateway said, if known."""
+        if guild is None:
+            return None
+        remembered = self._guild_locales.get(guild.id)
+        if remembered is not None:
+            return remembered
+        return guild.preferred_locale.value if guild.preferred_locale is not None else None
 
     async def _start_monitoring(self) -> None:
         """Feed the state gauges, and serve /healthz and /metrics when METRICS_PORT is set."""
@@ -338,7 +370,7 @@ class UnmixrBot(commands.AutoShardedBot):
             if interaction.response.is_done():
                 return
         try:
-            await answer(interaction, "These controls have expired; run the command again.", ephemeral=True)
+            await answer(interaction, _("These controls have expired; run the command again."), ephemeral=True)
         except discord.HTTPException:
             log.debug("a live view answered interaction %s meanwhile", interaction.id)
 
@@ -363,10 +395,15 @@ class UnmixrBot(commands.AutoShardedBot):
                 continue
             await asyncio.sleep(REFRESH_SECONDS)
 
-    async def _post_alert(self, text: str) -> None:
-        # A partial channel needs no cache: the alert channel may belong to a server of another shard.
-        assert self.settings.alert_channel_id is not None
-        await post(self.get_partial_messageable(self.settings.alert_channel_id), text)
+    async def _post_alert(self, message: Message) -> None:
+        # A partial channel needs no cache: the alert channel may belong to a server of another shard. It is
+        # written in its server's language when this process knows the server.
+        channel_id = self.settings.alert_channel_id
+        assert channel_id is not None
+        known = self.get_channel(channel_id)
+        guild = getattr(known, "guild", None)
+        text = message if isinstance(message, str) else message.render(language(self.guild_locale(guild)))
+        await post(self.get_partial_messageable(channel_id), text)
 
     async def _forget_message_audio(self) -> None:
         # Privacy (PRODUCT.md): the audio of members' messages stays in the cache at most 24 hours.

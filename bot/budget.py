@@ -11,16 +11,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from bot.errors import UserFacingError
+from bot.i18n import Text, _, command, counted
 from bot.metrics import Metrics
 from bot.resolution import SOURCE_LABELS
 from bot.storage import BudgetExceededError, Storage
 from bot.unmixr import CreditUsage
-from bot.wording import number
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BudgetSource = Literal["server", "operator", "default"]
+Period = Literal["day", "hour"]
 Clock = Callable[[], datetime]
 # How long the ledger row of a request that nothing could refuse stays in memory before it is written: long enough
 # for a one-chunk answer to go out first, so the row is written once, after it, with what the request spent.
@@ -39,13 +40,17 @@ class Budget:
     limit: int | None
     source: BudgetSource
 
-    def amount(self, period: str) -> str:
+    def amount(self, period: Period) -> Text:
         """The budget as a short phrase, such as "5,000 credits a day", or "unlimited"."""
-        return "unlimited" if self.limit is None else f"{number(self.limit)} credits {period}"
+        if self.limit is None:
+            return _("unlimited")
+        if period == "day":
+            return counted(self.limit, "{count} credit a day", "{count} credits a day")
+        return counted(self.limit, "{count} credit an hour", "{count} credits an hour")
 
-    def describe(self, period: str) -> str:
+    def describe(self, period: Period) -> Text:
         """The budget and where it comes from, such as "5,000 credits a day (server setting)"."""
-        return f"{self.amount(period)} ({SOURCE_LABELS[self.source]})"
+        return _("{amount} ({source})", amount=self.amount(period), source=SOURCE_LABELS[self.source])
 
 
 def effective_budget(server_value: int | None, operator_value: int | None) -> Budget:
@@ -65,81 +70,101 @@ class BudgetError(UserFacingError):
         self.kind = refused.kind
         self.budget = refused.budget
         self.frees_at = refused.frees_at
-        amount, budget = number(refused.amount), number(refused.budget)
-        left = number(max(refused.budget - refused.used, 0))
-        when = f"<t:{int(refused.frees_at.timestamp())}:R>" if refused.frees_at is not None else ""
+        values: dict[str, object] = {
+            "amount": refused.amount,
+            "budget": refused.budget,
+            "left": max(refused.budget - refused.used, 0),
+            # A Discord timestamp, which each member's client shows in their own language and time zone.
+            "when": f"<t:{int(refused.frees_at.timestamp())}:R>" if refused.frees_at is not None else "",
+        }
         # One whole sentence for each case, so each can be translated as it is.
         if user_install:
-            message = _user_install_refusal(refused, amount, budget, left, when)
+            message = _user_install_refusal(refused, values)
         elif refused.kind == "account" and refused.frees_at is None:
             # Every server's use together: nothing an admin can change, so the answer names the operator's setting.
-            message = (
-                f"This needs {amount} credits but the bot operator's daily limit is {budget} credits for all "
+            message = _(
+                "This needs {amount} credits but the bot operator's daily limit is {budget} credits for all "
                 "servers together, so it can never fit; shorten the text, or the bot's operator can raise "
-                "ACCOUNT_DAILY_BUDGET."
+                "ACCOUNT_DAILY_BUDGET.",
+                **values,
             )
         elif refused.kind == "account":
-            message = (
-                f"That would pass the bot operator's daily limit of {budget} credits for all servers together "
-                f"({left} left, this needs {amount}); it frees up {when}, or the bot's operator can raise "
-                "ACCOUNT_DAILY_BUDGET."
+            message = _(
+                "That would pass the bot operator's daily limit of {budget} credits for all servers together "
+                "({left} left, this needs {amount}); it frees up {when}, or the bot's operator can raise "
+                "ACCOUNT_DAILY_BUDGET.",
+                **values,
             )
         elif refused.kind == "server" and refused.frees_at is None:
-            message = (
-                f"This needs {amount} credits but this server's budget is {budget} credits a day, so it can never "
-                "fit; shorten the text, or ask an admin to raise `/settings budget`."
+            message = _(
+                "This needs {amount} credits but this server's budget is {budget} credits a day, so it can never "
+                "fit; shorten the text, or ask an admin to raise {command}.",
+                command=command("settings budget"),
+                **values,
             )
         elif refused.kind == "server":
-            message = (
-                f"That would pass this server's budget of {budget} credits a day ({left} left, this needs {amount}); "
-                f"it frees up {when}, or ask an admin to raise `/settings budget`."
+            message = _(
+                "That would pass this server's budget of {budget} credits a day ({left} left, this needs {amount}); "
+                "it frees up {when}, or ask an admin to raise {command}.",
+                command=command("settings budget"),
+                **values,
             )
         elif refused.frees_at is None:
-            message = (
-                f"This needs {amount} credits but your budget in this server is {budget} credits an hour, so it can "
-                "never fit; shorten the text, or ask an admin to raise `/settings member-budget`."
+            message = _(
+                "This needs {amount} credits but your budget in this server is {budget} credits an hour, so it can "
+                "never fit; shorten the text, or ask an admin to raise {command}.",
+                command=command("settings member-budget"),
+                **values,
             )
         else:
-            message = (
-                f"That would pass your budget in this server of {budget} credits an hour ({left} left, this needs "
-                f"{amount}); it frees up {when}, or ask an admin to raise `/settings member-budget`."
+            message = _(
+                "That would pass your budget in this server of {budget} credits an hour ({left} left, this needs "
+                "{amount}); it frees up {when}, or ask an admin to raise {command}.",
+                command=command("settings member-budget"),
+                **values,
             )
         super().__init__(message)
 
 
-def _user_install_refusal(refused: BudgetExceededError, amount: str, budget: str, left: str, when: str) -> str:
+def _user_install_refusal(refused: BudgetExceededError, values: dict[str, object]) -> Text:
     """The refusal of a request made through a user's own install (PRODUCT.md, Reach: user installs)."""
     never = refused.frees_at is None
     if refused.kind == "user" and never:
-        return (
-            f"This needs {amount} credits but your daily limit for this app in DMs and servers without it is "
-            f"{budget} credits, so it can never fit; shorten the text."
+        return _(
+            "This needs {amount} credits but your daily limit for this app in DMs and servers without it is "
+            "{budget} credits, so it can never fit; shorten the text.",
+            **values,
         )
     if refused.kind == "user":
-        return (
-            f"That would pass your daily limit of {budget} credits for this app in DMs and servers without it "
-            f"({left} left, this needs {amount}); it frees up {when}."
+        return _(
+            "That would pass your daily limit of {budget} credits for this app in DMs and servers without it "
+            "({left} left, this needs {amount}); it frees up {when}.",
+            **values,
         )
     if refused.kind == "users" and never:
-        return (
-            f"This needs {amount} credits but the bot operator's daily limit for everyone using this app from their "
-            f"own account is {budget} credits, so it can never fit; shorten the text, or the bot's operator can "
-            "raise USER_INSTALL_TOTAL_DAILY_BUDGET."
+        return _(
+            "This needs {amount} credits but the bot operator's daily limit for everyone using this app from their "
+            "own account is {budget} credits, so it can never fit; shorten the text, or the bot's operator can "
+            "raise USER_INSTALL_TOTAL_DAILY_BUDGET.",
+            **values,
         )
     if refused.kind == "users":
-        return (
-            f"That would pass the bot operator's daily limit of {budget} credits for everyone using this app from "
-            f"their own account ({left} left, this needs {amount}); it frees up {when}, or the bot's operator can "
-            "raise USER_INSTALL_TOTAL_DAILY_BUDGET."
+        return _(
+            "That would pass the bot operator's daily limit of {budget} credits for everyone using this app from "
+            "their own account ({left} left, this needs {amount}); it frees up {when}, or the bot's operator can "
+            "raise USER_INSTALL_TOTAL_DAILY_BUDGET.",
+            **values,
         )
     if never:
-        return (
-            f"This needs {amount} credits but the bot operator's daily limit is {budget} credits for everyone "
-            "together, so it can never fit; shorten the text, or the bot's operator can raise ACCOUNT_DAILY_BUDGET."
+        return _(
+            "This needs {amount} credits but the bot operator's daily limit is {budget} credits for everyone "
+            "together, so it can never fit; shorten the text, or the bot's operator can raise ACCOUNT_DAILY_BUDGET.",
+            **values,
         )
-    return (
-        f"That would pass the bot operator's daily limit of {budget} credits for everyone together ({left} left, "
-        f"this needs {amount}); it frees up {when}, or the bot's operator can raise ACCOUNT_DAILY_BUDGET."
+    return _(
+        "That would pass the bot operator's daily limit of {budget} credits for everyone together ({left} left, "
+        "this needs {amount}); it frees up {when}, or the bot's operator can raise ACCOUNT_DAILY_BUDGET.",
+        **values,
     )
 
 

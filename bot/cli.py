@@ -329,7 +329,7 @@ def _choices_help(what: str, values: Sequence[str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    from cogs._options import CAPABILITY_CHOICES, CATEGORY_CHOICES, GENDER_CHOICES, STYLE_CHOICES, USE_CASE_CHOICES
+    from bot.choices import CAPABILITY_CHOICES, CATEGORY_CHOICES, GENDER_CHOICES, STYLE_CHOICES, USE_CASE_CHOICES
 
     categories = [choice.value for choice in CATEGORY_CHOICES]
     genders = [choice.value for choice in GENDER_CHOICES]

@@ -29,6 +29,7 @@ from bot.budget import BudgetError, CreditGuard
 from bot.catalogue import REFRESH_SECONDS, Catalogue
 from bot.errors import TextTooLongError, UnknownVoiceError
 from bot.files import write_atomically
+from bot.i18n import ReadoutWords
 from bot.settings import Settings
 from bot.speech import SayOptions, SpeechPlan, SpeechResult, SpeechService
 from bot.storage import Storage
@@ -164,7 +165,11 @@ async def say(settings: Settings, args: argparse.Namespace) -> str:
         intensity=args.intensity,
         format=output_type,
     )
-    text = clean_message(args.text, NO_NAMES, max_length=_NO_CUT)
+
+    def text(words: ReadoutWords) -> str:
+        # Cleaned with the readout words ("link") of the language the clip is spoken in.
+        return clean_message(args.text, NO_NAMES, max_length=_NO_CUT, words=words)
+
     async with aiohttp.ClientSession() as session, await Storage.open(settings.database_location) as storage:
         client = CatalogueSnapshotClient(
             session,
@@ -246,5 +251,5 @@ def describe(output: Path, result: SpeechResult) -> str:
     )
     line = f"Wrote {output}: {result.plan.voice.character}, {result.output_type}, {result.duration:.1f} s, {cost}"
     if result.plan.dropped:
-        line += f" (not used with this voice: {', '.join(result.plan.dropped)})"
+        line += f" (not used with this voice: {', '.join(str(item) for item in result.plan.dropped)})"
     return line

@@ -1,26 +1,28 @@
-"""Errors whose message is the one-sentence answer a Discord member sees."""
+"""Errors whose message is the one-sentence answer a Discord member sees, in their language."""
 
 from __future__ import annotations
 
 from discord import app_commands
 
+from bot.i18n import Message, _, command, joined, listing, pgettext
 from bot.markdown import as_typed
-from bot.wording import number
 
 
 class UserFacingError(Exception):
-    """A problem with what the member asked for; `str(error)` is the answer to show, one sentence."""
+    """A problem with what the member asked for; `text` is the answer to show, one sentence, in the member's
+    language; `message` (and `str(error)`) is the same sentence in English, for logs and the command line."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.text = message
+        self.message = str(message)
 
 
 class NothingToSayError(UserFacingError):
     """The text is empty or has nothing speakable in it."""
 
     def __init__(self) -> None:
-        super().__init__("There is nothing to say: give some text with at least one letter or number.")
+        super().__init__(_("There is nothing to say: give some text with at least one letter or number."))
 
 
 class TextTooLongError(UserFacingError):
@@ -28,8 +30,13 @@ class TextTooLongError(UserFacingError):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(
-            f"That text is {number(length)} characters long but this server's limit is {number(limit)}; "
-            "shorten it or ask an admin to raise `/settings max-length`."
+            _(
+                "That text is {length} characters long but this server's limit is {limit}; "
+                "shorten it or ask an admin to raise {command}.",
+                length=length,
+                limit=limit,
+                command=command("settings max-length"),
+            )
         )
         self.length = length
         self.limit = limit
@@ -41,10 +48,17 @@ class UnknownVoiceError(UserFacingError):
     def __init__(self, query: str, suggestions: list[str]) -> None:
         shown = as_typed(query if len(query) <= 80 else query[:77] + "...")
         if suggestions:
-            names = ", ".join(f"**{as_typed(name)}**" for name in suggestions)
-            message = f"There is no voice called “{shown}”; did you mean {names}? (`/voices` lists them all.)"
+            names = listing([f"**{as_typed(name)}**" for name in suggestions])
+            message = _(
+                "There is no voice called “{query}”; did you mean {names}? ({voices} lists them all.)",
+                query=shown,
+                names=names,
+                voices=command("voices"),
+            )
         else:
-            message = f"There is no voice called “{shown}”; use `/voices` to find one."
+            message = _(
+                "There is no voice called “{query}”; use {voices} to find one.", query=shown, voices=command("voices")
+            )
         super().__init__(message)
         self.query = query
         self.suggestions = suggestions
@@ -58,26 +72,41 @@ class NotAdminError(app_commands.CheckFailure, UserFacingError):
     """A member without Manage Server used an admin command."""
 
     def __init__(self) -> None:
-        UserFacingError.__init__(self, "This needs the Manage Server permission; ask a server admin to do it for you.")
+        UserFacingError.__init__(
+            self, _("This needs the Manage Server permission; ask a server admin to do it for you.")
+        )
 
 
 class GuildOnlyError(app_commands.CheckFailure, UserFacingError):
     """A command was used outside a server."""
 
     def __init__(self) -> None:
-        UserFacingError.__init__(self, "This bot works in servers only; use its commands in a server channel.")
+        UserFacingError.__init__(self, _("This bot works in servers only; use its commands in a server channel."))
+
+
+# Named as members see them: a group has no mention of its own (reference.mdx, "Message Formatting"), nor has a
+# message command. Outside the sentence: Babel's extractor loses a marker nested in another's arguments.
+_PREFERENCES = pgettext("command", "preferences")
+_READ_ALOUD = pgettext("command", "Read aloud")
 
 
 class ServerOnlyError(app_commands.CheckFailure, UserFacingError):
     """Something that needs a server with the bot was asked for through a user install (PRODUCT.md, Reach)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: Message) -> None:
         UserFacingError.__init__(self, message)
 
     @classmethod
     def command(cls, name: str) -> ServerOnlyError:
-        """A whole command that is not offered to user installs."""
+        """A whole command that is not offered to user installs (`name` as typed, with its subcommand)."""
         return cls(
-            f"/{name} works only in servers that have the bot; here you can use /say, /voices, /preferences and "
-            "Read aloud."
+            _(
+                "{command} works only in servers that have the bot; here you can use {say}, {voices}, {preferences} "
+                "and {read_aloud}.",
+                command=command(name),
+                say=command("say"),
+                voices=command("voices"),
+                preferences=joined(["`/", _PREFERENCES, "`"]),
+                read_aloud=joined(["**", _READ_ALOUD, "**"]),
+            )
         )

@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
-from bot.wording import number
+from bot.i18n import Text, _
 
 ELLIPSIS = "…"
 # Discord drops a field whose name or value is blank; a zero-width space is the usual filler.
@@ -253,8 +253,12 @@ def fit_select_options(options: Iterable[discord.SelectOption]) -> list[discord.
     return fitted
 
 
-def fit_view(view: discord.ui.View) -> None:
-    """Shorten a view's labels and placeholders and fit its menus' options (a menu left empty is disabled)."""
+NOTHING_TO_PICK = _("Nothing to pick")
+
+
+def fit_view(view: discord.ui.View, nothing_to_pick: str = str(NOTHING_TO_PICK)) -> None:
+    """Shorten a view's labels and placeholders and fit its menus' options (a menu left empty is disabled, with
+    the one option `nothing_to_pick`, in the member's language)."""
     for item in view.children:
         if isinstance(item, discord.ui.Button):
             if item.label is not None:
@@ -266,7 +270,7 @@ def fit_view(view: discord.ui.View) -> None:
                 item.placeholder = shorten(item.placeholder, PLACEHOLDER) or None
             options = fit_select_options(item.options)
             if not options:
-                options = [discord.SelectOption(label="Nothing to pick", value="none")]
+                options = [discord.SelectOption(label=nothing_to_pick, value="none")]
                 item.disabled = True
             item.options = options
             item.max_values = min(item.max_values, len(options))
@@ -306,8 +310,13 @@ class OptionTooLongError(app_commands.AppCommandError, UserFacingError):
     def __init__(self, name: str, limit: int, length: int) -> None:
         UserFacingError.__init__(
             self,
-            f"`{name}` can be at most {number(limit)} characters but yours has {number(length)}; shorten it and try "
-            "again.",
+            _(
+                "`{option}` can be at most {limit} characters but yours has {length}; shorten it and try again.",
+                # The option as the member's client shows it (the catalogue has every option's name).
+                option=Text(name, context="option"),
+                limit=limit,
+                length=length,
+            ),
         )
 
 

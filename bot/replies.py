@@ -11,7 +11,9 @@ from typing import Any
 
 import discord
 
-from bot.limits import fit_content, fit_embed, fit_view
+from bot.i18n import Message, _
+from bot.i18n.interactions import render
+from bot.limits import NOTHING_TO_PICK, fit_content, fit_embed, fit_view
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ _UPDATE = "update"
 # invalid request limit, which bans the bot's address at 10,000 in 10 minutes).
 TOKEN_USABLE_SECONDS = 14 * 60
 
-READOUTS_OFF = (
+READOUTS_OFF = _(
     "Readouts are off: the bot's Message Content intent is not enabled; the bot's operator can turn it on "
     "on the Bot page of the application in the Discord developer portal."
 )
@@ -80,20 +82,20 @@ async def defer_update(interaction: discord.Interaction) -> None:
 
 async def answer(
     interaction: discord.Interaction,
-    content: str | None = None,
+    content: Message | None = None,
     *,
     ephemeral: bool = True,
     embed: discord.Embed | None = None,
     view: discord.ui.View | None = None,
     files: list[discord.File] | None = None,
 ) -> None:
-    """Send the final answer: a response when fresh, else an edit or a follow-up.
+    """Send the final answer in the member's language: a response when fresh, else an edit or a follow-up.
 
     An ephemeral answer after a public defer deletes the public "thinking" message first, so the
     channel is not left with a dangling placeholder.
     """
-    content = fit_content(content)
-    kwargs = _fitted(embed, view)
+    content = fit_content(None if content is None else render(interaction, content))
+    kwargs = _fitted(embed, view, interaction)
     if interaction.response.is_done() and not token_usable(interaction):
         log.warning("interaction %s expired before it could be answered", interaction.id)
         return
@@ -128,7 +130,7 @@ async def answer(
 async def update(
     interaction: discord.Interaction,
     *,
-    content: str | None = None,
+    content: Message | None = None,
     embed: discord.Embed | None = None,
     view: discord.ui.View | None = None,
     remove_view: bool = False,
@@ -137,11 +139,11 @@ async def update(
 
     What is not given stays as it was; `remove_view` takes the message's buttons and menus away.
     """
-    kwargs = _fitted(embed, view)
+    kwargs = _fitted(embed, view, interaction)
     if remove_view:
         kwargs["view"] = None
     if content is not None:
-        kwargs["content"] = fit_content(content)
+        kwargs["content"] = fit_content(render(interaction, content))
     if interaction.response.is_done() and not token_usable(interaction):
         log.warning("interaction %s expired before its message could be updated", interaction.id)
         return
@@ -157,13 +159,14 @@ async def update(
         log.warning("interaction %s expired before its message could be updated", interaction.id)
 
 
-async def follow_up(interaction: discord.Interaction, content: str) -> None:
+async def follow_up(interaction: discord.Interaction, content: Message) -> None:
     """Tell the member something more, privately, after the interaction was answered (a queued clip failed)."""
     if not token_usable(interaction):
         log.info("interaction %s expired before its follow-up could be sent", interaction.id)
         return
     try:
-        await interaction.followup.send(fit_content(content) or "…", ephemeral=True, **_fitted(None, None))
+        text = fit_content(render(interaction, content)) or "…"
+        await interaction.followup.send(text, ephemeral=True, **_fitted(None, None))
     except discord.HTTPException as error:
         if not _expired(error):
             raise
@@ -178,12 +181,17 @@ async def post(
     return await channel.send(fit_content(content), **kwargs)
 
 
-def _fitted(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[str, Any]:
+def _fitted(
+    embed: discord.Embed | None, view: discord.ui.View | None, interaction: discord.Interaction | None = None
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
     if embed is not None:
         kwargs["embed"] = fit_embed(embed)
     if view is not None:
-        fit_view(view)
+        if interaction is not None:
+            fit_view(view, render(interaction, NOTHING_TO_PICK))
+        else:
+            fit_view(view)
         kwargs["view"] = view
     return kwargs
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.i18n import Text, pgettext
 from bot.storage import GuildSettings, MemberPreferences, UserPreferences
 
 Source = Literal["option", "preference", "server", "operator", "default"]
@@ -30,12 +31,12 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 MAX_LENGTH_LIMIT = 6000
 
-SOURCE_LABELS: dict[Source, str] = {
-    "option": "your option",
-    "preference": "your preference",
-    "server": "server setting",
-    "operator": "bot operator's default",
-    "default": "built-in default",
+SOURCE_LABELS: dict[Source, Text] = {
+    "option": pgettext("setting source", "your option"),
+    "preference": pgettext("setting source", "your preference"),
+    "server": pgettext("setting source", "server setting"),
+    "operator": pgettext("setting source", "bot operator's default"),
+    "default": pgettext("setting source", "built-in default"),
 }
 
 

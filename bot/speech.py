@@ -13,6 +13,7 @@ from bot.audio import AudioCache, cache_key, concat, duration
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
 from bot.errors import InvalidOptionError, NothingToSayError, TextTooLongError, UnknownVoiceError
+from bot.i18n import Message, ReadoutWords, Text, _, counted, listing, pgettext, readout_words
 from bot.markdown import as_typed
 from bot.metrics import Metrics
 from bot.resolution import MAX_LENGTH_LIMIT, Resolved, resolve
@@ -27,6 +28,7 @@ from bot.text import (
     normalize_volume,
     split_text,
     truncate,
+    with_said_prefix,
 )
 from bot.unmixr import TTSRequest, UnmixrClient, UnmixrError, Voice
 
@@ -40,11 +42,41 @@ FORMATS = ("mp3", "wav", "voice-message")
 VOICE_MESSAGE = "voice-message"
 
 _PROSODY = {
-    "rate": (normalize_rate, "speech:rate", "speaking_rate", "speed"),
-    "pitch": (normalize_pitch, "speech:pitch", "speaking_pitch", "pitch"),
-    "volume": (normalize_volume, "speech:volume", "speaking_volume", "volume"),
+    "rate": (normalize_rate, "speech:rate", "speaking_rate"),
+    "pitch": (normalize_pitch, "speech:pitch", "speaking_pitch"),
+    "volume": (normalize_volume, "speech:volume", "speaking_volume"),
 }
-_LEVEL_NAMES = {"preference": "your preference", "server": "the server's default", "operator": "the default"}
+
+# What the reply says a voice could not use, by setting and by the level it was inherited from.
+_DROPPED: dict[tuple[str, str], Text] = {
+    ("rate", "preference"): pgettext("dropped setting", "your preference speed {value}"),
+    ("rate", "server"): pgettext("dropped setting", "the server's default speed {value}"),
+    ("rate", "operator"): pgettext("dropped setting", "the default speed {value}"),
+    ("pitch", "preference"): pgettext("dropped setting", "your preference pitch {value}"),
+    ("pitch", "server"): pgettext("dropped setting", "the server's default pitch {value}"),
+    ("pitch", "operator"): pgettext("dropped setting", "the default pitch {value}"),
+    ("volume", "preference"): pgettext("dropped setting", "your preference volume {value}"),
+    ("volume", "server"): pgettext("dropped setting", "the server's default volume {value}"),
+    ("volume", "operator"): pgettext("dropped setting", "the default volume {value}"),
+    ("intensity", "preference"): pgettext("dropped setting", "your preference intensity {value}"),
+    ("intensity", "server"): pgettext("dropped setting", "the server's default intensity {value}"),
+    ("intensity", "operator"): pgettext("dropped setting", "the default intensity {value}"),
+    ("voice", "preference"): pgettext("dropped setting", "your preference voice (it is no longer available)"),
+    ("voice", "server"): pgettext("dropped setting", "the server's default voice (it is no longer available)"),
+    ("language", "server"): pgettext("dropped setting", "the server's language {value}"),
+}
+_CANNOT_CHANGE: dict[str, Text] = {
+    "rate": _("{voice} cannot change its speed; {voices}"),
+    "pitch": _("{voice} cannot change its pitch; {voices}"),
+    "volume": _("{voice} cannot change its volume; {voices}"),
+}
+
+
+def _dropped(setting: str, source: str, value: object = None) -> Text:
+    found = _DROPPED.get((setting, source)) or _DROPPED[(setting, "operator")]
+    return Text(found.message, {"value": "" if value is None else str(value)}, context=found.context)
+
+
 # A user install's server level: nothing set (PRODUCT.md, Reach: no server settings apply there).
 NO_SERVER = GuildSettings(guild_id=0)
 
@@ -78,7 +110,9 @@ class SpeechPlan:
     intensity: int | None
     output_type: str
     pronunciations: dict[str, str]
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[Text] = field(default_factory=list)
+    # The readout words of the clip's language ("link", "and so on", "said") its text was cleaned with.
+    words: ReadoutWords = field(default_factory=readout_words)
     # The text is a member's message (a readout, Read aloud): its audio stays in the cache at most a day.
     from_message: bool = False
     # Attach it as a Discord voice message (the format `voice-message`); ignored in voice playback.
@@ -176,18 +210,21 @@ class SpeechService:
         *,
         guild_id: int | None,
         user_id: int,
-        text: str,
+        text: str | Callable[[ReadoutWords], str],
         options: SayOptions,
         truncate_to_limit: bool = False,
         given_length: int | None = None,
-        prefix: str = "",
+        speaker: str | None = None,
+        server_locale: str | None = None,
     ) -> SpeechPlan:
         """Check a request and decide how to synthesise it; raises a UserFacingError on bad input.
 
-        `text` is already cleaned by the caller; `given_length` is the length the member typed, which is
-        what the limit is about. With `truncate_to_limit`, text over `max-length` is cut with "and so on"
-        (Read aloud and readouts) instead of refused (`/say`), and the audio is a member's message, kept at most a
-        day. `prefix` ("<name> said") is spoken first and does not count toward the limit.
+        `text` is the cleaned text, or the cleaning to run with the readout words of the clip's language (known
+        once the voice and language are chosen; else the server's `server_locale`, else English); `given_length`
+        is the length the member typed, which is what the limit is about. With `truncate_to_limit`, text over
+        `max-length` is cut with "and so on" (Read aloud and readouts) instead of refused (`/say`), and the audio
+        is a member's message, kept at most a day. A `speaker` is announced first ("<name> said"), which does not
+        count toward the limit.
 
         Without `guild_id` the request comes through the user's own install (PRODUCT.md, Reach): settings resolve from
         the option, the user's account-wide preferences, the operator's default and the built-in default; no
@@ -200,34 +237,46 @@ class SpeechService:
         else:
             server = await self._storage.get_guild_settings(guild_id)
             preferences = await self._storage.get_member_preferences(guild_id, user_id)
-        stripped = text.strip()
+        # The text checks come first and need no voice: the readout words it is cleaned with are all speakable, so
+        # English ones tell as well as any whether anything is left to say. It is cleaned again in the clip's
+        # language below when that is not English.
+        english = readout_words()
+        stripped = (text if isinstance(text, str) else text(english)).strip()
         if not stripped or not is_speakable(stripped):
             raise NothingToSayError()
         limit = resolve("max_length", server=server).value or MAX_LENGTH_LIMIT
         length = len(stripped) if given_length is None else given_length
         if length > limit and not truncate_to_limit:
             raise TextTooLongError(length, limit)
-        if len(stripped) > limit:
-            stripped = truncate(stripped, limit)
-        if prefix:
-            stripped = f"{prefix}, {stripped}"
 
         # Interactions passed the look-up gate already (nothing to wait for); a readout may wait here.
         await self._catalogue.prepare(guild_id)
         prosody = {name: self._check_prosody(name, getattr(options, name)) for name in _PROSODY}
         if options.intensity is not None and not -100 <= options.intensity <= 100:
             raise InvalidOptionError(
-                f"Intensity must be a whole number from -100 to 100, not {options.intensity}; "
-                f"{self._voices_with('intensity', guild_id)}"
+                _(
+                    "Intensity must be a whole number from -100 to 100, not {intensity}; {voices}",
+                    intensity=str(options.intensity),
+                    voices=self._voices_with("intensity", guild_id),
+                )
             )
         if options.format is not None and options.format not in FORMATS:
-            raise InvalidOptionError("Format must be mp3, wav or voice-message.")
+            raise InvalidOptionError(_("Format must be mp3, wav or voice-message."))
 
-        dropped: list[str] = []
+        dropped: list[Text] = []
         voice = await self._choose_voice(options, preferences, server, guild_id, dropped)
         language = self._choose_language(voice, options, server, dropped)
+        # The words a readout adds are in the language the clip is spoken in (PRODUCT.md, Languages).
+        words = readout_words(language or voice.language, server_locale)
+        if words is not english and not isinstance(text, str):
+            stripped = text(words).strip()
+        if len(stripped) > limit:
+            stripped = truncate(stripped, limit, words)
+        if speaker is not None:
+            stripped = with_said_prefix(speaker, stripped, words)
+
         values: dict[str, Any] = {}
-        for name, (normalize, capability, _field, noun) in _PROSODY.items():
+        for name, (normalize, capability, _field) in _PROSODY.items():
             resolved = resolve(name, option=prosody[name], preferences=preferences, server=server)
             value = resolved.value
             if resolved.inherited and value is not None:
@@ -239,11 +288,14 @@ class SpeechService:
                 values[name] = None
             elif not voice.has_capability(capability):
                 if not resolved.inherited:
+                    cannot = _CANNOT_CHANGE[name]
                     raise InvalidOptionError(
-                        f"{as_typed(voice.character)} cannot change its {noun}; "
-                        + self._voices_with(capability, guild_id)
+                        Text(
+                            cannot.message,
+                            {"voice": as_typed(voice.character), "voices": self._voices_with(capability, guild_id)},
+                        )
                     )
-                dropped.append(f"{_LEVEL_NAMES.get(resolved.source, 'the default')} {noun} {value}")
+                dropped.append(_dropped(name, resolved.source, value))
                 values[name] = None
             else:
                 values[name] = value
@@ -251,10 +303,13 @@ class SpeechService:
         if intensity.value is not None and not voice.has_capability("intensity"):
             if not intensity.inherited:
                 raise InvalidOptionError(
-                    f"{as_typed(voice.character)} does not support intensity; "
-                    + self._voices_with("intensity", guild_id)
+                    _(
+                        "{voice} does not support intensity; {voices}",
+                        voice=as_typed(voice.character),
+                        voices=self._voices_with("intensity", guild_id),
+                    )
                 )
-            dropped.append(f"{_LEVEL_NAMES.get(intensity.source, 'the default')} intensity {intensity.value}")
+            dropped.append(_dropped("intensity", intensity.source, str(intensity.value)))
             intensity = Resolved(None, intensity.source)
         output_type = resolve("format", option=options.format, server=server).value or "mp3"
         voice_message = output_type == VOICE_MESSAGE
@@ -276,6 +331,7 @@ class SpeechService:
             output_type=output_type,
             pronunciations=matching_entries(stripped, entries),
             dropped=dropped,
+            words=words,
             # Read aloud and readouts, the requests cut at max-length, are the ones that speak members' messages.
             from_message=truncate_to_limit,
             voice_message=voice_message,
@@ -288,7 +344,7 @@ class SpeechService:
         try:
             return _PROSODY[name][0](value)
         except ProsodyError as error:
-            raise InvalidOptionError(str(error)) from None
+            raise InvalidOptionError(error.text) from None
 
     async def _choose_voice(
         self,
@@ -296,7 +352,7 @@ class SpeechService:
         preferences: MemberPreferences | UserPreferences,
         server: GuildSettings,
         guild_id: int | None,
-        dropped: list[str],
+        dropped: list[Text],
     ) -> Voice:
         if options.voice is not None and options.voice.strip():
             voice = self._catalogue.find(options.voice, guild_id)
@@ -314,17 +370,17 @@ class SpeechService:
             if voice is not None:
                 return voice
             if source != "operator":
-                dropped.append(f"{_LEVEL_NAMES[source]} voice (it is no longer available)")
+                dropped.append(_dropped("voice", source))
             else:
                 log.warning("DEFAULT_VOICE_ID is not an available voice; using the first prebuilt voice")
         language = server.language or "en-US"
         voice = self._catalogue.default_voice(language)
         if voice is None:
-            raise InvalidOptionError("No voice is available right now; please try again later.")
+            raise InvalidOptionError(_("No voice is available right now; please try again later."))
         return voice
 
     def _choose_language(
-        self, voice: Voice, options: SayOptions, server: GuildSettings, dropped: list[str]
+        self, voice: Voice, options: SayOptions, server: GuildSettings, dropped: list[Text]
     ) -> str | None:
         language = resolve("language", option=options.language, server=server)
         code = (language.value or "").strip()
@@ -334,26 +390,56 @@ class SpeechService:
             return code
         if not language.inherited:
             languages = voice.languages
-            shown = ", ".join(languages[:LANGUAGES_SHOWN])
-            more = f" and {len(languages) - LANGUAGES_SHOWN} more" if len(languages) > LANGUAGES_SHOWN else ""
+            shown = as_typed(", ".join(languages[:LANGUAGES_SHOWN]))
+            name, spoken = as_typed(voice.character), as_typed(code)
+            if not shown:
+                raise InvalidOptionError(
+                    _(
+                        "{voice} does not speak {language}; it speaks its own language only.",
+                        voice=name,
+                        language=spoken,
+                    )
+                )
+            if len(languages) > LANGUAGES_SHOWN:
+                raise InvalidOptionError(
+                    counted(
+                        len(languages) - LANGUAGES_SHOWN,
+                        "{voice} does not speak {language}; it speaks {languages} and {count} more.",
+                        "{voice} does not speak {language}; it speaks {languages} and {count} more.",
+                        voice=name,
+                        language=spoken,
+                        languages=shown,
+                    )
+                )
             raise InvalidOptionError(
-                f"{as_typed(voice.character)} does not speak {as_typed(code)}; "
-                f"it speaks {as_typed(shown) or 'its own language only'}{more}."
+                _(
+                    "{voice} does not speak {language}; it speaks {languages}.",
+                    voice=name,
+                    language=spoken,
+                    languages=shown,
+                )
             )
         if language.source == "server":
-            dropped.append(f"the server's language {code}")
+            dropped.append(_dropped("language", "server", code))
         return None
 
-    def _voices_with(self, capability: str, guild_id: int | None) -> str:
+    def _voices_with(self, capability: str, guild_id: int | None) -> Message:
         names = [
             voice.character
             for voice in self._catalogue.voices_for(guild_id)
             if voice.character and voice.has_capability(capability)
         ]
         if not names:
-            return "no voice supports it at the moment."
-        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        return f"voices that support it include {', '.join(as_typed(name) for name in names[:5])}{more}."
+            return _("no voice supports it at the moment.")
+        shown = listing([as_typed(name) for name in names[:5]])
+        if len(names) > 5:
+            return counted(
+                len(names) - 5,
+                "voices that support it include {voices} and {count} more.",
+                "voices that support it include {voices} and {count} more.",
+                voices=shown,
+            )
+        return _("voices that support it include {voices}.", voices=shown)
 
     def _joined_key(self, plan: SpeechPlan) -> str | None:
         # The joined file of a long text is cached too, so a repeated long text is not joined again.

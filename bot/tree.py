@@ -10,6 +10,7 @@ from discord import app_commands
 
 from bot.budget import BudgetError
 from bot.errors import GuildOnlyError, NotAdminError, ServerOnlyError, UserFacingError
+from bot.i18n import Message, _, counted
 from bot.limits import shorten
 from bot.metrics import Metrics, Outcome
 from bot.reach import USER_INSTALL_COMMANDS, is_user_install
@@ -21,11 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, something went wrong on our side; please try again in a moment (reference {id})."
-SHUTTING_DOWN = "The bot is restarting; please try again in a minute."
+SHUTTING_DOWN = _("The bot is restarting; please try again in a minute.")
 # opcodes-and-status-codes.mdx: Discord refuses a message the server's AutoMod blocks with code 200000.
 AUTOMOD_BLOCKED_CODE = 200000
-AUTOMOD_BLOCKED = (
+AUTOMOD_BLOCKED = _(
     "This server's AutoMod blocked the answer (a word in it is on the server's blocked list); "
     "a moderator can review the AutoMod rules, or try other words or another voice."
 )
@@ -55,23 +55,36 @@ def admin_only() -> Any:
     return app_commands.check(predicate)
 
 
-def message_for(error: BaseException) -> str | None:
+def apology(interaction_id: int) -> Message:
+    """The answer to an unexpected error, with the interaction's id for the log."""
+    return _(
+        "Sorry, something went wrong on our side; please try again in a moment (reference {id}).",
+        id=str(interaction_id),
+    )
+
+
+def message_for(error: BaseException) -> Message | None:
     """The one-sentence answer for a known error, or None for an unexpected one."""
     if isinstance(error, UserFacingError):
-        return error.message
+        return error.text
     if isinstance(error, UnmixrError):
-        return error.message
+        return error.text
     if isinstance(error, app_commands.TransformerError):
         value = shorten(str(error.value), QUOTED_VALUE)
-        return f"“{value}” is not a valid value for this option; pick one of the offered values."
+        return _("“{value}” is not a valid value for this option; pick one of the offered values.", value=value)
     if isinstance(error, app_commands.NoPrivateMessage):
-        return GuildOnlyError().message
+        return GuildOnlyError().text
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {error.retry_after:.0f} seconds."
+        seconds = round(error.retry_after)
+        return counted(
+            seconds,
+            "Slow down a little: try again in {count} second.",
+            "Slow down a little: try again in {count} seconds.",
+        )
     if isinstance(error, discord.HTTPException) and error.code == AUTOMOD_BLOCKED_CODE:
         return AUTOMOD_BLOCKED
     if isinstance(error, app_commands.CommandNotFound):
-        return "That command is gone or changed; wait a minute for Discord to update the list and try again."
+        return _("That command is gone or changed; wait a minute for Discord to update the list and try again.")
     return None
 
 
@@ -83,6 +96,7 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
         graceful stop."""
         bot = self.client
         mark_received(interaction)
+        bot.command_ids.learn_from(interaction)
         if is_user_install(interaction):
             # Registered for user installs only with their budgets set: a registration left from before they were
             # unset still sends these, answered as any DM.
@@ -90,9 +104,14 @@ class UnmixrTree(app_commands.CommandTree["UnmixrBot"]):
                 raise GuildOnlyError()
             name = str(cast(dict[str, Any], interaction.data or {}).get("name", ""))
             if name not in USER_INSTALL_COMMANDS:
-                raise ServerOnlyError.command(name)
+                # Named with its subcommand where it has one: a group alone has no mention.
+                used = interaction.command
+                raise ServerOnlyError.command(used.qualified_name if used is not None else name)
         elif interaction.guild_id is None:
             raise GuildOnlyError()
+        else:
+            # Only servers that have the bot: a user install's server says its locale with each interaction.
+            bot.remember_guild_locale(interaction)
         if bot.shutting_down:
             if interaction.type is not discord.InteractionType.autocomplete:
                 await answer(interaction, SHUTTING_DOWN)
@@ -144,7 +163,7 @@ async def handle_error(interaction: discord.Interaction[Any], error: BaseExcepti
             getattr(interaction.command, "qualified_name", interaction.type.name),
             exc_info=original,
         )
-        message = APOLOGY.format(id=interaction.id)
+        message = apology(interaction.id)
     if interaction.type is discord.InteractionType.autocomplete:
         return
     try:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.i18n import Message, Text, joined
 from bot.unmixr import Voice
 
 __all__ = ["VoiceFilters", "select"]
@@ -33,10 +34,10 @@ class VoiceFilters:
     style: str | None = None
     use_case: str | None = None
 
-    def describe(self) -> str:
-        """The filters as a short line."""
-        parts = [
-            f"{name}: {value}"
+    def describe(self) -> Message:
+        """The filters as a short line, each named as its option ("gender: female · style: chat")."""
+        parts: list[Message] = [
+            joined([Text(name, context="option"), ": ", value])
             for name, value in (
                 ("category", self.category),
                 ("query", self.query),
@@ -44,11 +45,11 @@ class VoiceFilters:
                 ("gender", self.gender),
                 ("capability", self.capability),
                 ("style", self.style),
-                ("use case", self.use_case),
+                ("use_case", self.use_case),
             )
             if value
         ]
-        return " · ".join(parts)
+        return joined(parts, " · ")
 
     def matches(self, voice: Voice) -> bool:
         """Whether the voice passes every filter but the category (which picks the list it comes from)."""

@@ -26,6 +26,7 @@ from bot.audio import AudioCache, AudioError, CachedAudio, cache_key, extract_au
 from bot.audio.voice_message import CONTENT_TYPE, OUTPUT_TYPE, VoiceMessageAudio, encode, pack, unpack
 from bot.budget import CreditGuard, Reservation
 from bot.catalogue import Catalogue
+from bot.i18n import Message, Text, _
 from bot.limits import upload_limit
 from bot.metrics import Metrics
 from bot.reach import is_user_install
@@ -42,27 +43,29 @@ FILENAME: Final = "voice-message.ogg"
 _VERSION: Final = 1
 
 # Why an mp3 came instead, one line under the usual one.
-NO_PERMISSION: Final = (
+NO_PERMISSION: Final = _(
     "Sent as an mp3: a voice message needs the bot to have the Send Voice Messages permission in this channel."
 )
-NO_CHANNEL: Final = "Sent as an mp3: voice messages can be posted only in a channel of a server the bot is in."
-NO_SEND_MESSAGES: Final = (
+NO_CHANNEL: Final = _("Sent as an mp3: voice messages can be posted only in a channel of a server the bot is in.")
+NO_SEND_MESSAGES: Final = _(
     "Sent as an mp3: new audio is posted as a voice message, which needs the bot to have the Send Messages "
     "permission in this channel."
 )
-TOO_LARGE: Final = "Sent as an mp3: the voice message would be larger than this server's upload limit."
-NOT_ENCODED: Final = "Sent as an mp3: the audio could not be made into a voice message."
-REFUSED: Final = "Sent as an mp3: Discord did not accept a voice message in this channel."
+TOO_LARGE: Final = _("Sent as an mp3: the voice message would be larger than this server's upload limit.")
+NOT_ENCODED: Final = _("Sent as an mp3: the audio could not be made into a voice message.")
+REFUSED: Final = _("Sent as an mp3: Discord did not accept a voice message in this channel.")
 
 
 class AudioReplies(Protocol):
     """What the command that asked for the audio offers: its usual line, and its mp3 reply."""
 
-    def describe(self, result: SpeechResult) -> str:
+    def describe(self, result: SpeechResult) -> Message:
         """The line that goes with the audio: voice, duration, and credits or "from cache"."""
         ...
 
-    def attach(self, interaction: discord.Interaction[Any], result: SpeechResult, note: str) -> Awaitable[None]:
+    def attach(
+        self, interaction: discord.Interaction[Any], result: SpeechResult, note: Message | None
+    ) -> Awaitable[None]:
         """Answer with the audio as a file (fitted to the upload limit), its line and `note` under it."""
         ...
 
@@ -73,7 +76,7 @@ def voice_message_key(plan: SpeechPlan) -> str:
     return cache_key(voice_message_of=chunks, version=_VERSION)
 
 
-def cannot_respond(interaction: discord.Interaction[Any]) -> str | None:
+def cannot_respond(interaction: discord.Interaction[Any]) -> Text | None:
     """Why the interaction's own response cannot be a voice message, or None if it can."""
     # PRODUCT.md, Reach: through a user install (a DM, a group DM, a server without the bot) the audio is an mp3,
     # whatever the member's own permissions there.
@@ -85,7 +88,7 @@ def cannot_respond(interaction: discord.Interaction[Any]) -> str | None:
     return None
 
 
-def cannot_post(interaction: discord.Interaction[Any]) -> str | None:
+def cannot_post(interaction: discord.Interaction[Any]) -> Text | None:
     """Why the bot cannot post a voice message to the interaction's channel (Create Message), or None if it can."""
     # A DM, or a server the bot is not in (an app installed by a user): there is no channel the bot may post to.
     if interaction.guild_id is None or not interaction.is_guild_integration() or interaction.channel_id is None:
@@ -164,7 +167,7 @@ class VoiceMessages:
 
     async def deliver(
         self, interaction: discord.Interaction[Any], plan: SpeechPlan, replies: AudioReplies
-    ) -> str | None:
+    ) -> Text | None:
         """Answer with the plan as a voice message, or return why one cannot go here, having done nothing then."""
         key = voice_message_key(plan)
         acknowledged = interaction.response.is_done()

@@ -1,53 +1,49 @@
 """Numbers and counts as people read them, the same in Discord and on the command line: 1,234 and "1 voice".
 
-Every message keeps its whole wording in one literal per form (singular and plural, as gettext's ngettext does),
-so a translator can later take each as it is.
+Every message keeps its whole wording in one literal per form (singular and plural, as gettext's ngettext does):
+`counted` is a marker of the catalogue (bot.i18n), so each language gets its own plural forms and separators.
 """
 
 from __future__ import annotations
 
+from bot.i18n import Language, Text, counted, pgettext, source_language
 
-def number(value: int) -> str:
-    """A whole number with thousands separators: 993,907."""
-    return f"{value:,}"
+__all__ = ["AGE_LABELS", "CAPABILITY_LABELS", "age_label", "capability_label", "counted", "number"]
 
 
-def counted(count: int, one: str, other: str) -> str:
-    """`one` when count is 1, else `other`, with "{count}" in either filled in with separators.
-
-    counted(1, "{count} voice", "{count} voices") is "1 voice"; with 1200, "1,200 voices".
-    """
-    return (one if count == 1 else other).format(count=number(count))
+def number(value: int, language: Language | None = None) -> str:
+    """A whole number with the language's thousands separators (English unless given): 993,907 or 993.907."""
+    return (language or source_language()).number(value)
 
 
 # Unmixr's own values, as a member reads them (the reference's capability names, its ages in CamelCase).
-CAPABILITY_LABELS: dict[str, str] = {
-    "pause": "pauses",
-    "speech": "speech settings",
-    "speech:volume": "volume",
-    "speech:rate": "speed",
-    "speech:pitch": "pitch",
-    "emphasize": "emphasis",
-    "abbr": "abbreviations",
-    "custom_pause": "custom pauses",
-    "intensity": "intensity",
+CAPABILITY_LABELS: dict[str, Text] = {
+    "pause": pgettext("capability", "pauses"),
+    "speech": pgettext("capability", "speech settings"),
+    "speech:volume": pgettext("capability", "volume"),
+    "speech:rate": pgettext("capability", "speed"),
+    "speech:pitch": pgettext("capability", "pitch"),
+    "emphasize": pgettext("capability", "emphasis"),
+    "abbr": pgettext("capability", "abbreviations"),
+    "custom_pause": pgettext("capability", "custom pauses"),
+    "intensity": pgettext("capability", "intensity"),
 }
-AGE_LABELS: dict[str, str] = {
-    "Child": "child",
-    "Teen": "teenager",
-    "YoungAdult": "young adult",
-    "Adult": "adult",
-    "MiddleAged": "middle-aged",
-    "Senior": "senior",
+AGE_LABELS: dict[str, Text] = {
+    "Child": pgettext("age", "child"),
+    "Teen": pgettext("age", "teenager"),
+    "YoungAdult": pgettext("age", "young adult"),
+    "Adult": pgettext("age", "adult"),
+    "MiddleAged": pgettext("age", "middle-aged"),
+    "Senior": pgettext("age", "senior"),
 }
 
 
-def capability_label(value: str) -> str:
+def capability_label(value: str) -> Text | str:
     """A capability as words: custom_pause is "custom pauses"; an unknown one loses its punctuation."""
     return CAPABILITY_LABELS.get(value) or value.replace("_", " ").replace(":", " ")
 
 
-def age_label(value: str) -> str:
+def age_label(value: str) -> Text | str:
     """An age as words: MiddleAged is "middle-aged"; an unknown CamelCase value is split into words."""
     known = AGE_LABELS.get(value)
     if known is not None:

@@ -1,4 +1,4 @@
-"""Option choices and autocompletes shared by several command groups."""
+"""Autocompletes shared by several command groups (the fixed choices live in `bot.choices`)."""
 
 from __future__ import annotations
 
@@ -7,82 +7,14 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.catalogue import CATEGORIES
 from bot.limits import CHOICE_NAME, fit_choices, shorten
 from bot.reach import server_id
 from bot.unmixr import Voice
-from bot.wording import capability_label
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
 MAX_CHOICES = 25
-
-# A voice message is Discord's inline player with a waveform; mp3 and wav are files to download.
-FORMAT_CHOICES = [
-    app_commands.Choice(name="mp3", value="mp3"),
-    app_commands.Choice(name="wav", value="wav"),
-    app_commands.Choice(name="voice-message", value="voice-message"),
-]
-
-
-def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=value, value=value) for value in values]
-
-
-# The reference's categories, in its order, with `clones` (this server's clones) where the reference lists it.
-CATEGORY_CHOICES = _choices([*CATEGORIES[:6], "clones", *CATEGORIES[6:]])
-GENDER_CHOICES = _choices(["any", "male", "female", "child"])
-# Shown as words, sent as the reference's values.
-CAPABILITY_CHOICES = [
-    app_commands.Choice(name=capability_label(value), value=value)
-    for value in (
-        "pause",
-        "speech",
-        "speech:volume",
-        "speech:rate",
-        "speech:pitch",
-        "emphasize",
-        "abbr",
-        "custom_pause",
-    )
-]
-STYLE_CHOICES = _choices(
-    [
-        "chat",
-        "customerservice",
-        "narration-professional",
-        "newscast-casual",
-        "newscast-formal",
-        "cheerful",
-        "empathetic",
-        "angry",
-        "sad",
-        "excited",
-        "friendly",
-        "terrified",
-        "shouting",
-        "unfriendly",
-        "whispering",
-        "hopeful",
-    ]
-)
-USE_CASE_CHOICES = _choices(
-    [
-        "audiobook-voices",
-        "podcast-voices",
-        "advertisement-voices",
-        "news-voices",
-        "elearning-voices",
-        "chat-voices",
-        "narration-voices",
-        "assistant-voices",
-        "announcer-voices",
-        "documentary-voices",
-        "gaming-voices",
-        "meditation-voices",
-    ]
-)
 
 
 def voice_label(voice: Voice) -> str:

@@ -9,9 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import Message, Moment, _, command, counted, joined, listing
 from bot.replies import answer, defer
 from bot.tree import admin_only
-from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -37,39 +37,61 @@ class Balance(commands.Cog):
         month = await self.bot.storage.usage_for_month(interaction.guild_id, now.year, now.month)
         server_budget, member_budget = await self.bot.guard.budgets(interaction.guild_id)
 
-        lines = [
-            f"**Unmixr credits left**: {number(credits.prebuilt_chars)} prebuilt characters, "
-            f"{number(credits.cloned_chars)} cloned characters",
-            f"**This server today (UTC)**: {usage(today.credits, today.requests, today.cache_hits)}",
-            f"**This server in {now:%B %Y}**: {usage(month.credits, month.requests, month.cache_hits)}",
+        midnight = f"<t:{next_midnight(now)}:R>"
+        lines: list[Message] = [
+            _(
+                "**Unmixr credits left**: {prebuilt} prebuilt characters, {cloned} cloned characters",
+                prebuilt=credits.prebuilt_chars,
+                cloned=credits.cloned_chars,
+            ),
+            _("**This server today (UTC)**: {usage}", usage=usage(today.credits, today.requests, today.cache_hits)),
+            _(
+                "**This server in {month}**: {usage}",
+                month=Moment(now, "yMMMM"),
+                usage=usage(month.credits, month.requests, month.cache_hits),
+            ),
         ]
         if server_budget.limit is not None:
-            held = f" ({number(today.reserved)} held for requests in progress)" if today.reserved else ""
-            lines.append(
-                f"**Today's budget**: {number(today.committed)} of {server_budget.describe('a day')} used{held}; "
-                f"it starts again <t:{next_midnight(now)}:R>"
-            )
+            values = {"used": today.committed, "budget": server_budget.describe("day"), "when": midnight}
+            if today.reserved:
+                lines.append(
+                    _(
+                        "**Today's budget**: {used} of {budget} used ({held} held for requests in progress); "
+                        "it starts again {when}",
+                        held=today.reserved,
+                        **values,
+                    )
+                )
+            else:
+                lines.append(_("**Today's budget**: {used} of {budget} used; it starts again {when}", **values))
         else:
-            lines.append("**Today's budget**: unlimited (set one with `/settings budget`)")
-        lines.append(f"**Member budget**: {member_budget.describe('an hour')}")
+            lines.append(
+                _("**Today's budget**: unlimited (set one with {command})", command=command("settings budget"))
+            )
+        lines.append(_("**Member budget**: {budget}", budget=member_budget.describe("hour")))
         if self.bot.guard.account_daily is not None:
             # The operator's cap on every server together: when it is reached, this server is refused too.
             used, limit = await self.bot.guard.account_usage(), self.bot.guard.account_daily
             lines.append(
-                f"**Operator's daily limit**: {number(used)} of {number(limit)} credits used by all servers today; "
-                f"it starts again <t:{next_midnight(now)}:R>"
+                _(
+                    "**Operator's daily limit**: {used} of {limit} credits used by all servers today; "
+                    "it starts again {when}",
+                    used=used,
+                    limit=limit,
+                    when=midnight,
+                )
             )
-        lines.extend(f"⚠️ {warning}" for warning in warnings)
-        await answer(interaction, "\n".join(lines), ephemeral=True)
+        lines.extend(joined(["⚠️ ", warning]) for warning in warnings)
+        await answer(interaction, joined(lines, "\n"), ephemeral=True)
 
 
-def usage(credits: int, requests: int, from_cache: int) -> str:
+def usage(credits: int, requests: int, from_cache: int) -> Message:
     """What a server used: credits, requests, and how many of them came from the cache."""
-    return ", ".join(
+    return listing(
         (
             counted(credits, "{count} credit", "{count} credits"),
             counted(requests, "{count} request", "{count} requests"),
-            f"{number(from_cache)} from cache",
+            counted(from_cache, "{count} from cache", "{count} from cache"),
         )
     )
 

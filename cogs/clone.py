@@ -13,14 +13,14 @@ from bot.attachments import iter_attachment
 from bot.audio.recording import MAX_BYTES, check_recording, too_large
 from bot.clones import may_have_made_it
 from bot.errors import UserFacingError
+from bot.i18n import Fixed, _, command, counted
 from bot.limits import DescriptionText, NameText
 from bot.lookups import ensure_lookups
-from bot.markdown import as_code, as_typed
+from bot.markdown import as_typed
 from bot.replies import answer, defer
 from bot.storage import CloneNameTakenError, CloneQuotaError, clone_name_key
 from bot.tree import admin_only
 from bot.unmixr import UnmixrError, Voice
-from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -30,27 +30,37 @@ log = logging.getLogger(__name__)
 
 def quota_reached(count: int, limit: int) -> UserFacingError:
     """The answer for a server that has made (or is making) as many clones as it may."""
-    made = counted(count, "This server has {count} cloned voice", "This server has {count} cloned voices")
     return UserFacingError(
-        f"{made} (including any still being made) and may make at most {number(limit)}, so it cannot clone "
-        "another; the bot's operator can raise MAX_CLONES_PER_SERVER."
+        counted(
+            count,
+            "This server has {count} cloned voice (including any still being made) and may make at most {limit}, "
+            "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER.",
+            "This server has {count} cloned voices (including any still being made) and may make at most {limit}, "
+            "so it cannot clone another; the bot's operator can raise MAX_CLONES_PER_SERVER.",
+            limit=limit,
+        )
     )
 
 
 def name_taken(name: str) -> UserFacingError:
     """The answer for a name this server already uses for a clone (or for one being made)."""
     return UserFacingError(
-        f"This server already has a cloned voice named “{discord.utils.escape_markdown(name)}” (or one being "
-        "made); choose another name."
+        _(
+            "This server already has a cloned voice named “{name}” (or one being made); choose another name.",
+            name=discord.utils.escape_markdown(name),
+        )
     )
 
 
 def awaiting(name: str) -> UserFacingError:
     """The answer for an upload that timed out: Unmixr may still make the voice, so nothing is given back yet."""
     return UserFacingError(
-        "Unmixr did not answer in time and may still make the voice, so this server's clone slot and the name "
-        f"“{discord.utils.escape_markdown(name)}” stay reserved: the bot adds the voice here by itself if it "
-        "appears in Unmixr's list, and frees both if it has not appeared within 10 minutes."
+        _(
+            "Unmixr did not answer in time and may still make the voice, so this server's clone slot and the name "
+            "“{name}” stay reserved: the bot adds the voice here by itself if it appears in Unmixr's list, and "
+            "frees both if it has not appeared within 10 minutes.",
+            name=discord.utils.escape_markdown(name),
+        )
     )
 
 
@@ -81,11 +91,15 @@ class Clone(commands.Cog):
         assert interaction.guild_id is not None
         if not consent:
             raise UserFacingError(
-                "Cloning needs the speaker's consent: get their permission, then run /clone again with consent: True."
+                _(
+                    "Cloning needs the speaker's consent: get their permission, then run {clone} again with "
+                    "consent: True.",
+                    clone=command("clone"),
+                )
             )
         name = name.strip()
         if not name:
-            raise UserFacingError("The new voice needs a name with some visible characters.")
+            raise UserFacingError(_("The new voice needs a name with some visible characters."))
         if audio.size > MAX_BYTES:
             raise too_large(audio.size)
         limit = self.bot.settings.max_clones_per_server
@@ -132,8 +146,12 @@ class Clone(commands.Cog):
                 raise awaiting(name) from None
             await answer(
                 interaction,
-                f"Unmixr answered too late, but it made the voice: cloned **{discord.utils.escape_markdown(name)}**; "
-                f"use it now with `/say voice:{name}` (only in this server).",
+                _(
+                    "Unmixr answered too late, but it made the voice: cloned **{name}**; choose it as the voice in "
+                    "{say} now (only in this server).",
+                    name=discord.utils.escape_markdown(name),
+                    say=command("say"),
+                ),
                 ephemeral=True,
             )
             return
@@ -150,9 +168,13 @@ class Clone(commands.Cog):
         )
         await answer(
             interaction,
-            f"Cloned **{as_typed(name)}** from {recording.seconds:.1f} s of audio; use it now with "
-            f"{as_code(f'/say voice:{name}')} "
-            "(only in this server).",
+            _(
+                "Cloned **{name}** from {seconds} s of audio; choose it as the voice in {say} now (only in this "
+                "server).",
+                name=as_typed(name),
+                seconds=Fixed(recording.seconds),
+                say=command("say"),
+            ),
             ephemeral=True,
         )
 

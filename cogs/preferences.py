@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError, ServerOnlyError, UnknownVoiceError
+from bot.i18n import Message, Text, _, joined, pgettext
 from bot.limits import NicknameText, RateText
 from bot.lookups import ensure_lookups
 from bot.markdown import as_code, as_typed
@@ -21,8 +22,12 @@ from cogs.settings import check_prosody
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
 
-# Where a user install's preferences apply (PRODUCT.md, Reach): everywhere the app is used from their account.
-ACCOUNT_WIDE = "for this app in DMs and servers without it"
+# Each preference as its subcommand is called (the same translations as the commands' names).
+_NAMES: dict[str, Text] = {
+    "voice_id": pgettext("command", "voice"),
+    "rate": pgettext("command", "rate"),
+    "nickname": pgettext("command", "nickname"),
+}
 
 
 class Preferences(commands.GroupCog, group_name="preferences", group_description="Your own defaults here."):
@@ -36,26 +41,37 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         self,
         interaction: discord.Interaction[UnmixrBot],
         name: str,
-        label: str,
         value: str | None,
-        shown: str,
+        shown: Message,
     ) -> None:
         await ensure_lookups(interaction, ephemeral=True, writes=True)
         if is_user_install(interaction):
             old = await self.bot.storage.set_user_preference(interaction.user.id, name, value)
-            old_text = self._show(name, old, None)
-            new_text = shown if value is not None else "cleared (the default applies)"
-            await answer(interaction, f"Your {label} {ACCOUNT_WIDE}: {old_text} → {new_text}.", ephemeral=True)
+            # Account-wide (PRODUCT.md, Reach): the same wherever the app is used from the user's own account.
+            await answer(
+                interaction,
+                _(
+                    "Your {setting} for this app in DMs and servers without it: {old} → {new}.",
+                    setting=_NAMES[name],
+                    old=self._show(name, old, None),
+                    new=shown if value is not None else _("cleared (the default applies)"),
+                ),
+                ephemeral=True,
+            )
             return
         assert interaction.guild_id is not None
         old = await self.bot.storage.set_member_preference(interaction.guild_id, interaction.user.id, name, value)
         old_text = self._show(name, old, interaction.guild_id)
-        new_text = shown if value is not None else "cleared (the server's default applies)"
-        await answer(interaction, f"Your {label}: {old_text} → {new_text}.", ephemeral=True)
+        new_text = shown if value is not None else _("cleared (the server's default applies)")
+        await answer(
+            interaction,
+            _("Your {setting}: {old} → {new}.", setting=_NAMES[name], old=old_text, new=new_text),
+            ephemeral=True,
+        )
 
-    def _show(self, name: str, value: str | None, guild_id: int | None) -> str:
+    def _show(self, name: str, value: str | None, guild_id: int | None) -> Message:
         if value is None:
-            return "not set"
+            return _("not set")
         if name == "voice_id":
             voice = self.bot.catalogue.get(value, guild_id)
             return f"**{as_typed(voice.character)}**" if voice is not None else as_code(value)
@@ -66,14 +82,14 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     async def voice(self, interaction: discord.Interaction[UnmixrBot], voice: str | None = None) -> None:
         """Set or clear the member's voice."""
         if voice is None:
-            await self._change(interaction, "voice_id", "voice", None, "")
+            await self._change(interaction, "voice_id", None, "")
             return
         await ensure_lookups(interaction, ephemeral=True)
         guild_id = server_id(interaction)  # a user install's voice is never a server's clone
         found = self.bot.catalogue.find(voice, guild_id)
         if found is None:
             raise UnknownVoiceError(voice, self.bot.catalogue.close_names(voice, guild_id))
-        await self._change(interaction, "voice_id", "voice", found.uuid, f"**{as_typed(found.character)}**")
+        await self._change(interaction, "voice_id", found.uuid, f"**{as_typed(found.character)}**")
 
     @voice.autocomplete("voice")
     async def _voice_autocomplete(
@@ -86,7 +102,7 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
     async def rate(self, interaction: discord.Interaction[UnmixrBot], rate: RateText | None = None) -> None:
         """Set or clear the member's rate."""
         value = check_prosody(normalize_rate, rate) if rate is not None else None
-        await self._change(interaction, "rate", "rate", value, as_code(value or ""))
+        await self._change(interaction, "rate", value, as_code(value or ""))
 
     @app_commands.command(name="nickname", description="The name readouts call you (leave empty to clear).")
     @app_commands.describe(nickname="How your name should be spoken")
@@ -94,12 +110,12 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
         """Set or clear the member's spoken name."""
         if is_user_install(interaction):
             raise ServerOnlyError(
-                "A nickname is what readouts call you in a server that has the bot; here, set your voice or rate."
+                _("A nickname is what readouts call you in a server that has the bot; here, set your voice or rate.")
             )
         value = nickname.strip() if nickname is not None else None
         if value is not None and not value:
-            raise InvalidOptionError("A nickname needs at least one visible character; leave it empty to clear it.")
-        await self._change(interaction, "nickname", "nickname", value, as_code(value or ""))
+            raise InvalidOptionError(_("A nickname needs at least one visible character; leave it empty to clear it."))
+        await self._change(interaction, "nickname", value, as_code(value or ""))
 
     @app_commands.command(name="reset", description="Clear all your preferences in this server.")
     async def reset(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -110,28 +126,41 @@ class Preferences(commands.GroupCog, group_name="preferences", group_description
             return
         assert interaction.guild_id is not None
         old = await self.bot.storage.reset_member_preferences(interaction.guild_id, interaction.user.id)
-        cleared = [
-            f"{label} {self._show(name, getattr(old, name), interaction.guild_id)}"
-            for label, name in (("voice", "voice_id"), ("rate", "rate"), ("nickname", "nickname"))
+        cleared: list[Message] = [
+            _(
+                "{setting} {value}",
+                setting=_NAMES[name],
+                value=self._show(name, getattr(old, name), interaction.guild_id),
+            )
+            for name in ("voice_id", "rate", "nickname")
             if getattr(old, name) is not None
         ]
         if cleared:
-            message = f"Cleared your preferences ({'; '.join(cleared)}); the server's defaults apply again."
+            message = _(
+                "Cleared your preferences ({settings}); the server's defaults apply again.",
+                settings=joined(cleared, "; "),
+            )
         else:
-            message = "You had no preferences to clear; the server's defaults apply."
+            message = _("You had no preferences to clear; the server's defaults apply.")
         await answer(interaction, message, ephemeral=True)
 
     async def _reset_account_wide(self, interaction: discord.Interaction[UnmixrBot]) -> None:
         old = await self.bot.storage.reset_user_preferences(interaction.user.id)
-        cleared = [
-            f"{label} {self._show(name, getattr(old, name), None)}"
-            for label, name in (("voice", "voice_id"), ("rate", "rate"))
+        cleared: list[Message] = [
+            _("{setting} {value}", setting=_NAMES[name], value=self._show(name, getattr(old, name), None))
+            for name in ("voice_id", "rate")
             if getattr(old, name) is not None
         ]
         if cleared:
-            message = f"Cleared your preferences {ACCOUNT_WIDE} ({'; '.join(cleared)}); the defaults apply again."
+            message = _(
+                "Cleared your preferences for this app in DMs and servers without it ({settings}); the defaults apply "
+                "again.",
+                settings=joined(cleared, "; "),
+            )
         else:
-            message = f"You had no preferences to clear {ACCOUNT_WIDE}; the defaults apply."
+            message = _(
+                "You had no preferences to clear for this app in DMs and servers without it; the defaults apply."
+            )
         await answer(interaction, message, ephemeral=True)
 
 

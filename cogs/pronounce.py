@@ -9,13 +9,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOptionError
+from bot.i18n import _, command, counted
+from bot.i18n.interactions import render
 from bot.limits import EMBED_DESCRIPTION, SpokenText, WordText, WordToRemoveText, fit_choices, fit_lines
 from bot.lookups import ensure_lookups
 from bot.markdown import as_typed
 from bot.replies import answer
 from bot.storage import MAX_PRONUNCIATIONS, PronunciationLimitError
 from bot.tree import require_admin
-from bot.wording import number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -41,19 +42,30 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         assert interaction.guild_id is not None
         word, spoken = word.strip(), spoken.strip()
         if not word or not spoken:
-            raise InvalidOptionError("Both the word and how it is spoken need some text.")
+            raise InvalidOptionError(_("Both the word and how it is spoken need some text."))
         await ensure_lookups(interaction, ephemeral=True, writes=True)
         try:
             old = await self.bot.storage.add_pronunciation(interaction.guild_id, word, spoken, interaction.user.id)
         except PronunciationLimitError:
             raise InvalidOptionError(
-                f"This server already has {number(MAX_PRONUNCIATIONS)} pronunciations, the most it can keep; "
-                "remove one with `/pronounce remove` first."
+                _(
+                    "This server already has {limit} pronunciations, the most it can keep; remove one with {remove} "
+                    "first.",
+                    limit=MAX_PRONUNCIATIONS,
+                    remove=command("pronounce remove"),
+                )
             ) from None
-        before = f"“{as_typed(old.spoken)}”" if old is not None else "not set"
-        await answer(
-            interaction, f"Pronunciation of “{as_typed(word)}”: {before} → “{as_typed(spoken)}”.", ephemeral=True
-        )
+        word, spoken = as_typed(word), as_typed(spoken)
+        if old is not None:
+            changed = _(
+                "Pronunciation of “{word}”: “{before}” → “{spoken}”.",
+                word=word,
+                before=as_typed(old.spoken),
+                spoken=spoken,
+            )
+        else:
+            changed = _("Pronunciation of “{word}”: not set → “{spoken}”.", word=word, spoken=spoken)
+        await answer(interaction, changed, ephemeral=True)
 
     @app_commands.command(name="remove", description="Forget a pronunciation (admins).")
     @app_commands.describe(word="The word to forget")
@@ -65,10 +77,16 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         old = await self.bot.storage.remove_pronunciation(interaction.guild_id, word.strip())
         if old is None:
             raise InvalidOptionError(
-                f"There is no pronunciation for “{as_typed(word[:50])}”; `/pronounce list` shows them all."
+                _(
+                    "There is no pronunciation for “{word}”; {list} shows them all.",
+                    word=as_typed(word[:50]),
+                    list=command("pronounce list"),
+                )
             )
         await answer(
-            interaction, f"Pronunciation of “{as_typed(old.word)}”: “{as_typed(old.spoken)}” → not set.", ephemeral=True
+            interaction,
+            _("Pronunciation of “{word}”: “{spoken}” → not set.", word=as_typed(old.word), spoken=as_typed(old.spoken)),
+            ephemeral=True,
         )
 
     @remove.autocomplete("word")
@@ -93,12 +111,24 @@ class Pronounce(commands.GroupCog, group_name="pronounce", group_description="Ho
         await ensure_lookups(interaction, ephemeral=True)
         entries = await self.bot.storage.list_pronunciations(interaction.guild_id)
         if not entries:
-            await answer(interaction, "This server has no pronunciations yet; admins add them with `/pronounce add`.")
+            await answer(
+                interaction,
+                _(
+                    "This server has no pronunciations yet; admins add them with {add}.",
+                    add=command("pronounce add"),
+                ),
+            )
             return
         lines = [f"**{as_typed(entry.word)}** → {as_typed(entry.spoken)}" for entry in entries]
         embed = discord.Embed(
-            title=f"Pronunciations ({number(len(entries))}/{number(MAX_PRONUNCIATIONS)})",
-            description=fit_lines(lines, EMBED_DESCRIPTION, lambda left: f"… and {number(left)} more"),
+            title=render(
+                interaction, _("Pronunciations ({count}/{limit})", count=len(entries), limit=MAX_PRONUNCIATIONS)
+            ),
+            description=fit_lines(
+                lines,
+                EMBED_DESCRIPTION,
+                lambda left: render(interaction, counted(left, "… and {count} more", "… and {count} more")),
+            ),
             colour=discord.Colour.blurple(),
         )
         await answer(interaction, embed=embed, ephemeral=True)

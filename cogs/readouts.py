@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,10 +20,11 @@ from bot.audio.player import GuildPlayer, QueueFullError
 from bot.audio.sessions import VoiceChannel, clip_label, voice_channel
 from bot.budget import BudgetError
 from bot.errors import UserFacingError
+from bot.i18n import ReadoutWords
 from bot.mentions import guild_names, speakable_name
 from bot.speech import SayOptions
 from bot.storage import GuildSettings
-from bot.text import attachment_kind, clean_message, readout_words, said_prefix
+from bot.text import attachment_kind, clean_message, readout_text
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -34,9 +36,11 @@ XSAID_REPEAT_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class _Said:
-    """A readout's words, whether they take the "<name> said" prefix, and the author's name as it is read."""
+    """A readout's words in English and, once the clip's language is known, in that language (its readout words);
+    whether they take the "<name> said" announcement, and the author's name as it is read."""
 
-    words: str
+    english: str
+    words: Callable[[ReadoutWords], str]
     announced: bool
     author: str
 
@@ -125,36 +129,42 @@ class Readouts(commands.Cog):
         snapshots = message.message_snapshots
         content = "\n".join(part for part in (message.content, *(s.content for s in snapshots)) if part)
         names = await guild_names(guild, storage, content, self.bot.member_lookups, message.mentions)
-        text = clean_message(content, names, max_length=limit)
         stickers = [sticker.name for sticker in (*message.stickers, *(st for s in snapshots for st in s.stickers))]
         kinds = [
             attachment_kind(attachment.content_type, attachment.filename)
             for attachment in (*message.attachments, *(a for s in snapshots for a in s.attachments))
         ]
         author = await speakable_name(storage, guild.id, message.author)
-        words, announced = readout_words(text, stickers, kinds, author)
-        return _Said(words, announced, author) if words else None
+
+        def words(language: ReadoutWords) -> str:
+            text = clean_message(content, names, max_length=limit, words=language)
+            return readout_text(text, stickers, kinds, author, language)[0]
+
+        # In English first: whether anything is left to read, and whether it is announced, is the same in every
+        # language (their readout words are all speakable).
+        english, announced = readout_text(clean_message(content, names, max_length=limit), stickers, kinds, author)
+        return _Said(english, words, announced, author) if english else None
 
     async def _read_out(self, message: discord.Message, player: GuildPlayer, said: _Said, xsaid: bool) -> None:
         guild = message.guild
         assert guild is not None
-        words = said.words
-        prefix = ""
+        speaker: str | None = None
         now = time.monotonic()
         last = self._last_said.get(guild.id)
         repeated = last is not None and last[0] == message.author.id and now - last[1] < XSAID_REPEAT_SECONDS
         if xsaid and said.announced and not repeated:
-            prefix = said_prefix(said.author)
+            speaker = said.author
         try:
             if not player.has_room:
                 raise QueueFullError()
             plan = await self.bot.speech.plan(
                 guild_id=guild.id,
                 user_id=message.author.id,
-                text=words,
+                text=said.words,
                 options=SayOptions(),
                 truncate_to_limit=True,
-                prefix=prefix,
+                speaker=speaker,
+                server_locale=self.bot.guild_locale(guild),
             )
             # Charged to the message's author, like their own /say.
             reservation = await self.bot.speech.reserve(plan)
@@ -165,7 +175,7 @@ class Readouts(commands.Cog):
             log.info("readout skipped in server %s: %s", guild.id, error)
             return
         self._last_said[guild.id] = (message.author.id, now)
-        label = clip_label(message.author.display_name, words)
+        label = clip_label(message.author.display_name, said.english)
         clip = self.bot.voice.speech_clip(plan, reservation, label=label, requested_by=message.author.id, readout=True)
         try:
             player.enqueue(clip)

@@ -14,7 +14,9 @@ from discord.ext import commands
 from bot.audio import AudioError
 from bot.audio.fitting import FittedAudio
 from bot.budget import Reservation
+from bot.choices import FORMAT_CHOICES
 from bot.errors import ServerOnlyError, UserFacingError
+from bot.i18n import Fixed, Message, _, counted, joined, listing
 from bot.limits import LanguageText, PitchText, RateText, VolumeText, upload_limit
 from bot.lookups import ensure_lookups
 from bot.markdown import as_typed
@@ -23,10 +25,9 @@ from bot.reach import answers_publicly, is_user_install, server_id
 from bot.replies import answer, defer
 from bot.resolution import resolve
 from bot.speech import SayOptions, SpeechPlan, SpeechResult
-from bot.text import clean_message
+from bot.text import MentionResolver, clean_message
 from bot.voice_message import VoiceMessages
-from bot.wording import counted
-from cogs._options import FORMAT_CHOICES, language_choices, voice_choices
+from cogs._options import language_choices, voice_choices
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -51,18 +52,23 @@ class SpeechQueue(Protocol):
     ) -> int: ...
 
 
-def describe(result: SpeechResult) -> str:
+def describe(result: SpeechResult) -> Message:
     """The line that goes with an audio reply: voice, duration, and credits or "from cache"."""
-    cost = "from cache" if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
-    line = f"🔊 **{as_typed(result.plan.voice.character)}** · {result.duration:.1f} s · {cost}"
+    cost = _("from cache") if result.from_cache else counted(result.credits, "{count} credit", "{count} credits")
+    line = _(
+        "🔊 **{voice}** · {seconds} s · {cost}",
+        voice=as_typed(result.plan.voice.character),
+        seconds=Fixed(result.duration),
+        cost=cost,
+    )
     return line + dropped_note(result.plan)
 
 
-def dropped_note(plan: SpeechPlan) -> str:
+def dropped_note(plan: SpeechPlan) -> Message:
     """A note listing inherited settings this voice could not use, if any."""
     if not plan.dropped:
         return ""
-    return f"\n-# Not used with this voice: {', '.join(plan.dropped)}."
+    return joined(["\n-# ", _("Not used with this voice: {settings}.", settings=listing(plan.dropped))])
 
 
 def audio_filename(voice_name: str, output_type: str) -> str:
@@ -118,31 +124,36 @@ class Say(commands.Cog):
         """Synthesise text and attach it, or queue it in voice with `play`."""
         user_install = is_user_install(interaction)
         if play and user_install:
-            raise ServerOnlyError("Playing in voice needs a server that has the bot; leave out `play` to get a file.")
+            raise ServerOnlyError(
+                _("Playing in voice needs a server that has the bot; leave out `play` to get a file.")
+            )
         queue = self._queue() if play else None
         if play:
             if queue is None:
-                raise UserFacingError("Playing in voice is not available on this bot; leave out `play` to get a file.")
+                raise UserFacingError(
+                    _("Playing in voice is not available on this bot; leave out `play` to get a file.")
+                )
             await queue.check_can_play(interaction)
         options = SayOptions(voice, language, rate, pitch, volume, intensity, format)
         private = play or not answers_publicly(interaction)
         # The request writes the usage ledger before it answers: on a remote database that defers first.
         await ensure_lookups(interaction, ephemeral=private, writes=True)
+        names: MentionResolver
         if user_install:
             # No server of the bot's: only the users the interaction itself carries have names.
-            cleaned = clean_message(text, interaction_names(interaction), max_length=NO_CUT)
+            names = interaction_names(interaction)
         else:
             assert interaction.guild is not None
             if needs_lookup(interaction.guild, text, self.bot.member_lookups):
                 await defer(interaction, ephemeral=private)  # naming a mentioned member may take a REST call
             names = await guild_names(interaction.guild, self.bot.storage, text, self.bot.member_lookups)
-            cleaned = clean_message(text, names, max_length=NO_CUT)
         plan = await self.bot.speech.plan(
             guild_id=server_id(interaction),
             user_id=interaction.user.id,
-            text=cleaned,
+            text=lambda words: clean_message(text, names, max_length=NO_CUT, words=words),
             options=options,
             given_length=len(text),
+            server_locale=self._server_locale(interaction),
         )
         await self._deliver(interaction, plan, queue)
 
@@ -164,9 +175,10 @@ class Say(commands.Cog):
         queue = None if user_install else self._queue()
         in_voice = queue is not None and queue.in_callers_channel(interaction)
         await ensure_lookups(interaction, ephemeral=in_voice or not answers_publicly(interaction), writes=True)
+        names: MentionResolver
         if user_install:
             limit = resolve("max_length").value  # no server's max-length: the built-in one
-            cleaned = clean_message(message.content, interaction_names(interaction, message.mentions), max_length=limit)
+            names = interaction_names(interaction, message.mentions)
         else:
             assert interaction.guild is not None
             server = await self.bot.storage.get_guild_settings(interaction.guild.id)
@@ -174,15 +186,22 @@ class Say(commands.Cog):
             names = await guild_names(
                 interaction.guild, self.bot.storage, message.content, self.bot.member_lookups, message.mentions
             )
-            cleaned = clean_message(message.content, names, max_length=limit)
         plan = await self.bot.speech.plan(
             guild_id=server_id(interaction),
             user_id=interaction.user.id,
-            text=cleaned,
+            text=lambda words: clean_message(message.content, names, max_length=limit, words=words),
             options=SayOptions(),
             truncate_to_limit=True,
+            server_locale=self._server_locale(interaction),
         )
         await self._deliver(interaction, plan, queue if in_voice else None)
+
+    def _server_locale(self, interaction: discord.Interaction[UnmixrBot]) -> str | None:
+        """The server's preferred locale, for readout words when the clip's language is not shipped."""
+        if is_user_install(interaction):
+            # A server without the bot says it with each interaction (a DM has none); the bot keeps nothing of it.
+            return interaction.guild_locale.value if interaction.guild_locale is not None else None
+        return self.bot.guild_locale(interaction.guild)
 
     async def _deliver(
         self, interaction: discord.Interaction[UnmixrBot], plan: SpeechPlan, queue: SpeechQueue | None
@@ -202,7 +221,7 @@ class Say(commands.Cog):
             position = await queue.enqueue(interaction, plan, reservation)
             await answer(interaction, queued_message(plan, position), ephemeral=True)
             return
-        note = ""
+        note: Message | None = None
         if plan.voice_message:
             # None: sent as a voice message; otherwise why not, and nothing was spent nor sent.
             blocked = await self.voice_messages.deliver(interaction, plan, self)
@@ -216,14 +235,16 @@ class Say(commands.Cog):
         finally:
             await reservation.release_all()
 
-    def describe(self, result: SpeechResult) -> str:
+    def describe(self, result: SpeechResult) -> Message:
         """The line that goes with an audio reply (for the voice messages' Protocol)."""
         return describe(result)
 
-    async def attach(self, interaction: discord.Interaction[Any], result: SpeechResult, note: str = "") -> None:
+    async def attach(
+        self, interaction: discord.Interaction[Any], result: SpeechResult, note: Message | None = None
+    ) -> None:
         """Answer with the audio as a public attachment, fitted to the upload limit, with its line and `note`."""
         plan, audio, output_type = result.plan, result.audio, result.output_type
-        note = f"\n-# {note}" if note else ""
+        notes: list[Message] = [joined(["\n-# ", note])] if note else []
         limit = upload_limit(interaction.filesize_limit)
         if len(audio) > limit:
             try:
@@ -238,19 +259,27 @@ class Say(commands.Cog):
                 )
             except AudioError:
                 raise UserFacingError(
-                    f"The audio ({len(result.audio) / 1_048_576:.1f} MB) is too large for this server's upload "
-                    "limit even when compressed; try a shorter text."
+                    _(
+                        "The audio ({megabytes} MB) is too large for this server's upload limit even when compressed; "
+                        "try a shorter text.",
+                        megabytes=Fixed(len(result.audio) / 1_048_576),
+                    )
                 ) from None
             output_type = "mp3"
-            note += "\n-# Converted to a smaller mp3 to fit this server's upload limit."
+            notes.append(joined(["\n-# ", _("Converted to a smaller mp3 to fit this server's upload limit.")]))
         file = discord.File(io.BytesIO(audio), filename=audio_filename(plan.voice.character or "speech", output_type))
-        await answer(interaction, describe(result) + note, ephemeral=not answers_publicly(interaction), files=[file])
+        public = answers_publicly(interaction)
+        await answer(interaction, joined([describe(result), *notes]), ephemeral=not public, files=[file])
 
 
-def queued_message(plan: SpeechPlan, position: int) -> str:
+def queued_message(plan: SpeechPlan, position: int) -> Message:
     """The ephemeral answer for a clip queued in voice."""
-    now = " (playing now)" if position <= 1 else ""
-    return f"Queued at position {position}{now}: **{as_typed(plan.voice.character)}**{dropped_note(plan)}"
+    voice = as_typed(plan.voice.character)
+    if position <= 1:
+        queued = _("Queued at position {position} (playing now): **{voice}**", position=position, voice=voice)
+    else:
+        queued = _("Queued at position {position}: **{voice}**", position=position, voice=voice)
+    return joined([queued, dropped_note(plan)])
 
 
 async def setup(bot: UnmixrBot) -> None:

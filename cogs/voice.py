@@ -15,14 +15,23 @@ from discord.ext import commands
 
 from bot.audio.audibility import VoiceChannel, is_speaker, why_unheard
 from bot.audio.player import GuildPlayer, QueueFullError
-from bot.audio.sessions import FailureNotice, VoiceError, VoiceSessions, clip_label, voice_channel
+from bot.audio.sessions import (
+    CONNECT,
+    VIEW_CHANNEL,
+    FailureNotice,
+    VoiceError,
+    VoiceSessions,
+    clip_label,
+    voice_channel,
+)
 from bot.budget import Reservation
+from bot.i18n import Message, _, command, counted, joined, listing, pgettext
+from bot.i18n.interactions import render
 from bot.limits import CONTENT, fit_lines
 from bot.markdown import as_typed
 from bot.replies import READOUTS_OFF, answer, defer, follow_up
 from bot.speech import SpeechPlan
 from bot.tree import message_for
-from bot.wording import counted, number
 
 if TYPE_CHECKING:
     from bot.bot import UnmixrBot
@@ -35,7 +44,11 @@ FOLLOW_UP_SECONDS = 14 * 60
 
 def _queue_full(player: GuildPlayer) -> VoiceError:
     return VoiceError(
-        f"The queue is full ({number(player.max_queue)} clips); wait for it to play or use /stop to clear it."
+        _(
+            "The queue is full ({count} clips); wait for it to play or use {stop} to clear it.",
+            count=player.max_queue,
+            stop=command("stop"),
+        )
     )
 
 
@@ -53,12 +66,13 @@ def _failure_notice(interaction: discord.Interaction[Any], label: str) -> Failur
 
     async def notify(error: BaseException) -> None:
         age = discord.utils.utcnow() - interaction.created_at
-        reason = message_for(error) or "something went wrong on our side"
+        reason = message_for(error) or _("something went wrong on our side")
         if age.total_seconds() >= FOLLOW_UP_SECONDS:
             log.info("queued clip %r failed after its interaction expired: %s", label, reason)
             return
         try:
-            await follow_up(interaction, f"Your clip “{as_typed(label)}” was skipped: {reason}")
+            skipped = _("Your clip “{clip}” was skipped: {reason}", clip=as_typed(label), reason=reason)
+            await follow_up(interaction, skipped)
         except discord.HTTPException:
             log.info("could not tell the requester that clip %r failed", label)
 
@@ -119,7 +133,7 @@ class Voice(commands.Cog):
         assert guild is not None
         target = channel or _caller_channel(interaction)
         if target is None:
-            raise VoiceError("Join a voice channel first, then try again (or leave out `play` to get a file).")
+            raise VoiceError(_("Join a voice channel first, then try again (or leave out `play` to get a file)."))
         problem = self.sessions.join_problem(guild, target, may_move=interaction.permissions.move_members)
         if problem is not None:
             raise problem
@@ -129,7 +143,11 @@ class Voice(commands.Cog):
             reason = why_unheard(target, guild.me)
             if reason is not None:
                 raise VoiceError(
-                    f"Nobody can hear me in {target.mention} right now: {reason} (or leave out `play` to get a file)."
+                    _(
+                        "Nobody can hear me in {channel} right now: {reason} (or leave out `play` to get a file).",
+                        channel=target.mention,
+                        reason=reason,
+                    )
                 )
 
     async def _check_stage(
@@ -148,8 +166,11 @@ class Voice(commands.Cog):
         await defer(interaction, ephemeral=True)
         await self.sessions.ensure_connected(guild, stage)
         raise VoiceError(
-            f"I've asked to speak on the stage {stage.mention} and wait for a moderator to invite me; "
-            "nothing was queued, so try again once I'm a speaker."
+            _(
+                "I've asked to speak on the stage {stage} and wait for a moderator to invite me; nothing was queued, "
+                "so try again once I'm a speaker.",
+                stage=stage.mention,
+            )
         )
 
     def check_room(self, interaction: discord.Interaction[Any]) -> None:
@@ -170,7 +191,7 @@ class Voice(commands.Cog):
         channel = _caller_channel(interaction)
         if channel is None:
             await reservation.release_all()
-            raise VoiceError("Join a voice channel first, then try again.")
+            raise VoiceError(_("Join a voice channel first, then try again."))
         try:
             player = await self.sessions.ensure_connected(guild, channel)
         except BaseException:
@@ -207,10 +228,10 @@ class Voice(commands.Cog):
         client = self.sessions.voice_client(guild)
         player = self.players.get(guild.id)
         if client is None or player is None:
-            raise VoiceError("I'm not in a voice channel; use /join first.")
+            raise VoiceError(_("I'm not in a voice channel; use {join} first.", join=command("join")))
         caller = _caller_channel(interaction)
         if caller is None or caller.id != client.channel.id:
-            raise VoiceError(f"Join {client.channel.mention} to control playback there.")
+            raise VoiceError(_("Join {channel} to control playback there.", channel=client.channel.mention))
         return client, player
 
     @app_commands.command(name="join", description="Bring the bot into your voice channel (or the one given).")
@@ -225,36 +246,49 @@ class Voice(commands.Cog):
         assert guild is not None
         target = channel or _caller_channel(interaction)
         if target is None:
-            raise VoiceError("Join a voice channel first, or name one with the `channel` option.")
+            raise VoiceError(
+                _(
+                    "Join a voice channel first, or name one with the `{option}` option.",
+                    option=pgettext("option", "channel"),
+                )
+            )
         if channel is not None:
             # The bot must not become a way into a channel the caller could not enter themselves.
             caller = interaction.user
             theirs = channel.permissions_for(caller) if isinstance(caller, discord.Member) else discord.Permissions()
-            missing = [
-                name for name, ok in (("View Channel", theirs.view_channel), ("Connect", theirs.connect)) if not ok
-            ]
+            missing = [name for name, ok in ((VIEW_CHANNEL, theirs.view_channel), (CONNECT, theirs.connect)) if not ok]
             if missing:
                 raise VoiceError(
-                    f"You can't bring me to {channel.mention}: you need the {' and '.join(missing)} permission "
-                    "there yourself; pick a channel you can join."
+                    _(
+                        "You can't bring me to {channel}: you need the {permissions} permission there yourself; pick "
+                        "a channel you can join.",
+                        channel=channel.mention,
+                        permissions=listing(missing, conjunction=True),
+                    )
                 )
         client = self.sessions.voice_client(guild)
         if client is not None and client.channel.id == target.id and client.is_connected():
-            await answer(interaction, f"I'm already in {target.mention}.", ephemeral=True)
+            await answer(interaction, _("I'm already in {channel}.", channel=target.mention), ephemeral=True)
             return
         await self.check_can_play(interaction, target, joining=True)
         await defer(interaction, ephemeral=True)
         await self.sessions.ensure_connected(guild, target)
         server = await self.bot.storage.get_guild_settings(guild.id)
-        extra = ""
+        joined_message: Message = _("Joined {channel}.", channel=target.mention)
         unheard = why_unheard(target, guild.me)
+        readouts = f"<#{server.readout_channel_id}>"
         if unheard is not None:
-            extra = f"\n-# Nobody can hear me yet: {unheard}."
+            nobody = _("Nobody can hear me yet: {reason}.", reason=unheard)
+            joined_message = joined([joined_message, "\n-# ", nobody])
         elif server.readout_channel_id and self.bot.readouts_enabled:
-            extra = f" Messages in <#{server.readout_channel_id}> from members here will be read aloud."
+            joined_message = _(
+                "Joined {channel}. Messages in {readouts} from members here will be read aloud.",
+                channel=target.mention,
+                readouts=readouts,
+            )
         elif server.readout_channel_id:
-            extra = f"\n-# {READOUTS_OFF}"
-        await answer(interaction, f"Joined {target.mention}.{extra}", ephemeral=True)
+            joined_message = joined([joined_message, "\n-# ", READOUTS_OFF])
+        await answer(interaction, joined_message, ephemeral=True)
 
     @app_commands.command(name="leave", description="Make the bot leave its voice channel.")
     async def leave(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -264,7 +298,7 @@ class Voice(commands.Cog):
         await defer(interaction, ephemeral=True)
         assert interaction.guild_id is not None
         await self.sessions.leave(interaction.guild_id, reason="asked")
-        await answer(interaction, f"Left {channel.mention} and cleared the queue.", ephemeral=True)
+        await answer(interaction, _("Left {channel} and cleared the queue.", channel=channel.mention), ephemeral=True)
 
     @app_commands.command(name="skip", description="Skip the clip that is playing.")
     async def skip(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -272,10 +306,15 @@ class Voice(commands.Cog):
         _client, player = self._require_same_channel(interaction)
         clip = player.skip()
         if clip is None:
-            await answer(interaction, "Nothing is playing.", ephemeral=True)
+            await answer(interaction, _("Nothing is playing."), ephemeral=True)
             return
-        left = counted(len(player.queue), "{count} clip left in the queue", "{count} clips left in the queue")
-        await answer(interaction, f"Skipped {as_typed(clip.label)}; {left}.", ephemeral=True)
+        skipped = counted(
+            len(player.queue),
+            "Skipped {clip}; {count} clip left in the queue.",
+            "Skipped {clip}; {count} clips left in the queue.",
+            clip=as_typed(clip.label),
+        )
+        await answer(interaction, skipped, ephemeral=True)
 
     @app_commands.command(name="stop", description="Stop playing and clear the queue.")
     async def stop(self, interaction: discord.Interaction[UnmixrBot]) -> None:
@@ -290,11 +329,15 @@ class Voice(commands.Cog):
         """List the queue."""
         _client, player = self._require_same_channel(interaction)
         if player.idle:
-            await answer(interaction, "The queue is empty.", ephemeral=True)
+            await answer(interaction, _("The queue is empty."), ephemeral=True)
             return
-        lines = [f"Now: {as_typed(player.current.label)}"] if player.current is not None else []
+        now = [_("Now: {clip}", clip=as_typed(player.current.label))] if player.current is not None else []
+        lines = [render(interaction, line) for line in now]
         lines += [f"{position}. {as_typed(clip.label)}" for position, clip in enumerate(player.queue, start=2)]
-        await answer(interaction, fit_lines(lines, CONTENT, lambda left: f"… and {number(left)} more"), ephemeral=True)
+        fitted = fit_lines(
+            lines, CONTENT, lambda left: render(interaction, counted(left, "… and {count} more", "… and {count} more"))
+        )
+        await answer(interaction, fitted, ephemeral=True)
 
 
 async def setup(bot: UnmixrBot) -> None:

@@ -102,7 +102,7 @@ async def test_shutdown_lets_an_answer_in_flight_finish_then_closes_the_database
     # New work is turned away politely while the last answers are finished.
     late = await running.slash("settings", {}, subcommand="show", member=running.admin)
     await late.wait_for(is_answer)
-    assert late.content() == SHUTTING_DOWN
+    assert late.content() == str(SHUTTING_DOWN)
     assert late.ephemeral
 
     await in_flight.wait_for(is_answer, timeout=10)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import discord
 
+from bot.i18n import Text, _
+
 VoiceChannel = discord.VoiceChannel | discord.StageChannel
 
 
@@ -46,7 +48,7 @@ def is_speaker(channel: VoiceChannel, me: discord.Member) -> bool:
     return in_it and voice is not None and not voice.suppress and voice.requested_to_speak_at is None
 
 
-def why_unheard(channel: VoiceChannel, me: discord.Member) -> str | None:
+def why_unheard(channel: VoiceChannel, me: discord.Member) -> Text | None:
     """Why nobody can hear the bot in `channel` now, as a clause that says what would fix it; None if someone can.
 
     The bot's own voice state (a server mute, a stage's audience) counts once it is in `channel`: before it joins,
@@ -54,21 +56,23 @@ def why_unheard(channel: VoiceChannel, me: discord.Member) -> str | None:
     """
     if me.is_timed_out() and me.timed_out_until is not None:
         ends = discord.utils.format_dt(me.timed_out_until, "R")
-        return f"I'm timed out in this server (it ends {ends}); a moderator can lift the timeout"
+        return _("I'm timed out in this server (it ends {ends}); a moderator can lift the timeout", ends=ends)
     # Speak is a voice channel's permission (Discord's permissions docs mark it V only); a stage has speakers.
     if isinstance(channel, discord.VoiceChannel) and not channel.permissions_for(me).speak:
-        return f"I don't have the Speak permission in {channel.mention}; ask an admin to grant it"
+        return _("I don't have the Speak permission in {channel}; ask an admin to grant it", channel=channel.mention)
     voice = me.voice
     here = voice is not None and voice.channel is not None and voice.channel.id == channel.id
     if here and voice is not None and voice.mute:
-        return "I'm server-muted; ask a moderator to unmute me"
+        return _("I'm server-muted; ask a moderator to unmute me")
     if here and not is_speaker(channel, me):
         if voice is not None and voice.requested_to_speak_at is not None:
-            return f"I've asked to speak on the stage {channel.mention}; a moderator has to invite me"
-        return f"I'm in the audience of the stage {channel.mention}; a moderator has to invite me to speak"
+            return _("I've asked to speak on the stage {stage}; a moderator has to invite me", stage=channel.mention)
+        return _(
+            "I'm in the audience of the stage {stage}; a moderator has to invite me to speak", stage=channel.mention
+        )
     if not hearers(channel, me.id):
         others = any(user_id != me.id for user_id in channel.voice_states)
         if others:
-            return f"everyone in {channel.mention} is deafened or a bot; someone has to listen"
-        return f"nobody is in {channel.mention} to listen; join it first"
+            return _("everyone in {channel} is deafened or a bot; someone has to listen", channel=channel.mention)
+        return _("nobody is in {channel} to listen; join it first", channel=channel.mention)
     return None

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Se
 from pathlib import Path
 from typing import BinaryIO, Final, Literal, ParamSpec, TypeVar
 
+from bot.i18n.text import _
+
 __all__ = [
     "SUPPORTED_DEMUXERS",
     "SUPPORTED_FORMATS",
@@ -49,7 +51,7 @@ _Result = TypeVar("_Result")
 # ffmpeg's demuxer names for mp3, wav, ogg/opus, flac, aac, mp4/m4a/mov and webm/mkv.
 SUPPORTED_DEMUXERS: Final = ("mp3", "wav", "ogg", "flac", "aac", "mov", "matroska")
 # The same list as members know it, for answers.
-SUPPORTED_FORMATS: Final = "mp3, wav, ogg, opus, flac, aac, m4a, mp4, mov, webm or mkv"
+SUPPORTED_FORMATS: Final = _("mp3, wav, ogg, opus, flac, aac, m4a, mp4, mov, webm or mkv")
 # "file" allows any path (a protocol whitelist cannot name one file, and ffmpeg 5.1 has no fd:); that is enough
 # because no demuxer on the format whitelist opens another resource: hls, concat, image2 and dash are off it,
 # and mov follows external references (drefs) only with enable_drefs, off by default.

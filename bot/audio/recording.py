@@ -21,7 +21,7 @@ from bot.audio.ffmpeg import (
 )
 from bot.audio.processing import duration, extract_audio, probe
 from bot.errors import UserFacingError
-from bot.wording import number
+from bot.i18n import Fixed, _
 
 __all__ = [
     "CODEC_PADDING_SECONDS",
@@ -44,12 +44,12 @@ DECODE_STOP_SECONDS: Final = MAX_SECONDS + 1
 # Decoding less than this share of the length a file's header claims means the file was cut short.
 TRUNCATION_RATIO: Final = 0.9
 
-UNDECODABLE: Final = (
+UNDECODABLE: Final = _(
     "The file could not be decoded: it looks damaged or cut short; export the recording again and upload it."
 )
-UNSUPPORTED: Final = (
-    f"The file is not audio in a supported format; upload a recording as {SUPPORTED_FORMATS} "
-    "(a video with sound is fine)."
+UNSUPPORTED: Final = _(
+    "The file is not audio in a supported format; upload a recording as {formats} (a video with sound is fine).",
+    formats=SUPPORTED_FORMATS,
 )
 
 # Starts of the supported containers: such a file that ffprobe cannot read is damaged, not "not audio".
@@ -119,17 +119,30 @@ class CheckedRecording:
 def too_large(size: int, *, at_least: bool = False) -> RecordingRejectedError:
     """The answer for a recording over the upload limit, with its measured size (or what arrived of it)."""
     if at_least:
-        measured = f"more than {MAX_BYTES / 1_000_000:.0f} MB ({number(size)} bytes arrived)"
-    else:
-        measured = f"{size / 1_000_000:.1f} MB ({number(size)} bytes)"
+        return RecordingRejectedError(
+            _(
+                "The file is more than {megabytes} MB ({size} bytes arrived) but a clone recording can be at most "
+                "120 MB ({limit} bytes); trim or compress it.",
+                megabytes=round(MAX_BYTES / 1_000_000),
+                size=size,
+                limit=MAX_BYTES,
+            )
+        )
     return RecordingRejectedError(
-        f"The file is {measured} but a clone recording can be at most 120 MB ({number(MAX_BYTES)} bytes); trim or "
-        "compress it."
+        _(
+            "The file is {megabytes} MB ({size} bytes) but a clone recording can be at most 120 MB ({limit} bytes); "
+            "trim or compress it.",
+            megabytes=Fixed(size / 1_000_000),
+            size=size,
+            limit=MAX_BYTES,
+        )
     )
 
 
 def _too_long(seconds: float) -> RecordingRejectedError:
-    return RecordingRejectedError(f"The recording is {seconds:.1f} s long but a clone can use at most 80 s; trim it.")
+    return RecordingRejectedError(
+        _("The recording is {seconds} s long but a clone can use at most 80 s; trim it.", seconds=Fixed(seconds))
+    )
 
 
 async def check_recording(chunks: AsyncIterable[bytes], filename: str, *, server: Hashable = None) -> CheckedRecording:
@@ -162,10 +175,10 @@ async def _check_media(source: Source, filename: str, server: Hashable) -> Check
     if not info.has_audio:
         if info.has_video:
             raise RecordingRejectedError(
-                "The file is a video without sound; upload a recording of the speaker (30 to 80 seconds)."
+                _("The file is a video without sound; upload a recording of the speaker (30 to 80 seconds).")
             )
         raise RecordingRejectedError(
-            "The file has no audio track; upload a recording of the speaker (30 to 80 seconds)."
+            _("The file has no audio track; upload a recording of the speaker (30 to 80 seconds).")
         )
     declared = info.duration
     if declared is not None and declared > MAX_SECONDS + CODEC_PADDING_SECONDS:
@@ -180,16 +193,26 @@ async def _check_media(source: Source, filename: str, server: Hashable) -> Check
         raise RecordingRejectedError(UNDECODABLE) from None
     if declared is not None and seconds < declared * TRUNCATION_RATIO and declared - seconds > 1:
         raise RecordingRejectedError(
-            f"The file could not be decoded completely: only {seconds:.1f} s of its {declared:.1f} s play, "
-            "so it looks cut short; upload the whole recording."
+            _(
+                "The file could not be decoded completely: only {seconds} s of its {declared} s play, "
+                "so it looks cut short; upload the whole recording.",
+                seconds=Fixed(seconds),
+                declared=Fixed(declared),
+            )
         )
     if seconds < MIN_SECONDS - CODEC_PADDING_SECONDS:
         raise RecordingRejectedError(
-            f"The recording is {seconds:.1f} s long but a clone needs at least 30 s; upload a longer one."
+            _(
+                "The recording is {seconds} s long but a clone needs at least 30 s; upload a longer one.",
+                seconds=Fixed(seconds),
+            )
         )
     if seconds >= DECODE_STOP_SECONDS:
         raise RecordingRejectedError(
-            f"The recording is longer than {DECODE_STOP_SECONDS:.0f} s but a clone can use at most 80 s; trim it."
+            _(
+                "The recording is longer than {seconds} s but a clone can use at most 80 s; trim it.",
+                seconds=round(DECODE_STOP_SECONDS),
+            )
         )
     if seconds > MAX_SECONDS + CODEC_PADDING_SECONDS:
         raise _too_long(seconds)

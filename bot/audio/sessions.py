@@ -25,6 +25,7 @@ from bot.audio.player import Clip, GuildPlayer
 from bot.audio.rejoin import SessionRestorer
 from bot.budget import Reservation
 from bot.errors import UserFacingError
+from bot.i18n import Text, _, listing, pgettext
 from bot.limits import shorten
 from bot.speech import SpeechPlan
 from bot.text import catch_up_rate
@@ -59,6 +60,14 @@ LABEL_LENGTH = 60
 
 FailureNotice = Callable[[BaseException], Coroutine[Any, Any, None]]
 
+# Discord's names of the permissions the answers mention (as its settings show them to the member).
+VIEW_CHANNEL = pgettext("permission", "View Channel")
+CONNECT = pgettext("permission", "Connect")
+SPEAK = pgettext("permission", "Speak")
+MOVE_MEMBERS = pgettext("permission", "Move Members")
+MUTE_MEMBERS = pgettext("permission", "Mute Members")
+REQUEST_TO_SPEAK = pgettext("permission", "Request to Speak")
+
 
 class VoiceError(UserFacingError):
     """A voice-channel request that cannot be done, with what to do instead."""
@@ -88,7 +97,7 @@ class VoiceSessions:
         self._dropped: set[int] = set()
         self._unconnected_since: dict[int, float] = {}
         # Servers where nobody can hear the bot: why, and the task that clears the queue after UNHEARD_SECONDS.
-        self._unheard: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._unheard: dict[int, tuple[Text, asyncio.Task[None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
         # Set at shutdown: the channels stay recorded for the next start, and nothing joins any more.
         self.stopping = False
@@ -151,16 +160,21 @@ class VoiceSessions:
         """
         me = guild.me
         if me.is_timed_out():
-            return VoiceError(f"I can't play in {target.mention} now: {why_unheard(target, me)}.")
+            return VoiceError(
+                _("I can't play in {channel} now: {reason}.", channel=target.mention, reason=why_unheard(target, me))
+            )
         permissions = target.permissions_for(me)
-        needed = [("View Channel", permissions.view_channel), ("Connect", permissions.connect)]
+        needed = [(VIEW_CHANNEL, permissions.view_channel), (CONNECT, permissions.connect)]
         if isinstance(target, discord.VoiceChannel):
-            needed.append(("Speak", permissions.speak))
+            needed.append((SPEAK, permissions.speak))
         missing = [name for name, granted in needed if not granted]
         if missing:
             return VoiceError(
-                f"I can't play in {target.mention}: I need the {' and '.join(missing)} permission there; "
-                "ask an admin to grant it."
+                _(
+                    "I can't play in {channel}: I need the {permissions} permission there; ask an admin to grant it.",
+                    channel=target.mention,
+                    permissions=listing(missing, conjunction=True),
+                )
             )
         client = self.voice_client(guild)
         if client is not None and client.channel.id != target.id:
@@ -169,22 +183,31 @@ class VoiceSessions:
             idle = player is None or player.idle
             if not (alone or idle or may_move):
                 return VoiceError(
-                    f"I'm busy in {client.channel.mention}; join me there, or wait until I'm done "
-                    "(members with Move Members can move me)."
+                    _(
+                        "I'm busy in {channel}; join me there, or wait until I'm done (members with {move_members} "
+                        "can move me).",
+                        channel=client.channel.mention,
+                        move_members=MOVE_MEMBERS,
+                    )
                 )
         elif client is None and target.user_limit and len(target.voice_states) >= target.user_limit:
             if not permissions.move_members:
-                return VoiceError(f"{target.mention} is full; make room or pick another channel.")
+                return VoiceError(_("{channel} is full; make room or pick another channel.", channel=target.mention))
         if isinstance(target, discord.StageChannel) and not (permissions.mute_members or permissions.request_to_speak):
             here = self.connected_channel(guild)
             if not (here is not None and here.id == target.id and is_speaker(target, me)):
                 return VoiceError(
-                    f"I can't speak on the stage {target.mention}: I need the Mute Members permission there to make "
-                    "myself a speaker, or Request to Speak to ask a moderator; ask an admin to grant one."
+                    _(
+                        "I can't speak on the stage {stage}: I need the {mute_members} permission there to make "
+                        "myself a speaker, or {request_to_speak} to ask a moderator; ask an admin to grant one.",
+                        stage=target.mention,
+                        mute_members=MUTE_MEMBERS,
+                        request_to_speak=REQUEST_TO_SPEAK,
+                    )
                 )
         return None
 
-    def unheard(self, guild: discord.Guild) -> str | None:
+    def unheard(self, guild: discord.Guild) -> Text | None:
         """Why nobody can hear the bot in its channel now (None when someone can, or when it is not in one)."""
         channel = self.connected_channel(guild)
         return why_unheard(channel, guild.me) if channel is not None else None
@@ -246,7 +269,7 @@ class VoiceSessions:
                 client = None
             if client is None:
                 if self.stopping:
-                    raise VoiceError("I'm restarting; try again in a minute.")
+                    raise VoiceError(_("I'm restarting; try again in a minute."))
                 client = await self._connect(guild, channel)
                 await self._record(guild.id, channel.id)
             player = self.players.get(guild.id)
@@ -270,12 +293,19 @@ class VoiceSessions:
                 # Not a permission problem: no grant fixes it, only an update of the bot.
                 log.error("could not connect to voice in server %s: %s", guild.id, E2EE_REQUIRED_FIX)
                 raise VoiceError(
-                    "I can't play in voice until I'm updated: Discord requires end-to-end encrypted voice, "
-                    "which this version of me cannot offer; my operator can see why in the logs."
+                    _(
+                        "I can't play in voice until I'm updated: Discord requires end-to-end encrypted voice, "
+                        "which this version of me cannot offer; my operator can see why in the logs."
+                    )
                 ) from None
             log.warning("could not connect to voice in server %s: %s", guild.id, error)
             raise VoiceError(
-                f"I couldn't connect to {channel.mention}; check that I have Connect and Speak there and try again."
+                _(
+                    "I couldn't connect to {channel}; check that I have {connect} and {speak} there and try again.",
+                    channel=channel.mention,
+                    connect=pgettext("permission", "Connect"),
+                    speak=pgettext("permission", "Speak"),
+                )
             ) from None
         self._watch_connection(guild.id, client)
         return client

@@ -9,8 +9,7 @@ from bot.text.cleaning import (
     clean_message,
     format_timestamp,
     is_speakable,
-    said_prefix,
-    spoken_name,
+    speakable_author,
     truncate,
     with_said_prefix,
 )
@@ -30,7 +29,7 @@ from bot.text.prosody import (
     normalize_rate,
     normalize_volume,
 )
-from bot.text.readout import attachment_kind, readout_words
+from bot.text.readout import attachment_kind, readout_text
 
 __all__ = [
     "MAX_REQUEST_CHARS",
@@ -57,10 +56,9 @@ __all__ = [
     "normalize_rate",
     "normalize_volume",
     "occurs_as_word",
-    "readout_words",
-    "said_prefix",
+    "readout_text",
+    "speakable_author",
     "split_text",
-    "spoken_name",
     "truncate",
     "with_said_prefix",
 ]

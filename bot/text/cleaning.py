@@ -9,14 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-TRUNCATION_SUFFIX: Final = " and so on"
-"""What text cut at `max-length` ends with."""
+from bot.i18n import ReadoutWords, readout_words
 
-UNKNOWN_USER: Final = "someone"
-UNKNOWN_ROLE: Final = "a role"
-UNKNOWN_CHANNEL: Final = "a channel"
-UNKNOWN_DATE: Final = "a date"
-URL_WORD: Final = "link"
+TRUNCATION_SUFFIX: Final = " and so on"
+"""What text cut at `max-length` ends with, in English (each language has its own: `ReadoutWords.cut`)."""
 
 
 class MentionResolver(Protocol):
@@ -110,36 +106,28 @@ _STRAY_MARKERS: Final = re.compile(r"\*{2,}|_{2,}|~{2,}|`+")
 _REPEATS: Final = re.compile(r"(\D)\1{3,}")
 _WHITESPACE: Final = re.compile(r"\s+")
 
-_MONTHS: Final = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def clean_message(content: str, resolver: MentionResolver, *, max_length: int) -> str:
-    """Return `content` as plain speakable text of at most `max_length` characters."""
+def clean_message(
+    content: str, resolver: MentionResolver, *, max_length: int, words: ReadoutWords | None = None
+) -> str:
+    """Return `content` as plain speakable text of at most `max_length` characters.
+
+    What replaces links, unknown mentions and timestamps, and what ends cut text, is in the language of `words`
+    (English when not given).
+    """
+    words = words or readout_words()
     text = _PLACEHOLDERS.sub("", content)
-    text = _TOKENS.sub(lambda match: _replace_token(match, resolver), text)
+    text = _TOKENS.sub(lambda match: _replace_token(match, resolver, words), text)
     text = _remove_markdown(text)
     text = text.translate(_RESTORE_ESCAPES)
     text = _REPEATS.sub(r"\1\1\1", text)
     text = _WHITESPACE.sub(" ", text).strip()
-    return truncate(text, max_length)
+    return truncate(text, max_length, words)
 
 
-def truncate(text: str, max_length: int) -> str:
+def truncate(text: str, max_length: int, words: ReadoutWords | None = None) -> str:
     """Return `text`, or its start cut at a word boundary ending with " and so on", within `max_length`."""
     if len(text) <= max_length:
         return text
@@ -148,7 +136,8 @@ def truncate(text: str, max_length: int) -> str:
     text = text.strip()
     if len(text) <= max_length:
         return text
-    budget = max_length - len(TRUNCATION_SUFFIX)
+    words = words or readout_words()
+    budget = max_length - words.cut_suffix_length
     if budget < 1:
         # No room for the suffix: the most that fits is a bare cut.
         return text[:max_length].rstrip()
@@ -162,7 +151,7 @@ def truncate(text: str, max_length: int) -> str:
     if not head:
         # The first word alone is longer than the room left: cut inside it rather than say nothing.
         head = text[:budget].rstrip()
-    return head + TRUNCATION_SUFFIX
+    return words.cut_text(head)
 
 
 def is_speakable(text: str) -> bool:
@@ -170,43 +159,40 @@ def is_speakable(text: str) -> bool:
     return any(unicodedata.category(character)[0] in "LN" for character in text)
 
 
-def spoken_name(name: str) -> str:
-    """Return a member's name as it is read aloud: runs collapsed, "Someone" for an unspeakable one."""
+def speakable_author(name: str, words: ReadoutWords | None = None) -> str:
+    """Return an author's name as announced: repeats collapsed, "Someone" when nothing in it can be spoken."""
     spoken = _WHITESPACE.sub(" ", _REPEATS.sub(r"\1\1\1", name)).strip()
-    return spoken if is_speakable(spoken) else "Someone"
+    return spoken if is_speakable(spoken) else (words or readout_words()).someone_said
 
 
-def said_prefix(name: str) -> str:
-    """Return the "<name> said" words announcing an author, with "Someone" for an unspeakable name."""
-    return f"{spoken_name(name)} said"
+def with_said_prefix(name: str, text: str, words: ReadoutWords | None = None) -> str:
+    """Return `text` announced by its author, as in "Ada said, hello there" (in the language of `words`)."""
+    words = words or readout_words()
+    return words.announce(speakable_author(name, words), text)
 
 
-def with_said_prefix(name: str, text: str) -> str:
-    """Return `text` announced by its author, as in "Ada said, hello there"."""
-    return f"{said_prefix(name)}, {text}"
-
-
-def format_timestamp(seconds: int, style: str | None = None) -> str:
+def format_timestamp(seconds: int, style: str | None = None, words: ReadoutWords | None = None) -> str:
     """Return the UTC date or time that a Discord `<t:seconds:style>` timestamp shows, in words."""
+    words = words or readout_words()
     try:
         moment = _EPOCH + timedelta(seconds=seconds)
     except OverflowError:
-        return UNKNOWN_DATE
-    date = f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
-    short_time = f"{moment:%H:%M} UTC"
+        return words.a_date
     if style == "t":
-        return short_time
-    if style == "T":
-        return f"{moment:%H:%M:%S} UTC"
-    if style in ("d", "D"):
-        return date
-    if style == "F":
-        return f"{_WEEKDAYS[moment.weekday()]} {date} {short_time}"
-    # "f", no style and "R" (relative, which depends on when it is heard) all read as date and time.
-    return f"{date} {short_time}"
+        pattern = words.time
+    elif style == "T":
+        pattern = words.time_seconds
+    elif style in ("d", "D"):
+        pattern = words.date
+    elif style == "F":
+        pattern = words.full_date_time
+    else:
+        # "f", no style and "R" (relative, which depends on when it is heard) all read as date and time.
+        pattern = words.date_time
+    return words.format_date(moment, pattern)
 
 
-def _replace_token(match: re.Match[str], resolver: MentionResolver) -> str:
+def _replace_token(match: re.Match[str], resolver: MentionResolver, words: ReadoutWords) -> str:
     """Return what one Discord markup token reads as."""
     if match["escape"] is not None:
         return chr(_PLACEHOLDER_BASE + ord(match["escaped"]))
@@ -216,17 +202,17 @@ def _replace_token(match: re.Match[str], resolver: MentionResolver) -> str:
     # Inline code is usually a word or a command worth hearing; only fenced blocks are skipped.
     for nested in (match["double_code"], match["code"], match["label"]):
         if nested is not None:
-            return _TOKENS.sub(lambda inner: _replace_token(inner, resolver), nested)
+            return _TOKENS.sub(lambda inner: _replace_token(inner, resolver, words), nested)
     if match["url"] is not None:
-        return URL_WORD
+        return words.link
     if match["user"] is not None:
-        return _name(resolver.user(int(match["user"])), UNKNOWN_USER)
+        return _name(resolver.user(int(match["user"])), words.someone)
     if match["role"] is not None:
-        return _name(resolver.role(int(match["role"])), UNKNOWN_ROLE)
+        return _name(resolver.role(int(match["role"])), words.a_role)
     if match["channel"] is not None:
-        return _name(resolver.channel(int(match["channel"])), UNKNOWN_CHANNEL)
+        return _name(resolver.channel(int(match["channel"])), words.a_channel)
     if match["timestamp"] is not None:
-        return format_timestamp(int(match["seconds"]), match["style"])
+        return format_timestamp(int(match["seconds"]), match["style"], words)
     # What is left is a custom emoji, a command mention or @everyone/@here: each reads as its name.
     return match["emoji"] or match["command"] or match["group"] or ""
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from bot.i18n.text import Text, _
+
 RATE_WORDS: Final = ("default", "x-slow", "slow", "medium", "fast", "x-fast")
 PITCH_WORDS: Final = ("default", "x-low", "low", "medium", "high", "x-high")
 VOLUME_WORDS: Final = ("default", "silent", "x-soft", "soft", "medium", "loud", "x-loud")
@@ -26,6 +28,10 @@ _PERCENTAGE: Final = re.compile(r"([+-]?)([0-9]{1,3})%")
 class ProsodyError(ValueError):
     """A rate, pitch or volume value in none of the accepted forms; the message lists those forms."""
 
+    def __init__(self, message: Text) -> None:
+        super().__init__(str(message))
+        self.text = message
+
 
 @dataclass(frozen=True, slots=True)
 class ProsodyForms:
@@ -36,12 +42,14 @@ class ProsodyForms:
     maximum: int
     words: tuple[str, ...]
 
-    def describe(self) -> str:
+    def describe(self) -> Text:
         """Return the one-sentence answer listing the accepted forms."""
-        return (
-            f"{self.label} must be a percentage from {self.minimum:+d}% to {self.maximum:+d}% "
-            f"or one of: {', '.join(self.words)}."
-        )
+        values = {"minimum": f"{self.minimum:+d}%", "maximum": f"{self.maximum:+d}%", "words": ", ".join(self.words)}
+        if self.label == "Rate":
+            return _("Rate must be a percentage from {minimum} to {maximum} or one of: {words}.", **values)
+        if self.label == "Pitch":
+            return _("Pitch must be a percentage from {minimum} to {maximum} or one of: {words}.", **values)
+        return _("Volume must be a percentage from {minimum} to {maximum} or one of: {words}.", **values)
 
     def normalize(self, value: str) -> str:
         """Return `value` in canonical form ("+20%", "-10%", "0%" or a lower-case word) or raise."""

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver
 from pydantic import SecretStr
 from yarl import URL
 
+from bot.i18n.text import _
 from bot.outages import outages
 from bot.unmixr import parsing
 from bot.unmixr.downloads import AudioOrigins
@@ -355,8 +356,10 @@ class UnmixrClient:
             except UnmixrTimeoutError as error:
                 # A timeout of ours or a gateway's: Unmixr may still be making the voice.
                 timed_out = UnmixrTimeoutError(
-                    "Unmixr took too long to answer; the clone may still have been created, "
-                    "so check the voice list before trying again.",
+                    _(
+                        "Unmixr took too long to answer; the clone may still have been created, "
+                        "so check the voice list before trying again."
+                    ),
                     code=error.code,
                     endpoint=CLONE_ENDPOINT,
                     detail=error.detail,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from bot.i18n.text import Text, _
+
 if TYPE_CHECKING:
     from bot.unmixr.models import CreditUsage
 
@@ -12,14 +14,14 @@ CLONE_ENDPOINT = "/clone-voice/"
 
 
 class UnmixrError(Exception):
-    """Base of every Unmixr failure; `message` is one sentence a Discord user can read."""
+    """Base of every Unmixr failure; `message` is one sentence a Discord user can read (in their language)."""
 
-    default_message: ClassVar[str] = "Unmixr could not complete the request."
+    default_message: ClassVar[Text] = _("Unmixr could not complete the request.")
     default_transient: ClassVar[bool] = False
 
     def __init__(
         self,
-        message: str | None = None,
+        message: Text | str | None = None,
         *,
         code: int | None = None,
         endpoint: str = "",
@@ -27,7 +29,9 @@ class UnmixrError(Exception):
         retry_after: float | None = None,
         transient: bool | None = None,
     ) -> None:
-        self.message: str = message or self.default_message
+        # What the member reads, in their language; `message` is the same sentence in English (logs, the CLI).
+        self.text: Text | str = message or self.default_message
+        self.message: str = str(self.text)
         self.code: int | None = code
         self.endpoint: str = endpoint
         # The upstream's own wording, for logs only; the client scrubs secrets from it.
@@ -58,170 +62,170 @@ class UnmixrError(Exception):
 class NotFoundError(UnmixrError):
     """The voice or resource asked for does not exist (404)."""
 
-    default_message = "Unmixr could not find that voice or resource."
+    default_message = _("Unmixr could not find that voice or resource.")
 
 
 class InvalidRequestError(UnmixrError):
     """Unmixr refused the request as invalid (a 400, documented on `/short-tts/`)."""
 
-    default_message = "Unmixr refused the request as invalid; check the text and options."
+    default_message = _("Unmixr refused the request as invalid; check the text and options.")
 
 
 class InvalidResponseTypeError(InvalidRequestError):
     """Unmixr refused the requested response_type (`/short-tts/` 400)."""
 
-    default_message = "Unmixr refused the requested response type; this is a bug in the bot."
+    default_message = _("Unmixr refused the requested response type; this is a bug in the bot.")
 
 
 class InputTooLongError(UnmixrError):
     """The text is over Unmixr's 2,000-character limit (`/short-tts/` 401 and 502)."""
 
-    default_message = "The text is too long for Unmixr; keep each request under 2,000 characters."
+    default_message = _("The text is too long for Unmixr; keep each request under 2,000 characters.")
 
 
 class UpstreamServerError(UnmixrError):
     """Unmixr had an internal error while synthesising (`/short-tts/` 500)."""
 
-    default_message = "Unmixr had an internal error; please try again in a moment."
+    default_message = _("Unmixr had an internal error; please try again in a moment.")
     default_transient = True
 
 
 class OpenAIKeyRequiredError(UnmixrError):
     """The voice needs an OpenAI API key that is not configured (`/short-tts/` 501)."""
 
-    default_message = "This voice needs an OpenAI API key, which the bot's operator has not configured."
+    default_message = _("This voice needs an OpenAI API key, which the bot's operator has not configured.")
 
 
 class MultipleVoicesNotSupportedError(UnmixrError):
     """Unmixr refused a request that mixes several voices (`/short-tts/` 503)."""
 
-    default_message = "Unmixr cannot use several voices in one request; pick a single voice."
+    default_message = _("Unmixr cannot use several voices in one request; pick a single voice.")
 
 
 class OutOfCreditsError(UnmixrError):
     """The Unmixr account has run out of characters."""
 
-    default_message = "The Unmixr account has run out of characters; an admin needs to add credits."
+    default_message = _("The Unmixr account has run out of characters; an admin needs to add credits.")
 
 
 class InsufficientClonedCreditsError(OutOfCreditsError):
     """Not enough cloned-voice characters left (`/short-tts/` 504)."""
 
-    default_message = "The Unmixr account has run out of cloned-voice characters; an admin needs to add credits."
+    default_message = _("The Unmixr account has run out of cloned-voice characters; an admin needs to add credits.")
 
 
 class InsufficientPrebuiltCreditsError(OutOfCreditsError):
     """Not enough prebuilt-voice characters left (`/short-tts/` 505)."""
 
-    default_message = "The Unmixr account has run out of prebuilt-voice characters; an admin needs to add credits."
+    default_message = _("The Unmixr account has run out of prebuilt-voice characters; an admin needs to add credits.")
 
 
 class GenerationServerError(UnmixrError):
     """Unmixr's generation server failed (`/short-tts/` 508)."""
 
-    default_message = "Unmixr's speech server had a problem; please try again in a moment."
+    default_message = _("Unmixr's speech server had a problem; please try again in a moment.")
     default_transient = True
 
 
 class AudioGenerationFailedError(UnmixrError):
     """Unmixr could not generate audio for this text (`/short-tts/` 509)."""
 
-    default_message = "Unmixr could not generate audio for this text; try different wording or another voice."
+    default_message = _("Unmixr could not generate audio for this text; try different wording or another voice.")
 
 
 class CloneError(UnmixrError):
     """Base of the documented `/clone-voice/` failures."""
 
-    default_message = "Unmixr could not create the cloned voice."
+    default_message = _("Unmixr could not create the cloned voice.")
 
 
 class CloneAudioRequiredError(CloneError):
     """The clone request had no audio (`/clone-voice/` 400)."""
 
-    default_message = "Unmixr received no audio for the clone; attach an audio file."
+    default_message = _("Unmixr received no audio for the clone; attach an audio file.")
 
 
 class CloneNameRequiredError(CloneError):
     """The clone request had no name (`/clone-voice/` 401)."""
 
-    default_message = "Unmixr needs a name for the cloned voice."
+    default_message = _("Unmixr needs a name for the cloned voice.")
 
 
 class CloneLimitReachedError(CloneError):
     """The account reached its clone limit (`/clone-voice/` 402)."""
 
-    default_message = "The Unmixr account has reached its limit of cloned voices."
+    default_message = _("The Unmixr account has reached its limit of cloned voices.")
 
 
 class CloneServerError(CloneError):
     """Unmixr had an internal error while cloning (`/clone-voice/` 500)."""
 
-    default_message = "Unmixr had an internal error while cloning; an admin may try again later."
+    default_message = _("Unmixr had an internal error while cloning; an admin may try again later.")
     default_transient = True
 
 
 class CloneFailedError(CloneError):
     """Unmixr failed to create the clone (`/clone-voice/` 501)."""
 
-    default_message = "Unmixr failed to create the cloned voice; try a clearer recording."
+    default_message = _("Unmixr failed to create the cloned voice; try a clearer recording.")
 
 
 class InvalidApiKeyError(UnmixrError):
     """Unmixr rejected the bot's API key (a 401 or 403 without a documented meaning)."""
 
-    default_message = "Unmixr rejected the bot's API key; the bot's operator needs to check it."
+    default_message = _("Unmixr rejected the bot's API key; the bot's operator needs to check it.")
 
 
 class RateLimitedError(UnmixrError):
     """Unmixr asked the bot to slow down (429, or a long Retry-After)."""
 
-    default_message = "Unmixr is busy right now; please try again in a minute."
+    default_message = _("Unmixr is busy right now; please try again in a minute.")
     default_transient = True
 
 
 class ServiceUnavailableError(UnmixrError):
     """Unmixr (or a proxy in front of it) answered a 5xx without a JSON body."""
 
-    default_message = "Unmixr is unavailable right now; please try again in a moment."
+    default_message = _("Unmixr is unavailable right now; please try again in a moment.")
     default_transient = True
 
 
 class UnmixrTimeoutError(UnmixrError):
     """Unmixr did not answer in time."""
 
-    default_message = "Unmixr took too long to answer; please try again."
+    default_message = _("Unmixr took too long to answer; please try again.")
     default_transient = True
 
 
 class UnmixrConnectionError(UnmixrError):
     """The bot could not reach Unmixr, or the connection broke."""
 
-    default_message = "The bot could not reach Unmixr; please try again in a moment."
+    default_message = _("The bot could not reach Unmixr; please try again in a moment.")
     default_transient = True
 
 
 class MalformedResponseError(UnmixrError):
     """Unmixr answered something the bot cannot understand."""
 
-    default_message = "Unmixr sent an answer the bot could not understand; please try again later."
+    default_message = _("Unmixr sent an answer the bot could not understand; please try again later.")
 
 
 class AudioDownloadError(UnmixrError):
     """The synthesised audio or a voice sample could not be downloaded."""
 
-    default_message = "The bot could not download the audio from Unmixr; please try again."
+    default_message = _("The bot could not download the audio from Unmixr; please try again.")
 
 
 class AudioTooLargeError(AudioDownloadError):
     """The audio to download is larger than the bot accepts."""
 
-    default_message = "The audio from Unmixr is larger than the bot accepts."
+    default_message = _("The audio from Unmixr is larger than the bot accepts.")
 
 
 class UnexpectedStatusError(UnmixrError):
     """Unmixr answered with a status the reference does not document for this endpoint."""
 
-    default_message = "Unmixr answered in an unexpected way; please try again later."
+    default_message = _("Unmixr answered in an unexpected way; please try again later.")
 
 
 def _mentions(message: str, *words: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.tree import APOLOGY, AUTOMOD_BLOCKED
+from bot.tree import AUTOMOD_BLOCKED, apology
 from tests.conftest import World
 from tests.fakes.discord_server import FakeInteraction, Response
 
@@ -53,7 +53,7 @@ async def test_unexpected_error_gets_a_private_apology_with_the_interaction_id(
     break_speech(running, monkeypatch, "plan")
     interaction = await running.say(text="Hello there.")
     await interaction.wait_final()
-    assert interaction.content() == APOLOGY.format(id=interaction.id)
+    assert interaction.content() == str(apology(interaction.id))
     assert str(interaction.id) in interaction.content()
     assert interaction.ephemeral
     assert len(error_records(caplog, interaction)) == 1
@@ -72,7 +72,7 @@ async def test_unexpected_error_after_a_public_defer_removes_the_thinking_messag
     assert interaction.responses[0].type == 5
     messages = interaction.messages()
     assert len(messages) == 1
-    assert messages[0]["content"] == APOLOGY.format(id=interaction.id)
+    assert messages[0]["content"] == str(apology(interaction.id))
     assert interaction.ephemeral
     assert len(error_records(caplog, interaction)) == 1
 
@@ -86,7 +86,7 @@ async def test_unexpected_error_in_read_aloud_is_answered_too(
         running.guild, running.text, running.member, "Read aloud", message
     )
     await interaction.wait_final()
-    assert interaction.content() == APOLOGY.format(id=interaction.id)
+    assert interaction.content() == str(apology(interaction.id))
     assert interaction.ephemeral
     assert len(error_records(caplog, interaction)) == 1
 
@@ -169,6 +169,6 @@ async def test_a_reply_the_servers_automod_blocks_gets_one_private_sentence(
     await said.wait_final()
     refused = [r for r in said.responses if r.status >= 400]
     assert [(r.kind, r.error["code"] if r.error else None) for r in refused] == [("edit_original", 200000)]
-    assert said.ephemeral and said.content() == AUTOMOD_BLOCKED
+    assert said.ephemeral and said.content() == str(AUTOMOD_BLOCKED)
     assert said.messages() == [said.final_message()], "the public thinking message is gone"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("bot", "cogs"))]

@@ -80,7 +80,9 @@ async def test_remove_answers_old_value_and_unknown_words_get_a_clear_answer(run
 
     unknown = await pronounce(running, "remove", {"word": "GIF"})
     assert unknown.ephemeral
-    assert unknown.content() == "There is no pronunciation for “GIF”; `/pronounce list` shows them all."
+    # The command is named with a mention the member can click (Discord shows it in their language).
+    command_id = running.discord.registered_command(running.guild, "pronounce")["id"]
+    assert unknown.content() == f"There is no pronunciation for “GIF”; </pronounce list:{command_id}> shows them all."
 
 
 async def test_the_201st_entry_is_refused_but_replacing_one_still_works(running: World) -> None:
@@ -89,8 +91,10 @@ async def test_the_201st_entry_is_refused_but_replacing_one_still_works(running:
         await storage.add_pronunciation(guild_id, f"word{number}", f"spoken {number}", running.admin.id)
     refused = await pronounce(running, "add", {"word": "onemore", "spoken": "one more"})
     assert refused.ephemeral
+    command_id = running.discord.registered_command(running.guild, "pronounce")["id"]
     assert refused.content() == (
-        "This server already has 200 pronunciations, the most it can keep; remove one with `/pronounce remove` first."
+        "This server already has 200 pronunciations, the most it can keep; remove one with "
+        f"</pronounce remove:{command_id}> first."
     )
     assert len(await storage.list_pronunciations(guild_id)) == 200
     replaced = await pronounce(running, "add", {"word": "word7", "spoken": "seven"})

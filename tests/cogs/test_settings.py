@@ -244,7 +244,7 @@ async def test_reset_clears_every_server_setting_but_keeps_pronunciations(runnin
 
     asked = await settings(running, "reset")
     assert asked.ephemeral
-    assert asked.content() == RESET_QUESTION
+    assert asked.content() == str(RESET_QUESTION)
     # Nothing is cleared before the admin confirms.
     assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "-10%"
     reset = await press(running, asked, "Clear every setting")
@@ -312,8 +312,9 @@ async def test_only_the_admin_who_asked_can_confirm_a_reset(running: World) -> N
     # Discord shows an ephemeral message to its caller only; the bot refuses a press from anyone else anyway.
     refused = await press(running, asked, "Clear every setting", member=other_admin, client_checks=False)
     assert refused.ephemeral
+    command_id = running.discord.registered_command(running.guild, "settings")["id"]
     assert refused.content() == (
-        "Only the admin who ran /settings reset can confirm it; run it yourself to clear the settings."
+        f"Only the admin who ran </settings reset:{command_id}> can confirm it; run it yourself to clear the settings."
     )
     assert (await running.bot.storage.get_guild_settings(running.guild.id)).rate == "+10%"
     confirmed = await press(running, asked, "Clear every setting")

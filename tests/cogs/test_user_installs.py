@@ -5,6 +5,8 @@ a server whatever else an interaction carries."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -394,3 +396,60 @@ async def test_a_voice_message_asked_for_through_a_user_install_comes_as_an_mp3_
         assert "Sent as an mp3: voice messages can be posted only in a channel of a server" in interaction.content()
         assert not interaction.final_message()["flags"] & p.FLAG_VOICE_MESSAGE
     assert world.discord.wasted_requests() == []
+
+
+async def test_a_user_install_answers_in_the_users_own_language(world: World) -> None:
+    # PRODUCT.md, Languages: replies in the interaction's locale; a DM has no server language to fall back on.
+    reach = await open_reach(world, user_install_daily_budget=100, user_install_total_daily_budget=1_000)
+    fake = world.discord
+    # The global commands' ids, as a bot started after `python -m bot sync` reads them (for mentions in replies).
+    world.bot.command_ids.learn(await world.bot.tree.fetch_commands())
+    chosen = await reach.run(
+        reach.dm, reach.dm, reach.user, "preferences", {"voice": "Jenny"}, subcommand="voice", locale="de"
+    )
+    assert chosen.content() == (
+        "Deine Einstellung stimme für diese App in Direktnachrichten und auf Servern ohne den Bot: "
+        "nicht festgelegt → **Jenny**."
+    )
+    never = await reach.run(reach.group, reach.group, reach.user, "say", {"text": prose(150, salt=6)}, locale="ja")
+    assert never.ephemeral and not never.files()
+    assert never.content().startswith("これには 150 クレジットが必要ですが、DM とボットのいないサーバーで"), (
+        never.content()
+    )
+    played = await reach.run(
+        reach.elsewhere, reach.lobby, reach.visitor, "say", {"text": "Hola.", "play": True}, locale="es-ES"
+    )
+    assert played.content() == (
+        "La reproducción en un canal de voz necesita un servidor que tenga el bot; quita `play` para recibir un "
+        "archivo."
+    )
+    # A command left registered for user installs by an older sync: refused in French, every command named as a
+    # French member sees it.
+    join = next(command for command in fake.commands["global"] if command["name"] == "join")
+    join.update(integration_types=[p.GUILD_INSTALL, p.USER_INSTALL], contexts=[0, 1, 2])
+    refused = await reach.run(reach.dm, reach.dm, reach.user, "join", locale="fr")
+    assert refused.ephemeral
+    assert fake.as_seen(reach.dm, refused.content(), "fr") == (
+        "/rejoindre ne fonctionne que sur les serveurs où se trouve le bot ; ici, vous pouvez utiliser /dire, /voix, "
+        "`/préférences` et **Lire à voix haute**."
+    )
+
+
+async def test_a_say_still_at_unmixr_when_the_bot_stops_leaves_no_hold_and_counts_as_spent(reach: Reach) -> None:
+    # PRODUCT.md, Continuity: at shutdown unsent chunks give their holds back and chunks still at Unmixr count as
+    # spent, for requests through users' own installs as for servers'.
+    world = reach.world
+    world.unmixr.hang_next(endpoint="/short-tts/")
+    text = "Still at Unmixr when the bot stops."
+    await world.discord.slash(reach.dm, reach.dm, reach.user, "say", {"text": text})
+    await world.discord.wait_until(
+        lambda: any(payload["text"] == text for payload in tts_payloads(world.unmixr)), what="the request at Unmixr"
+    )
+    await world.stop_bot()
+    with closing(sqlite3.connect(world.settings.database_path)) as connection:
+        held, spent = connection.execute(
+            "SELECT COALESCE(SUM(reserved), 0), COALESCE(SUM(credits_prebuilt), 0) FROM usage_ledger "
+            "WHERE guild_id = ?",
+            (USER_INSTALLS,),
+        ).fetchone()
+    assert (held, spent) == (0, len(text))

@@ -740,6 +740,7 @@ def _validate_options(errors: dict[str, Any], options: list[dict[str, Any]], pat
     names = [option.get("name") for option in options]
     if len(set(names)) != len(names):
         _error(errors, path, "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option names must be unique")
+    _validate_option_names_per_locale(errors, options, path)
     kinds = {option.get("type") in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP) for option in options}
     if len(kinds) > 1:
         _error(errors, path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Sub-commands cannot mix with options")
@@ -796,6 +797,15 @@ def _validate_options(errors: dict[str, Any], options: list[dict[str, Any]], pat
             )
         for choice_index, choice in enumerate(choices):
             _too_long(errors, f"{option_path}.choices.{choice_index}.name", choice.get("name"), 100)
+            for locale, name in (choice.get("name_localizations") or {}).items():
+                if locale not in LOCALES:
+                    _error(
+                        errors,
+                        f"{option_path}.choices.{choice_index}.name_localizations.{locale}",
+                        "LOCALE_INVALID",
+                        f"{locale!r} is not a valid locale",
+                    )
+                _bad_length(errors, f"{option_path}.choices.{choice_index}.name_localizations.{locale}", name, 1, 100)
             _too_long(errors, f"{option_path}.choices.{choice_index}.value", choice.get("value"), 100)
         for key, low, high in (("min_length", 0, 6000), ("max_length", 1, 6000)):
             value = option.get(key)
@@ -859,12 +869,57 @@ def over_command_caps(commands: list[dict[str, Any]]) -> int | None:
     return None
 
 
+# reference.mdx, "Locales": the keys Discord accepts in name_localizations and description_localizations.
+LOCALES = frozenset(
+    {
+        "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+        "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW",
+        "ko",
+    }
+)  # fmt: skip
+# application-commands.mdx, "Locale fallbacks": a member whose locale has no localization sees its fallback's.
+LOCALE_FALLBACKS = {"en-US": "en-GB", "en-GB": "en-US", "es-419": "es-ES"}
+
+
+def localized(item: dict[str, Any], key: str, locale: str) -> str:
+    """A command's, option's or choice's `key` ("name" or "description") as a member with `locale` sees it."""
+    localizations = item.get(f"{key}_localizations") or {}
+    for candidate in (locale, LOCALE_FALLBACKS.get(locale)):
+        if candidate is not None and localizations.get(candidate):
+            return str(localizations[candidate])
+    return str(item.get(key) or "")
+
+
+def _validate_option_names_per_locale(errors: dict[str, Any], options: list[dict[str, Any]], path: str) -> None:
+    """application-commands.mdx, "Localization": a localized option name must be distinct from every other default
+    option name of that command, and from every other option name within that locale on that command."""
+    defaults = [option.get("name") for option in options]
+    locales = {locale for option in options for locale in (option.get("name_localizations") or {})}
+    for locale in sorted(locales):
+        seen: dict[str, int] = {}
+        for index, option in enumerate(options):
+            name = localized(option, "name", locale)
+            clash = seen.get(name)
+            others = [default for other, default in enumerate(defaults) if other != index]
+            if clash is not None or ((option.get("name_localizations") or {}).get(locale) and name in others):
+                _error(
+                    errors,
+                    f"{path}.{index}.name_localizations.{locale}",
+                    "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
+                    "Option names must be unique",
+                )
+            seen.setdefault(name, index)
+
+
 def _validate_localizations(errors: dict[str, Any], item: dict[str, Any], path: str, *, chat_input: bool) -> None:
-    """application-commands.mdx, "Localization": localized values follow the same restrictions as the field."""
-    for locale, localized in (item.get("name_localizations") or {}).items():
-        valid = (
-            valid_chat_input_name(localized) if chat_input else isinstance(localized, str) and 1 <= len(localized) <= 32
-        )
+    """application-commands.mdx, "Localization": localized values follow the same restrictions as the field, keyed
+    by Discord's locales (reference.mdx, "Locales")."""
+    for key in ("name_localizations", "description_localizations"):
+        for locale in item.get(key) or {}:
+            if locale not in LOCALES:
+                _error(errors, f"{path}.{key}.{locale}", "LOCALE_INVALID", f"{locale!r} is not a valid locale")
+    for locale, name in (item.get("name_localizations") or {}).items():
+        valid = valid_chat_input_name(name) if chat_input else isinstance(name, str) and 1 <= len(name) <= 32
         if not valid:
             _error(
                 errors,
@@ -872,8 +927,8 @@ def _validate_localizations(errors: dict[str, Any], item: dict[str, Any], path: 
                 "APPLICATION_COMMAND_INVALID_NAME",
                 "Command name is invalid",
             )
-    for locale, localized in (item.get("description_localizations") or {}).items():
-        if chat_input and not (isinstance(localized, str) and 1 <= len(localized) <= 100):
+    for locale, description in (item.get("description_localizations") or {}).items():
+        if chat_input and not (isinstance(description, str) and 1 <= len(description) <= 100):
             _error(
                 errors,
                 f"{path}.description_localizations.{locale}",

@@ -355,6 +355,9 @@ class FakeGuild:
         # guild.mdx, "Premium Tier": the server's boost level, which raises its upload limit (reference.mdx,
         # "Uploading Files"); set it before the bot connects, or announce the change.
         self.premium_tier = 0
+        # guild.mdx, "preferred_locale": the community's language, sent in GUILD_CREATE and as each interaction's
+        # guild_locale; set it before the bot connects.
+        self.preferred_locale = "en-US"
         self.automod_rules: list[dict[str, Any]] = []
         self.roles[guild_id] = p.role_payload(guild_id, "@everyone", p.DEFAULT_EVERYONE_PERMISSIONS, 0)
         self.bot_role_id = 0
@@ -658,7 +661,7 @@ class FakeGuild:
             "banner": None,
             "premium_tier": self.premium_tier,
             "premium_subscription_count": (0, 2, 7, 14)[self.premium_tier],
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "public_updates_channel_id": None,
             "nsfw_level": 0,
             "premium_progress_bar_enabled": False,
@@ -1423,6 +1426,48 @@ class FakeDiscord(FakeGateway):
 
     # ---------------------------------------------------------------- interactions
 
+    def registered_command(self, guild: Place, name: str, command_type: int = 1) -> dict[str, Any] | None:
+        """The command a member of `guild` (or a DM's user) would find under that default name (the server's own,
+        else global)."""
+        return self._find_command(guild, name, command_type)[0]
+
+    def _commands_of(self, place: Place) -> list[dict[str, Any]]:
+        """The global commands, and the server's own where the bot is in it."""
+        own = self.commands.get(place.id, []) if isinstance(place, FakeGuild) and place.bot_installed else []
+        return [*self.commands.get("global", []), *own]
+
+    def names_seen(self, guild: Place, locale: str) -> dict[str, str]:
+        """Every command and subcommand of `guild` by default path ("settings budget"), as a member with `locale`
+        sees it in the client ("einstellungen budget"), fallbacks included (application-commands.mdx)."""
+        seen: dict[str, str] = {}
+        for command in self._commands_of(guild):
+            path, shown = str(command["name"]), p.localized(command, "name", locale)
+            seen[path] = shown
+            for option in command.get("options") or []:
+                if option.get("type") not in (p.OPTION_SUB_COMMAND, p.OPTION_SUB_COMMAND_GROUP):
+                    continue
+                group_path = f"{path} {option['name']}"
+                seen[group_path] = f"{shown} {p.localized(option, 'name', locale)}"
+                for child in option.get("options") or []:
+                    if child.get("type") == p.OPTION_SUB_COMMAND:
+                        child_name = p.localized(child, "name", locale)
+                        seen[f"{group_path} {child['name']}"] = f"{seen[group_path]} {child_name}"
+        return seen
+
+    def as_seen(self, guild: Place, content: str, locale: str) -> str:
+        """A message's text as the client shows it to a member with `locale`: a command mention `</name:id>` of a
+        registered command becomes its localized `/name`; one naming no registered command stays as written."""
+        ids = {str(command["id"]) for command in self._commands_of(guild)}
+        seen = self.names_seen(guild, locale)
+
+        def shown(match: re.Match[str]) -> str:
+            path, command_id = match.group(1), match.group(2)
+            if command_id not in ids or path not in seen:
+                return match.group(0)
+            return f"/{seen[path]}"
+
+        return re.sub(r"</([^:<>]+):(\d+)>", shown, content)
+
     def _find_command(self, guild: Place, name: str, command_type: int) -> tuple[dict[str, Any] | None, bool]:
         if isinstance(guild, FakeGuild) and guild.bot_installed:
             for command in self.commands.get(guild.id, []):
@@ -1558,9 +1603,9 @@ class FakeDiscord(FakeGateway):
             # when invoked in a guild, `user` in a DM. A server without the bot gets the same partial guild.
             payload.update(
                 guild_id=str(guild.id),
-                guild={"id": str(guild.id), "locale": "en-US", "features": []},
+                guild={"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
                 member=surface.member.payload(permissions=surface.permissions),
-                guild_locale="en-US",
+                guild_locale=guild.preferred_locale,
             )
         else:
             payload["user"] = copy.deepcopy(surface.user)

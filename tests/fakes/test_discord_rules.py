@@ -312,6 +312,48 @@ def test_localized_names_follow_the_same_rules_and_count_toward_8000() -> None:
     assert "APPLICATION_COMMAND_TOO_LARGE" in json.dumps(p.validate_commands([huge]))
 
 
+def test_localizations_are_keyed_by_discords_locales() -> None:
+    # reference.mdx, "Locales": "de" and "es-419" are Discord's codes; "de-DE", "en" and "pt-PT" are not.
+    assert p.validate_commands([chat_input("say", name_localizations={"de": "sagen", "es-419": "decir"})]) == {}
+    for key in ("de-DE", "en", "pt-PT", "pt_BR"):
+        refused = p.validate_commands([chat_input("say", description_localizations={key: "x"})])
+        assert refused["0"]["description_localizations"][key]["_errors"][0]["code"] == "LOCALE_INVALID"
+    choice = {"name": "male", "value": "male", "name_localizations": {"xx": "m"}}
+    options = [{"name": "gender", "description": "d", "type": 3, "choices": [choice]}]
+    assert "LOCALE_INVALID" in json.dumps(p.validate_commands([chat_input("voices", options=options)]))
+
+
+def test_a_localized_option_name_is_unique_in_its_locale_and_among_the_default_names() -> None:
+    # "Localization": distinct "from all other default option names of that command, as well as all other option
+    # names within that locale on that command".
+    def command(*options: dict[str, Any]) -> list[dict[str, Any]]:
+        return [chat_input("say", options=[{"description": "d", "type": 3, **option} for option in options])]
+
+    fine = command({"name": "voice", "name_localizations": {"de": "stimme"}}, {"name": "text"})
+    assert p.validate_commands(fine) == {}
+    same_in_locale = command(
+        {"name": "voice", "name_localizations": {"de": "stimme"}},
+        {"name": "tone", "name_localizations": {"de": "stimme"}},
+    )
+    errors = p.validate_commands(same_in_locale)
+    assert errors["0"]["options"]["1"]["name_localizations"]["de"]["_errors"][0]["code"] == (
+        "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS"
+    )
+    # A German member would see two options called "text": one localized, one not.
+    another_default = command({"name": "voice", "name_localizations": {"de": "text"}}, {"name": "text"})
+    assert "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS" in json.dumps(p.validate_commands(another_default))
+    # Localized to its own default name: nothing clashes.
+    assert p.validate_commands(command({"name": "text", "name_localizations": {"de": "text"}})) == {}
+
+
+def test_members_see_the_names_of_their_locale_with_discords_fallbacks() -> None:
+    command = chat_input("say", name_localizations={"de": "sprechen", "es-ES": "decir", "en-GB": "speak"})
+    assert p.localized(command, "name", "de") == "sprechen"
+    assert p.localized(command, "name", "es-419") == "decir"  # es-419 falls back to es-ES
+    assert p.localized(command, "name", "en-US") == "speak"  # en-US falls back to en-GB when it has no key
+    assert p.localized(command, "name", "ja") == "say"
+
+
 async def commands_url(fake: FakeDiscord, guild: FakeGuild | None = None) -> str:
     scope = f"/guilds/{guild.id}" if guild is not None else ""
     return f"{fake.api_base}/applications/{fake.application_id}{scope}/commands"

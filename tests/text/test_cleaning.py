@@ -10,7 +10,6 @@ from bot.text.cleaning import (
     clean_message,
     format_timestamp,
     is_speakable,
-    said_prefix,
     truncate,
     with_said_prefix,
 )
@@ -233,13 +232,13 @@ def test_is_speakable(text: str, speakable: bool) -> None:
 
 
 def test_said_prefix_uses_the_name() -> None:
-    assert said_prefix("Ada") == "Ada said"
-    assert said_prefix("  Grace   Hopper ") == "Grace Hopper said"
+    assert with_said_prefix("Ada", "hi") == "Ada said, hi"
+    assert with_said_prefix("  Grace   Hopper ", "hi") == "Grace Hopper said, hi"
 
 
 def test_said_prefix_collapses_repeats_and_replaces_unspeakable_names() -> None:
-    assert said_prefix("Zoooooe") == "Zoooe said"
-    assert said_prefix("🔥🔥") == "Someone said"
+    assert with_said_prefix("Zoooooe", "hi") == "Zoooe said, hi"
+    assert with_said_prefix("🔥🔥", "hi") == "Someone said, hi"
 
 
 def test_with_said_prefix_joins_name_and_text() -> None:

@@ -88,7 +88,7 @@ def test_every_error_class_has_its_own_readable_message() -> None:
     classes = [
         value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, errors.UnmixrError)
     ]
-    messages = [cls.default_message for cls in classes]
+    messages = [str(cls.default_message) for cls in classes]
     assert len(classes) >= 28
     assert len(set(messages)) == len(messages)
     for message in messages:
@@ -97,5 +97,5 @@ def test_every_error_class_has_its_own_readable_message() -> None:
 
 def test_repr_and_str_show_code_and_endpoint_but_only_the_message_in_str() -> None:
     error = errors.InsufficientPrebuiltCreditsError(code=505, endpoint=TTS, detail="Insufficient API balance")
-    assert str(error) == errors.InsufficientPrebuiltCreditsError.default_message
+    assert str(error) == str(errors.InsufficientPrebuiltCreditsError.default_message)
     assert "505" in repr(error) and TTS in repr(error)
