@@ -65,17 +65,25 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_SIZE: Final[int] = 20_000
 
+
+def _upserts(table: str, keys: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
+    """For each column of `names`, the statement setting it on the row of `table` with `keys`, made if missing."""
+    key_list = ", ".join(keys)
+    placeholders = ", ".join("?" * (len(keys) + 1))
+    return {
+        name: (
+            f"INSERT INTO {table} ({key_list}, {name}) VALUES ({placeholders}) "  # noqa: S608
+            f"ON CONFLICT ({key_list}) DO UPDATE SET {name} = excluded.{name}"
+        )
+        for name in names
+    }
+
+
 # Column names below come only from the constant whitelists in models.py, never from callers, so
 # building these statements once at import is safe; every value is bound as a parameter.
 _GUILD_COLUMNS: Final[str] = ", ".join(GUILD_SETTING_NAMES)
 _SELECT_GUILD_SETTINGS: Final[str] = f"SELECT {_GUILD_COLUMNS} FROM guild_settings WHERE guild_id = ?"  # noqa: S608
-_SET_GUILD_SETTING: Final[dict[str, str]] = {
-    name: (
-        f"INSERT INTO guild_settings (guild_id, {name}) VALUES (?, ?) "  # noqa: S608
-        f"ON CONFLICT (guild_id) DO UPDATE SET {name} = excluded.{name}"
-    )
-    for name in GUILD_SETTING_NAMES
-}
+_SET_GUILD_SETTING: Final[dict[str, str]] = _upserts("guild_settings", ("guild_id",), GUILD_SETTING_NAMES)
 _BOOLEAN_SETTINGS: Final[tuple[str, ...]] = tuple(
     name for name in GUILD_SETTING_NAMES if GUILD_SETTING_TYPES[name] is bool
 )
@@ -84,22 +92,12 @@ _SELECT_MEMBER_PREFERENCES: Final[str] = (
     f"SELECT {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ? AND user_id = ?"  # noqa: S608
 )
 _SELECT_SERVER_PREFERENCES: Final[str] = f"SELECT user_id, {_MEMBER_COLUMNS} FROM member_preferences WHERE guild_id = ?"  # noqa: S608
-_SET_MEMBER_PREFERENCE: Final[dict[str, str]] = {
-    name: (
-        f"INSERT INTO member_preferences (guild_id, user_id, {name}) VALUES (?, ?, ?) "  # noqa: S608
-        f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {name} = excluded.{name}"
-    )
-    for name in MEMBER_PREFERENCE_NAMES
-}
+_SET_MEMBER_PREFERENCE: Final[dict[str, str]] = _upserts(
+    "member_preferences", ("guild_id", "user_id"), MEMBER_PREFERENCE_NAMES
+)
 _USER_COLUMNS: Final[str] = ", ".join(USER_PREFERENCE_NAMES)
 _SELECT_USER_PREFERENCES: Final[str] = f"SELECT {_USER_COLUMNS} FROM user_preferences WHERE user_id = ?"  # noqa: S608
-_SET_USER_PREFERENCE: Final[dict[str, str]] = {
-    name: (
-        f"INSERT INTO user_preferences (user_id, {name}) VALUES (?, ?) "  # noqa: S608
-        f"ON CONFLICT (user_id) DO UPDATE SET {name} = excluded.{name}"
-    )
-    for name in USER_PREFERENCE_NAMES
-}
+_SET_USER_PREFERENCE: Final[dict[str, str]] = _upserts("user_preferences", ("user_id",), USER_PREFERENCE_NAMES)
 # The usage ledger's server id for spending through users' own installs (PRODUCT.md, Reach): no server has it
 # (ids are positive snowflakes), and the operator's own requests (`python -m bot say`) use 0.
 USER_INSTALLS: Final[int] = -1
