@@ -32,12 +32,6 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         yield started
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def in_voice(guild: FakeGuild, user_id: int, channel: dict[str, object], **state: object) -> None:
     """Put someone in a voice channel without a gateway (for the rules that need no client)."""
     guild.voice_states[user_id] = {"channel_id": str(channel["id"]), "session_id": "s", **state}

@@ -33,12 +33,6 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         yield started
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 # ---------------------------------------------------------------- rate limits (topics/rate-limits.mdx)
 
 

@@ -147,12 +147,6 @@ async def voice_server() -> AsyncIterator[FakeVoiceServer]:
         await server.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def wait_for(predicate: Any, timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -26,12 +25,6 @@ __all__ = ["world"]  # the fixture, used by name below
 HEADERS = {"Authorization": f"Bot {TOKEN}"}
 OGG = b"OggS" + bytes(200)  # the stand-in keeps the bytes; Discord does not promise to read them either
 WAVEFORM = base64.b64encode(bytes(range(0, 250, 10))).decode()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def attachment(**changes: Any) -> dict[str, Any]:
