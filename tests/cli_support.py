@@ -21,19 +21,24 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> dict[str, str]:
-    """The environment of a bot configured against the stand-ins."""
+def stand_in_env(home: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> dict[str, str]:
+    """The environment of a bot configured against the stand-ins, keeping its data in `home`/data."""
     return {
-        **base_env(tmp_path),
+        **base_env(home),
         "DISCORD_TOKEN": DISCORD_TOKEN,
         "UNMIXR_API_KEY": unmixr.api_key,
         "UNMIXR_BASE_URL": unmixr.base_url,
         "DISCORD_API_BASE": discord_fake.api_base,
         "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-        "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
-        "AUDIO_CACHE_DIR": str(tmp_path / "data" / "audio-cache"),
+        "DATABASE_PATH": str(home / "data" / "bot.sqlite3"),
+        "AUDIO_CACHE_DIR": str(home / "data" / "audio-cache"),
     }
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, unmixr: FakeUnmixr, discord_fake: FakeDiscord) -> dict[str, str]:
+    """The environment of a bot configured against the stand-ins."""
+    return stand_in_env(tmp_path, unmixr, discord_fake)
 
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str, str]:

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from bot.settings import SettingsError, load_settings
 from bot.storage import LATEST_VERSION, Storage, url_secrets
 from bot.storage.backends import MIGRATION_LOCK
+from tests.cli_support import stand_in_env
 from tests.conftest import ADMIN_PERMISSIONS, DISCORD_TOKEN, MEMBER_PERMISSIONS, World
 from tests.fakes.discord_server import ChannelOption, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.discord_voice import FakeVoiceServer, VoiceSession
@@ -107,22 +108,12 @@ class Deployment:
     extra: dict[str, str] = field(default_factory=dict)
 
     def environment(self, name: str, shards: str) -> dict[str, str]:
-        home = self.directory / name
+        # DATABASE_PATH is set too, to show that it is not used: with DATABASE_URL nothing goes to a SQLite file.
         return {
             **self.extra,
-            "PATH": os.environ["PATH"],
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
+            **stand_in_env(self.directory / name, self.unmixr, self.discord),
             "PYTHONPATH": str(REPOSITORY),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "UNMIXR_API_KEY": self.unmixr.api_key,
-            "UNMIXR_BASE_URL": self.unmixr.base_url,
-            "DISCORD_API_BASE": self.discord.api_base,
-            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "DATABASE_URL": self.database_url,
-            # Set, to show that it is not used: with DATABASE_URL nothing goes to a SQLite file.
-            "DATABASE_PATH": str(home / "data" / "bot.sqlite3"),
-            "AUDIO_CACHE_DIR": str(home / "data" / "audio-cache"),
             "SHARD_COUNT": "2",
             "SHARD_IDS": shards,
             "LOG_LEVEL": "INFO",
@@ -547,17 +538,8 @@ class Solo:
         for event in self.discord.ready.values():
             event.clear()
         environment = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(self.directory),
-            "LANG": "C.UTF-8",
+            **stand_in_env(self.directory, self.unmixr, self.discord),  # its database is self.database
             "PYTHONPATH": str(REPOSITORY),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "UNMIXR_API_KEY": self.unmixr.api_key,
-            "UNMIXR_BASE_URL": self.unmixr.base_url,
-            "DISCORD_API_BASE": self.discord.api_base,
-            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
-            "DATABASE_PATH": str(self.database),
-            "AUDIO_CACHE_DIR": str(self.directory / "data" / "audio-cache"),
             "DEV_GUILD_ID": str(self.server.guild.id),
             "LOG_LEVEL": "INFO",
             # The voice stand-in's certificate is self-signed: the bot's process must trust it.
